@@ -7,7 +7,7 @@
 //!
 //! let mut codec = XmlCodec::new();
 //! let mut wire = BytesMut::new();
-//! codec.encode(StreamEvent::Header(StreamHeader::client().to("example.com")), &mut wire).unwrap();
+//! codec.encode(StreamEvent::from(StreamHeader::client().to("example.com")), &mut wire).unwrap();
 //! let msg = Element::builder("message", "jabber:client").attr("to", "a@example.com").build();
 //! codec.encode(&msg, &mut wire).unwrap();
 //!
@@ -90,7 +90,7 @@ impl XmlCodec {
                 }
                 h.write_to(dst);
                 self.out_ctx = h.ns_context();
-                self.out_header = h.clone();
+                self.out_header = (**h).clone();
             }
             StreamEvent::Element(e) => e.write_to(dst, &self.out_ctx),
             StreamEvent::KeepAlive => dst.put_u8(b' '),

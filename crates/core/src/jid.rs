@@ -447,6 +447,21 @@ fn precis_reason(e: precis_core::Error) -> &'static str {
     }
 }
 
+/// Applies a PRECIS profile and checks that applying it again changes nothing (RFC 8264 §7:
+/// a string whose preparation is not stable is rejected). Example: U+0387 normalises to U+00B7,
+/// which the profile then refuses outside its context.
+fn stable<'a>(
+    part: JidPart,
+    s: &'a str,
+    enforce: impl Fn(&str) -> Result<Cow<'_, str>, precis_core::Error>,
+) -> Result<Cow<'a, str>, JidError> {
+    let once = enforce(s).map_err(|e| JidError::Invalid(part, precis_reason(e)))?;
+    match enforce(&once) {
+        Ok(twice) if twice == once => Ok(Cow::Owned(once.into_owned())),
+        _ => Err(JidError::Invalid(part, "not stable under preparation")),
+    }
+}
+
 const LOCAL_FORBIDDEN: &[char] = &['"', '&', '\'', '/', ':', '<', '>', '@'];
 
 /// Prepares a localpart: PRECIS UsernameCaseMapped plus the RFC 7622 exclusions.
@@ -461,8 +476,7 @@ pub(crate) fn prep_local(s: &str) -> Result<Cow<'_, str>, JidError> {
             Cow::Borrowed(s)
         }
     } else {
-        UsernameCaseMapped::enforce(s)
-            .map_err(|e| JidError::Invalid(JidPart::Local, precis_reason(e)))?
+        stable(JidPart::Local, s, |x| UsernameCaseMapped::enforce(x))?
     };
     if let Some(c) = out.chars().find(|c| LOCAL_FORBIDDEN.contains(c)) {
         return Err(JidError::ForbiddenChar(c));
@@ -477,8 +491,7 @@ pub(crate) fn prep_resource(s: &str) -> Result<Cow<'_, str>, JidError> {
     let out: Cow<'_, str> = if s.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
         Cow::Borrowed(s)
     } else {
-        OpaqueString::enforce(s)
-            .map_err(|e| JidError::Invalid(JidPart::Resource, precis_reason(e)))?
+        stable(JidPart::Resource, s, |x| OpaqueString::enforce(x))?
     };
     check_len(JidPart::Resource, &out)?;
     Ok(out)
@@ -509,6 +522,15 @@ pub(crate) fn prep_domain(s: &str) -> Result<Cow<'_, str>, JidError> {
         let (mapped, result) = idna::domain_to_unicode(s);
         if result.is_err() {
             return Err(JidError::Invalid(JidPart::Domain, "not a valid IDN"));
+        }
+        match idna::domain_to_unicode(&mapped) {
+            (again, Ok(())) if again == mapped => {}
+            _ => {
+                return Err(JidError::Invalid(
+                    JidPart::Domain,
+                    "not stable under preparation",
+                ));
+            }
         }
         Cow::Owned(mapped)
     };
@@ -641,6 +663,20 @@ mod tests {
     }
 
     #[test]
+    fn preparation_must_be_stable() {
+        // Found by fuzzing: U+0387 becomes U+00B7 under NFC, which OpaqueString then rejects.
+        assert_eq!(
+            Jid::new("e/\u{387}g").unwrap_err(),
+            JidError::Invalid(JidPart::Resource, "not stable under preparation")
+        );
+        // The localpart profile refuses the character outright.
+        assert_eq!(
+            Jid::new("\u{387}g@example.com").unwrap_err(),
+            JidError::Invalid(JidPart::Local, "disallowed character")
+        );
+    }
+
+    #[test]
     fn length_limits() {
         let long = "a".repeat(1024);
         let ok = "a".repeat(1023);
@@ -685,7 +721,8 @@ mod tests {
     fn display_round_trip() {
         for s in ["a@b", "a@b/c", "b", "b/c d", "élan@ex.org/Ünïcode"] {
             let j = Jid::new(s).unwrap();
-            assert_eq!(Jid::new(&j.to_string()).unwrap(), j);
+            let shown = format!("{j}");
+            assert_eq!(Jid::new(&shown).unwrap(), j);
         }
     }
 }

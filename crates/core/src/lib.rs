@@ -31,6 +31,8 @@
 
 pub mod codec;
 pub mod element;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod jid;
 pub mod ns;
 pub mod payload;

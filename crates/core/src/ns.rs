@@ -73,5 +73,13 @@ static WELL_KNOWN: [ByteString; 18] = [
 /// assert!(ns::intern("urn:example:private").is_none());
 /// ```
 pub fn intern(s: &str) -> Option<ByteString> {
-    WELL_KNOWN.iter().find(|n| **n == *s).cloned()
+    intern_bytes(s.as_bytes())
+}
+
+/// [`intern`] on bytes.
+pub fn intern_bytes(s: &[u8]) -> Option<ByteString> {
+    WELL_KNOWN
+        .iter()
+        .find(|n| n.len() == s.len() && n.as_bytes()[..] == *s)
+        .cloned()
 }

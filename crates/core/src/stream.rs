@@ -215,11 +215,24 @@ impl StreamHeader {
     }
 }
 
+impl From<StreamHeader> for StreamEvent {
+    fn from(h: StreamHeader) -> StreamEvent {
+        StreamEvent::Header(Box::new(h))
+    }
+}
+
+impl From<crate::Element> for StreamEvent {
+    fn from(e: crate::Element) -> StreamEvent {
+        StreamEvent::Element(e)
+    }
+}
+
 /// One item of an XMPP stream, read by a decoder or written by an encoder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamEvent {
-    /// The stream opened (`<stream:stream ...>`).
-    Header(StreamHeader),
+    /// The stream opened (`<stream:stream ...>`). Boxed: headers are rare and large, and
+    /// events are moved around once per stanza.
+    Header(Box<StreamHeader>),
     /// A top-level element: a stanza or a nonza (features, SASL, stream errors...).
     Element(Element),
     /// White space between top-level elements (a keep-alive).

@@ -170,15 +170,15 @@ impl StreamError {
             if *c.ns() == *ns::XMPP_STREAMS {
                 if c.name() == "text" {
                     text = Some((c.lang().map(ByteString::from), ByteString::from(c.text())));
-                } else if let Some(cond) = StreamErrorCondition::from_name(c.name()) {
-                    if out.is_none() {
-                        let mut e = StreamError::new(cond);
-                        let host = c.text();
-                        if cond == StreamErrorCondition::SeeOtherHost && !host.is_empty() {
-                            e.see_other_host = Some(host.into());
-                        }
-                        out = Some(e);
+                } else if let Some(cond) = StreamErrorCondition::from_name(c.name())
+                    && out.is_none()
+                {
+                    let mut e = StreamError::new(cond);
+                    let host = c.text();
+                    if cond == StreamErrorCondition::SeeOtherHost && !host.is_empty() {
+                        e.see_other_host = Some(host.into());
                     }
+                    out = Some(e);
                 }
             } else if app.is_none() {
                 app = Some(c.clone());

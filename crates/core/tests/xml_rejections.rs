@@ -8,17 +8,35 @@ use lithos_core::{Limits, StreamErrorCondition as C, StreamEvent, XmlError};
 const HEADER: &str = "<stream:stream xmlns='jabber:client' \
     xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>";
 
-/// Feeds `input` to a decoder with `limits` and returns the first error. Panics if none.
+/// Feeds `input` to a decoder with `limits`, all at once and then one byte at a time, and
+/// returns the first error, which must be the same both ways. Panics if there is none.
 fn error_of(input: &[u8], limits: Limits) -> XmlError {
+    let whole = first_error(&[input], limits.clone());
+    let bytes: Vec<&[u8]> = input.chunks(1).collect();
+    let split = first_error(&bytes, limits);
+    assert_eq!(
+        whole,
+        split,
+        "whole vs byte by byte: {:?}",
+        String::from_utf8_lossy(input)
+    );
+    whole.unwrap_or_else(|| panic!("no error for {:?}", String::from_utf8_lossy(input)))
+}
+
+fn first_error(chunks: &[&[u8]], limits: Limits) -> Option<XmlError> {
     let mut d = XmlDecoder::with_limits(limits);
-    let mut buf = BytesMut::from(input);
-    loop {
-        match d.decode(&mut buf) {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("no error for {:?}", String::from_utf8_lossy(input)),
-            Err(e) => return e,
+    let mut buf = BytesMut::new();
+    for c in chunks {
+        buf.extend_from_slice(c);
+        loop {
+            match d.decode(&mut buf) {
+                Ok(Some(_)) => continue,
+                Ok(None) => break,
+                Err(e) => return Some(e),
+            }
         }
     }
+    None
 }
 
 fn in_stream(body: &str) -> Vec<u8> {

@@ -237,15 +237,15 @@ impl StanzaError {
             if *c.ns() == *ns::XMPP_STANZAS {
                 if c.name() == "text" {
                     text = Some((c.lang().map(ByteString::from), ByteString::from(c.text())));
-                } else if let Some(cond) = DefinedCondition::from_name(c.name()) {
-                    if err.is_none() {
-                        let mut e = StanzaError::typed(type_, cond);
-                        let t = c.text();
-                        if !t.is_empty() {
-                            e.alternative = Some(t.into());
-                        }
-                        err = Some(e);
+                } else if let Some(cond) = DefinedCondition::from_name(c.name())
+                    && err.is_none()
+                {
+                    let mut e = StanzaError::typed(type_, cond);
+                    let t = c.text();
+                    if !t.is_empty() {
+                        e.alternative = Some(t.into());
                     }
+                    err = Some(e);
                 }
             } else if app.is_none() {
                 app = Some(c.clone());

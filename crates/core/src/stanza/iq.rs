@@ -17,8 +17,8 @@ pub enum IqPayload {
     Result(Option<Element>),
     /// A failed answer, possibly echoing the request's payload.
     Error {
-        /// The error.
-        error: StanzaError,
+        /// The error (boxed: errors are rare, requests and results are not).
+        error: Box<StanzaError>,
         /// The request payload, if the responder included it.
         original: Option<Element>,
     },
@@ -112,7 +112,7 @@ impl Iq {
             id: self.id.clone(),
             lang: None,
             payload: IqPayload::Error {
-                error,
+                error: Box::new(error),
                 original: None,
             },
         }
@@ -158,7 +158,7 @@ impl TryFrom<Element> for Iq {
             "error" => {
                 let error = take_error(&mut el)?;
                 IqPayload::Error {
-                    error,
+                    error: Box::new(error),
                     original: el.children().next().cloned(),
                 }
             }

@@ -83,10 +83,35 @@ pub(crate) fn is_xml_char(c: u32) -> bool {
 
 /// Checks a whole UTF-8 buffer for characters outside XML's `Char` production. Returns whether
 /// it contains a carriage return (which then needs end-of-line normalisation).
+///
+/// Eight bytes at a time: a word with no byte below 0x20 and no 0xEF (the lead byte of U+FFFE
+/// and U+FFFF) needs no closer look.
 pub(crate) fn check_chars(b: &[u8]) -> Result<bool, XmlError> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
     let mut has_cr = false;
     let mut i = 0;
-    while i < b.len() {
+    while i + 8 <= b.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        let x = u64::from_le_bytes(w);
+        // A byte below 0x20 (high bit clear) or equal to 0xEF makes the word suspect.
+        let below = x.wrapping_sub(LO * 0x20) & !x & HI;
+        let ef = x ^ (LO * 0xEF);
+        let is_ef = ef.wrapping_sub(LO) & !ef & HI;
+        if below | is_ef != 0 {
+            has_cr |= check_bytes(b, i, i + 8)?;
+        }
+        i += 8;
+    }
+    has_cr |= check_bytes(b, i, b.len())?;
+    Ok(has_cr)
+}
+
+/// The byte-by-byte check of `b[from..to]` (a character may run past `to`).
+fn check_bytes(b: &[u8], from: usize, to: usize) -> Result<bool, XmlError> {
+    let mut has_cr = false;
+    for i in from..to {
         let c = b[i];
         if c < 0x20 {
             match c {
@@ -98,7 +123,6 @@ pub(crate) fn check_chars(b: &[u8]) -> Result<bool, XmlError> {
             // U+FFFE or U+FFFF
             return Err(XmlError::IllegalChar(0xFFFE | (b[i + 2] as u32 & 1)));
         }
-        i += 1;
     }
     Ok(has_cr)
 }
@@ -280,5 +304,21 @@ mod tests {
             Err(XmlError::IllegalChar(0xFFFF))
         );
         assert_eq!(check_chars("\u{FFFD}".as_bytes()), Ok(false));
+        // Every position within and across the eight-byte words.
+        for at in 0..20 {
+            let mut v = vec![b'a'; 20];
+            v[at] = 0x01;
+            assert_eq!(check_chars(&v), Err(XmlError::IllegalChar(1)), "at {at}");
+            let mut v = "a".repeat(20).into_bytes();
+            v.splice(at..at, "\u{FFFF}".bytes());
+            assert_eq!(
+                check_chars(&v),
+                Err(XmlError::IllegalChar(0xFFFF)),
+                "at {at}"
+            );
+            let mut v = "a".repeat(20).into_bytes();
+            v.splice(at..at, "\u{E9}\u{FFFD}\r".bytes());
+            assert_eq!(check_chars(&v), Ok(true), "at {at}");
+        }
     }
 }

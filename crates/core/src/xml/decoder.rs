@@ -1,6 +1,8 @@
 //! The streaming XML decoder: bytes in, [`StreamEvent`]s out.
 
-use bytes::{Buf, BytesMut};
+use std::collections::VecDeque;
+
+use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
 use memchr::memchr;
 
@@ -54,6 +56,10 @@ pub struct XmlDecoder {
     ctx: ParseContext,
     close_qname: ByteString,
     seen_decl: bool,
+    /// Events parsed ahead by the fast path, not yet returned.
+    ready: VecDeque<StreamEvent>,
+    /// No byte of the stream has been consumed yet (a BOM may come).
+    at_start: bool,
 }
 
 impl Default for XmlDecoder {
@@ -77,6 +83,8 @@ impl XmlDecoder {
             ctx: ParseContext::empty(),
             close_qname: ByteString::new(),
             seen_decl: false,
+            ready: VecDeque::new(),
+            at_start: true,
         }
     }
 
@@ -86,7 +94,9 @@ impl XmlDecoder {
     }
 
     /// Starts over, expecting a new stream header (RFC 6120 stream restart after STARTTLS or
-    /// SASL). Bytes already in the caller's buffer are not touched.
+    /// SASL). Bytes already in the caller's buffer are not touched; events parsed ahead of the
+    /// restart but not yet returned are dropped (a peer must not send anything between the
+    /// element that triggers a restart and the new header).
     pub fn reset(&mut self) {
         *self = XmlDecoder::with_limits(self.limits.clone());
     }
@@ -98,13 +108,29 @@ impl XmlDecoder {
 
     /// Reads the next event from the front of `buf`, or `None` if more bytes are needed.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<StreamEvent>, XmlError> {
+        if let Some(ev) = self.ready.pop_front() {
+            return Ok(Some(ev));
+        }
+        if self.phase == Phase::Body && self.scanner.is_none() && buf.len() > 1 {
+            self.parse_ahead(buf);
+            if let Some(ev) = self.ready.pop_front() {
+                return Ok(Some(ev));
+            }
+        }
         loop {
             match self.phase {
                 Phase::Prolog => {
-                    if !self.seen_decl && buf.starts_with(BOM) {
-                        buf.advance(BOM.len());
-                    } else if !self.seen_decl && buf.len() < BOM.len() && BOM.starts_with(buf) {
-                        return Ok(None);
+                    if self.at_start {
+                        // A byte-order mark is allowed only as the very first bytes.
+                        if buf.len() < BOM.len() && BOM.starts_with(buf) {
+                            return Ok(None);
+                        }
+                        if buf.starts_with(BOM) {
+                            buf.advance(BOM.len());
+                        }
+                        if !buf.is_empty() {
+                            self.at_start = false;
+                        }
                     }
                     skip_ws(buf);
                     if buf.len() < 2 {
@@ -156,12 +182,13 @@ impl XmlDecoder {
                             let has_cr = check_chars(src.as_bytes())?;
                             let empty = ParseContext::empty();
                             let mut p = TreeParser::new(&src, &empty, &self.limits, has_cr);
-                            let (el, qname, declared, _) = p.parse_open_tag(0)?;
+                            let open = p.parse_open_tag(0)?;
+                            let (el, qname, declared) = (open.element, open.qname, open.declared);
                             self.ctx = ParseContext::with_bindings(declared.iter().cloned());
                             self.close_qname = qname.clone();
                             self.phase = Phase::Body;
-                            return Ok(Some(StreamEvent::Header(StreamHeader::from_parts(
-                                el, qname, declared,
+                            return Ok(Some(StreamEvent::Header(Box::new(
+                                StreamHeader::from_parts(el, qname, declared),
                             ))));
                         }
                     }
@@ -226,6 +253,52 @@ impl XmlDecoder {
                 }
             }
         }
+    }
+    /// The fast path: parses every complete top-level element already in `buf` straight from
+    /// the buffer, without the scanner, and queues the events. It stops at the first thing it
+    /// does not handle (an incomplete element, the stream close, anything invalid) and leaves
+    /// the rest in `buf` for the careful path, which finds the exact error or waits for more
+    /// bytes with the scanner. Only what is left over is copied, once.
+    fn parse_ahead(&mut self, buf: &mut BytesMut) {
+        let frozen: Bytes = buf.split().freeze();
+        let src = match ByteString::try_from(frozen.clone()) {
+            Ok(s) => s,
+            Err(_) => {
+                // A character cut by the read, or invalid bytes: parse the valid prefix.
+                let valid = match std::str::from_utf8(&frozen) {
+                    Ok(_) => frozen.len(),
+                    Err(e) => e.valid_up_to(),
+                };
+                ByteString::try_from(frozen.slice(..valid)).unwrap_or_default()
+            }
+        };
+        let mut used = 0;
+        if let Ok(has_cr) = check_chars(src.as_bytes()) {
+            let bytes: &[u8] = src.as_bytes();
+            let mut p = TreeParser::new(&src, &self.ctx, &self.limits, has_cr);
+            loop {
+                let ws = bytes[used..]
+                    .iter()
+                    .position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                    .unwrap_or(bytes.len() - used);
+                if ws > 0 {
+                    self.ready.push_back(StreamEvent::KeepAlive);
+                    used += ws;
+                }
+                let rest = &bytes[used..];
+                if rest.len() < 2 || rest[0] != b'<' || matches!(rest[1], b'/' | b'?' | b'!') {
+                    break;
+                }
+                match p.parse_element(used) {
+                    Ok((el, end)) if end - used <= self.limits.max_stanza_size => {
+                        self.ready.push_back(StreamEvent::Element(el));
+                        used = end;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        buf.extend_from_slice(&frozen[used..]);
     }
 
     /// `</stream:stream>` (or whatever the header's name was).

@@ -14,6 +14,7 @@
 mod chars;
 mod decoder;
 mod error;
+mod intern;
 mod scanner;
 mod tree;
 

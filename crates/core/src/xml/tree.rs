@@ -6,8 +6,8 @@
 //! needed.
 
 use bytestring::ByteString;
-use memchr::{memchr, memmem};
-use nom::bytes::complete::{tag, take_while, take_while1};
+use memchr::{memchr, memchr3, memmem};
+use nom::bytes::complete::tag;
 use nom::{IResult, Parser};
 
 use super::chars::{check_name, is_name_byte, normalize_eol_into, unescape_into};
@@ -39,18 +39,54 @@ impl ParseContext {
     }
 }
 
+#[inline]
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
+/// `S?`: white space, possibly none.
+#[inline]
 fn ws0(i: &[u8]) -> PResult<'_, &[u8]> {
-    take_while(is_ws).parse(i)
+    let n = i.iter().position(|&b| !is_ws(b)).unwrap_or(i.len());
+    Ok((&i[n..], &i[..n]))
 }
 
-fn qname(i: &[u8]) -> PResult<'_, &[u8]> {
-    take_while1::<_, _, XmlError>(is_name_byte)
-        .parse(i)
-        .map_err(|_| nom::Err::Failure(XmlError::Syntax("expected a name")))
+/// A qualified name as read: its bytes, where its colon is, and whether it is all ASCII.
+#[derive(Clone, Copy)]
+struct QName<'s> {
+    all: &'s [u8],
+    colon: Option<usize>,
+    ascii: bool,
+}
+
+/// A name token (name characters and colons); checked for XML's name rules by
+/// [`TreeParser::split_qname`].
+#[inline]
+fn qname(i: &[u8]) -> PResult<'_, QName<'_>> {
+    let mut colon = None;
+    let mut high = 0u8;
+    let mut n = 0;
+    while let Some(&b) = i.get(n) {
+        if !is_name_byte(b) {
+            break;
+        }
+        if b == b':' && colon.is_none() {
+            colon = Some(n);
+        }
+        high |= b;
+        n += 1;
+    }
+    if n == 0 {
+        return Err(nom::Err::Failure(XmlError::Syntax("expected a name")));
+    }
+    Ok((
+        &i[n..],
+        QName {
+            all: &i[..n],
+            colon,
+            ascii: high < 0x80,
+        },
+    ))
 }
 
 /// `S? '=' S?`
@@ -63,36 +99,79 @@ fn eq(i: &[u8]) -> PResult<'_, ()> {
     Ok((i, ()))
 }
 
-/// A quoted attribute value, raw (not yet unescaped).
-fn quoted(i: &[u8]) -> PResult<'_, &[u8]> {
-    let q = match i.first() {
-        Some(&q @ (b'"' | b'\'')) => q,
+/// Byte classes inside a quoted value: 0 ordinary, 1 `"`, 2 `'`, 3 needs decoding
+/// (`&`, tab, line end), 4 `<` (forbidden).
+static VALUE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'"' as usize] = 1;
+    t[b'\'' as usize] = 2;
+    t[b'&' as usize] = 3;
+    t[b'\t' as usize] = 3;
+    t[b'\n' as usize] = 3;
+    t[b'\r' as usize] = 3;
+    t[b'<' as usize] = 4;
+    t
+};
+
+/// A quoted attribute value, raw, and whether it needs decoding. `<` inside is an error.
+#[inline]
+fn quoted(i: &[u8]) -> PResult<'_, (&[u8], bool)> {
+    let close = match i.first() {
+        Some(b'"') => 1,
+        Some(b'\'') => 2,
         _ => {
             return Err(nom::Err::Failure(XmlError::Syntax(
                 "expected a quoted attribute value",
             )));
         }
     };
-    match memchr(q, &i[1..]) {
-        Some(end) => Ok((&i[end + 2..], &i[1..end + 1])),
-        None => Err(nom::Err::Failure(XmlError::Syntax(
-            "unterminated attribute value",
-        ))),
+    let mut decode = false;
+    for (n, &b) in i[1..].iter().enumerate() {
+        match VALUE_CLASS[b as usize] {
+            0 => {}
+            c if c == close => return Ok((&i[n + 2..], (&i[1..n + 1], decode))),
+            3 => decode = true,
+            4 => {
+                return Err(nom::Err::Failure(XmlError::Syntax(
+                    "'<' in an attribute value",
+                )));
+            }
+            _ => {}
+        }
     }
+    Err(nom::Err::Failure(XmlError::Syntax(
+        "unterminated attribute value",
+    )))
+}
+
+/// One attribute of a start tag, tokenised.
+#[derive(Clone, Copy)]
+struct RawAttr<'s> {
+    name: QName<'s>,
+    value: &'s [u8],
+    decode: bool,
 }
 
 /// `Name Eq AttValue`
-fn attribute(i: &[u8]) -> PResult<'_, (&[u8], &[u8])> {
+fn attribute(i: &[u8]) -> PResult<'_, RawAttr<'_>> {
     let (i, name) = qname(i)?;
     let (i, ()) = eq(i)?;
-    let (i, value) = quoted(i)?;
-    Ok((i, (name, value)))
+    let (i, (value, decode)) = quoted(i)?;
+    Ok((
+        i,
+        RawAttr {
+            name,
+            value,
+            decode,
+        },
+    ))
 }
 
 /// `'</' Name S? '>'`
 fn end_tag(i: &[u8]) -> PResult<'_, &[u8]> {
     let (i, _) = tag(&b"</"[..]).parse(i)?;
     let (i, name) = qname(i)?;
+    let name = name.all;
     let (i, _) = ws0(i)?;
     let (i, _) = tag(&b">"[..]).parse(i).map_err(|_: nom::Err<XmlError>| {
         nom::Err::Failure(XmlError::Syntax("expected '>' to close an end tag"))
@@ -123,12 +202,24 @@ struct Frame<'s> {
     el: Element,
     qname: &'s [u8],
     scope_mark: usize,
+    /// The default namespace to restore when this element ends, if it declared one.
+    saved_default: Option<ByteString>,
     text: Text<'s>,
+}
+
+/// A parsed opening tag that stays open (a stream header).
+pub(crate) struct OpenTag {
+    /// The element, without children.
+    pub element: Element,
+    /// Its qualified name as written.
+    pub qname: ByteString,
+    /// The namespace bindings it declared, `("", uri)` for a default namespace.
+    pub declared: Vec<(ByteString, ByteString)>,
 }
 
 /// A start tag, tokenised: its qualified name, raw attributes, and whether it is empty (`/>`).
 struct StartTag<'s> {
-    name: &'s [u8],
+    name: QName<'s>,
     empty: bool,
 }
 
@@ -137,8 +228,18 @@ pub(crate) struct TreeParser<'s> {
     bytes: &'s [u8],
     limits: &'s Limits,
     has_cr: bool,
+    /// Prefix bindings in scope, innermost last (default-namespace declarations included, with
+    /// an empty prefix, so the header's declarations can be listed).
     scope: Vec<(&'s [u8], ByteString)>,
-    attrs: Vec<(&'s [u8], &'s [u8])>,
+    /// The default namespace in scope (looked up for every element, so kept at hand).
+    default: ByteString,
+    attrs: Vec<RawAttr<'s>>,
+}
+
+/// Byte-slice equality for the short names compared here, inlined rather than a `memcmp` call.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 impl<'s> TreeParser<'s> {
@@ -159,6 +260,13 @@ impl<'s> TreeParser<'s> {
                 .iter()
                 .map(|(p, n)| (AsRef::<[u8]>::as_ref(p), n.clone()))
                 .collect(),
+            default: ctx
+                .bindings
+                .iter()
+                .rev()
+                .find(|(p, _)| p.is_empty())
+                .map(|(_, n)| n.clone())
+                .unwrap_or_default(),
             attrs: Vec::new(),
         }
     }
@@ -180,12 +288,12 @@ impl<'s> TreeParser<'s> {
             None => Err(XmlError::InvalidUtf8),
         }
     }
-
+    /// The namespace bound to a non-empty prefix.
     fn resolve(&self, prefix: &[u8]) -> Option<&ByteString> {
         self.scope
             .iter()
             .rev()
-            .find(|(p, _)| *p == prefix)
+            .find(|(p, _)| same(p, prefix))
             .map(|(_, n)| n)
     }
 
@@ -227,47 +335,65 @@ impl<'s> TreeParser<'s> {
     }
 
     /// Splits and checks a qualified name: `(prefix, local)`, prefix empty when absent.
-    fn split_qname(&self, q: &'s [u8]) -> Result<(&'s [u8], &'s [u8]), XmlError> {
-        if q.len() > self.limits.max_name_len {
+    fn split_qname(&self, q: QName<'s>) -> Result<(&'s [u8], &'s [u8]), XmlError> {
+        if q.all.len() > self.limits.max_name_len {
             return fail(XmlError::NameTooLong(self.limits.max_name_len));
         }
-        match memchr(b':', q) {
+        let check = |part: &[u8]| -> Result<(), XmlError> {
+            if q.ascii {
+                // Bytes are name characters already; only the first has a stricter rule.
+                if !matches!(part.first(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_')) {
+                    return fail(XmlError::Syntax(
+                        "a name starts with a character that cannot start a name",
+                    ));
+                }
+                Ok(())
+            } else {
+                check_name(part)
+            }
+        };
+        match q.colon {
             None => {
-                check_name(q)?;
-                Ok((&[], q))
+                check(q.all)?;
+                Ok((&[], q.all))
             }
             Some(c) => {
-                let (p, l) = (&q[..c], &q[c + 1..]);
+                let (p, l) = (&q.all[..c], &q.all[c + 1..]);
                 if p.is_empty() || l.is_empty() || memchr(b':', l).is_some() {
                     return fail(XmlError::Syntax("malformed qualified name"));
                 }
-                check_name(p)?;
-                check_name(l)?;
+                check(p)?;
+                check(l)?;
                 Ok((p, l))
             }
         }
     }
 
-    /// Decodes an attribute value (references, white-space normalisation).
-    fn attr_value(&self, raw: &'s [u8]) -> Result<ByteString, XmlError> {
-        if memchr(b'<', raw).is_some() {
-            return fail(XmlError::Syntax("'<' in an attribute value"));
+    /// A name as a shared string: a static one for common XMPP names, else a slice.
+    #[inline]
+    fn name_string(&self, name: &'s [u8]) -> Result<ByteString, XmlError> {
+        match super::intern::name(name) {
+            Some(s) => Ok(ByteString::from_static(s)),
+            None => self.shared(name),
         }
-        if raw
-            .iter()
-            .any(|&b| matches!(b, b'&' | b'\t' | b'\n' | b'\r'))
-        {
-            let mut s = String::with_capacity(raw.len());
-            unescape_into(raw, true, &mut s)?;
+    }
+
+    /// Decodes an attribute value (references, white-space normalisation).
+    fn attr_value(&self, a: &RawAttr<'s>) -> Result<ByteString, XmlError> {
+        if a.decode {
+            let mut s = String::with_capacity(a.value.len());
+            unescape_into(a.value, true, &mut s)?;
             Ok(ByteString::from(s))
+        } else if let Some(s) = super::intern::value(a.value) {
+            Ok(ByteString::from_static(s))
         } else {
-            self.shared(raw)
+            self.shared(a.value)
         }
     }
 
     /// Turns the tokenised start tag into an element: namespace declarations go into scope,
     /// names are resolved, duplicates rejected.
-    fn build(&mut self, st: &StartTag<'s>) -> Result<Element, XmlError> {
+    fn build(&mut self, st: &StartTag<'s>) -> Result<(Element, Option<ByteString>), XmlError> {
         let attrs = std::mem::take(&mut self.attrs);
         let result = self.build_inner(st, &attrs);
         self.attrs = attrs;
@@ -277,36 +403,40 @@ impl<'s> TreeParser<'s> {
     fn build_inner(
         &mut self,
         st: &StartTag<'s>,
-        attrs: &[(&'s [u8], &'s [u8])],
-    ) -> Result<Element, XmlError> {
+        attrs: &[RawAttr<'s>],
+    ) -> Result<(Element, Option<ByteString>), XmlError> {
         // Same qualified name twice.
-        for (k, (a, _)) in attrs.iter().enumerate() {
-            if attrs[k + 1..].iter().any(|(b, _)| a == b) {
+        for (k, a) in attrs.iter().enumerate() {
+            if attrs[k + 1..].iter().any(|b| same(a.name.all, b.name.all)) {
                 return fail(XmlError::DuplicateAttribute(
-                    String::from_utf8_lossy(a).into_owned(),
+                    String::from_utf8_lossy(a.name.all).into_owned(),
                 ));
             }
         }
         let mut n_plain = 0;
-        for &(name, value) in attrs {
-            let prefix: &[u8] = if name == b"xmlns" {
-                b""
-            } else if let Some(p) = name.strip_prefix(b"xmlns:") {
-                p
-            } else {
+        let mut saved_default = None;
+        for a in attrs {
+            let Some(prefix) = xmlns_prefix(a.name.all) else {
                 n_plain += 1;
                 continue;
             };
-            if name.len() > self.limits.max_name_len {
+            if a.name.all.len() > self.limits.max_name_len {
                 return fail(XmlError::NameTooLong(self.limits.max_name_len));
             }
-            let uri = self.attr_value(value)?;
+            let uri = if a.decode {
+                self.attr_value(a)?
+            } else {
+                match ns::intern_bytes(a.value) {
+                    Some(n) => n,
+                    None => self.shared(a.value)?,
+                }
+            };
             if !prefix.is_empty() {
                 check_name(prefix)?;
                 if memchr(b':', prefix).is_some() {
                     return fail(XmlError::Syntax("malformed qualified name"));
                 }
-                if prefix == b"xmlns" {
+                if same(prefix, b"xmlns") {
                     return fail(XmlError::BadPrefix(
                         "the prefix xmlns cannot be declared".into(),
                     ));
@@ -318,47 +448,51 @@ impl<'s> TreeParser<'s> {
                     )));
                 }
             }
-            if (prefix == b"xml") != (uri == ns::XML) {
+            if same(prefix, b"xml") != same(uri.as_bytes(), ns::XML.as_bytes()) {
                 return fail(XmlError::BadPrefix(
                     "the xml prefix and its namespace go only together".into(),
                 ));
             }
-            if *uri == *"http://www.w3.org/2000/xmlns/" {
+            if same(uri.as_bytes(), b"http://www.w3.org/2000/xmlns/") {
                 return fail(XmlError::BadPrefix(
                     "the xmlns namespace cannot be bound".into(),
                 ));
             }
-            let uri = ns::intern(&uri).unwrap_or(uri);
+            if prefix.is_empty() {
+                saved_default = Some(std::mem::replace(&mut self.default, uri.clone()));
+            }
             self.scope.push((prefix, uri));
         }
 
         let (prefix, local) = self.split_qname(st.name)?;
-        if prefix == b"xmlns" {
+        let ns = if prefix.is_empty() {
+            self.default.clone()
+        } else if same(prefix, b"xmlns") {
             return fail(XmlError::BadPrefix(
                 "an element cannot use the xmlns prefix".into(),
             ));
-        }
-        let ns = match self.resolve(prefix) {
-            Some(n) => n.clone(),
-            None if prefix.is_empty() => ByteString::new(),
-            None => {
-                return fail(XmlError::UndeclaredPrefix(
-                    String::from_utf8_lossy(prefix).into_owned(),
-                ));
+        } else {
+            match self.resolve(prefix) {
+                Some(n) => n.clone(),
+                None => {
+                    return fail(XmlError::UndeclaredPrefix(
+                        String::from_utf8_lossy(prefix).into_owned(),
+                    ));
+                }
             }
         };
         let mut el = Element {
-            name: self.shared(local)?,
+            name: self.name_string(local)?,
             ns,
             attrs: Vec::with_capacity(n_plain),
             children: Vec::new(),
         };
         let mut prefixed = false;
-        for &(name, value) in attrs {
-            if name == b"xmlns" || name.starts_with(b"xmlns:") {
+        for a in attrs {
+            if xmlns_prefix(a.name.all).is_some() {
                 continue;
             }
-            let (p, l) = self.split_qname(name)?;
+            let (p, l) = self.split_qname(a.name)?;
             let ans = if p.is_empty() {
                 ByteString::new()
             } else {
@@ -374,8 +508,8 @@ impl<'s> TreeParser<'s> {
             };
             el.attrs.push(Attribute {
                 ns: ans,
-                name: self.shared(l)?,
-                value: self.attr_value(value)?,
+                name: self.name_string(l)?,
+                value: self.attr_value(a)?,
             });
         }
         if prefixed {
@@ -393,18 +527,26 @@ impl<'s> TreeParser<'s> {
                 }
             }
         }
-        Ok(el)
+        Ok((el, saved_default))
     }
 
-    fn add_text(&self, acc: &mut Text<'s>, raw: &'s [u8], cdata: bool) -> Result<(), XmlError> {
+    /// Adds a run of character data (`cdata`: from a CDATA section) to the pending text.
+    /// `amp` and `bracket` say whether the run holds `&` or `]`.
+    fn add_text(
+        &self,
+        acc: &mut Text<'s>,
+        raw: &'s [u8],
+        cdata: bool,
+        amp: bool,
+        bracket: bool,
+    ) -> Result<(), XmlError> {
         if raw.is_empty() {
             return Ok(());
         }
-        if !cdata && memchr(b']', raw).is_some() && memmem::find(raw, b"]]>").is_some() {
+        if bracket && memmem::find(raw, b"]]>").is_some() {
             return fail(XmlError::Syntax("']]>' is not allowed in text"));
         }
-        let decode = (!cdata && memchr(b'&', raw).is_some())
-            || (self.has_cr && memchr(b'\r', raw).is_some());
+        let decode = amp || (self.has_cr && memchr(b'\r', raw).is_some());
         if !decode && matches!(acc, Text::Empty) {
             *acc = Text::Slice(raw);
             return Ok(());
@@ -430,8 +572,8 @@ impl<'s> TreeParser<'s> {
     fn flush_text(&self, text: &mut Text<'s>, children: &mut Vec<Node>) -> Result<(), XmlError> {
         match std::mem::replace(text, Text::Empty) {
             Text::Empty => {}
-            Text::Slice(s) => children.push(Node::Text(self.shared(s)?)),
-            Text::Owned(s) => children.push(Node::Text(ByteString::from(s))),
+            Text::Slice(s) => push_node(children, Node::Text(self.shared(s)?)),
+            Text::Owned(s) => push_node(children, Node::Text(ByteString::from(s))),
         }
         Ok(())
     }
@@ -448,8 +590,25 @@ impl<'s> TreeParser<'s> {
                 let Some(top) = stack.last_mut() else {
                     return fail(XmlError::Syntax("expected '<'"));
                 };
-                let end = memchr(b'<', i).unwrap_or(i.len());
-                self.add_text(&mut top.text, &i[..end], false)?;
+                // One pass finds the end of the run and whether it needs a closer look.
+                let (mut at, mut amp, mut bracket) = (0, false, false);
+                let end = loop {
+                    match memchr3(b'<', b'&', b']', &i[at..]) {
+                        None => break i.len(),
+                        Some(k) => match i[at + k] {
+                            b'<' => break at + k,
+                            b'&' => {
+                                amp = true;
+                                at += k + 1;
+                            }
+                            _ => {
+                                bracket = true;
+                                at += k + 1;
+                            }
+                        },
+                    }
+                };
+                self.add_text(&mut top.text, &i[..end], false, amp, bracket)?;
                 i = &i[end..];
                 continue;
             }
@@ -459,7 +618,7 @@ impl<'s> TreeParser<'s> {
                     let Some(mut frame) = stack.pop() else {
                         return fail(XmlError::Syntax("end tag without a start tag"));
                     };
-                    if frame.qname != name {
+                    if !same(frame.qname, name) {
                         return fail(XmlError::MismatchedEndTag {
                             expected: String::from_utf8_lossy(frame.qname).into_owned(),
                             found: String::from_utf8_lossy(name).into_owned(),
@@ -467,8 +626,11 @@ impl<'s> TreeParser<'s> {
                     }
                     self.flush_text(&mut frame.text, &mut frame.el.children)?;
                     self.scope.truncate(frame.scope_mark);
+                    if let Some(d) = frame.saved_default {
+                        self.default = d;
+                    }
                     match stack.last_mut() {
-                        Some(parent) => parent.el.children.push(Node::Element(frame.el)),
+                        Some(parent) => push_node(&mut parent.el.children, Node::Element(frame.el)),
                         None => return Ok((frame.el, self.offset(rest))),
                     }
                     i = rest;
@@ -482,7 +644,7 @@ impl<'s> TreeParser<'s> {
                         let Some(top) = stack.last_mut() else {
                             return fail(XmlError::Syntax("CDATA outside an element"));
                         };
-                        self.add_text(&mut top.text, &body[..end], true)?;
+                        self.add_text(&mut top.text, &body[..end], true, false, false)?;
                         i = &body[end + 3..];
                     } else {
                         return fail(markup_declaration_error(i));
@@ -495,21 +657,25 @@ impl<'s> TreeParser<'s> {
                     }
                     let scope_mark = self.scope.len();
                     let (rest, st) = self.start_tag(i).map_err(unwrap_nom)?;
-                    let el = self.build(&st)?;
+                    let (el, saved_default) = self.build(&st)?;
                     if let Some(parent) = stack.last_mut() {
                         self.flush_text(&mut parent.text, &mut parent.el.children)?;
                     }
                     if st.empty {
                         self.scope.truncate(scope_mark);
+                        if let Some(d) = saved_default {
+                            self.default = d;
+                        }
                         match stack.last_mut() {
-                            Some(parent) => parent.el.children.push(Node::Element(el)),
+                            Some(parent) => push_node(&mut parent.el.children, Node::Element(el)),
                             None => return Ok((el, self.offset(rest))),
                         }
                     } else {
                         stack.push(Frame {
                             el,
-                            qname: st.name,
+                            qname: st.name.all,
                             scope_mark,
+                            saved_default,
                             text: Text::Empty,
                         });
                     }
@@ -522,24 +688,48 @@ impl<'s> TreeParser<'s> {
 
     /// Parses a start tag that must not be empty (a stream header). Returns the element (no
     /// children), its qualified name, the namespace bindings it declared, and the offset past it.
-    pub(crate) fn parse_open_tag(
-        &mut self,
-        start: usize,
-    ) -> Result<(Element, ByteString, Vec<(ByteString, ByteString)>, usize), XmlError> {
+    pub(crate) fn parse_open_tag(&mut self, start: usize) -> Result<OpenTag, XmlError> {
         let i = &self.bytes[start..];
         let mark = self.scope.len();
-        let (rest, st) = self.start_tag(i).map_err(unwrap_nom)?;
+        let (_, st) = self.start_tag(i).map_err(unwrap_nom)?;
         if st.empty {
             return fail(XmlError::Syntax(
                 "the stream header must not be an empty element",
             ));
         }
-        let el = self.build(&st)?;
+        let (el, _) = self.build(&st)?;
         let mut declared = Vec::with_capacity(self.scope.len() - mark);
         for (p, n) in &self.scope[mark..] {
             declared.push((self.shared(p)?, n.clone()));
         }
-        Ok((el, self.shared(st.name)?, declared, self.offset(rest)))
+        Ok(OpenTag {
+            element: el,
+            qname: self.shared(st.name.all)?,
+            declared,
+        })
+    }
+}
+
+/// Appends a child, allocating room for just one at first: most elements that have
+/// children have one (a text, or a single payload).
+#[inline]
+fn push_node(children: &mut Vec<Node>, node: Node) {
+    if children.capacity() == 0 {
+        children.reserve_exact(1);
+    }
+    children.push(node);
+}
+
+/// For `xmlns` the empty prefix, for `xmlns:p` the prefix `p`, for other names `None`.
+#[inline]
+fn xmlns_prefix(name: &[u8]) -> Option<&[u8]> {
+    if name.len() < 5 || name[0] != b'x' || !same(&name[..5], b"xmlns") {
+        return None;
+    }
+    match name.get(5) {
+        None => Some(&[]),
+        Some(b':') => Some(&name[6..]),
+        Some(_) => None,
     }
 }
 
@@ -584,8 +774,9 @@ pub(crate) fn xml_decl(i: &[u8]) -> Result<usize, XmlError> {
             }
             return Ok(full.len() - r.len());
         }
-        let (r, (name, value)) = attribute(r).map_err(unwrap_nom)?;
-        match name {
+        let (r, a) = attribute(r).map_err(unwrap_nom)?;
+        let value = a.value;
+        match a.name.all {
             b"version" => {
                 if !(value.starts_with(b"1.")
                     && value.len() > 2

@@ -1,0 +1,146 @@
+//! Shared material for the Lithos benchmarks: the stanza corpus and the parse routines of
+//! each contender, so the criterion benchmark and the interleaved ratio tool measure the same
+//! code.
+
+use std::hint::black_box;
+
+use bytes::BytesMut;
+use lithos_core::StreamEvent;
+use lithos_core::xml::XmlDecoder;
+use quick_xml::events::Event;
+use quick_xml::reader::NsReader;
+
+/// The stream header every corpus starts with.
+pub const STREAM_OPEN: &str = "<stream:stream xmlns='jabber:client' \
+    xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>";
+
+/// The closing tag.
+pub const STREAM_CLOSE: &str = "</stream:stream>";
+
+/// A one-to-one chat message with the usual decorations (chat state, receipt request,
+/// origin id).
+pub const CHAT: &str = "<message from='juliet@capulet.example/balcony' to='romeo@montague.example/orchard' \
+type='chat' id='b4vs9km4' xml:lang='en'><body>Wherefore art thou, Romeo? Deny thy father &amp; refuse thy name.</body>\
+<thread>e0ffe42b28561960c6b12b944a092794b9683a38</thread>\
+<active xmlns='http://jabber.org/protocol/chatstates'/><request xmlns='urn:xmpp:receipts'/>\
+<origin-id xmlns='urn:xmpp:sid:0' id='de305d54-75b4-431b-adb2-eb6b9e546014'/></message>";
+
+/// An available presence with entity capabilities and a vCard avatar hash.
+pub const PRESENCE: &str = "<presence from='romeo@montague.example/orchard' xml:lang='en'>\
+<show>away</show><status>In the orchard</status><priority>5</priority>\
+<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='http://psi-im.org' ver='q07IKJEyjvHSyhy//CH0CxmKi8w='/>\
+<x xmlns='vcard-temp:x:update'><photo>01b87fcd030b72895ff8e88db57ec525450f000d</photo></x></presence>";
+
+/// A TUXP sensor report from a thing.
+pub const IOT_REPORT: &str = "<iq type='set' id='rep-00042' from='HLT-3A7F19C2@iot.example/0' to='iot.example'>\
+<report xmlns='urn:leps:tuxp:sensor' qos='1'>\
+<celsius-degree xmlns='urn:leps:things:simple-temperature-reporter' value='23.5'/></report></iq>";
+
+/// A groupchat message with a stanza id and MUC user info.
+pub const MUC: &str = "<message from='coven@chat.shakespeare.lit/thirdwitch' \
+id='162BEBB1-F6DB-4D9A-9BD8-CFDCC801A0B2' to='hecate@shakespeare.lit/broom' type='groupchat'>\
+<body>Thrice the brinded cat hath mew&apos;d.</body>\
+<stanza-id xmlns='urn:xmpp:sid:0' id='5f3dbc5e-e1d3-4077-a492-693f3769c7ad' by='coven@chat.shakespeare.lit'/>\
+<x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' role='participant' jid='hag66@shakespeare.lit/pda'/></x>\
+</message>";
+
+/// A roster result with `n` items.
+pub fn roster(n: usize) -> String {
+    let mut s = String::from(
+        "<iq id='r1' type='result' to='juliet@example.com/balcony'><query xmlns='jabber:iq:roster' ver='ver14'>",
+    );
+    for i in 0..n {
+        s.push_str(&format!(
+            "<item jid='contact{i}@example.net' name='Contact number {i}' subscription='both'><group>Friends</group></item>"
+        ));
+    }
+    s.push_str("</query></iq>");
+    s
+}
+
+/// The named stanzas of the corpus (the roster with 200 items).
+pub fn corpus() -> Vec<(&'static str, String)> {
+    vec![
+        ("chat", CHAT.to_string()),
+        ("presence-caps", PRESENCE.to_string()),
+        ("roster-200", roster(200)),
+        ("iot-report", IOT_REPORT.to_string()),
+        ("muc", MUC.to_string()),
+    ]
+}
+
+/// A whole stream: the header, `stanza` repeated until about `bytes` long, the close.
+/// Returns the stream and the number of stanzas in it.
+pub fn stream_of(stanza: &str, bytes: usize) -> (String, usize) {
+    let n = (bytes / stanza.len()).max(1);
+    let mut s = String::with_capacity(STREAM_OPEN.len() + n * stanza.len() + STREAM_CLOSE.len());
+    s.push_str(STREAM_OPEN);
+    for _ in 0..n {
+        s.push_str(stanza);
+    }
+    s.push_str(STREAM_CLOSE);
+    (s, n)
+}
+
+/// Ours: streaming decode into element trees, one per stanza. Returns the stanza count.
+///
+/// The input comes in the buffer a framed socket reader would have filled, so copying it there
+/// is not part of what is measured (nor is it for the peers, which read from a `&str`).
+pub fn lithos_parse(mut buf: BytesMut) -> usize {
+    let mut d = XmlDecoder::new();
+    let mut n = 0;
+    while let Some(ev) = d.decode(&mut buf).expect("valid corpus") {
+        if let StreamEvent::Element(e) = ev {
+            black_box(&e);
+            n += 1;
+        }
+    }
+    n
+}
+
+/// quick-xml's `NsReader`: every event with its namespace resolved; no tree, nothing
+/// unescaped, attributes not read (so not checked). Returns the event count.
+pub fn quick_xml_events(input: &str) -> usize {
+    let mut r = NsReader::from_str(input);
+    let mut n = 0;
+    loop {
+        match r.read_resolved_event().expect("valid corpus") {
+            (_, Event::Eof) => break,
+            (ns, ev) => {
+                black_box((&ns, &ev));
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// quick-xml as [`quick_xml_events`], also reading each start tag's attributes and resolving
+/// their namespaces (quick-xml checks attributes only when they are read).
+pub fn quick_xml_events_attrs(input: &str) -> usize {
+    let mut r = NsReader::from_str(input);
+    let mut n = 0;
+    loop {
+        let (_, ev) = r.read_resolved_event().expect("valid corpus");
+        match ev {
+            Event::Eof => break,
+            Event::Start(ref s) | Event::Empty(ref s) => {
+                for a in s.attributes() {
+                    let a = a.expect("valid attribute");
+                    black_box(r.resolver().resolve_attribute(a.key));
+                    black_box(&a.value);
+                }
+            }
+            _ => {}
+        }
+        black_box(&ev);
+        n += 1;
+    }
+    n
+}
+
+/// minidom: the whole stream parsed as one tree. Returns the stanza count.
+pub fn minidom_parse(input: &str) -> usize {
+    let root: minidom::Element = input.parse().expect("valid corpus");
+    root.children().count()
+}
