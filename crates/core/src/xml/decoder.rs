@@ -1,7 +1,5 @@
 //! The streaming XML decoder: bytes in, [`StreamEvent`]s out.
 
-use std::collections::VecDeque;
-
 use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
 use memchr::memchr;
@@ -9,7 +7,9 @@ use memchr::memchr;
 use super::chars::check_chars;
 use super::error::{Limits, XmlError};
 use super::scanner::{Scan, Scanner};
-use super::tree::{ParseContext, TreeParser, markup_declaration_error, pi_error, xml_decl};
+use super::tree::{
+    ParseContext, ParserState, TreeParser, markup_declaration_error, pi_error, xml_decl,
+};
 use crate::stream::{StreamEvent, StreamHeader};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,9 @@ enum Phase {
 }
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The longest XML declaration accepted.
+const MAX_DECL: usize = 1024;
 
 /// Reads an XMPP stream incrementally.
 ///
@@ -53,11 +56,14 @@ pub struct XmlDecoder {
     limits: Limits,
     phase: Phase,
     scanner: Option<Scanner>,
-    ctx: ParseContext,
+    /// The stream's namespace scope and the parser's reusable buffers.
+    state: Option<ParserState>,
     close_qname: ByteString,
     seen_decl: bool,
-    /// Events parsed ahead by the fast path, not yet returned.
-    ready: VecDeque<StreamEvent>,
+    /// Input taken from the caller's buffer by the fast path and not parsed yet.
+    pending: Option<Pending>,
+    /// The namespace bindings the stream header declared.
+    header_bindings: Vec<(ByteString, ByteString)>,
     /// No byte of the stream has been consumed yet (a BOM may come).
     at_start: bool,
 }
@@ -80,10 +86,11 @@ impl XmlDecoder {
             limits,
             phase: Phase::Prolog,
             scanner: None,
-            ctx: ParseContext::empty(),
+            state: None,
             close_qname: ByteString::new(),
             seen_decl: false,
-            ready: VecDeque::new(),
+            pending: None,
+            header_bindings: Vec::new(),
             at_start: true,
         }
     }
@@ -94,11 +101,20 @@ impl XmlDecoder {
     }
 
     /// Starts over, expecting a new stream header (RFC 6120 stream restart after STARTTLS or
-    /// SASL). Bytes already in the caller's buffer are not touched; events parsed ahead of the
-    /// restart but not yet returned are dropped (a peer must not send anything between the
-    /// element that triggers a restart and the new header).
+    /// SASL). Bytes not yet decoded are kept and read as the start of the new stream.
     pub fn reset(&mut self) {
+        let pending = self.pending.take();
         *self = XmlDecoder::with_limits(self.limits.clone());
+        self.pending = pending;
+    }
+
+    /// True when the decoder holds input it has not decoded yet (taken from the caller's
+    /// buffer). Before switching transports (STARTTLS), a server checks this is false: bytes
+    /// sent before the switch must not be read as if they came after it.
+    pub fn has_buffered_input(&self) -> bool {
+        self.pending
+            .as_ref()
+            .is_some_and(|p| p.pos < p.frozen.len())
     }
 
     /// True once the peer has closed its stream.
@@ -108,14 +124,12 @@ impl XmlDecoder {
 
     /// Reads the next event from the front of `buf`, or `None` if more bytes are needed.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<StreamEvent>, XmlError> {
-        if let Some(ev) = self.ready.pop_front() {
-            return Ok(Some(ev));
-        }
-        if self.phase == Phase::Body && self.scanner.is_none() && buf.len() > 1 {
-            self.parse_ahead(buf);
-            if let Some(ev) = self.ready.pop_front() {
+        if self.phase == Phase::Body && self.scanner.is_none() {
+            if let Some(ev) = self.fast_path(buf) {
                 return Ok(Some(ev));
             }
+        } else if self.pending.is_some() {
+            self.give_back(buf);
         }
         loop {
             match self.phase {
@@ -128,9 +142,7 @@ impl XmlDecoder {
                         if buf.starts_with(BOM) {
                             buf.advance(BOM.len());
                         }
-                        if !buf.is_empty() {
-                            self.at_start = false;
-                        }
+                        self.at_start = false;
                     }
                     skip_ws(buf);
                     if buf.len() < 2 {
@@ -144,8 +156,11 @@ impl XmlDecoder {
                     }
                     match buf[1] {
                         b'?' => {
-                            let Some(end) = memchr::memmem::find(buf, b"?>") else {
-                                if buf.len() > 1024 {
+                            // Bounded search, so the answer does not depend on how much
+                            // has arrived.
+                            let window = &buf[..buf.len().min(MAX_DECL)];
+                            let Some(end) = memchr::memmem::find(window, b"?>") else {
+                                if buf.len() >= MAX_DECL {
                                     return Err(XmlError::Syntax("unterminated XML declaration"));
                                 }
                                 return Ok(None);
@@ -180,11 +195,14 @@ impl XmlDecoder {
                             self.scanner = None;
                             let src = freeze(buf, end)?;
                             let has_cr = check_chars(src.as_bytes())?;
-                            let empty = ParseContext::empty();
-                            let mut p = TreeParser::new(&src, &empty, &self.limits, has_cr);
+                            let state = ParserState::new(&ParseContext::empty());
+                            let mut p = TreeParser::new(&src, &self.limits, has_cr, state);
                             let open = p.parse_open_tag(0)?;
                             let (el, qname, declared) = (open.element, open.qname, open.declared);
-                            self.ctx = ParseContext::with_bindings(declared.iter().cloned());
+                            self.state = Some(ParserState::new(&ParseContext::with_bindings(
+                                declared.iter().cloned(),
+                            )));
+                            self.header_bindings = declared.clone();
                             self.close_qname = qname.clone();
                             self.phase = Phase::Body;
                             return Ok(Some(StreamEvent::Header(Box::new(
@@ -235,8 +253,10 @@ impl XmlDecoder {
                             self.scanner = None;
                             let src = freeze(buf, end)?;
                             let has_cr = check_chars(src.as_bytes())?;
-                            let mut p = TreeParser::new(&src, &self.ctx, &self.limits, has_cr);
+                            let state = self.take_state();
+                            let mut p = TreeParser::new(&src, &self.limits, has_cr, state);
                             let (el, used) = p.parse_element(0)?;
+                            self.state = Some(p.into_state());
                             if used != src.len() {
                                 return Err(XmlError::Syntax("malformed element"));
                             }
@@ -254,57 +274,94 @@ impl XmlDecoder {
             }
         }
     }
-    /// The fast path: parses every complete top-level element already in `buf` straight from
-    /// the buffer, without the scanner, and queues the events. It stops at the first thing it
-    /// does not handle (an incomplete element, the stream close, anything invalid) and leaves
-    /// the rest in `buf` for the careful path, which finds the exact error or waits for more
-    /// bytes with the scanner. Only what is left over is copied, once.
-    fn parse_ahead(&mut self, buf: &mut BytesMut) {
-        let frozen: Bytes = buf.split().freeze();
-        let src = match ByteString::try_from(frozen.clone()) {
-            Ok(s) => s,
-            Err(_) => {
-                // A character cut by the read, or invalid bytes: parse the valid prefix.
-                let valid = match std::str::from_utf8(&frozen) {
-                    Ok(_) => frozen.len(),
-                    Err(e) => e.valid_up_to(),
-                };
-                ByteString::try_from(frozen.slice(..valid)).unwrap_or_default()
+    /// The parser state of the stream (a fresh one if an error consumed it).
+    fn take_state(&mut self) -> ParserState {
+        self.state
+            .take()
+            .unwrap_or_else(|| ParserState::new(&ParseContext::empty()))
+    }
+
+    /// The fast path: parses the next complete top-level element straight from the bytes
+    /// already read, without the scanner. The first call takes the whole buffer (no copy);
+    /// later calls go on from where the last one stopped. At the first thing it does not
+    /// handle (an incomplete element, the stream close, anything invalid) it gives the rest
+    /// back to `buf` for the careful path, which finds the exact error or waits for more bytes
+    /// with the scanner. So each byte is copied at most once, and only if it was part of an
+    /// element cut by a read.
+    fn fast_path(&mut self, buf: &mut BytesMut) -> Option<StreamEvent> {
+        if self.pending.is_none() {
+            if buf.len() < 2 {
+                return None;
             }
+            self.pending = Some(Pending::take(buf));
+        }
+        let pending = self.pending.as_mut()?;
+        let Some(has_cr) = pending.has_cr else {
+            self.give_back(buf);
+            return None;
         };
-        let mut used = 0;
-        if let Ok(has_cr) = check_chars(src.as_bytes()) {
-            let bytes: &[u8] = src.as_bytes();
-            let mut p = TreeParser::new(&src, &self.ctx, &self.limits, has_cr);
-            loop {
-                let ws = bytes[used..]
-                    .iter()
-                    .position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-                    .unwrap_or(bytes.len() - used);
-                if ws > 0 {
-                    self.ready.push_back(StreamEvent::KeepAlive);
-                    used += ws;
-                }
-                let rest = &bytes[used..];
-                if rest.len() < 2 || rest[0] != b'<' || matches!(rest[1], b'/' | b'?' | b'!') {
-                    break;
-                }
-                match p.parse_element(used) {
-                    Ok((el, end)) if end - used <= self.limits.max_stanza_size => {
-                        self.ready.push_back(StreamEvent::Element(el));
-                        used = end;
-                    }
-                    _ => break,
-                }
+        let bytes: &[u8] = pending.src.as_bytes();
+        let ws = bytes[pending.pos..]
+            .iter()
+            .position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+            .unwrap_or(bytes.len() - pending.pos);
+        if ws > 0 {
+            pending.pos += ws;
+            return Some(StreamEvent::KeepAlive);
+        }
+        let rest = &bytes[pending.pos..];
+        if rest.len() < 2 || rest[0] != b'<' || matches!(rest[1], b'/' | b'?' | b'!') {
+            self.give_back(buf);
+            return None;
+        }
+        let state = self.take_state();
+        let pending = self.pending.as_mut()?;
+        let mut p = TreeParser::new(&pending.src, &self.limits, has_cr, state);
+        let parsed = p.parse_element(pending.pos);
+        let state = p.into_state();
+        match parsed {
+            Ok((el, end)) if end - pending.pos <= self.limits.max_stanza_size => {
+                pending.pos = end;
+                self.state = Some(state);
+                Some(StreamEvent::Element(el))
+            }
+            _ => {
+                // The careful path decides; the state is rebuilt from the header's bindings.
+                self.state = Some(ParserState::new(&ParseContext::with_bindings(
+                    self.header_bindings.iter().cloned(),
+                )));
+                self.give_back(buf);
+                None
             }
         }
-        buf.extend_from_slice(&frozen[used..]);
+    }
+
+    /// Puts the bytes the fast path took and did not parse back in front of `buf`.
+    fn give_back(&mut self, buf: &mut BytesMut) {
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        let rest = &p.frozen[p.pos..];
+        if rest.is_empty() {
+            return;
+        }
+        if buf.is_empty() {
+            buf.extend_from_slice(rest);
+        } else {
+            let mut joined = BytesMut::with_capacity(rest.len() + buf.len());
+            joined.extend_from_slice(rest);
+            joined.extend_from_slice(buf);
+            *buf = joined;
+        }
     }
 
     /// `</stream:stream>` (or whatever the header's name was).
     fn close(&mut self, buf: &mut BytesMut) -> Result<Option<StreamEvent>, XmlError> {
-        let Some(end) = memchr(b'>', buf) else {
-            if buf.len() > self.limits.max_name_len + 16 {
+        // Look for the '>' only as far as a name may reach, so the answer does not depend on
+        // how much of the stream has arrived.
+        let window = self.limits.max_name_len + 16;
+        let Some(end) = memchr(b'>', &buf[..buf.len().min(window)]) else {
+            if buf.len() >= window {
                 return Err(XmlError::NameTooLong(self.limits.max_name_len));
             }
             return Ok(None);
@@ -332,7 +389,10 @@ impl XmlDecoder {
             Ok(c) => c,
             Err(e) => return e,
         };
-        let mut p = TreeParser::new(&src, &self.ctx, &self.limits, has_cr);
+        let state = ParserState::new(&ParseContext::with_bindings(
+            self.header_bindings.iter().cloned(),
+        ));
+        let mut p = TreeParser::new(&src, &self.limits, has_cr, state);
         let r = if self.phase == Phase::Header {
             p.parse_open_tag(0).map(|_| ())
         } else {
@@ -358,4 +418,40 @@ fn skip_ws(buf: &mut BytesMut) -> bool {
 /// Takes the first `end` bytes off the buffer as a UTF-8 string, without copying.
 fn freeze(buf: &mut BytesMut, end: usize) -> Result<ByteString, XmlError> {
     ByteString::try_from(buf.split_to(end).freeze()).map_err(|_| XmlError::InvalidUtf8)
+}
+
+/// Bytes the fast path took from the caller's buffer: the frozen bytes, their longest valid
+/// UTF-8 prefix as a string, whether that prefix passed the character check (and holds a
+/// carriage return), and how far parsing has got.
+#[derive(Debug, Clone)]
+struct Pending {
+    frozen: Bytes,
+    src: ByteString,
+    /// `None` when the prefix holds a character XML forbids: the careful path reports it.
+    has_cr: Option<bool>,
+    pos: usize,
+}
+
+impl Pending {
+    fn take(buf: &mut BytesMut) -> Pending {
+        let frozen = buf.split().freeze();
+        let src = match ByteString::try_from(frozen.clone()) {
+            Ok(s) => s,
+            Err(_) => {
+                // A character cut by the read, or invalid bytes: keep the valid prefix.
+                let valid = match std::str::from_utf8(&frozen) {
+                    Ok(_) => frozen.len(),
+                    Err(e) => e.valid_up_to(),
+                };
+                ByteString::try_from(frozen.slice(..valid)).unwrap_or_default()
+            }
+        };
+        let has_cr = check_chars(src.as_bytes()).ok();
+        Pending {
+            frozen,
+            src,
+            has_cr,
+            pos: 0,
+        }
+    }
 }

@@ -48,7 +48,7 @@ pub fn parse_document(xml: &str, limits: &Limits) -> Result<Element, XmlError> {
     }
     i += ws_len(&b[i..]);
     let ctx = ParseContext::empty();
-    let mut p = tree::TreeParser::new(&src, &ctx, limits, has_cr);
+    let mut p = tree::TreeParser::new(&src, limits, has_cr, tree::ParserState::new(&ctx));
     let (el, end) = p.parse_element(i)?;
     let rest = &b[end..];
     let tail = ws_len(rest);

@@ -200,6 +200,8 @@ enum Text<'s> {
 
 struct Frame<'s> {
     el: Element,
+    /// Where this element's children start in the scratch list of nodes.
+    first_node: usize,
     qname: &'s [u8],
     scope_mark: usize,
     /// The default namespace to restore when this element ends, if it declared one.
@@ -223,17 +225,80 @@ struct StartTag<'s> {
     empty: bool,
 }
 
+/// What the parser keeps between elements: the namespace scope of the stream, and buffers
+/// reused from one element to the next. Owned by the decoder, lent to each [`TreeParser`].
+pub(crate) struct ParserState {
+    /// Prefix bindings in scope, innermost last (default-namespace declarations included, with
+    /// an empty prefix, so the header's declarations can be listed).
+    scope: Vec<(ByteString, ByteString)>,
+    /// The default namespace in scope (looked up for every element, so kept at hand).
+    default: ByteString,
+    attrs: Vec<RawAttr<'static>>,
+    frames: Vec<Frame<'static>>,
+    nodes: Vec<Node>,
+}
+
+impl ParserState {
+    /// A state whose scope holds the context's bindings.
+    pub(crate) fn new(ctx: &ParseContext) -> ParserState {
+        ParserState {
+            scope: ctx.bindings.clone(),
+            default: ctx
+                .bindings
+                .iter()
+                .rev()
+                .find(|(p, _)| p.is_empty())
+                .map(|(_, n)| n.clone())
+                .unwrap_or_default(),
+            attrs: Vec::new(),
+            frames: Vec::new(),
+            nodes: Vec::new(),
+        }
+    }
+}
+
+impl Clone for ParserState {
+    /// The same scope, with fresh buffers.
+    fn clone(&self) -> ParserState {
+        ParserState {
+            scope: self.scope.clone(),
+            default: self.default.clone(),
+            attrs: Vec::new(),
+            frames: Vec::new(),
+            nodes: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ParserState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParserState")
+            .field("scope", &self.scope)
+            .field("default", &self.default)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reuses an empty vector's allocation for another element type of the same layout (here: the
+/// same type with another lifetime). In-place collection keeps the buffer.
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
+}
+
 pub(crate) struct TreeParser<'s> {
     src: &'s ByteString,
     bytes: &'s [u8],
     limits: &'s Limits,
     has_cr: bool,
-    /// Prefix bindings in scope, innermost last (default-namespace declarations included, with
-    /// an empty prefix, so the header's declarations can be listed).
-    scope: Vec<(&'s [u8], ByteString)>,
-    /// The default namespace in scope (looked up for every element, so kept at hand).
+    scope: Vec<(ByteString, ByteString)>,
     default: ByteString,
     attrs: Vec<RawAttr<'s>>,
+    /// Open elements, innermost last.
+    frames: Vec<Frame<'s>>,
+    /// Children of the open elements, in order; an element takes its own when it closes, in a
+    /// vector of exactly the right size.
+    nodes: Vec<Node>,
 }
 
 /// Byte-slice equality for the short names compared here, inlined rather than a `memcmp` call.
@@ -243,31 +308,36 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl<'s> TreeParser<'s> {
-    /// `has_cr` says whether the input holds a carriage return (then line ends are normalised).
+    /// A parser over `src` that starts from `state`. `has_cr` says whether the input holds a
+    /// carriage return (then line ends are normalised).
     pub(crate) fn new(
         src: &'s ByteString,
-        ctx: &'s ParseContext,
         limits: &'s Limits,
         has_cr: bool,
+        state: ParserState,
     ) -> TreeParser<'s> {
         TreeParser {
             src,
             bytes: src.as_bytes(),
             limits,
             has_cr,
-            scope: ctx
-                .bindings
-                .iter()
-                .map(|(p, n)| (AsRef::<[u8]>::as_ref(p), n.clone()))
-                .collect(),
-            default: ctx
-                .bindings
-                .iter()
-                .rev()
-                .find(|(p, _)| p.is_empty())
-                .map(|(_, n)| n.clone())
-                .unwrap_or_default(),
-            attrs: Vec::new(),
+            scope: state.scope,
+            default: state.default,
+            attrs: recycle(state.attrs),
+            frames: recycle(state.frames),
+            nodes: state.nodes,
+        }
+    }
+
+    /// Gives the state back. After an error the scope may hold the failed element's bindings;
+    /// a stream is over after an error, so the state is not reused then.
+    pub(crate) fn into_state(self) -> ParserState {
+        ParserState {
+            scope: self.scope,
+            default: self.default,
+            attrs: recycle(self.attrs),
+            frames: recycle(self.frames),
+            nodes: self.nodes,
         }
     }
 
@@ -293,7 +363,7 @@ impl<'s> TreeParser<'s> {
         self.scope
             .iter()
             .rev()
-            .find(|(p, _)| same(p, prefix))
+            .find(|(p, _)| same(p.as_bytes(), prefix))
             .map(|(_, n)| n)
     }
 
@@ -461,6 +531,7 @@ impl<'s> TreeParser<'s> {
             if prefix.is_empty() {
                 saved_default = Some(std::mem::replace(&mut self.default, uri.clone()));
             }
+            let prefix = self.shared(prefix)?;
             self.scope.push((prefix, uri));
         }
 
@@ -569,25 +640,40 @@ impl<'s> TreeParser<'s> {
         Ok(())
     }
 
-    fn flush_text(&self, text: &mut Text<'s>, children: &mut Vec<Node>) -> Result<(), XmlError> {
+    fn flush_text(&self, text: &mut Text<'s>, nodes: &mut Vec<Node>) -> Result<(), XmlError> {
         match std::mem::replace(text, Text::Empty) {
             Text::Empty => {}
-            Text::Slice(s) => push_node(children, Node::Text(self.shared(s)?)),
-            Text::Owned(s) => push_node(children, Node::Text(ByteString::from(s))),
+            Text::Slice(s) => nodes.push(Node::Text(self.shared(s)?)),
+            Text::Owned(s) => nodes.push(Node::Text(ByteString::from(s))),
         }
         Ok(())
     }
 
     /// Parses one element starting at byte `start`. Returns it and the offset just past it.
     pub(crate) fn parse_element(&mut self, start: usize) -> Result<(Element, usize), XmlError> {
+        let mut frames = std::mem::take(&mut self.frames);
+        let mut nodes = std::mem::take(&mut self.nodes);
+        frames.clear();
+        nodes.clear();
+        let result = self.parse_element_with(start, &mut frames, &mut nodes);
+        self.frames = frames;
+        self.nodes = nodes;
+        result
+    }
+
+    fn parse_element_with(
+        &mut self,
+        start: usize,
+        frames: &mut Vec<Frame<'s>>,
+        nodes: &mut Vec<Node>,
+    ) -> Result<(Element, usize), XmlError> {
         let mut i: &'s [u8] = &self.bytes[start..];
-        let mut stack: Vec<Frame<'s>> = Vec::new();
         loop {
             let Some(&first) = i.first() else {
                 return fail(XmlError::UnexpectedEof);
             };
             if first != b'<' {
-                let Some(top) = stack.last_mut() else {
+                let Some(top) = frames.last_mut() else {
                     return fail(XmlError::Syntax("expected '<'"));
                 };
                 // One pass finds the end of the run and whether it needs a closer look.
@@ -615,7 +701,7 @@ impl<'s> TreeParser<'s> {
             match i.get(1) {
                 Some(b'/') => {
                     let (rest, name) = end_tag(i).map_err(unwrap_nom)?;
-                    let Some(mut frame) = stack.pop() else {
+                    let Some(mut frame) = frames.pop() else {
                         return fail(XmlError::Syntax("end tag without a start tag"));
                     };
                     if !same(frame.qname, name) {
@@ -624,15 +710,16 @@ impl<'s> TreeParser<'s> {
                             found: String::from_utf8_lossy(name).into_owned(),
                         });
                     }
-                    self.flush_text(&mut frame.text, &mut frame.el.children)?;
+                    self.flush_text(&mut frame.text, nodes)?;
+                    frame.el.children = nodes.drain(frame.first_node..).collect();
                     self.scope.truncate(frame.scope_mark);
                     if let Some(d) = frame.saved_default {
                         self.default = d;
                     }
-                    match stack.last_mut() {
-                        Some(parent) => push_node(&mut parent.el.children, Node::Element(frame.el)),
-                        None => return Ok((frame.el, self.offset(rest))),
+                    if frames.is_empty() {
+                        return Ok((frame.el, self.offset(rest)));
                     }
+                    nodes.push(Node::Element(frame.el));
                     i = rest;
                 }
                 Some(b'!') => {
@@ -641,7 +728,7 @@ impl<'s> TreeParser<'s> {
                         let Some(end) = memmem::find(body, b"]]>") else {
                             return fail(XmlError::UnexpectedEof);
                         };
-                        let Some(top) = stack.last_mut() else {
+                        let Some(top) = frames.last_mut() else {
                             return fail(XmlError::Syntax("CDATA outside an element"));
                         };
                         self.add_text(&mut top.text, &body[..end], true, false, false)?;
@@ -652,27 +739,28 @@ impl<'s> TreeParser<'s> {
                 }
                 Some(b'?') => return fail(pi_error(i)),
                 Some(_) => {
-                    if stack.len() >= self.limits.max_depth {
+                    if frames.len() >= self.limits.max_depth {
                         return fail(XmlError::TooDeep(self.limits.max_depth));
                     }
                     let scope_mark = self.scope.len();
                     let (rest, st) = self.start_tag(i).map_err(unwrap_nom)?;
                     let (el, saved_default) = self.build(&st)?;
-                    if let Some(parent) = stack.last_mut() {
-                        self.flush_text(&mut parent.text, &mut parent.el.children)?;
+                    if let Some(parent) = frames.last_mut() {
+                        self.flush_text(&mut parent.text, nodes)?;
                     }
                     if st.empty {
                         self.scope.truncate(scope_mark);
                         if let Some(d) = saved_default {
                             self.default = d;
                         }
-                        match stack.last_mut() {
-                            Some(parent) => push_node(&mut parent.el.children, Node::Element(el)),
-                            None => return Ok((el, self.offset(rest))),
+                        if frames.is_empty() {
+                            return Ok((el, self.offset(rest)));
                         }
+                        nodes.push(Node::Element(el));
                     } else {
-                        stack.push(Frame {
+                        frames.push(Frame {
                             el,
+                            first_node: nodes.len(),
                             qname: st.name.all,
                             scope_mark,
                             saved_default,
@@ -698,26 +786,13 @@ impl<'s> TreeParser<'s> {
             ));
         }
         let (el, _) = self.build(&st)?;
-        let mut declared = Vec::with_capacity(self.scope.len() - mark);
-        for (p, n) in &self.scope[mark..] {
-            declared.push((self.shared(p)?, n.clone()));
-        }
+        let declared = self.scope[mark..].to_vec();
         Ok(OpenTag {
             element: el,
             qname: self.shared(st.name.all)?,
             declared,
         })
     }
-}
-
-/// Appends a child, allocating room for just one at first: most elements that have
-/// children have one (a text, or a single payload).
-#[inline]
-fn push_node(children: &mut Vec<Node>, node: Node) {
-    if children.capacity() == 0 {
-        children.reserve_exact(1);
-    }
-    children.push(node);
 }
 
 /// For `xmlns` the empty prefix, for `xmlns:p` the prefix `p`, for other names `None`.
@@ -805,5 +880,19 @@ pub(crate) fn xml_decl(i: &[u8]) -> Result<usize, XmlError> {
             }
         }
         i = r;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recycling_keeps_the_allocation() {
+        let v: Vec<Frame<'static>> = Vec::with_capacity(16);
+        let ptr = v.as_ptr() as usize;
+        let w: Vec<Frame<'_>> = recycle(v);
+        assert_eq!(w.capacity(), 16);
+        assert_eq!(w.as_ptr() as usize, ptr);
     }
 }
