@@ -30,9 +30,12 @@ use crate::xml::{Limits, XmlDecoder, XmlError};
 /// Errors of a framed stream: a protocol error in the bytes, or an I/O error on the socket.
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
-    /// The peer sent bytes that are not a valid stream.
+    /// The peer sent bytes that are not a valid XML stream.
     #[error(transparent)]
     Xml(#[from] XmlError),
+    /// The peer sent bytes that are not valid BXMPP, or an element cannot be written as BXMPP.
+    #[error(transparent)]
+    Bxmpp(#[from] crate::binary::BxmppError),
     /// Reading or writing the transport failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -95,6 +98,146 @@ impl XmlCodec {
             StreamEvent::Element(e) => e.write_to(dst, &self.out_ctx),
             StreamEvent::KeepAlive => dst.put_u8(b' '),
             StreamEvent::Close => self.out_header.write_close(dst),
+        }
+    }
+}
+
+impl CodecError {
+    /// The stream error to answer the peer with (`None` for I/O errors).
+    pub fn condition(&self) -> Option<crate::StreamErrorCondition> {
+        match self {
+            CodecError::Xml(e) => Some(e.condition()),
+            CodecError::Bxmpp(e) => Some(e.condition()),
+            CodecError::Io(_) => None,
+        }
+    }
+}
+
+/// The two encodings a connection may speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireFormat {
+    /// XML text (`<` or white space first).
+    Xml,
+    /// Binary XMPP (`0xFF` first).
+    Bxmpp,
+}
+
+/// What the first bytes of a connection say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detection {
+    /// The connection speaks this format.
+    Format(WireFormat),
+    /// A TLS ClientHello (direct TLS).
+    Tls,
+    /// Nothing yet, or only white space: read more.
+    NeedMore,
+    /// Neither XML, BXMPP nor TLS.
+    Unknown,
+}
+
+/// Tells from the first bytes of a connection whether it speaks XML or BXMPP (or starts TLS),
+/// so one listener can serve all of them. White space may precede either, so it is skipped.
+///
+/// ```
+/// use lithos_core::codec::{detect_format, Detection, WireFormat};
+/// assert_eq!(detect_format(b"<?xml version='1.0'?>"), Detection::Format(WireFormat::Xml));
+/// assert_eq!(detect_format(b"\xEF\xBB\xBF<stream"), Detection::Format(WireFormat::Xml));
+/// assert_eq!(detect_format(&[0xFF, 0xFA, 0x02]), Detection::Format(WireFormat::Bxmpp));
+/// assert_eq!(detect_format(&[0x16, 0x03, 0x01]), Detection::Tls);
+/// assert_eq!(detect_format(b"  "), Detection::NeedMore);
+/// assert_eq!(detect_format(b"GET / HTTP/1.1"), Detection::Unknown);
+/// ```
+pub fn detect_format(first: &[u8]) -> Detection {
+    let start = first
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        .unwrap_or(first.len());
+    match first.get(start) {
+        None => Detection::NeedMore,
+        Some(b'<') | Some(0xEF) => Detection::Format(WireFormat::Xml),
+        Some(&crate::binary::DOC) => Detection::Format(WireFormat::Bxmpp),
+        Some(0x16) if start == 0 => Detection::Tls,
+        Some(_) => Detection::Unknown,
+    }
+}
+
+/// A codec for either format, chosen per connection: what is above it sees the same events.
+#[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one codec per connection, used on every read: not worth an indirection"
+)]
+pub enum StreamCodec {
+    /// XML.
+    Xml(XmlCodec),
+    /// BXMPP.
+    Bxmpp(crate::binary::BxmppCodec),
+}
+
+impl StreamCodec {
+    /// A codec for `format`, with default settings.
+    pub fn new(format: WireFormat) -> StreamCodec {
+        match format {
+            WireFormat::Xml => StreamCodec::Xml(XmlCodec::new()),
+            WireFormat::Bxmpp => StreamCodec::Bxmpp(crate::binary::BxmppCodec::new()),
+        }
+    }
+    /// The format spoken.
+    pub fn format(&self) -> WireFormat {
+        match self {
+            StreamCodec::Xml(_) => WireFormat::Xml,
+            StreamCodec::Bxmpp(_) => WireFormat::Bxmpp,
+        }
+    }
+    /// Expects a new stream header from the peer (stream restart).
+    pub fn reset_decoder(&mut self) {
+        match self {
+            StreamCodec::Xml(c) => c.reset_decoder(),
+            StreamCodec::Bxmpp(c) => c.reset_decoder(),
+        }
+    }
+}
+
+impl Decoder for StreamCodec {
+    type Item = StreamEvent;
+    type Error = CodecError;
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<StreamEvent>, CodecError> {
+        match self {
+            StreamCodec::Xml(c) => c.decode(src),
+            StreamCodec::Bxmpp(c) => c.decode(src),
+        }
+    }
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<StreamEvent>, CodecError> {
+        match self {
+            StreamCodec::Xml(c) => c.decode_eof(src),
+            StreamCodec::Bxmpp(c) => c.decode_eof(src),
+        }
+    }
+}
+
+impl<'a> Encoder<&'a StreamEvent> for StreamCodec {
+    type Error = CodecError;
+    fn encode(&mut self, item: &'a StreamEvent, dst: &mut BytesMut) -> Result<(), CodecError> {
+        match self {
+            StreamCodec::Xml(c) => c.encode(item, dst),
+            StreamCodec::Bxmpp(c) => c.encode(item, dst),
+        }
+    }
+}
+
+impl Encoder<StreamEvent> for StreamCodec {
+    type Error = CodecError;
+    fn encode(&mut self, item: StreamEvent, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.encode(&item, dst)
+    }
+}
+
+impl<'a> Encoder<&'a Element> for StreamCodec {
+    type Error = CodecError;
+    fn encode(&mut self, item: &'a Element, dst: &mut BytesMut) -> Result<(), CodecError> {
+        match self {
+            StreamCodec::Xml(c) => c.encode(item, dst),
+            StreamCodec::Bxmpp(c) => c.encode(item, dst),
         }
     }
 }

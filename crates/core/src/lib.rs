@@ -29,6 +29,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod binary;
 pub mod codec;
 pub mod element;
 #[doc(hidden)]
@@ -42,8 +43,10 @@ pub mod stream_error;
 pub mod xml;
 
 pub use bytestring::ByteString;
-pub use codec::{CodecError, XmlCodec};
+pub use codec::{CodecError, StreamCodec, WireFormat, XmlCodec, detect_format};
 pub use element::{Attribute, Element, ElementBuilder, Node};
+#[doc(hidden)]
+pub use inventory;
 pub use jid::{BareJid, FullJid, Jid, JidError};
 pub use payload::{Payload, PayloadError};
 pub use stream::{StreamEvent, StreamHeader};

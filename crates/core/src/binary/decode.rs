@@ -1,0 +1,251 @@
+//! One BXMPP document → an element, a stream header, or the stream close.
+
+use base64::Engine;
+use bytes::Bytes;
+use bytestring::ByteString;
+
+use super::error::BxmppError;
+use super::table::{Extension, STREAM_CODE, Vocabulary};
+use super::{BYTE_TYPE, BYTES_TYPE, DOC, ESCAPE, NOREPLACE, SPLITTER};
+use crate::element::{Attribute, Element, Node};
+use crate::ns;
+use crate::stream::StreamHeader;
+
+/// What a document holds.
+#[derive(Debug)]
+pub(crate) enum Document {
+    Header(Box<StreamHeader>),
+    Element(Element),
+    Close,
+}
+
+/// Reads one document. `frame` runs from its opening 0xFF to its closing 0xFF inclusive.
+pub(crate) struct Reader<'v> {
+    vocab: &'v Vocabulary,
+    frame: Bytes,
+    pos: usize,
+    content_ns: ByteString,
+    max_depth: usize,
+}
+
+impl<'v> Reader<'v> {
+    pub(crate) fn new(
+        vocab: &'v Vocabulary,
+        frame: Bytes,
+        content_ns: ByteString,
+        max_depth: usize,
+    ) -> Reader<'v> {
+        Reader {
+            vocab,
+            frame,
+            pos: 1,
+            content_ns,
+            max_depth,
+        }
+    }
+
+    /// The next content byte; the closing 0xFF is not content.
+    #[inline]
+    fn next(&mut self) -> Result<u8, BxmppError> {
+        if self.pos + 1 >= self.frame.len() {
+            return Err(BxmppError::Truncated);
+        }
+        let b = self.frame[self.pos];
+        self.pos += 1;
+        Ok(b)
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.frame.get(self.pos).copied()
+    }
+
+    pub(crate) fn document(mut self) -> Result<Document, BxmppError> {
+        if self.frame.len() < 3 || self.frame[0] != DOC || self.frame[self.frame.len() - 1] != DOC {
+            return Err(BxmppError::Truncated);
+        }
+        let doc = if self.peek() == Some(STREAM_CODE) {
+            self.pos += 1;
+            if self.pos == self.frame.len() - 1 {
+                return Ok(Document::Close);
+            }
+            Document::Header(Box::new(self.header()?))
+        } else {
+            let ext = self.vocab.default_extension();
+            let content_ns = self.content_ns.clone();
+            Document::Element(self.element(ext, content_ns, true, 1)?)
+        };
+        if self.pos != self.frame.len() - 1 {
+            return Err(BxmppError::TrailingBytes);
+        }
+        Ok(doc)
+    }
+
+    fn keyword(ext: &Extension, code: u8) -> Result<&'static str, BxmppError> {
+        ext.keyword(code).ok_or_else(|| BxmppError::UnknownCode {
+            code,
+            namespace: ext
+                .namespace()
+                .unwrap_or("the default extension")
+                .to_string(),
+        })
+    }
+
+    /// Reads a value up to its terminator (consuming a 0xFE; a 0xFF is the document end and is
+    /// left for the caller).
+    fn value(&mut self, ext: &Extension) -> Result<ByteString, BxmppError> {
+        let start = self.pos;
+        let mut escapes = false;
+        loop {
+            match self.peek().ok_or(BxmppError::Truncated)? {
+                ESCAPE => {
+                    escapes = true;
+                    self.pos += 2;
+                }
+                SPLITTER | DOC => break,
+                _ => self.pos += 1,
+            }
+        }
+        let end = self.pos.min(self.frame.len());
+        if self.peek() == Some(SPLITTER) {
+            self.pos += 1;
+        }
+        let raw = &self.frame[start..end];
+        match raw {
+            [] => Err(BxmppError::EmptyValue),
+            [code] => Ok(ByteString::from_static(Self::keyword(ext, *code)?)),
+            [BYTE_TYPE, rest @ ..] => {
+                let data = unescape(rest);
+                match data.as_slice() {
+                    [b] => Ok(ByteString::from(format!("$B{{{b}}}"))),
+                    _ => Err(BxmppError::BadRawByte),
+                }
+            }
+            [BYTES_TYPE, rest @ ..] => {
+                let data = unescape(rest);
+                let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+                Ok(ByteString::from(format!("$B[{b64}]")))
+            }
+            [NOREPLACE, rest @ ..] => text(unescape(rest)),
+            _ if !escapes => ByteString::try_from(self.frame.slice(start..end))
+                .map_err(|_| BxmppError::InvalidUtf8),
+            _ => text(unescape(raw)),
+        }
+    }
+
+    fn element(
+        &mut self,
+        parent_ext: &'v Extension,
+        parent_ns: ByteString,
+        root: bool,
+        depth: usize,
+    ) -> Result<Element, BxmppError> {
+        if depth > self.max_depth {
+            return Err(BxmppError::TooDeep(self.max_depth));
+        }
+        let mut b = self.next()?;
+        let (ext, ns) = if (0xF0..=0xF9).contains(&b) {
+            let code = [b, self.next()?];
+            let ext = self
+                .vocab
+                .extension_for_code(code)
+                .ok_or(BxmppError::UnknownNamespaceCode(code))?;
+            b = self.next()?;
+            let ns = ext
+                .namespace()
+                .map(ByteString::from_static)
+                .unwrap_or_default();
+            (ext, ns)
+        } else {
+            (parent_ext, parent_ns)
+        };
+        let keyword = Self::keyword(ext, b)?;
+        let (ns, name) = match keyword.strip_prefix("stream:") {
+            Some(local) if ext.namespace().is_none() => (ns::STREAMS, local),
+            _ => (ns, keyword),
+        };
+        let mut el = Element::bare(ByteString::from_static(name), ns.clone());
+        // An empty element written without a body: only as the last thing of the document.
+        if self.peek() == Some(DOC) {
+            return Ok(el);
+        }
+        let n_attrs = self.next()? as usize;
+        let child_byte = self.next()?;
+        let n_children = (child_byte & 0x7F) as usize;
+        let has_text = child_byte & 0x80 != 0;
+        el.attrs.reserve_exact(n_attrs);
+        for _ in 0..n_attrs {
+            let k = Self::keyword(ext, self.next()?)?;
+            let value = self.value(ext)?;
+            let attr = match k.strip_prefix("xml:") {
+                Some(local) => Attribute::with_ns(ns::XML, ByteString::from_static(local), value),
+                None => Attribute::new(ByteString::from_static(k), value),
+            };
+            el.attrs.push(attr);
+        }
+        let nodes = n_children + has_text as usize;
+        if nodes > 0 {
+            el.children.reserve_exact(nodes);
+        }
+        for _ in 0..n_children {
+            let child = self.element(ext, ns.clone(), false, depth + 1)?;
+            el.children.push(Node::Element(child));
+        }
+        if has_text {
+            el.children.push(Node::Text(self.value(ext)?));
+        }
+        let _ = root;
+        Ok(el)
+    }
+
+    fn header(&mut self) -> Result<StreamHeader, BxmppError> {
+        let ext = self.vocab.default_extension();
+        let n_attrs = self.next()? as usize;
+        let children = self.next()?;
+        if children != 0 {
+            return Err(BxmppError::BadHeader);
+        }
+        let mut h = StreamHeader::new(self.content_ns.clone());
+        h.version = None;
+        for _ in 0..n_attrs {
+            let k = Self::keyword(ext, self.next()?)?;
+            let v = self.value(ext)?;
+            match k {
+                "xmlns:stream" => {
+                    if v != ns::STREAMS {
+                        return Err(BxmppError::BadHeader);
+                    }
+                }
+                "to" => h.to = Some(v),
+                "from" => h.from = Some(v),
+                "id" => h.id = Some(v),
+                "version" => h.version = Some(v),
+                "xml:lang" => h.lang = Some(v),
+                other => h
+                    .extra
+                    .push(Attribute::new(ByteString::from_static(other), v)),
+            }
+        }
+        Ok(h)
+    }
+}
+
+fn text(data: Vec<u8>) -> Result<ByteString, BxmppError> {
+    String::from_utf8(data)
+        .map(ByteString::from)
+        .map_err(|_| BxmppError::InvalidUtf8)
+}
+
+/// Drops each 0xFD that precedes a byte in 0xFA..=0xFF.
+fn unescape(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        if data[i] == ESCAPE && data.get(i + 1).is_some_and(|&b| b >= 0xFA) {
+            i += 1;
+        }
+        out.push(data[i]);
+        i += 1;
+    }
+    out
+}
