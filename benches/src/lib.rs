@@ -144,3 +144,81 @@ pub fn minidom_parse(input: &str) -> usize {
     let root: minidom::Element = input.parse().expect("valid corpus");
     root.children().count()
 }
+
+/// Stanzas for comparing BXMPP with XML: ones every vocabulary word of which is in the linked
+/// tables plus `tables/tuxp.props`. Each is written as it appears in a `jabber:client` stream.
+/// The roster has 100 items: a BXMPP element carries at most 127 children.
+pub fn binary_corpus() -> Vec<(&'static str, String)> {
+    vec![
+        ("chat", "<message from='juliet@capulet.example/balcony' to='romeo@montague.example/orchard' \
+type='chat' id='b4vs9km4' xml:lang='en'><body>Wherefore art thou, Romeo? Deny thy father &amp; refuse thy name.</body>\
+<thread>e0ffe42b28561960c6b12b944a092794b9683a38</thread></message>".to_string()),
+        ("presence", "<presence from='romeo@montague.example/orchard' xml:lang='en'>\
+<show>away</show><status>In the orchard</status><priority>5</priority></presence>".to_string()),
+        ("roster-100", roster(100)),
+        ("notification", "<iq type=\"set\" id=\"n1\"><notification xmlns=\"urn:leps:tuxp:thing\" ack-required=\"true\">\
+<switch-state-changed xmlns=\"urn:leps:things:simple-light\" previous=\"0\" current=\"2\"/></notification></iq>".to_string()),
+        ("report", "<iq type='set' id='rep-00042' from='HLT-3A7F19C2@iot.example/0' to='iot.example'>\
+<report xmlns='urn:leps:tuxp:sensor' qos='1'><celsius-degree xmlns='urn:leps:things:simple-temperature-reporter' value='23.5'/></report></iq>".to_string()),
+        ("execution", "<iq type='set' id='exec1' to='gw@iot.example/3'><execution xmlns='urn:leps:tuxp:actuator' \
+lan-traceable='true' lan-timeout='5000'><flash xmlns='urn:leps:things:simple-light' repeat='3'/></execution></iq>".to_string()),
+    ]
+}
+
+/// The vocabulary for [`binary_corpus`]: the linked tables plus `tables/tuxp.props`.
+pub fn binary_vocabulary() -> lithos_core::binary::Vocabulary {
+    let mut v = lithos_core::binary::Vocabulary::linked().expect("linked tables");
+    v.load("tuxp", include_str!("../tables/tuxp.props"))
+        .expect("bench tables");
+    v
+}
+
+/// The LAN execution of the reference: as XML, and the element it is.
+pub const LAN_EXECUTION_XML: &str = "<lan-execution xmlns='urn:leps:tuxp:actuator' trace-id='$B[AAsX0+U=]'>\
+<flash xmlns='urn:leps:things:simple-light' repeat='3'/></lan-execution>";
+
+/// A BXMPP stream: the header document, `stanza` (given as XML) encoded and repeated until the
+/// stream is about `bytes` long, the close. Returns the bytes and the stanza count.
+pub fn binary_stream_of(
+    vocab: &lithos_core::binary::Vocabulary,
+    stanza: &str,
+    bytes: usize,
+) -> (Vec<u8>, usize) {
+    let el = parse_stanza(stanza);
+    let doc = lithos_core::binary::encode_document(vocab, &el).expect("encodable stanza");
+    let n = (bytes / doc.len()).max(1);
+    let mut out = vec![
+        0xFF, 0xFA, 0x02, 0x00, 0x02, 0x03, 0xFE, 0x07, 0x31, 0x2E, 0x30, 0xFF,
+    ];
+    for _ in 0..n {
+        out.extend_from_slice(&doc);
+    }
+    out.extend_from_slice(&[0xFF, 0xFA, 0xFF]);
+    (out, n)
+}
+
+/// Parses a stanza written as in a `jabber:client` stream (no `xmlns` on the root).
+pub fn parse_stanza(stanza: &str) -> lithos_core::Element {
+    let end = stanza[1..]
+        .find(|c: char| c.is_whitespace() || c == '/' || c == '>')
+        .expect("a root element")
+        + 1;
+    lithos_core::Element::parse(&format!(
+        "{} xmlns='jabber:client'{}",
+        &stanza[..end],
+        &stanza[end..]
+    ))
+    .expect("valid stanza")
+}
+
+/// Ours, BXMPP: decodes a stream into elements. Returns the stanza count.
+pub fn bxmpp_parse(codec: &mut lithos_core::binary::BxmppCodec, mut buf: BytesMut) -> usize {
+    let mut n = 0;
+    while let Some(ev) = codec.decode_event(&mut buf).expect("valid stream") {
+        if let StreamEvent::Element(e) = ev {
+            black_box(&e);
+            n += 1;
+        }
+    }
+    n
+}

@@ -4,6 +4,7 @@
 
 use bytes::BytesMut;
 
+use crate::binary::{BxmppCodec, BxmppError, Vocabulary};
 use crate::element::NsContext;
 use crate::jid::Jid;
 use crate::stream::StreamEvent;
@@ -94,5 +95,57 @@ pub fn element_roundtrip(s: &str) {
         let back = parse_document(&xml, &limits).unwrap_or_else(|e| panic!("{e} on {xml}"));
         assert_eq!(back, el);
         assert_eq!(back.to_xml(), xml);
+    }
+}
+
+fn run_bxmpp(
+    chunks: &[&[u8]],
+    vocab: &std::sync::Arc<Vocabulary>,
+) -> (Vec<StreamEvent>, Option<BxmppError>) {
+    let mut c = BxmppCodec::with_vocabulary(vocab.clone()).max_frame(4096);
+    let mut buf = BytesMut::new();
+    let mut events = Vec::new();
+    for ch in chunks {
+        buf.extend_from_slice(ch);
+        loop {
+            match c.decode_event(&mut buf) {
+                Ok(Some(StreamEvent::KeepAlive)) => {}
+                Ok(Some(ev)) => events.push(ev),
+                Ok(None) => break,
+                Err(e) => return (events, Some(e)),
+            }
+        }
+    }
+    (events, None)
+}
+
+/// The BXMPP decoder on arbitrary bytes (the first byte seeds the chunking): no panic, the
+/// same events and error whole and in chunks, and every element read is written and read back
+/// equal.
+pub fn bxmpp_stream(data: &[u8]) {
+    let Some((&seed, input)) = data.split_first() else {
+        return;
+    };
+    let vocab = Vocabulary::global();
+    let whole = run_bxmpp(&[input], &vocab);
+    let mut chunks = Vec::new();
+    let mut at = 0;
+    let mut n = (seed as usize % 5) + 1;
+    while at < input.len() {
+        let end = (at + n).min(input.len());
+        chunks.push(&input[at..end]);
+        at = end;
+        n = (n * 3 + seed as usize) % 11 + 1;
+    }
+    let split = run_bxmpp(&chunks, &vocab);
+    assert_eq!(whole, split, "whole and chunked decoding differ");
+    for ev in &whole.0 {
+        if let StreamEvent::Element(el) = ev {
+            let bytes = crate::binary::encode_document(&vocab, el)
+                .unwrap_or_else(|e| panic!("a decoded element does not encode: {e}: {el}"));
+            let back = crate::binary::decode_document(&vocab, bytes)
+                .unwrap_or_else(|e| panic!("re-decoding failed: {e}"));
+            assert_eq!(&back, el);
+        }
     }
 }

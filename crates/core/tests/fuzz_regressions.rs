@@ -47,3 +47,8 @@ fn element_roundtrip_regressions() {
         lithos_core::fuzzing::element_roundtrip(as_str(d))
     });
 }
+
+#[test]
+fn bxmpp_stream_regressions() {
+    replay("bxmpp_stream", lithos_core::fuzzing::bxmpp_stream);
+}

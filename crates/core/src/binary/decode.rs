@@ -96,18 +96,23 @@ impl<'v> Reader<'v> {
     fn value(&mut self, ext: &Extension) -> Result<ByteString, BxmppError> {
         let start = self.pos;
         let mut escapes = false;
-        loop {
-            match self.peek().ok_or(BxmppError::Truncated)? {
-                ESCAPE => {
-                    escapes = true;
-                    self.pos += 2;
-                }
-                SPLITTER | DOC => break,
-                _ => self.pos += 1,
+        let bytes: &[u8] = &self.frame;
+        let mut i = start;
+        let end = loop {
+            let Some(&b) = bytes.get(i) else {
+                return Err(BxmppError::Truncated);
+            };
+            if b < ESCAPE {
+                i += 1;
+            } else if b == ESCAPE {
+                escapes = true;
+                i += 2;
+            } else {
+                break i;
             }
-        }
-        let end = self.pos.min(self.frame.len());
-        if self.peek() == Some(SPLITTER) {
+        };
+        self.pos = end;
+        if bytes[end] == SPLITTER {
             self.pos += 1;
         }
         let raw = &self.frame[start..end];
@@ -126,6 +131,10 @@ impl<'v> Reader<'v> {
                 let b64 = base64::engine::general_purpose::STANDARD.encode(data);
                 Ok(ByteString::from(format!("$B[{b64}]")))
             }
+            // A one-character literal: shared static strings for ASCII, no allocation.
+            [NOREPLACE, c] if c.is_ascii() => Ok(ByteString::from_static(ASCII[*c as usize])),
+            [NOREPLACE, ..] if !escapes => ByteString::try_from(self.frame.slice(start + 1..end))
+                .map_err(|_| BxmppError::InvalidUtf8),
             [NOREPLACE, rest @ ..] => text(unescape(rest)),
             _ if !escapes => ByteString::try_from(self.frame.slice(start..end))
                 .map_err(|_| BxmppError::InvalidUtf8),
@@ -230,6 +239,26 @@ impl<'v> Reader<'v> {
     }
 }
 
+/// Every ASCII character as a one-character static string.
+static ASCII: [&str; 128] = {
+    const ALL: &str = "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\
+\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f \
+!\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~\x7f";
+    let mut out = [""; 128];
+    let mut i = 0;
+    while i < 128 {
+        out[i] = match ALL.split_at_checked(i) {
+            Some((_, rest)) => match rest.split_at_checked(1) {
+                Some((c, _)) => c,
+                None => "",
+            },
+            None => "",
+        };
+        i += 1;
+    }
+    out
+};
+
 fn text(data: Vec<u8>) -> Result<ByteString, BxmppError> {
     String::from_utf8(data)
         .map(ByteString::from)
@@ -248,4 +277,16 @@ fn unescape(data: &[u8]) -> Vec<u8> {
         i += 1;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ASCII;
+
+    #[test]
+    fn ascii_table() {
+        for (i, s) in ASCII.iter().enumerate() {
+            assert_eq!(s.as_bytes(), [i as u8]);
+        }
+    }
 }

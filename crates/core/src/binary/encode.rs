@@ -1,5 +1,7 @@
 //! Element → BXMPP bytes.
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use bytes::{BufMut, BytesMut};
 
@@ -82,10 +84,10 @@ fn put_value(out: &mut BytesMut, value: &str, ext: &Extension) -> Result<(), Bxm
 
 /// The keyword an element name is written as, and the extension it is looked up in; `None`
 /// for the namespace code when the element stays in the current extension.
-struct Placement<'v> {
+struct Placement<'v, 'e> {
     ext: &'v Extension,
     ns_code: Option<[u8; 2]>,
-    keyword: String,
+    keyword: Cow<'e, str>,
 }
 
 pub(crate) struct Writer<'v> {
@@ -95,32 +97,32 @@ pub(crate) struct Writer<'v> {
 }
 
 impl<'v> Writer<'v> {
-    fn place(
+    fn place<'e>(
         &self,
-        el: &Element,
+        el: &'e Element,
         parent_ns: Option<&str>,
         parent_ext: &'v Extension,
-    ) -> Result<Placement<'v>, BxmppError> {
+    ) -> Result<Placement<'v, 'e>, BxmppError> {
         let ns = el.ns();
         if parent_ns == Some(ns) {
             return Ok(Placement {
                 ext: parent_ext,
                 ns_code: None,
-                keyword: el.name().to_string(),
+                keyword: Cow::Borrowed(el.name()),
             });
         }
         if parent_ns.is_none() && ns == self.content_ns {
             return Ok(Placement {
                 ext: self.vocab.default_extension(),
                 ns_code: None,
-                keyword: el.name().to_string(),
+                keyword: Cow::Borrowed(el.name()),
             });
         }
         if let Some(ext) = self.vocab.extension_for_ns(ns) {
             return Ok(Placement {
                 ext,
                 ns_code: ext.code(),
-                keyword: el.name().to_string(),
+                keyword: Cow::Borrowed(el.name()),
             });
         }
         // `stream:features` and `stream:error` are keywords of the default extension.
@@ -128,7 +130,7 @@ impl<'v> Writer<'v> {
             return Ok(Placement {
                 ext: parent_ext,
                 ns_code: None,
-                keyword: format!("stream:{}", el.name()),
+                keyword: Cow::Owned(format!("stream:{}", el.name())),
             });
         }
         Err(BxmppError::NoNamespaceCode(ns.to_string()))
@@ -161,20 +163,36 @@ impl<'v> Writer<'v> {
         }
         out.put_u8(Self::code(p.ext, &p.keyword)?);
 
-        let children: Vec<&Element> = el.children().collect();
-        let mut text = String::new();
-        for n in el.nodes() {
-            if let Node::Text(t) = n {
-                text.push_str(t);
+        let n_children = el.child_count();
+        // BXMPP has one text per element, after the children.
+        let mut texts = el.nodes().iter().filter_map(Node::as_text);
+        let text: Cow<'_, str> = match (texts.next(), texts.next()) {
+            (None, _) => Cow::Borrowed(""),
+            (Some(t), None) => Cow::Borrowed(t),
+            (Some(a), Some(b)) => {
+                let mut s = String::from(a);
+                s.push_str(b);
+                for t in texts {
+                    s.push_str(t);
+                }
+                Cow::Owned(s)
+            }
+        };
+        // White space that sits before a child element is formatting (pretty-printed XML),
+        // not content.
+        let mut text = text;
+        if n_children > 0 && text.trim_matches([' ', '\t', '\r', '\n']).is_empty() {
+            let last_child = el
+                .nodes()
+                .iter()
+                .rposition(|n| matches!(n, Node::Element(_)));
+            let first_text = el.nodes().iter().position(|n| matches!(n, Node::Text(_)));
+            if matches!((first_text, last_child), (Some(t), Some(c)) if t < c) {
+                text = Cow::Borrowed("");
             }
         }
-        // One text per element, after the children: white space between child elements is
-        // formatting, not content.
-        if !children.is_empty() && text.trim_matches([' ', '\t', '\r', '\n']).is_empty() {
-            text.clear();
-        }
         let attrs = el.attrs();
-        if attrs.is_empty() && children.is_empty() && text.is_empty() {
+        if attrs.is_empty() && n_children == 0 && text.is_empty() {
             if !last {
                 out.put_slice(&[0, 0]);
             }
@@ -183,17 +201,21 @@ impl<'v> Writer<'v> {
         if attrs.len() > MAX_COUNT_BYTE {
             return Err(BxmppError::TooManyAttributes(attrs.len()));
         }
-        let child_byte = children.len() | if text.is_empty() { 0 } else { 0x80 };
-        if children.len() > 0x7F || child_byte > MAX_COUNT_BYTE {
-            return Err(BxmppError::TooManyChildren(children.len()));
+        let child_byte = n_children | if text.is_empty() { 0 } else { 0x80 };
+        if n_children > 0x7F || child_byte > MAX_COUNT_BYTE {
+            return Err(BxmppError::TooManyChildren(n_children));
         }
         out.put_u8(attrs.len() as u8);
         out.put_u8(child_byte as u8);
         for a in attrs {
             let name = if a.ns().is_empty() {
-                std::borrow::Cow::Borrowed(a.name())
+                Cow::Borrowed(a.name())
             } else if a.ns() == &*ns::XML {
-                std::borrow::Cow::Owned(format!("xml:{}", a.name()))
+                if a.name() == "lang" {
+                    Cow::Borrowed("xml:lang")
+                } else {
+                    Cow::Owned(format!("xml:{}", a.name()))
+                }
             } else {
                 return Err(BxmppError::NamespacedAttribute {
                     namespace: a.ns().to_string(),
@@ -205,8 +227,8 @@ impl<'v> Writer<'v> {
             out.put_u8(SPLITTER);
         }
         let ns = el.ns();
-        for (i, c) in children.iter().enumerate() {
-            let child_last = last && text.is_empty() && i + 1 == children.len();
+        for (i, c) in el.children().enumerate() {
+            let child_last = last && text.is_empty() && i + 1 == n_children;
             self.element(out, c, Some(ns), p.ext, child_last)?;
         }
         if !text.is_empty() {

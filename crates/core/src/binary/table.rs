@@ -160,7 +160,43 @@ pub struct Extension {
     namespace: Option<&'static str>,
     code: Option<[u8; 2]>,
     by_code: Box<[Option<&'static str>; 256]>,
-    by_keyword: FastMap<&'static str, u8>,
+    by_keyword: KeywordIndex,
+}
+
+/// Keyword → code, bucketed by length and first byte. Most strings looked up are not keywords
+/// (ids, addresses, text); they miss on the length or on an empty bucket, without hashing.
+#[derive(Clone, Default)]
+struct KeywordIndex {
+    max_len: usize,
+    buckets: Vec<Vec<(&'static str, u8)>>,
+    len: usize,
+}
+
+impl KeywordIndex {
+    #[inline]
+    fn slot(len: usize, first: u8) -> usize {
+        len * 32 + (first & 31) as usize
+    }
+    #[inline]
+    fn get(&self, s: &str) -> Option<u8> {
+        let b = s.as_bytes();
+        if b.is_empty() || b.len() > self.max_len {
+            return None;
+        }
+        self.buckets[Self::slot(b.len(), b[0])]
+            .iter()
+            .find(|(k, _)| k.as_bytes() == b)
+            .map(|&(_, c)| c)
+    }
+    fn insert(&mut self, k: &'static str, code: u8) {
+        if k.len() > self.max_len {
+            self.max_len = k.len();
+            self.buckets
+                .resize_with(Self::slot(self.max_len + 1, 0), Vec::new);
+        }
+        self.buckets[Self::slot(k.len(), k.as_bytes()[0])].push((k, code));
+        self.len += 1;
+    }
 }
 
 impl std::fmt::Debug for Extension {
@@ -168,7 +204,7 @@ impl std::fmt::Debug for Extension {
         f.debug_struct("Extension")
             .field("namespace", &self.namespace)
             .field("code", &self.code)
-            .field("keywords", &self.by_keyword.len())
+            .field("keywords", &self.by_keyword.len)
             .finish()
     }
 }
@@ -179,7 +215,7 @@ impl Extension {
             namespace,
             code,
             by_code: Box::new([None; 256]),
-            by_keyword: FastMap::default(),
+            by_keyword: KeywordIndex::default(),
         }
     }
     /// The namespace (`None` for the default extension).
@@ -198,15 +234,15 @@ impl Extension {
     /// The code of a keyword.
     #[inline]
     pub fn code_of(&self, keyword: &str) -> Option<u8> {
-        self.by_keyword.get(keyword).copied()
+        self.by_keyword.get(keyword)
     }
     /// Number of keywords.
     pub fn len(&self) -> usize {
-        self.by_keyword.len()
+        self.by_keyword.len
     }
     /// True when the extension has no keywords.
     pub fn is_empty(&self) -> bool {
-        self.by_keyword.is_empty()
+        self.by_keyword.len == 0
     }
     fn label(&self) -> String {
         self.namespace
@@ -220,7 +256,7 @@ impl Extension {
                 code,
             });
         }
-        if self.by_keyword.contains_key(keyword) {
+        if self.by_keyword.get(keyword).is_some() {
             return Err(TableError::DuplicateKeyword {
                 namespace: self.label(),
                 keyword: keyword.to_string(),
