@@ -464,8 +464,9 @@ fn stable<'a>(
 
 const LOCAL_FORBIDDEN: &[char] = &['"', '&', '\'', '/', ':', '<', '>', '@'];
 
-/// Prepares a localpart: PRECIS UsernameCaseMapped plus the RFC 7622 exclusions.
-pub(crate) fn prep_local(s: &str) -> Result<Cow<'_, str>, JidError> {
+/// Prepares a localpart: PRECIS UsernameCaseMapped plus the RFC 7622 exclusions. This is also
+/// how a SASL user name is turned into an account name.
+pub fn prep_local(s: &str) -> Result<Cow<'_, str>, JidError> {
     check_len(JidPart::Local, s)?;
     let out: Cow<'_, str> = if s.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
         // ASCII fast path: IdentifierClass allows every printable ASCII character; case
@@ -486,7 +487,7 @@ pub(crate) fn prep_local(s: &str) -> Result<Cow<'_, str>, JidError> {
 }
 
 /// Prepares a resourcepart: PRECIS OpaqueString.
-pub(crate) fn prep_resource(s: &str) -> Result<Cow<'_, str>, JidError> {
+pub fn prep_resource(s: &str) -> Result<Cow<'_, str>, JidError> {
     check_len(JidPart::Resource, s)?;
     let out: Cow<'_, str> = if s.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
         Cow::Borrowed(s)
@@ -500,7 +501,7 @@ pub(crate) fn prep_resource(s: &str) -> Result<Cow<'_, str>, JidError> {
 /// Prepares a domainpart: IP literals as they are, ASCII names lower-cased and checked label by
 /// label, internationalised names through UTS #46 to their Unicode form. One trailing dot is
 /// dropped (RFC 7622 §3.2).
-pub(crate) fn prep_domain(s: &str) -> Result<Cow<'_, str>, JidError> {
+pub fn prep_domain(s: &str) -> Result<Cow<'_, str>, JidError> {
     let s = s.strip_suffix('.').unwrap_or(s);
     check_len(JidPart::Domain, s)?;
     if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {

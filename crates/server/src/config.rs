@@ -1,0 +1,268 @@
+//! Server configuration, read from TOML. Every key has a default, so an empty file (or none)
+//! gives a working server for `localhost`; `docs/configuration.md` documents each key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {error}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The TOML is invalid or has unknown keys.
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The XMPP domain served. Default `localhost`.
+    pub domain: String,
+    /// Where the database, certificates and other state live. Default `lithos-data`.
+    pub data_dir: PathBuf,
+    /// Logging.
+    pub log: LogConfig,
+    /// Client connections.
+    pub c2s: C2sConfig,
+    /// TLS certificate and key.
+    pub tls: TlsConfig,
+    /// Per-module sections, `[modules.<name>]`, each with `enabled` and the module's own keys.
+    pub modules: BTreeMap<String, toml::Table>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            domain: "localhost".into(),
+            data_dir: PathBuf::from("lithos-data"),
+            log: LogConfig::default(),
+            c2s: C2sConfig::default(),
+            tls: TlsConfig::default(),
+            modules: BTreeMap::new(),
+        }
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `human` (default) or `json`.
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `lithos_server=debug,info`. Default `info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Client-to-server listeners and session limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct C2sConfig {
+    /// Addresses for STARTTLS connections (XML or BXMPP, told apart by the first byte).
+    /// Default `["127.0.0.1:5222"]`.
+    pub listen: Vec<SocketAddr>,
+    /// Addresses for direct TLS (XEP-0368). Default `["127.0.0.1:5223"]`.
+    pub direct_tls: Vec<SocketAddr>,
+    /// Refuse to authenticate streams that have not negotiated TLS. Default `true`.
+    pub require_tls: bool,
+    /// Offer SASL PLAIN on streams without TLS (only for benchmarks and tests on loopback).
+    /// Default `false`.
+    pub allow_plain_without_tls: bool,
+    /// Largest stanza accepted, in bytes. Default 262144.
+    pub max_stanza_size: usize,
+    /// Close a connection that sends nothing for this many seconds. Default 300.
+    pub idle_timeout_secs: u64,
+    /// Time allowed from connecting to binding a resource, in seconds. Default 30.
+    pub negotiation_timeout_secs: u64,
+    /// Stanzas queued for a session before it counts as not reading and is closed.
+    /// Default 1024.
+    pub outbound_queue: usize,
+    /// Failed SASL attempts allowed on one connection before it is closed. Default 3.
+    pub max_auth_failures: u32,
+}
+
+impl Default for C2sConfig {
+    fn default() -> Self {
+        C2sConfig {
+            listen: vec!["127.0.0.1:5222".parse().expect("literal address")],
+            direct_tls: vec!["127.0.0.1:5223".parse().expect("literal address")],
+            require_tls: true,
+            allow_plain_without_tls: false,
+            max_stanza_size: 256 * 1024,
+            idle_timeout_secs: 300,
+            negotiation_timeout_secs: 30,
+            outbound_queue: 1024,
+            max_auth_failures: 3,
+        }
+    }
+}
+
+/// TLS material.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain. Default: `<data_dir>/tls/cert.pem`, generated (self-signed for the
+    /// domain) on first start if missing.
+    pub cert: Option<PathBuf>,
+    /// PEM private key. Default: `<data_dir>/tls/key.pem`, generated with the certificate.
+    pub key: Option<PathBuf>,
+}
+
+impl Config {
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Reads a TOML file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        Config::parse(&text)
+    }
+
+    /// Checks values that TOML types alone do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let d = lithos_core::Jid::new(&self.domain)
+            .map_err(|e| ConfigError::Invalid(format!("domain {:?}: {e}", self.domain)))?;
+        if !d.is_domain() {
+            return Err(ConfigError::Invalid(format!(
+                "domain {:?} must be a bare domain name",
+                self.domain
+            )));
+        }
+        if self.c2s.listen.is_empty() && self.c2s.direct_tls.is_empty() {
+            return Err(ConfigError::Invalid("no c2s listener configured".into()));
+        }
+        if self.c2s.max_stanza_size < 1024 {
+            return Err(ConfigError::Invalid(
+                "c2s.max_stanza_size must be at least 1024".into(),
+            ));
+        }
+        if self.c2s.outbound_queue == 0 {
+            return Err(ConfigError::Invalid(
+                "c2s.outbound_queue must be at least 1".into(),
+            ));
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(ConfigError::Invalid(
+                "tls.cert and tls.key go together".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("lithos.sqlite")
+    }
+
+    /// Whether a module is enabled: its `enabled` key, else its default.
+    pub fn module_enabled(&self, name: &str, default: bool) -> bool {
+        self.modules
+            .get(name)
+            .and_then(|t| t.get("enabled"))
+            .and_then(|v| v.as_bool())
+            .unwrap_or(default)
+    }
+
+    /// A module's section without its `enabled` key (empty if absent).
+    pub fn module_section(&self, name: &str) -> toml::Table {
+        let mut t = self.modules.get(name).cloned().unwrap_or_default();
+        t.remove("enabled");
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.domain, "localhost");
+        assert_eq!(c.c2s.listen, vec!["127.0.0.1:5222".parse().unwrap()]);
+        assert!(c.c2s.require_tls);
+        assert_eq!(
+            c.database_path(),
+            PathBuf::from("lithos-data/lithos.sqlite")
+        );
+    }
+
+    #[test]
+    fn values_and_modules() {
+        let c = Config::parse(
+            r#"
+            domain = "example.com"
+            [c2s]
+            listen = ["0.0.0.0:5222"]
+            require_tls = false
+            [modules.register]
+            enabled = true
+            allow = "anyone"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.domain, "example.com");
+        assert!(!c.c2s.require_tls);
+        assert!(c.module_enabled("register", false));
+        assert!(!c.module_enabled("other", false));
+        assert_eq!(
+            c.module_section("register").get("allow").unwrap().as_str(),
+            Some("anyone")
+        );
+        assert!(c.module_section("register").get("enabled").is_none());
+    }
+
+    #[test]
+    fn rejections() {
+        for bad in [
+            "domian = 'x'",
+            "domain = 'a@b'",
+            "domain = 'bad domain'",
+            "[c2s]\nlisten = []\ndirect_tls = []",
+            "[c2s]\nmax_stanza_size = 10",
+            "[tls]\ncert = 'x.pem'",
+            "[c2s]\nlisten = ['not an address']",
+        ] {
+            assert!(Config::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! # lithos-server
+//!
+//! The Lithos XMPP server kernel: listeners (STARTTLS and direct TLS, XML or BXMPP told apart by
+//! the first byte), stream negotiation (TLS, SASL SCRAM-SHA-256/SCRAM-SHA-1/PLAIN, resource
+//! binding), sessions and routing (RFC 6121 §8), the module host, and storage with an embedded
+//! SQLite default.
+//!
+//! Everything above the kernel is a module discovered through `inventory`: this crate names
+//! none. A server is this crate plus the extension crates it links:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = lithos_server::Config::parse("domain = 'example.com'")?;
+//! let server = lithos_server::RunningServer::start(config).await?;
+//! server.run_until_signal().await;
+//! # Ok(()) }
+//! ```
+
+pub mod cli;
+pub mod config;
+pub mod module;
+mod router;
+pub mod sasl;
+mod server;
+pub mod session;
+pub mod storage;
+mod stream;
+pub mod tls;
+
+pub use config::Config;
+pub use module::{Flow, IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleRegistration};
+pub use server::{RunningServer, ServerHandle, StartError};
+pub use session::SessionInfo;
+
+#[doc(hidden)]
+pub use inventory;

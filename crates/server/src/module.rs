@@ -1,0 +1,517 @@
+//! The module host: everything above the kernel is a module that registers itself through
+//! `inventory`, and the server names none of them.
+//!
+//! An extension crate implements [`Module`] and submits a [`ModuleRegistration`]:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use async_trait::async_trait;
+//! use lithos_core::Element;
+//! use lithos_server::module::{IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleRegistration};
+//! use lithos_server::ServerHandle;
+//!
+//! struct Echo;
+//!
+//! #[async_trait]
+//! impl Module for Echo {
+//!     fn iq_claims(&self) -> Vec<IqClaim> {
+//!         vec![IqClaim { ns: "urn:example:echo", target: IqTarget::Server }]
+//!     }
+//!     async fn handle_iq(&self, _server: &ServerHandle, req: IqRequest) -> IqResponse {
+//!         Ok(Some(req.payload.clone()))
+//!     }
+//! }
+//!
+//! lithos_server::inventory::submit! {
+//!     ModuleRegistration {
+//!         name: "echo",
+//!         description: "answers urn:example:echo with the request's payload",
+//!         depends_on: &[],
+//!         enabled_by_default: true,
+//!         build: |_ctx| Ok(Arc::new(Echo)),
+//!     }
+//! }
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lithos_core::stanza::{DefinedCondition, StanzaError};
+use lithos_core::{Element, Jid};
+
+use crate::ServerHandle;
+use crate::config::Config;
+use crate::session::SessionInfo;
+
+/// Whom an iq namespace is answered for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IqTarget {
+    /// The server itself (`to` is the domain).
+    Server,
+    /// An account (`to` is a user's bare JID, or absent: the sender's own account).
+    Account,
+}
+
+/// A module's claim to answer iqs whose payload has namespace `ns`, sent to `target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IqClaim {
+    /// Payload namespace.
+    pub ns: &'static str,
+    /// For whom.
+    pub target: IqTarget,
+}
+
+/// An iq request (get or set) for a module.
+#[derive(Debug, Clone)]
+pub struct IqRequest {
+    /// `get` or `set`.
+    pub is_set: bool,
+    /// The request id.
+    pub id: String,
+    /// The sender (a full JID for client requests, the domain for the server's own).
+    pub from: Jid,
+    /// The entity addressed: the domain, or an account's bare JID.
+    pub to: Jid,
+    /// The payload element.
+    pub payload: Element,
+    /// The sending session, when a local client sent it.
+    pub session: Option<SessionInfo>,
+}
+
+/// A module's answer: a result payload (or none), or a stanza error.
+pub type IqResponse = Result<Option<Element>, StanzaError>;
+
+/// What a hook decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Go on: other modules and the kernel's default handling see the stanza.
+    Continue,
+    /// The module took care of it; nothing else happens.
+    Handled,
+}
+
+/// A server module. Every method has a default that does nothing, so a module implements
+/// only what it needs.
+#[async_trait]
+pub trait Module: Send + Sync + 'static {
+    /// The iq namespaces this module answers.
+    fn iq_claims(&self) -> Vec<IqClaim> {
+        Vec::new()
+    }
+
+    /// Answers an iq it claimed.
+    async fn handle_iq(&self, _server: &ServerHandle, _req: IqRequest) -> IqResponse {
+        Err(StanzaError::new(DefinedCondition::ServiceUnavailable))
+    }
+
+    /// Elements for `<stream:features/>` once a client is authenticated.
+    fn stream_features(&self) -> Vec<Element> {
+        Vec::new()
+    }
+
+    /// Features for the server's disco#info.
+    fn disco_features(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    /// Every stanza a bound client sends, after its addresses are checked and `from` stamped,
+    /// before routing.
+    async fn client_stanza(
+        &self,
+        _server: &ServerHandle,
+        _session: &SessionInfo,
+        _stanza: &Element,
+    ) -> Flow {
+        Flow::Continue
+    }
+
+    /// A message or presence addressed to a local account (its bare JID, or a full JID with no
+    /// session where RFC 6121 treats it as the bare JID), before the kernel's default
+    /// delivery. `exists` says whether the account exists.
+    async fn to_account(
+        &self,
+        _server: &ServerHandle,
+        _stanza: &Element,
+        _account: &Jid,
+        _exists: bool,
+    ) -> Flow {
+        Flow::Continue
+    }
+
+    /// A message to an existing account that no available resource could take.
+    async fn undelivered(&self, _server: &ServerHandle, _stanza: &Element, _account: &Jid) -> Flow {
+        Flow::Continue
+    }
+
+    /// A session bound its resource.
+    async fn session_bound(&self, _server: &ServerHandle, _session: &SessionInfo) {}
+
+    /// A session sent its first available presence.
+    async fn session_available(&self, _server: &ServerHandle, _session: &SessionInfo) {}
+
+    /// A session ended; `was_available` says whether it had sent available presence.
+    async fn session_closed(
+        &self,
+        _server: &ServerHandle,
+        _session: &SessionInfo,
+        _was_available: bool,
+    ) {
+    }
+}
+
+/// What a module's constructor gets.
+pub struct ModuleContext<'a> {
+    /// The whole server configuration.
+    pub config: &'a Config,
+    /// The module's own section (`[modules.<name>]` without `enabled`).
+    pub section: toml::Table,
+}
+
+/// Why a module cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ModuleError(pub String);
+
+/// How a module registers itself (with `inventory::submit!`).
+pub struct ModuleRegistration {
+    /// Unique name, also its configuration section.
+    pub name: &'static str,
+    /// One line for `lithosd modules`.
+    pub description: &'static str,
+    /// Modules that must be enabled for this one to work; they are started first.
+    pub depends_on: &'static [&'static str],
+    /// Whether it runs when the configuration says nothing.
+    pub enabled_by_default: bool,
+    /// Builds the module from its configuration.
+    pub build: fn(&ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError>,
+}
+
+inventory::collect!(ModuleRegistration);
+
+/// Every module linked into the program, sorted by name.
+pub fn registered() -> Vec<&'static ModuleRegistration> {
+    let mut v: Vec<_> = inventory::iter::<ModuleRegistration>.into_iter().collect();
+    v.sort_by_key(|r| r.name);
+    v
+}
+
+/// Why the module set cannot start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// Two linked crates register the same module name.
+    #[error("two modules are registered as {0:?}")]
+    DuplicateName(String),
+    /// The configuration has a section for a module that is not linked.
+    #[error("the configuration names module {0:?}, which this server does not include")]
+    UnknownModule(String),
+    /// An enabled module needs one that is missing or disabled.
+    #[error("module {module:?} needs {needs:?}, which is {why}")]
+    MissingDependency {
+        /// The module.
+        module: String,
+        /// What it needs.
+        needs: String,
+        /// `not included` or `disabled`.
+        why: &'static str,
+    },
+    /// Dependencies form a cycle.
+    #[error("modules depend on each other in a cycle: {0}")]
+    Cycle(String),
+    /// Two modules claim the same iq namespace for the same target.
+    #[error("modules {first:?} and {second:?} both claim iq namespace {ns} ({target:?})")]
+    Conflict {
+        /// The namespace.
+        ns: String,
+        /// For whom.
+        target: IqTarget,
+        /// One module.
+        first: String,
+        /// The other.
+        second: String,
+    },
+    /// A constructor failed.
+    #[error("module {module:?}: {error}")]
+    Build {
+        /// The module.
+        module: String,
+        /// Why.
+        error: ModuleError,
+    },
+}
+
+/// The running modules, in dependency order, and the iq dispatch table.
+pub struct ModuleHost {
+    modules: Vec<(&'static str, Arc<dyn Module>)>,
+    iq: HashMap<(String, IqTarget), usize>,
+}
+
+impl std::fmt::Debug for ModuleHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModuleHost")
+            .field("modules", &self.names())
+            .finish()
+    }
+}
+
+/// Which modules are enabled, in start order (dependencies first), after checking names,
+/// dependencies and cycles.
+pub fn plan(
+    config: &Config,
+    regs: &[&'static ModuleRegistration],
+) -> Result<Vec<&'static ModuleRegistration>, HostError> {
+    let mut by_name: BTreeMap<&str, &'static ModuleRegistration> = BTreeMap::new();
+    for r in regs {
+        if by_name.insert(r.name, r).is_some() {
+            return Err(HostError::DuplicateName(r.name.into()));
+        }
+    }
+    for name in config.modules.keys() {
+        if !by_name.contains_key(name.as_str()) {
+            return Err(HostError::UnknownModule(name.clone()));
+        }
+    }
+    let enabled: Vec<&'static ModuleRegistration> = by_name
+        .values()
+        .copied()
+        .filter(|r| config.module_enabled(r.name, r.enabled_by_default))
+        .collect();
+    for r in &enabled {
+        for dep in r.depends_on {
+            match by_name.get(dep) {
+                None => {
+                    return Err(HostError::MissingDependency {
+                        module: r.name.into(),
+                        needs: (*dep).into(),
+                        why: "not included",
+                    });
+                }
+                Some(d) if !config.module_enabled(d.name, d.enabled_by_default) => {
+                    return Err(HostError::MissingDependency {
+                        module: r.name.into(),
+                        needs: (*dep).into(),
+                        why: "disabled",
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    // Depth-first topological order.
+    let mut order = Vec::new();
+    let mut state: HashMap<&str, u8> = HashMap::new(); // 1 visiting, 2 done
+    fn visit(
+        r: &'static ModuleRegistration,
+        by_name: &BTreeMap<&str, &'static ModuleRegistration>,
+        state: &mut HashMap<&'static str, u8>,
+        order: &mut Vec<&'static ModuleRegistration>,
+        path: &mut Vec<&'static str>,
+    ) -> Result<(), HostError> {
+        match state.get(r.name) {
+            Some(2) => return Ok(()),
+            Some(1) => {
+                path.push(r.name);
+                return Err(HostError::Cycle(path.join(" -> ")));
+            }
+            _ => {}
+        }
+        state.insert(r.name, 1);
+        path.push(r.name);
+        for dep in r.depends_on {
+            if let Some(d) = by_name.get(dep) {
+                visit(d, by_name, state, order, path)?;
+            }
+        }
+        path.pop();
+        state.insert(r.name, 2);
+        order.push(r);
+        Ok(())
+    }
+    for r in enabled {
+        visit(r, &by_name, &mut state, &mut order, &mut Vec::new())?;
+    }
+    Ok(order)
+}
+
+impl ModuleHost {
+    /// Builds every enabled registered module.
+    pub fn start(config: &Config) -> Result<ModuleHost, HostError> {
+        Self::start_with(config, &registered())
+    }
+
+    /// Builds the enabled modules among `regs`.
+    pub fn start_with(
+        config: &Config,
+        regs: &[&'static ModuleRegistration],
+    ) -> Result<ModuleHost, HostError> {
+        let order = plan(config, regs)?;
+        let mut modules = Vec::new();
+        let mut iq: HashMap<(String, IqTarget), usize> = HashMap::new();
+        for r in order {
+            let ctx = ModuleContext {
+                config,
+                section: config.module_section(r.name),
+            };
+            let m = (r.build)(&ctx).map_err(|error| HostError::Build {
+                module: r.name.into(),
+                error,
+            })?;
+            let index = modules.len();
+            for claim in m.iq_claims() {
+                let key = (claim.ns.to_string(), claim.target);
+                if let Some(&other) = iq.get(&key) {
+                    let first: &str = modules
+                        .get(other)
+                        .map(|(n, _): &(&str, Arc<dyn Module>)| *n)
+                        .unwrap_or("?");
+                    return Err(HostError::Conflict {
+                        ns: claim.ns.into(),
+                        target: claim.target,
+                        first: first.into(),
+                        second: r.name.into(),
+                    });
+                }
+                iq.insert(key, index);
+            }
+            modules.push((r.name, m));
+        }
+        Ok(ModuleHost { modules, iq })
+    }
+
+    /// Names of the running modules, in start order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.modules.iter().map(|(n, _)| *n).collect()
+    }
+
+    /// The running modules, in start order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Module>> {
+        self.modules.iter().map(|(_, m)| m)
+    }
+
+    /// The module that answers `ns` for `target`.
+    pub fn iq_handler(&self, ns: &str, target: IqTarget) -> Option<&Arc<dyn Module>> {
+        self.iq
+            .get(&(ns.to_string(), target))
+            .map(|&i| &self.modules[i].1)
+    }
+
+    /// Every feature the modules add to disco#info, sorted and without duplicates.
+    pub fn disco_features(&self) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = self.iter().flat_map(|m| m.disco_features()).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Every stream feature the modules add after authentication.
+    pub fn stream_features(&self) -> Vec<Element> {
+        self.iter().flat_map(|m| m.stream_features()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Claims(Vec<IqClaim>);
+    #[async_trait]
+    impl Module for Claims {
+        fn iq_claims(&self) -> Vec<IqClaim> {
+            self.0.clone()
+        }
+    }
+
+    fn reg(
+        name: &'static str,
+        deps: &'static [&'static str],
+        default: bool,
+        build: fn(&ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError>,
+    ) -> &'static ModuleRegistration {
+        Box::leak(Box::new(ModuleRegistration {
+            name,
+            description: "",
+            depends_on: deps,
+            enabled_by_default: default,
+            build,
+        }))
+    }
+
+    fn none(_: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
+        Ok(Arc::new(Claims(vec![])))
+    }
+    fn ping(_: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
+        Ok(Arc::new(Claims(vec![IqClaim {
+            ns: "urn:xmpp:ping",
+            target: IqTarget::Server,
+        }])))
+    }
+
+    #[test]
+    fn dependency_order_and_errors() {
+        let c = Config::default();
+        let a = reg("a", &["b"], true, none);
+        let b = reg("b", &[], true, none);
+        let host = ModuleHost::start_with(&c, &[a, b]).unwrap();
+        assert_eq!(host.names(), ["b", "a"]);
+
+        let off = Config::parse("[modules.b]\nenabled = false").unwrap();
+        assert_eq!(
+            ModuleHost::start_with(&off, &[a, b]).unwrap_err(),
+            HostError::MissingDependency {
+                module: "a".into(),
+                needs: "b".into(),
+                why: "disabled"
+            }
+        );
+        assert!(matches!(
+            ModuleHost::start_with(&c, &[a]).unwrap_err(),
+            HostError::MissingDependency {
+                why: "not included",
+                ..
+            }
+        ));
+        let x = reg("x", &["y"], true, none);
+        let y = reg("y", &["x"], true, none);
+        assert!(matches!(
+            ModuleHost::start_with(&c, &[x, y]).unwrap_err(),
+            HostError::Cycle(_)
+        ));
+        let unknown = Config::parse("[modules.nope]\nenabled = true").unwrap();
+        assert_eq!(
+            ModuleHost::start_with(&unknown, &[a, b]).unwrap_err(),
+            HostError::UnknownModule("nope".into())
+        );
+        let optional = reg("optional", &[], false, none);
+        assert_eq!(
+            ModuleHost::start_with(&c, &[optional]).unwrap().names(),
+            Vec::<&str>::new()
+        );
+    }
+
+    #[test]
+    fn two_claims_on_one_namespace_stop_start_up() {
+        let c = Config::default();
+        let p1 = reg("ping1", &[], true, ping);
+        let p2 = reg("ping2", &[], true, ping);
+        let err = ModuleHost::start_with(&c, &[p1, p2]).unwrap_err();
+        assert_eq!(
+            err,
+            HostError::Conflict {
+                ns: "urn:xmpp:ping".into(),
+                target: IqTarget::Server,
+                first: "ping1".into(),
+                second: "ping2".into()
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "modules \"ping1\" and \"ping2\" both claim iq namespace urn:xmpp:ping (Server)"
+        );
+        let host = ModuleHost::start_with(&c, &[p1]).unwrap();
+        assert!(host.iq_handler("urn:xmpp:ping", IqTarget::Server).is_some());
+        assert!(
+            host.iq_handler("urn:xmpp:ping", IqTarget::Account)
+                .is_none()
+        );
+    }
+}

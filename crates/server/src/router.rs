@@ -1,0 +1,319 @@
+//! Routing (RFC 6121 §8.5): where a stanza goes, given its `to`.
+
+use lithos_core::stanza::{DefinedCondition, StanzaError, error_reply};
+use lithos_core::{ByteString, Element, Jid, ns};
+
+use crate::ServerHandle;
+use crate::module::{Flow, IqRequest, IqTarget};
+use crate::session::{Delivery, SessionInfo};
+
+/// The kind of a stanza, from its element name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Message,
+    Presence,
+    Iq,
+}
+
+fn kind(el: &Element) -> Option<Kind> {
+    match el.name() {
+        "message" => Some(Kind::Message),
+        "presence" => Some(Kind::Presence),
+        "iq" => Some(Kind::Iq),
+        _ => None,
+    }
+}
+
+fn type_of(el: &Element) -> &str {
+    el.attr("type").unwrap_or("")
+}
+
+impl ServerHandle {
+    /// Sends a stanza error back to the sender of `stanza` (nothing if it is an error itself).
+    pub async fn bounce(&self, stanza: &Element, error: StanzaError) {
+        if let Some(mut reply) = error_reply(stanza, &error) {
+            if reply.attr("from").is_none() {
+                reply.set_attr("from", self.domain().as_shared().clone());
+            }
+            Box::pin(self.route(reply)).await;
+        }
+    }
+
+    /// Routes a stanza whose `from` is set (by the kernel for client stanzas, by a module for
+    /// the server's own) and whose `to`, if any, is a valid JID.
+    pub async fn route(&self, stanza: Element) {
+        self.route_from(stanza, None).await
+    }
+
+    pub(crate) async fn route_from(&self, stanza: Element, session: Option<&SessionInfo>) {
+        let Some(k) = kind(&stanza) else { return };
+        let to = match stanza.attr_shared("to") {
+            None => None,
+            Some(t) => match Jid::parse_shared(t.clone()) {
+                Ok(j) => Some(j),
+                Err(_) => {
+                    return self
+                        .bounce(&stanza, StanzaError::new(DefinedCondition::JidMalformed))
+                        .await;
+                }
+            },
+        };
+        let to = match to {
+            Some(t) => t,
+            // No `to`: on behalf of the sender's account (RFC 6120 §10.3).
+            None => match stanza.attr("from").and_then(|f| Jid::new(f).ok()) {
+                Some(from) if k == Kind::Iq => {
+                    return self.dispatch_iq(stanza, from.to_bare(), session).await;
+                }
+                Some(from) => from.to_bare(),
+                None => return,
+            },
+        };
+        if !self.is_local(&to) {
+            return self
+                .bounce(
+                    &stanza,
+                    StanzaError::new(DefinedCondition::RemoteServerNotFound),
+                )
+                .await;
+        }
+        if to.local().is_none() {
+            return self.to_server(stanza, k, to, session).await;
+        }
+        let stanza = if to.is_full() {
+            match self.sessions().send_or_return(&to, stanza) {
+                Ok(_) => return,
+                Err(s) => s,
+            }
+        } else {
+            stanza
+        };
+        if to.is_full() {
+            // No such resource (RFC 6121 §8.5.3.2).
+            let t = type_of(&stanza);
+            match k {
+                Kind::Message => match t {
+                    "" | "normal" | "chat" | "headline" => {}
+                    "groupchat" => {
+                        return self
+                            .bounce(
+                                &stanza,
+                                StanzaError::new(DefinedCondition::ServiceUnavailable),
+                            )
+                            .await;
+                    }
+                    _ => return,
+                },
+                Kind::Presence => match t {
+                    "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed" | "probe" => {}
+                    _ => return,
+                },
+                Kind::Iq => {
+                    if matches!(t, "get" | "set") {
+                        self.bounce(
+                            &stanza,
+                            StanzaError::new(DefinedCondition::ServiceUnavailable),
+                        )
+                        .await;
+                    }
+                    return;
+                }
+            }
+        }
+        let bare = to.to_bare();
+        if k == Kind::Iq {
+            return self.dispatch_iq(stanza, bare, session).await;
+        }
+        self.to_account(stanza, k, bare).await
+    }
+
+    async fn account_exists(&self, bare: &Jid) -> bool {
+        if self.sessions().is_online(bare.bare_str()) {
+            return true;
+        }
+        match bare.local() {
+            Some(l) => self
+                .storage()
+                .accounts
+                .account_exists(l)
+                .await
+                .unwrap_or(false),
+            None => false,
+        }
+    }
+
+    async fn to_server(&self, stanza: Element, k: Kind, to: Jid, session: Option<&SessionInfo>) {
+        match k {
+            Kind::Iq => self.dispatch_iq(stanza, to.to_domain(), session).await,
+            Kind::Message => {
+                if matches!(type_of(&stanza), "" | "normal" | "chat") {
+                    self.bounce(
+                        &stanza,
+                        StanzaError::new(DefinedCondition::ServiceUnavailable),
+                    )
+                    .await;
+                }
+            }
+            Kind::Presence => {}
+        }
+    }
+
+    /// Message or presence to an account's bare JID (RFC 6121 §8.5.2).
+    async fn to_account(&self, stanza: Element, k: Kind, bare: Jid) {
+        let exists = self.account_exists(&bare).await;
+        for m in self.modules().iter() {
+            if m.to_account(self, &stanza, &bare, exists).await == Flow::Handled {
+                return;
+            }
+        }
+        let t = type_of(&stanza).to_string();
+        if !exists {
+            if k == Kind::Message && matches!(t.as_str(), "" | "normal" | "chat") {
+                self.bounce(
+                    &stanza,
+                    StanzaError::new(DefinedCondition::ServiceUnavailable),
+                )
+                .await;
+            }
+            return;
+        }
+        let resources = self.sessions().resources(bare.bare_str());
+        match k {
+            Kind::Message => match t.as_str() {
+                "" | "normal" | "chat" => {
+                    let best = resources
+                        .iter()
+                        .filter(|(_, p)| p.available && p.priority >= 0)
+                        .map(|(_, p)| p.priority)
+                        .max();
+                    let mut delivered = false;
+                    if let Some(best) = best {
+                        for (s, _) in resources
+                            .iter()
+                            .filter(|(_, p)| p.available && p.priority == best)
+                        {
+                            delivered |=
+                                self.sessions().send_to_id(s, stanza.clone()) == Delivery::Queued;
+                        }
+                    }
+                    if !delivered {
+                        for m in self.modules().iter() {
+                            if m.undelivered(self, &stanza, &bare).await == Flow::Handled {
+                                return;
+                            }
+                        }
+                        self.bounce(
+                            &stanza,
+                            StanzaError::new(DefinedCondition::ServiceUnavailable),
+                        )
+                        .await;
+                    }
+                }
+                "headline" => {
+                    for (s, _) in resources
+                        .iter()
+                        .filter(|(_, p)| p.available && p.priority >= 0)
+                    {
+                        self.sessions().send_to_id(s, stanza.clone());
+                    }
+                }
+                "groupchat" => {
+                    self.bounce(
+                        &stanza,
+                        StanzaError::new(DefinedCondition::ServiceUnavailable),
+                    )
+                    .await;
+                }
+                _ => {}
+            },
+            Kind::Presence => {
+                if matches!(t.as_str(), "" | "unavailable") {
+                    for (s, _) in resources.iter().filter(|(_, p)| p.available) {
+                        self.sessions().send_to_id(s, stanza.clone());
+                    }
+                }
+            }
+            Kind::Iq => {}
+        }
+    }
+
+    /// An iq for the server (`to` the domain) or for an account (`to` its bare JID).
+    async fn dispatch_iq(&self, stanza: Element, to: Jid, session: Option<&SessionInfo>) {
+        let t = type_of(&stanza);
+        let is_set = match t {
+            "get" => false,
+            "set" => true,
+            // Results and errors for the server or an account: nobody waits for them here.
+            _ => return,
+        };
+        let payload = stanza.children().next().cloned();
+        let Some(payload) = payload else {
+            return self
+                .bounce(&stanza, StanzaError::new(DefinedCondition::BadRequest))
+                .await;
+        };
+        let target = if to.local().is_none() {
+            IqTarget::Server
+        } else {
+            IqTarget::Account
+        };
+        let handler = self.modules().iq_handler(payload.ns(), target).or_else(|| {
+            // An iq without `to` may also be meant for the server (ping, disco, version).
+            (stanza.attr("to").is_none() && target == IqTarget::Account)
+                .then(|| self.modules().iq_handler(payload.ns(), IqTarget::Server))
+                .flatten()
+        });
+        let Some(handler) = handler.cloned() else {
+            return self
+                .bounce(
+                    &stanza,
+                    StanzaError::new(DefinedCondition::ServiceUnavailable),
+                )
+                .await;
+        };
+        let (Some(from), Some(id)) = (
+            stanza.attr("from").and_then(|f| Jid::new(f).ok()),
+            stanza.attr_shared("id").cloned(),
+        ) else {
+            return;
+        };
+        let req = IqRequest {
+            is_set,
+            id: id.to_string(),
+            from: from.clone(),
+            to: to.clone(),
+            payload,
+            session: session.cloned(),
+        };
+        match handler.handle_iq(self, req).await {
+            Ok(result) => {
+                let mut reply = Element::builder("iq", ns::JABBER_CLIENT)
+                    .attr("type", "result")
+                    .attr("id", id)
+                    .attr("to", from.as_shared().clone())
+                    .attr("from", reply_from(&stanza, &to))
+                    .build();
+                if let Some(r) = result {
+                    reply.append_child(r);
+                }
+                Box::pin(self.route(reply)).await;
+            }
+            Err(e) => {
+                let mut reply = error_reply(&stanza, &e).expect("a get or set is not an error");
+                if stanza.attr("to").is_none() {
+                    reply.set_attr("from", to.as_shared().clone());
+                }
+                Box::pin(self.route(reply)).await;
+            }
+        }
+    }
+}
+
+/// The `from` of an answer: the `to` the request named, or (when it had none) the entity that
+/// answered.
+fn reply_from(request: &Element, answered: &Jid) -> ByteString {
+    request
+        .attr_shared("to")
+        .cloned()
+        .unwrap_or_else(|| answered.as_shared().clone())
+}

@@ -1,0 +1,410 @@
+//! SCRAM (RFC 5802, RFC 7677), server side, over the RustCrypto primitives.
+//!
+//! The server stores, per hash, only the salt, the iteration count, `StoredKey` and `ServerKey`
+//! ([`ScramCredential`]); the password is never kept.
+
+use base64::Engine;
+use hmac::{KeyInit, Mac};
+use sha1::Digest;
+use subtle::ConstantTimeEq;
+
+use super::SaslError;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// The hash a SCRAM variant uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScramHash {
+    /// SCRAM-SHA-1.
+    Sha1,
+    /// SCRAM-SHA-256.
+    Sha256,
+}
+
+impl ScramHash {
+    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+        match self {
+            ScramHash::Sha1 => {
+                let mut m = <hmac::Hmac<sha1::Sha1> as KeyInit>::new_from_slice(key)
+                    .expect("HMAC takes keys of any length");
+                m.update(data);
+                m.finalize().into_bytes().to_vec()
+            }
+            ScramHash::Sha256 => {
+                let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key)
+                    .expect("HMAC takes keys of any length");
+                m.update(data);
+                m.finalize().into_bytes().to_vec()
+            }
+        }
+    }
+    fn hash(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            ScramHash::Sha1 => sha1::Sha1::digest(data).to_vec(),
+            ScramHash::Sha256 => sha2::Sha256::digest(data).to_vec(),
+        }
+    }
+    fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+        match self {
+            ScramHash::Sha1 => {
+                let mut out = [0u8; 20];
+                pbkdf2::pbkdf2_hmac::<sha1::Sha1>(password, salt, iterations, &mut out);
+                out.to_vec()
+            }
+            ScramHash::Sha256 => {
+                let mut out = [0u8; 32];
+                pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password, salt, iterations, &mut out);
+                out.to_vec()
+            }
+        }
+    }
+}
+
+/// What the server stores for one SCRAM hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScramCredential {
+    /// Random salt.
+    pub salt: Vec<u8>,
+    /// PBKDF2 iterations.
+    pub iterations: u32,
+    /// `H(HMAC(SaltedPassword, "Client Key"))`.
+    pub stored_key: Vec<u8>,
+    /// `HMAC(SaltedPassword, "Server Key")`.
+    pub server_key: Vec<u8>,
+}
+
+impl ScramCredential {
+    /// Derives the credential from a prepared password.
+    pub fn derive(hash: ScramHash, password: &str, salt: Vec<u8>, iterations: u32) -> Self {
+        let salted = hash.salted_password(password.as_bytes(), &salt, iterations);
+        let client_key = hash.hmac(&salted, b"Client Key");
+        ScramCredential {
+            stored_key: hash.hash(&client_key),
+            server_key: hash.hmac(&salted, b"Server Key"),
+            salt,
+            iterations,
+        }
+    }
+
+    /// Checks a plain password (SASL PLAIN) against the credential, in constant time.
+    pub fn verify_password(&self, hash: ScramHash, password: &str) -> bool {
+        let salted = hash.salted_password(password.as_bytes(), &self.salt, self.iterations);
+        let client_key = hash.hmac(&salted, b"Client Key");
+        hash.hash(&client_key).ct_eq(&self.stored_key).into()
+    }
+}
+
+/// Splits `k=v` attributes of a SCRAM message.
+fn attrs(msg: &str) -> impl Iterator<Item = (char, &str)> {
+    msg.split(',').filter_map(|p| {
+        let mut c = p.chars();
+        let k = c.next()?;
+        p.get(1..)?.strip_prefix('=').map(|v| (k, v))
+    })
+}
+
+/// A SCRAM username: `=2C` and `=3D` unescaped; any other `=` is malformed.
+fn unescape_name(s: &str) -> Result<String, SaslError> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('=') {
+        out.push_str(&rest[..i]);
+        match rest.get(i..i + 3) {
+            Some("=2C") => out.push(','),
+            Some("=3D") => out.push('='),
+            _ => return Err(SaslError::MalformedRequest),
+        }
+        rest = &rest[i + 3..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The client's first message, parsed.
+#[derive(Debug, Clone)]
+pub struct ClientFirst {
+    hash: ScramHash,
+    gs2_header: String,
+    bare: String,
+    client_nonce: String,
+    /// The username (authcid), unescaped but not prepared.
+    pub username: String,
+    /// The authorization identity, if the client gave one.
+    pub authzid: Option<String>,
+}
+
+impl ClientFirst {
+    /// Parses `gs2-header client-first-message-bare`. Channel binding is not offered, so a
+    /// client that requires it (`p=`) is refused.
+    pub fn parse(hash: ScramHash, msg: &[u8]) -> Result<ClientFirst, SaslError> {
+        let msg = std::str::from_utf8(msg).map_err(|_| SaslError::MalformedRequest)?;
+        let (flag, rest) = msg.split_once(',').ok_or(SaslError::MalformedRequest)?;
+        match flag {
+            "n" | "y" => {}
+            f if f.starts_with("p=") => return Err(SaslError::MalformedRequest),
+            _ => return Err(SaslError::MalformedRequest),
+        }
+        let (authzid, bare) = rest.split_once(',').ok_or(SaslError::MalformedRequest)?;
+        let authzid = match authzid {
+            "" => None,
+            a => Some(unescape_name(
+                a.strip_prefix("a=").ok_or(SaslError::MalformedRequest)?,
+            )?),
+        };
+        let gs2_header = format!("{flag},{},", &rest[..rest.len() - bare.len() - 1]);
+        if bare.starts_with("m=") {
+            return Err(SaslError::MalformedRequest);
+        }
+        let mut username = None;
+        let mut nonce = None;
+        for (k, v) in attrs(bare) {
+            match k {
+                'n' if username.is_none() => username = Some(unescape_name(v)?),
+                'r' if nonce.is_none() => nonce = Some(v.to_string()),
+                _ => {}
+            }
+        }
+        let (Some(username), Some(client_nonce)) = (username, nonce) else {
+            return Err(SaslError::MalformedRequest);
+        };
+        if username.is_empty() || client_nonce.is_empty() || client_nonce.contains(',') {
+            return Err(SaslError::MalformedRequest);
+        }
+        Ok(ClientFirst {
+            hash,
+            gs2_header,
+            bare: bare.to_string(),
+            client_nonce,
+            username,
+            authzid,
+        })
+    }
+
+    /// Answers with the server's first message. `credential` is `None` for an unknown user:
+    /// the exchange goes on with `decoy` (made from the user name, so it does not change between
+    /// attempts) and fails at the end, so that unknown and known users look alike.
+    pub fn server_first(
+        self,
+        credential: Option<ScramCredential>,
+        decoy: ScramCredential,
+        server_nonce: &str,
+    ) -> (Vec<u8>, ServerFirst) {
+        let known = credential.is_some();
+        let cred = credential.unwrap_or(decoy);
+        let nonce = format!("{}{}", self.client_nonce, server_nonce);
+        let msg = format!(
+            "r={nonce},s={},i={}",
+            B64.encode(&cred.salt),
+            cred.iterations
+        );
+        let state = ServerFirst {
+            hash: self.hash,
+            gs2_header: self.gs2_header,
+            client_first_bare: self.bare,
+            server_first: msg.clone(),
+            nonce,
+            cred,
+            known,
+        };
+        (msg.into_bytes(), state)
+    }
+}
+
+/// The server is waiting for the client's final message.
+#[derive(Debug, Clone)]
+pub struct ServerFirst {
+    hash: ScramHash,
+    gs2_header: String,
+    client_first_bare: String,
+    server_first: String,
+    nonce: String,
+    cred: ScramCredential,
+    known: bool,
+}
+
+impl ServerFirst {
+    /// Checks the client's proof; on success returns the server's final message
+    /// (`v=ServerSignature`).
+    pub fn client_final(self, msg: &[u8]) -> Result<Vec<u8>, SaslError> {
+        let msg = std::str::from_utf8(msg).map_err(|_| SaslError::MalformedRequest)?;
+        let (without_proof, proof) = msg.rsplit_once(",p=").ok_or(SaslError::MalformedRequest)?;
+        let mut binding = None;
+        let mut nonce = None;
+        for (k, v) in attrs(without_proof) {
+            match k {
+                'c' if binding.is_none() => binding = Some(v),
+                'r' if nonce.is_none() => nonce = Some(v),
+                _ => {}
+            }
+        }
+        let binding = B64
+            .decode(binding.ok_or(SaslError::MalformedRequest)?)
+            .map_err(|_| SaslError::IncorrectEncoding)?;
+        if binding != self.gs2_header.as_bytes() || nonce != Some(self.nonce.as_str()) {
+            return Err(SaslError::NotAuthorized);
+        }
+        let proof = B64
+            .decode(proof)
+            .map_err(|_| SaslError::IncorrectEncoding)?;
+        let auth_message = format!(
+            "{},{},{}",
+            self.client_first_bare, self.server_first, without_proof
+        );
+        let h = self.hash;
+        let client_signature = h.hmac(&self.cred.stored_key, auth_message.as_bytes());
+        if proof.len() != client_signature.len() {
+            return Err(SaslError::NotAuthorized);
+        }
+        let client_key: Vec<u8> = proof
+            .iter()
+            .zip(&client_signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
+        let ok: bool = h.hash(&client_key).ct_eq(&self.cred.stored_key).into();
+        if !(ok && self.known) {
+            return Err(SaslError::NotAuthorized);
+        }
+        let server_signature = h.hmac(&self.cred.server_key, auth_message.as_bytes());
+        Ok(format!("v={}", B64.encode(server_signature)).into_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cred(hash: ScramHash, password: &str, salt_b64: &str) -> ScramCredential {
+        ScramCredential::derive(hash, password, B64.decode(salt_b64).unwrap(), 4096)
+    }
+
+    fn exchange(
+        hash: ScramHash,
+        cred: ScramCredential,
+        client_first: &str,
+        server_nonce: &str,
+        client_final: &str,
+    ) -> (String, Result<Vec<u8>, SaslError>) {
+        let cf = ClientFirst::parse(hash, client_first.as_bytes()).unwrap();
+        assert_eq!(cf.username, "user");
+        let decoy = cred.clone();
+        let (first, state) = cf.server_first(Some(cred), decoy, server_nonce);
+        (
+            String::from_utf8(first).unwrap(),
+            state.client_final(client_final.as_bytes()),
+        )
+    }
+
+    #[test]
+    fn rfc5802_sha1_vector() {
+        let (first, fin) = exchange(
+            ScramHash::Sha1,
+            cred(ScramHash::Sha1, "pencil", "QSXCR+Q6sek8bf92"),
+            "n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL",
+            "3rfcNHYJY1ZVvWVs7j",
+            "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
+        );
+        assert_eq!(
+            first,
+            "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096"
+        );
+        assert_eq!(fin.unwrap(), b"v=rmF9pqV8S7suAoZWja4dJRkFsKQ=");
+    }
+
+    #[test]
+    fn rfc7677_sha256_vector() {
+        let (first, fin) = exchange(
+            ScramHash::Sha256,
+            cred(ScramHash::Sha256, "pencil", "W22ZaJ0SNY7soEsUEjb6gQ=="),
+            "n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
+            "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
+            "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+        );
+        assert_eq!(
+            first,
+            "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+        );
+        assert_eq!(
+            fin.unwrap(),
+            b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+        );
+    }
+
+    #[test]
+    fn wrong_password_and_tampering() {
+        let c = cred(ScramHash::Sha1, "wrong", "QSXCR+Q6sek8bf92");
+        let (_, fin) = exchange(
+            ScramHash::Sha1,
+            c,
+            "n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL",
+            "3rfcNHYJY1ZVvWVs7j",
+            "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
+        );
+        assert_eq!(fin, Err(SaslError::NotAuthorized));
+        let c = cred(ScramHash::Sha1, "pencil", "QSXCR+Q6sek8bf92");
+        // A nonce that is not the combined one.
+        let (_, fin) = exchange(
+            ScramHash::Sha1,
+            c.clone(),
+            "n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL",
+            "3rfcNHYJY1ZVvWVs7j",
+            "c=biws,r=fyko+d2lbbFgONRv9qkxdawL,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
+        );
+        assert_eq!(fin, Err(SaslError::NotAuthorized));
+        // A channel-binding header that differs from the first message's.
+        let (_, fin) = exchange(
+            ScramHash::Sha1,
+            c,
+            "n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL",
+            "3rfcNHYJY1ZVvWVs7j",
+            "c=eSws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
+        );
+        assert_eq!(fin, Err(SaslError::NotAuthorized));
+    }
+
+    #[test]
+    fn unknown_users_fail_only_at_the_end() {
+        let decoy = cred(ScramHash::Sha1, "x", "AAAA");
+        let cf = ClientFirst::parse(ScramHash::Sha1, b"n,,n=nobody,r=abc").unwrap();
+        let (first, state) = cf.server_first(None, decoy, "def");
+        assert!(
+            String::from_utf8(first)
+                .unwrap()
+                .starts_with("r=abcdef,s=AAAA,i=4096")
+        );
+        assert_eq!(
+            state.client_final(b"c=biws,r=abcdef,p=AAAA"),
+            Err(SaslError::NotAuthorized)
+        );
+    }
+
+    #[test]
+    fn malformed_first_messages() {
+        for m in [
+            "",
+            "n",
+            "x,,n=u,r=a",
+            "p=tls-unique,,n=u,r=a",
+            "n,,r=a",
+            "n,,n=u",
+            "n,,n=u=,r=a",
+            "n,,m=ext,n=u,r=a",
+            "n,b,n=u,r=a",
+        ] {
+            assert_eq!(
+                ClientFirst::parse(ScramHash::Sha1, m.as_bytes()).unwrap_err(),
+                SaslError::MalformedRequest,
+                "{m:?}"
+            );
+        }
+        let cf = ClientFirst::parse(ScramHash::Sha1, b"n,a=ad=2Cmin,n=us=3Der,r=a").unwrap();
+        assert_eq!(cf.username, "us=er");
+        assert_eq!(cf.authzid.as_deref(), Some("ad,min"));
+    }
+
+    #[test]
+    fn plain_verification_uses_the_stored_keys() {
+        let c = ScramCredential::derive(ScramHash::Sha256, "s3cret", vec![1, 2, 3], 4096);
+        assert!(c.verify_password(ScramHash::Sha256, "s3cret"));
+        assert!(!c.verify_password(ScramHash::Sha256, "s3cret "));
+    }
+}

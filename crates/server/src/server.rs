@@ -1,0 +1,272 @@
+//! The server: shared state, listeners, shutdown.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lithos_core::{Jid, StreamError, StreamErrorCondition};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::module::{HostError, ModuleHost};
+use crate::session::Sessions;
+use crate::storage::{SqliteStore, Storage, StorageError};
+use crate::tls::TlsError;
+
+/// Why the server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory cannot be created.
+    #[error("data directory {path}: {error}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The database cannot be opened.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// TLS cannot be set up.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// The modules cannot start.
+    #[error("modules: {0}")]
+    Modules(#[from] HostError),
+    /// A listener cannot bind.
+    #[error("cannot listen on {addr}: {error}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        error: std::io::Error,
+    },
+}
+
+pub(crate) struct ServerInner {
+    pub(crate) config: Config,
+    pub(crate) domain: Jid,
+    pub(crate) storage: Storage,
+    pub(crate) sessions: Sessions,
+    pub(crate) modules: ModuleHost,
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    auth_failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+/// A cheap handle to the running server, for modules and connection tasks.
+#[derive(Clone)]
+pub struct ServerHandle(pub(crate) Arc<ServerInner>);
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("domain", &self.0.domain)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    /// The served domain.
+    pub fn domain(&self) -> &Jid {
+        &self.0.domain
+    }
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+    /// The stores.
+    pub fn storage(&self) -> &Storage {
+        &self.0.storage
+    }
+    /// The session table.
+    pub fn sessions(&self) -> &Sessions {
+        &self.0.sessions
+    }
+    /// The running modules.
+    pub fn modules(&self) -> &ModuleHost {
+        &self.0.modules
+    }
+    /// True when `jid` is the served domain or an address under it.
+    pub fn is_local(&self, jid: &Jid) -> bool {
+        jid.domain() == self.0.domain.domain()
+    }
+
+    /// Delay before answering a failed authentication from `ip`: doubles with each recent
+    /// failure (from 100 ms, at most 5 s), forgotten after a minute without failures.
+    pub(crate) fn auth_failure_delay(&self, ip: IpAddr) -> Duration {
+        let mut m = self
+            .0
+            .auth_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        m.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
+        let e = m.entry(ip).or_insert((0, now));
+        e.0 = e.0.saturating_add(1);
+        e.1 = now;
+        Duration::from_millis(100u64.saturating_mul(1 << e.0.min(6).saturating_sub(1)))
+            .min(Duration::from_secs(5))
+    }
+}
+
+/// A running server: its handle, the addresses it listens on, and its tasks.
+pub struct RunningServer {
+    handle: ServerHandle,
+    /// STARTTLS listeners' local addresses (useful with port 0).
+    pub c2s_addrs: Vec<SocketAddr>,
+    /// Direct TLS listeners' local addresses.
+    pub direct_tls_addrs: Vec<SocketAddr>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl std::fmt::Debug for RunningServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningServer")
+            .field("c2s_addrs", &self.c2s_addrs)
+            .field("direct_tls_addrs", &self.direct_tls_addrs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningServer {
+    /// Opens storage, sets up TLS, starts the modules and binds the listeners.
+    pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|error| StartError::DataDir {
+            path: config.data_dir.clone(),
+            error,
+        })?;
+        let storage = Storage::sqlite(SqliteStore::open(&config.database_path())?);
+        Self::start_with_storage(config, storage).await
+    }
+
+    /// As [`start`](Self::start), with given stores.
+    pub async fn start_with_storage(
+        config: Config,
+        storage: Storage,
+    ) -> Result<RunningServer, StartError> {
+        let tls = Some(crate::tls::load(&config)?);
+        let modules = ModuleHost::start(&config)?;
+        tracing::info!(modules = ?modules.names(), "modules started");
+        let (stop, shutdown) = watch::channel(false);
+        let domain = Jid::new(&config.domain)
+            .map_err(|_| StartError::Modules(HostError::UnknownModule("invalid domain".into())))?;
+        let mut listeners = Vec::new();
+        for (addrs, direct) in [(&config.c2s.listen, false), (&config.c2s.direct_tls, true)] {
+            for addr in addrs {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(|error| StartError::Bind { addr: *addr, error })?;
+                listeners.push((l, direct));
+            }
+        }
+        let handle = ServerHandle(Arc::new(ServerInner {
+            config,
+            domain,
+            storage,
+            sessions: Sessions::default(),
+            modules,
+            tls,
+            shutdown,
+            auth_failures: Mutex::new(HashMap::new()),
+        }));
+        let mut tasks = JoinSet::new();
+        let (mut c2s_addrs, mut direct_tls_addrs) = (Vec::new(), Vec::new());
+        for (l, direct) in listeners {
+            let addr = l.local_addr().map_err(|error| StartError::Bind {
+                addr: "0.0.0.0:0".parse().expect("literal"),
+                error,
+            })?;
+            if direct {
+                direct_tls_addrs.push(addr);
+            } else {
+                c2s_addrs.push(addr);
+            }
+            tracing::info!(%addr, direct_tls = direct, "listening");
+            tasks.spawn(accept_loop(handle.clone(), l, direct));
+        }
+        Ok(RunningServer {
+            handle,
+            c2s_addrs,
+            direct_tls_addrs,
+            stop,
+            tasks,
+        })
+    }
+
+    /// The server's handle.
+    pub fn handle(&self) -> &ServerHandle {
+        &self.handle
+    }
+
+    /// Stops accepting, closes every stream with `system-shutdown`, waits for the connections
+    /// to end (at most `grace`), and flushes storage.
+    pub async fn shutdown(mut self, grace: Duration) {
+        tracing::info!("shutting down");
+        let _ = self.stop.send(true);
+        self.handle.0.sessions.close_all(
+            &StreamError::new(StreamErrorCondition::SystemShutdown)
+                .with_text("the server is shutting down"),
+        );
+        let wait = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, wait).await.is_err() {
+            tracing::warn!("connections still open after the grace period; closing them");
+            self.tasks.abort_all();
+        }
+        if let Err(e) = self.handle.0.storage.flush().await {
+            tracing::error!(error = %e, "flushing storage failed");
+        }
+        tracing::info!("stopped");
+    }
+
+    /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
+    pub async fn run_until_signal(self) {
+        wait_for_signal().await;
+        self.shutdown(Duration::from_secs(10)).await;
+    }
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn accept_loop(server: ServerHandle, listener: TcpListener, direct_tls: bool) {
+    let mut shutdown = server.0.shutdown.clone();
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    conns.spawn(crate::stream::serve(server.clone(), tcp, peer, direct_tls));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    while conns.join_next().await.is_some() {}
+}

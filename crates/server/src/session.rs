@@ -1,0 +1,296 @@
+//! Bound client sessions: who is connected, their presence, and their outbound queues.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use lithos_core::{Element, Jid, StreamError, WireFormat};
+use tokio::sync::mpsc;
+
+/// A session's identity, shared with modules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Unique for the life of the server.
+    pub id: u64,
+    /// The bound full JID.
+    pub jid: Jid,
+    /// Whether the stream is encrypted.
+    pub tls: bool,
+    /// XML or BXMPP.
+    pub format: WireFormat,
+}
+
+/// Instructions for a session's connection task other than stanzas.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// Close the stream with this error.
+    Close(StreamError),
+}
+
+/// What the router knows of a session's presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PresenceState {
+    /// The session sent available presence (and not unavailable since).
+    pub available: bool,
+    /// The priority of its last available presence.
+    pub priority: i8,
+}
+
+struct Entry {
+    info: SessionInfo,
+    tx: mpsc::Sender<Element>,
+    ctl: mpsc::UnboundedSender<Control>,
+    presence: PresenceState,
+}
+
+/// The outcome of queueing a stanza for a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Queued.
+    Queued,
+    /// No such session.
+    NoSession,
+    /// The session's queue was full: it does not read, and is being closed.
+    Overflow,
+}
+
+/// The session table, keyed by bare JID.
+#[derive(Default)]
+pub struct Sessions {
+    map: RwLock<HashMap<String, Vec<Entry>>>,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("count", &self.count())
+            .finish()
+    }
+}
+
+impl Sessions {
+    /// A fresh session id.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Vec<Entry>>> {
+        self.map.read().unwrap_or_else(|e| e.into_inner())
+    }
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Vec<Entry>>> {
+        self.map.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a session. If another session had the same full JID, it is removed and told
+    /// to close with `<conflict/>` (RFC 6120 §7.7.2.2: the new session wins).
+    pub(crate) fn bind(
+        &self,
+        info: SessionInfo,
+        tx: mpsc::Sender<Element>,
+        ctl: mpsc::UnboundedSender<Control>,
+    ) -> Option<SessionInfo> {
+        let mut map = self.write();
+        let list = map.entry(info.jid.bare_str().to_string()).or_default();
+        let replaced = list
+            .iter()
+            .position(|e| e.info.jid == info.jid)
+            .map(|i| list.remove(i));
+        list.push(Entry {
+            info,
+            tx,
+            ctl,
+            presence: PresenceState::default(),
+        });
+        drop(map);
+        replaced.map(|old| {
+            let _ = old.ctl.send(Control::Close(
+                StreamError::new(lithos_core::StreamErrorCondition::Conflict)
+                    .with_text("another session bound the same resource"),
+            ));
+            old.info
+        })
+    }
+
+    /// Removes a session (if it is still the one bound; a replaced session does nothing).
+    /// Returns its last presence.
+    pub(crate) fn unbind(&self, info: &SessionInfo) -> Option<PresenceState> {
+        let mut map = self.write();
+        let key = info.jid.bare_str();
+        let list = map.get_mut(key)?;
+        let i = list.iter().position(|e| e.info.id == info.id)?;
+        let e = list.remove(i);
+        if list.is_empty() {
+            map.remove(key);
+        }
+        Some(e.presence)
+    }
+
+    /// Records a session's presence; returns the previous state.
+    pub fn set_presence(
+        &self,
+        info: &SessionInfo,
+        presence: PresenceState,
+    ) -> Option<PresenceState> {
+        let mut map = self.write();
+        let e = map
+            .get_mut(info.jid.bare_str())?
+            .iter_mut()
+            .find(|e| e.info.id == info.id)?;
+        Some(std::mem::replace(&mut e.presence, presence))
+    }
+
+    /// The sessions of an account with their presence.
+    pub fn resources(&self, bare: &str) -> Vec<(SessionInfo, PresenceState)> {
+        self.read()
+            .get(bare)
+            .map(|l| l.iter().map(|e| (e.info.clone(), e.presence)).collect())
+            .unwrap_or_default()
+    }
+
+    /// True when the account has at least one session.
+    pub fn is_online(&self, bare: &str) -> bool {
+        self.read().contains_key(bare)
+    }
+
+    /// The session bound to a full JID.
+    pub fn get(&self, full: &Jid) -> Option<(SessionInfo, PresenceState)> {
+        self.read()
+            .get(full.bare_str())?
+            .iter()
+            .find(|e| e.info.jid == *full)
+            .map(|e| (e.info.clone(), e.presence))
+    }
+
+    /// Queues a stanza for the session bound to `full`; gives the stanza back when there is
+    /// no such session, so the caller can route it elsewhere without having copied it.
+    pub fn send_or_return(&self, full: &Jid, stanza: Element) -> Result<Delivery, Element> {
+        let map = self.read();
+        let Some(e) = map
+            .get(full.bare_str())
+            .and_then(|l| l.iter().find(|e| e.info.jid == *full))
+        else {
+            return Err(stanza);
+        };
+        match e.tx.try_send(stanza) {
+            Ok(()) => Ok(Delivery::Queued),
+            Err(mpsc::error::TrySendError::Closed(s)) => Err(s),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let _ = e.ctl.send(Control::Close(
+                    StreamError::new(lithos_core::StreamErrorCondition::PolicyViolation)
+                        .with_text("the client does not read what is sent to it"),
+                ));
+                Ok(Delivery::Overflow)
+            }
+        }
+    }
+
+    /// Queues a stanza for the session bound to `full`.
+    pub fn send(&self, full: &Jid, stanza: Element) -> Delivery {
+        let map = self.read();
+        let Some(e) = map
+            .get(full.bare_str())
+            .and_then(|l| l.iter().find(|e| e.info.jid == *full))
+        else {
+            return Delivery::NoSession;
+        };
+        Self::queue(e, stanza)
+    }
+
+    /// Queues a stanza for a session by id (when the JID may have been rebound).
+    pub fn send_to_id(&self, info: &SessionInfo, stanza: Element) -> Delivery {
+        let map = self.read();
+        let Some(e) = map
+            .get(info.jid.bare_str())
+            .and_then(|l| l.iter().find(|e| e.info.id == info.id))
+        else {
+            return Delivery::NoSession;
+        };
+        Self::queue(e, stanza)
+    }
+
+    fn queue(e: &Entry, stanza: Element) -> Delivery {
+        match e.tx.try_send(stanza) {
+            Ok(()) => Delivery::Queued,
+            Err(mpsc::error::TrySendError::Closed(_)) => Delivery::NoSession,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let _ = e.ctl.send(Control::Close(
+                    StreamError::new(lithos_core::StreamErrorCondition::PolicyViolation)
+                        .with_text("the client does not read what is sent to it"),
+                ));
+                Delivery::Overflow
+            }
+        }
+    }
+
+    /// Tells every session to close with `error` (shutdown).
+    pub(crate) fn close_all(&self, error: &StreamError) {
+        for list in self.read().values() {
+            for e in list {
+                let _ = e.ctl.send(Control::Close(error.clone()));
+            }
+        }
+    }
+
+    /// Number of bound sessions.
+    pub fn count(&self) -> usize {
+        self.read().values().map(Vec::len).sum()
+    }
+}
+
+/// Shared handle type.
+pub type SharedSessions = Arc<Sessions>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(s: &Sessions, jid: &str) -> SessionInfo {
+        SessionInfo {
+            id: s.next_id(),
+            jid: Jid::new(jid).unwrap(),
+            tls: true,
+            format: WireFormat::Xml,
+        }
+    }
+
+    #[test]
+    fn conflict_replaces_the_old_session() {
+        let s = Sessions::default();
+        let (tx1, _rx1) = mpsc::channel(4);
+        let (ctl1, mut ctl_rx1) = mpsc::unbounded_channel();
+        let first = info(&s, "a@x/r");
+        assert_eq!(s.bind(first.clone(), tx1, ctl1), None);
+        let (tx2, _rx2) = mpsc::channel(4);
+        let (ctl2, _ctl_rx2) = mpsc::unbounded_channel();
+        let second = info(&s, "a@x/r");
+        assert_eq!(s.bind(second.clone(), tx2, ctl2), Some(first.clone()));
+        assert!(
+            matches!(ctl_rx1.try_recv(), Ok(Control::Close(e)) if e.condition == lithos_core::StreamErrorCondition::Conflict)
+        );
+        // The replaced session's own unbind does not remove the new one.
+        assert_eq!(s.unbind(&first), None);
+        assert_eq!(s.count(), 1);
+        assert!(s.unbind(&second).is_some());
+        assert!(!s.is_online("a@x"));
+    }
+
+    #[test]
+    fn full_queues_close_the_session() {
+        let s = Sessions::default();
+        let (tx, _rx) = mpsc::channel(1);
+        let (ctl, mut ctl_rx) = mpsc::unbounded_channel();
+        let a = info(&s, "a@x/r");
+        s.bind(a.clone(), tx, ctl);
+        let el = Element::bare("message", "jabber:client");
+        assert_eq!(s.send(&a.jid, el.clone()), Delivery::Queued);
+        assert_eq!(s.send(&a.jid, el.clone()), Delivery::Overflow);
+        assert!(
+            matches!(ctl_rx.try_recv(), Ok(Control::Close(e)) if e.condition == lithos_core::StreamErrorCondition::PolicyViolation)
+        );
+        assert_eq!(
+            s.send(&Jid::new("a@x/other").unwrap(), el),
+            Delivery::NoSession
+        );
+    }
+}

@@ -1,0 +1,626 @@
+//! The embedded store: one SQLite database file in the data directory, WAL mode, full sync.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{
+    AccountStore, OfflineMessage, OfflineStore, RosterItem, RosterStore, StorageError,
+    StorageResult, Subscription,
+};
+use crate::sasl::{Credentials, ScramCredential};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts, rosters, pending subscriptions, offline messages.
+    "CREATE TABLE accounts (
+        username TEXT PRIMARY KEY,
+        created_ms INTEGER NOT NULL,
+        sha1_salt BLOB NOT NULL, sha1_iterations INTEGER NOT NULL,
+        sha1_stored_key BLOB NOT NULL, sha1_server_key BLOB NOT NULL,
+        sha256_salt BLOB NOT NULL, sha256_iterations INTEGER NOT NULL,
+        sha256_stored_key BLOB NOT NULL, sha256_server_key BLOB NOT NULL
+     );
+     CREATE TABLE roster_versions (username TEXT PRIMARY KEY, version INTEGER NOT NULL);
+     CREATE TABLE roster_items (
+        username TEXT NOT NULL, contact TEXT NOT NULL, name TEXT,
+        subscription TEXT NOT NULL, ask INTEGER NOT NULL, approved INTEGER NOT NULL,
+        groups TEXT NOT NULL,
+        PRIMARY KEY (username, contact)
+     );
+     CREATE TABLE pending_subscriptions (
+        username TEXT NOT NULL, contact TEXT NOT NULL, stanza TEXT NOT NULL,
+        PRIMARY KEY (username, contact)
+     );
+     CREATE TABLE offline_messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        username TEXT NOT NULL, stamp_ms INTEGER NOT NULL, stanza TEXT NOT NULL
+     );
+     CREATE INDEX offline_by_user ON offline_messages (username, id);",
+];
+
+/// The SQLite store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+fn lock(c: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    c.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> StorageResult<SqliteStore> {
+        let conn = Connection::open(path)?;
+        Self::setup(conn)
+    }
+
+    /// An in-memory database (tests).
+    pub fn in_memory() -> StorageResult<SqliteStore> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(mut conn: Connection) -> StorageResult<SqliteStore> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let version = usize::try_from(version).unwrap_or(0);
+        if version > MIGRATIONS.len() {
+            return Err(StorageError::Backend(format!(
+                "the database has schema version {version}, newer than this server knows ({})",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection on a blocking thread.
+    async fn run<T, F>(&self, f: F) -> StorageResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StorageResult<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => tokio::task::spawn_blocking(move || f(&mut lock(&conn)))
+                .await
+                .map_err(|e| StorageError::Backend(format!("storage task failed: {e}")))?,
+            Err(_) => f(&mut lock(&conn)),
+        }
+    }
+
+    /// Copies the write-ahead log into the database file.
+    pub async fn checkpoint(&self) -> StorageResult<()> {
+        self.run(|c| {
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn bump_version(c: &Connection, username: &str) -> StorageResult<u64> {
+    c.execute(
+        "INSERT INTO roster_versions (username, version) VALUES (?1, 1)
+         ON CONFLICT (username) DO UPDATE SET version = version + 1",
+        params![username],
+    )?;
+    let v: i64 = c.query_row(
+        "SELECT version FROM roster_versions WHERE username = ?1",
+        params![username],
+        |r| r.get(0),
+    )?;
+    Ok(v as u64)
+}
+
+fn row_to_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<RosterItem> {
+    let groups: String = r.get(5)?;
+    let sub: String = r.get(2)?;
+    Ok(RosterItem {
+        jid: r.get(0)?,
+        name: r.get(1)?,
+        subscription: Subscription::parse(&sub).unwrap_or_default(),
+        ask: r.get::<_, i64>(3)? != 0,
+        approved: r.get::<_, i64>(4)? != 0,
+        groups: if groups.is_empty() {
+            vec![]
+        } else {
+            groups.split('\n').map(String::from).collect()
+        },
+    })
+}
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn create_account(&self, username: &str, creds: &Credentials) -> StorageResult<()> {
+        let (u, c) = (username.to_string(), creds.clone());
+        self.run(move |conn| {
+            let now = now_ms();
+            let r = conn.execute(
+                "INSERT INTO accounts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    u,
+                    now,
+                    c.sha1.salt,
+                    c.sha1.iterations,
+                    c.sha1.stored_key,
+                    c.sha1.server_key,
+                    c.sha256.salt,
+                    c.sha256.iterations,
+                    c.sha256.stored_key,
+                    c.sha256.server_key
+                ],
+            );
+            match r {
+                Ok(_) => Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(StorageError::AlreadyExists)
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn set_credentials(&self, username: &str, creds: &Credentials) -> StorageResult<()> {
+        let (u, c) = (username.to_string(), creds.clone());
+        self.run(move |conn| {
+            let n = conn.execute(
+                "UPDATE accounts SET sha1_salt = ?2, sha1_iterations = ?3, sha1_stored_key = ?4,
+                   sha1_server_key = ?5, sha256_salt = ?6, sha256_iterations = ?7,
+                   sha256_stored_key = ?8, sha256_server_key = ?9 WHERE username = ?1",
+                params![
+                    u,
+                    c.sha1.salt,
+                    c.sha1.iterations,
+                    c.sha1.stored_key,
+                    c.sha1.server_key,
+                    c.sha256.salt,
+                    c.sha256.iterations,
+                    c.sha256.stored_key,
+                    c.sha256.server_key
+                ],
+            )?;
+            if n == 0 {
+                Err(StorageError::NotFound)
+            } else {
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    async fn delete_account(&self, username: &str) -> StorageResult<()> {
+        let u = username.to_string();
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let n = tx.execute("DELETE FROM accounts WHERE username = ?1", params![u])?;
+            if n == 0 {
+                return Err(StorageError::NotFound);
+            }
+            for table in [
+                "roster_items",
+                "roster_versions",
+                "pending_subscriptions",
+                "offline_messages",
+            ] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE username = ?1"),
+                    params![u],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn credentials(&self, username: &str) -> StorageResult<Option<Credentials>> {
+        let u = username.to_string();
+        self.run(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key,
+                            sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key
+                     FROM accounts WHERE username = ?1",
+                    params![u],
+                    |r| {
+                        Ok(Credentials {
+                            sha1: ScramCredential {
+                                salt: r.get(0)?,
+                                iterations: r.get(1)?,
+                                stored_key: r.get(2)?,
+                                server_key: r.get(3)?,
+                            },
+                            sha256: ScramCredential {
+                                salt: r.get(4)?,
+                                iterations: r.get(5)?,
+                                stored_key: r.get(6)?,
+                                server_key: r.get(7)?,
+                            },
+                        })
+                    },
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn account_exists(&self, username: &str) -> StorageResult<bool> {
+        let u = username.to_string();
+        self.run(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT 1 FROM accounts WHERE username = ?1",
+                    params![u],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some())
+        })
+        .await
+    }
+
+    async fn list_accounts(&self) -> StorageResult<Vec<String>> {
+        self.run(|conn| {
+            let mut st = conn.prepare("SELECT username FROM accounts ORDER BY username")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<Vec<String>, _>>()?)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl RosterStore for SqliteStore {
+    async fn roster(&self, username: &str) -> StorageResult<(u64, Vec<RosterItem>)> {
+        let u = username.to_string();
+        self.run(move |conn| {
+            let version: i64 = conn
+                .query_row(
+                    "SELECT version FROM roster_versions WHERE username = ?1",
+                    params![u],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
+            let mut st = conn.prepare(
+                "SELECT contact, name, subscription, ask, approved, groups FROM roster_items
+                 WHERE username = ?1 ORDER BY contact",
+            )?;
+            let items = st
+                .query_map(params![u], row_to_item)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((version as u64, items))
+        })
+        .await
+    }
+
+    async fn roster_item(
+        &self,
+        username: &str,
+        contact: &str,
+    ) -> StorageResult<Option<RosterItem>> {
+        let (u, c) = (username.to_string(), contact.to_string());
+        self.run(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT contact, name, subscription, ask, approved, groups FROM roster_items
+                     WHERE username = ?1 AND contact = ?2",
+                    params![u, c],
+                    row_to_item,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn put_roster_item(&self, username: &str, item: &RosterItem) -> StorageResult<u64> {
+        let (u, it) = (username.to_string(), item.clone());
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO roster_items (username, contact, name, subscription, ask, approved, groups)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (username, contact) DO UPDATE SET name = ?3, subscription = ?4,
+                   ask = ?5, approved = ?6, groups = ?7",
+                params![
+                    u, it.jid, it.name, it.subscription.as_str(), it.ask as i64,
+                    it.approved as i64, it.groups.join("\n")
+                ],
+            )?;
+            let v = bump_version(&tx, &u)?;
+            tx.commit()?;
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn delete_roster_item(&self, username: &str, contact: &str) -> StorageResult<u64> {
+        let (u, c) = (username.to_string(), contact.to_string());
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let n = tx.execute(
+                "DELETE FROM roster_items WHERE username = ?1 AND contact = ?2",
+                params![u, c],
+            )?;
+            let v = if n > 0 {
+                bump_version(&tx, &u)?
+            } else {
+                tx.query_row(
+                    "SELECT version FROM roster_versions WHERE username = ?1",
+                    params![u],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?
+                .unwrap_or(0) as u64
+            };
+            tx.commit()?;
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn pending_subscriptions(&self, username: &str) -> StorageResult<Vec<(String, String)>> {
+        let u = username.to_string();
+        self.run(move |conn| {
+            let mut st = conn.prepare(
+                "SELECT contact, stanza FROM pending_subscriptions WHERE username = ?1 ORDER BY contact",
+            )?;
+            let rows = st.query_map(params![u], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn put_pending_subscription(
+        &self,
+        username: &str,
+        contact: &str,
+        stanza: &str,
+    ) -> StorageResult<()> {
+        let (u, c, s) = (
+            username.to_string(),
+            contact.to_string(),
+            stanza.to_string(),
+        );
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO pending_subscriptions (username, contact, stanza) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (username, contact) DO UPDATE SET stanza = ?3",
+                params![u, c, s],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_pending_subscription(
+        &self,
+        username: &str,
+        contact: &str,
+    ) -> StorageResult<()> {
+        let (u, c) = (username.to_string(), contact.to_string());
+        self.run(move |conn| {
+            conn.execute(
+                "DELETE FROM pending_subscriptions WHERE username = ?1 AND contact = ?2",
+                params![u, c],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl OfflineStore for SqliteStore {
+    async fn store_offline(
+        &self,
+        username: &str,
+        stanza: &str,
+        stamp_ms: i64,
+        cap: usize,
+    ) -> StorageResult<bool> {
+        let (u, s) = (username.to_string(), stanza.to_string());
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let n: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM offline_messages WHERE username = ?1",
+                params![u],
+                |r| r.get(0),
+            )?;
+            if n as usize >= cap {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO offline_messages (username, stamp_ms, stanza) VALUES (?1, ?2, ?3)",
+                params![u, stamp_ms, s],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn offline_messages(&self, username: &str) -> StorageResult<Vec<OfflineMessage>> {
+        let u = username.to_string();
+        self.run(move |conn| {
+            let mut st = conn.prepare(
+                "SELECT id, stamp_ms, stanza FROM offline_messages WHERE username = ?1 ORDER BY id",
+            )?;
+            let rows = st.query_map(params![u], |r| {
+                Ok(OfflineMessage {
+                    id: r.get(0)?,
+                    stamp_ms: r.get(1)?,
+                    stanza: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn delete_offline(&self, username: &str, ids: &[i64]) -> StorageResult<()> {
+        let (u, ids) = (username.to_string(), ids.to_vec());
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            for id in ids {
+                tx.execute(
+                    "DELETE FROM offline_messages WHERE username = ?1 AND id = ?2",
+                    params![u, id],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn offline_count(&self, username: &str) -> StorageResult<usize> {
+        let u = username.to_string();
+        self.run(move |conn| {
+            let n: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM offline_messages WHERE username = ?1",
+                params![u],
+                |r| r.get(0),
+            )?;
+            Ok(n as usize)
+        })
+        .await
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds() -> Credentials {
+        Credentials::new("pw", 1).unwrap()
+    }
+
+    #[tokio::test]
+    async fn accounts() {
+        let s = SqliteStore::in_memory().unwrap();
+        s.create_account("juliet", &creds()).await.unwrap();
+        assert!(matches!(
+            s.create_account("juliet", &creds()).await,
+            Err(StorageError::AlreadyExists)
+        ));
+        assert!(s.account_exists("juliet").await.unwrap());
+        let c = s.credentials("juliet").await.unwrap().unwrap();
+        assert!(c.verify_password("pw"));
+        s.set_credentials("juliet", &Credentials::new("new", 1).unwrap())
+            .await
+            .unwrap();
+        assert!(
+            s.credentials("juliet")
+                .await
+                .unwrap()
+                .unwrap()
+                .verify_password("new")
+        );
+        assert!(matches!(
+            s.set_credentials("romeo", &creds()).await,
+            Err(StorageError::NotFound)
+        ));
+        s.create_account("romeo", &creds()).await.unwrap();
+        assert_eq!(s.list_accounts().await.unwrap(), ["juliet", "romeo"]);
+        s.delete_account("juliet").await.unwrap();
+        assert!(!s.account_exists("juliet").await.unwrap());
+        assert!(matches!(
+            s.delete_account("juliet").await,
+            Err(StorageError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn rosters_are_versioned() {
+        let s = SqliteStore::in_memory().unwrap();
+        assert_eq!(s.roster("a").await.unwrap(), (0, vec![]));
+        let item = RosterItem {
+            jid: "b@x".into(),
+            name: Some("B".into()),
+            subscription: Subscription::To,
+            ask: false,
+            approved: false,
+            groups: vec!["Friends".into(), "Work".into()],
+        };
+        assert_eq!(s.put_roster_item("a", &item).await.unwrap(), 1);
+        assert_eq!(s.roster_item("a", "b@x").await.unwrap(), Some(item.clone()));
+        let mut changed = item.clone();
+        changed.subscription = Subscription::Both;
+        changed.groups.clear();
+        assert_eq!(s.put_roster_item("a", &changed).await.unwrap(), 2);
+        assert_eq!(s.roster("a").await.unwrap(), (2, vec![changed]));
+        assert_eq!(s.delete_roster_item("a", "b@x").await.unwrap(), 3);
+        assert_eq!(s.delete_roster_item("a", "b@x").await.unwrap(), 3);
+        s.put_pending_subscription("a", "c@x", "<presence/>")
+            .await
+            .unwrap();
+        assert_eq!(s.pending_subscriptions("a").await.unwrap().len(), 1);
+        s.delete_pending_subscription("a", "c@x").await.unwrap();
+        assert!(s.pending_subscriptions("a").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn offline_messages_have_a_cap() {
+        let s = SqliteStore::in_memory().unwrap();
+        assert!(s.store_offline("a", "<m1/>", 1, 2).await.unwrap());
+        assert!(s.store_offline("a", "<m2/>", 2, 2).await.unwrap());
+        assert!(!s.store_offline("a", "<m3/>", 3, 2).await.unwrap());
+        let m = s.offline_messages("a").await.unwrap();
+        assert_eq!(
+            m.iter().map(|m| m.stanza.as_str()).collect::<Vec<_>>(),
+            ["<m1/>", "<m2/>"]
+        );
+        s.delete_offline("a", &[m[0].id]).await.unwrap();
+        assert_eq!(s.offline_count("a").await.unwrap(), 1);
+    }
+
+    #[test]
+    fn schema_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let s = SqliteStore::open(&path).unwrap();
+            s.create_account("a", &creds()).await.unwrap();
+        });
+        rt.block_on(async {
+            let s = SqliteStore::open(&path).unwrap();
+            assert!(s.account_exists("a").await.unwrap());
+        });
+    }
+}

@@ -1,0 +1,470 @@
+//! One client connection: format detection, stream negotiation (RFC 6120 §4–7), then the
+//! session loop that reads stanzas, routes them, and writes what is queued for the session.
+
+mod negotiate;
+
+use negotiate::Negotiated;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
+use lithos_core::codec::{Detection, StreamCodec, WireFormat, detect_format};
+use lithos_core::stanza::{DefinedCondition, StanzaError, is_stanza};
+use lithos_core::{
+    Element, Jid, Limits, StreamError, StreamErrorCondition, StreamEvent, StreamHeader, XmlCodec,
+    binary::BxmppCodec,
+};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::codec::{Framed, FramedParts};
+use tokio_util::either::Either;
+use tracing::Instrument;
+
+use crate::ServerHandle;
+use crate::module::Flow;
+use crate::session::{Control, PresenceState, SessionInfo};
+
+pub(crate) type Io = Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>;
+pub(crate) type Transport = Framed<Io, StreamCodec>;
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnError {
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("stream error {0}")]
+    Stream(Box<StreamError>),
+    #[error("the peer closed the connection")]
+    Eof,
+    #[error("the peer closed its stream")]
+    Closed,
+}
+
+/// Serves one accepted TCP connection until it ends.
+pub(crate) async fn serve(
+    server: ServerHandle,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    direct_tls: bool,
+) {
+    let span = tracing::info_span!("c2s", %peer);
+    async move {
+        tracing::debug!("connected");
+        match connection(server, tcp, peer, direct_tls).await {
+            Ok(()) | Err(ConnError::Closed) => tracing::debug!("closed"),
+            Err(ConnError::Eof) => tracing::debug!("peer went away"),
+            Err(ConnError::Stream(e)) => {
+                tracing::info!(condition = %e.condition, "closed with stream error")
+            }
+            Err(ConnError::Io(e)) => tracing::debug!(error = %e, "I/O error"),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+fn make_codec(server: &ServerHandle, format: WireFormat) -> StreamCodec {
+    match format {
+        WireFormat::Xml => StreamCodec::Xml(XmlCodec::with_limits(Limits {
+            max_stanza_size: server.config().c2s.max_stanza_size,
+            ..Limits::default()
+        })),
+        WireFormat::Bxmpp => {
+            StreamCodec::Bxmpp(BxmppCodec::new().max_frame(server.config().c2s.max_stanza_size))
+        }
+    }
+}
+
+/// Reads until the first bytes tell what the peer speaks, then frames the transport.
+async fn frame(server: &ServerHandle, mut io: Io) -> Result<Option<Transport>, ConnError> {
+    let mut buf = BytesMut::with_capacity(512);
+    loop {
+        match detect_format(&buf) {
+            Detection::Format(f) => {
+                let mut parts = FramedParts::new::<&StreamEvent>(io, make_codec(server, f));
+                parts.read_buf = buf;
+                return Ok(Some(Framed::from_parts(parts)));
+            }
+            Detection::NeedMore => {
+                if buf.len() > 4096 || io.read_buf(&mut buf).await? == 0 {
+                    return Ok(None);
+                }
+            }
+            Detection::Tls | Detection::Unknown => return Ok(None),
+        }
+    }
+}
+
+async fn tls_accept(server: &ServerHandle, tcp: TcpStream) -> Result<Io, ConnError> {
+    let cfg = server
+        .0
+        .tls
+        .clone()
+        .ok_or_else(|| ConnError::Io(std::io::Error::other("no TLS configuration")))?;
+    let tls = tokio_rustls::TlsAcceptor::from(cfg).accept(tcp).await?;
+    Ok(Either::Right(tls))
+}
+
+async fn connection(
+    server: ServerHandle,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    direct_tls: bool,
+) -> Result<(), ConnError> {
+    let negotiation = Duration::from_secs(server.config().c2s.negotiation_timeout_secs);
+    let deadline = Instant::now() + negotiation;
+    let io = if direct_tls {
+        tokio::time::timeout_at(deadline, tls_accept(&server, tcp))
+            .await
+            .map_err(|_| ConnError::Eof)??
+    } else {
+        // A TLS ClientHello on the STARTTLS port is served as direct TLS.
+        let mut first = [0u8; 1];
+        let n = tokio::time::timeout_at(deadline, tcp.peek(&mut first))
+            .await
+            .map_err(|_| ConnError::Eof)??;
+        if n == 1 && detect_format(&first) == Detection::Tls {
+            tokio::time::timeout_at(deadline, tls_accept(&server, tcp))
+                .await
+                .map_err(|_| ConnError::Eof)??
+        } else {
+            Either::Left(tcp)
+        }
+    };
+    let tls = matches!(io, Either::Right(_));
+    let Some(framed) = tokio::time::timeout_at(deadline, frame(&server, io))
+        .await
+        .map_err(|_| ConnError::Eof)??
+    else {
+        return Err(ConnError::Eof);
+    };
+    let mut conn = Conn {
+        server,
+        peer,
+        framed,
+        tls,
+        header_sent: false,
+        authenticated: None,
+        auth_failures: 0,
+    };
+    loop {
+        let step = match tokio::time::timeout_at(deadline, conn.negotiate()).await {
+            Ok(r) => r,
+            Err(_) => Err(ConnError::Stream(Box::new(
+                StreamError::new(StreamErrorCondition::ConnectionTimeout)
+                    .with_text("negotiation took too long"),
+            ))),
+        };
+        match step {
+            Ok(Negotiated::Bound(b)) => return conn.session(b).await,
+            Ok(Negotiated::StartTls) => {
+                conn = match tokio::time::timeout_at(deadline, conn.upgrade()).await {
+                    Ok(Ok(c)) => c,
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => return Err(ConnError::Eof),
+                };
+            }
+            Err(e) => return conn.fail(e).await,
+        }
+    }
+}
+
+/// What negotiation produced: an authenticated, bound session.
+pub(crate) struct Bound {
+    info: SessionInfo,
+    rx: mpsc::Receiver<Element>,
+    ctl: mpsc::UnboundedReceiver<Control>,
+}
+
+pub(crate) struct Conn {
+    pub(crate) server: ServerHandle,
+    pub(crate) peer: SocketAddr,
+    pub(crate) framed: Transport,
+    pub(crate) tls: bool,
+    pub(crate) header_sent: bool,
+    /// The account name, once SASL succeeded.
+    pub(crate) authenticated: Option<String>,
+    /// Failed SASL attempts on this connection.
+    pub(crate) auth_failures: u32,
+}
+
+impl Conn {
+    /// Replaces the transport with TLS over it, after `<proceed/>`.
+    async fn upgrade(mut self) -> Result<Conn, ConnError> {
+        SinkExt::<StreamEvent>::flush(&mut self.framed)
+            .await
+            .map_err(|e| match e {
+                lithos_core::CodecError::Io(e) => ConnError::Io(e),
+                other => ConnError::Io(std::io::Error::other(other.to_string())),
+            })?;
+        let format = self.format();
+        let parts = self.framed.into_parts();
+        let buffered = match &parts.codec {
+            StreamCodec::Xml(c) => c.decoder().has_buffered_input(),
+            StreamCodec::Bxmpp(_) => false,
+        };
+        // Anything sent after <starttls/> and before the handshake would be read as if it had
+        // come over TLS (STARTTLS command injection): refuse it.
+        if !parts.read_buf.is_empty() || buffered {
+            tracing::warn!("data after <starttls/> before the TLS handshake; closing");
+            return Err(ConnError::Eof);
+        }
+        let Either::Left(tcp) = parts.io else {
+            return Err(ConnError::Eof);
+        };
+        let io = tls_accept(&self.server, tcp).await?;
+        Ok(Conn {
+            framed: Framed::new(io, make_codec(&self.server, format)),
+            tls: true,
+            header_sent: false,
+            ..self
+        })
+    }
+
+    pub(crate) fn format(&self) -> WireFormat {
+        self.framed.codec().format()
+    }
+
+    pub(crate) async fn send(&mut self, el: &Element) -> Result<(), ConnError> {
+        match self.framed.send(&StreamEvent::Element(el.clone())).await {
+            Ok(()) => Ok(()),
+            Err(lithos_core::CodecError::Io(e)) => Err(ConnError::Io(e)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot encode an element for this stream; dropped");
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends our stream header (once per stream).
+    pub(crate) async fn send_header(&mut self, to: Option<&str>) -> Result<(), ConnError> {
+        let mut id = [0u8; 8];
+        rand::fill(&mut id[..]);
+        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let mut h = StreamHeader::client()
+            .from(self.server.domain().as_shared().clone())
+            .id(id)
+            .lang("en");
+        if let Some(t) = to {
+            h = h.to(t.to_string());
+        }
+        self.framed
+            .send(&StreamEvent::from(h))
+            .await
+            .map_err(|e| match e {
+                lithos_core::CodecError::Io(e) => ConnError::Io(e),
+                other => ConnError::Io(std::io::Error::other(other.to_string())),
+            })?;
+        self.header_sent = true;
+        Ok(())
+    }
+
+    /// Ends the connection after an error: a stream error (after a header, if none was sent)
+    /// and the close, for errors the peer should hear about.
+    async fn fail(&mut self, e: ConnError) -> Result<(), ConnError> {
+        if let ConnError::Stream(se) = &e {
+            let se = (**se).clone();
+            if !self.header_sent {
+                let _ = self.send_header(None).await;
+            }
+            let _ = self.send(&se.to_element()).await;
+            let _ = self.framed.send(&StreamEvent::Close).await;
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                SinkExt::<StreamEvent>::close(&mut self.framed),
+            )
+            .await;
+        }
+        Err(e)
+    }
+
+    /// The next event, mapping decoding errors to stream errors.
+    pub(crate) async fn next_event(&mut self) -> Result<StreamEvent, ConnError> {
+        match self.framed.next().await {
+            None => Err(ConnError::Eof),
+            Some(Ok(ev)) => Ok(ev),
+            Some(Err(lithos_core::CodecError::Io(e))) => Err(ConnError::Io(e)),
+            Some(Err(e)) => {
+                let cond = e.condition().unwrap_or(StreamErrorCondition::NotWellFormed);
+                Err(ConnError::Stream(Box::new(
+                    StreamError::new(cond).with_text(e.to_string()),
+                )))
+            }
+        }
+    }
+
+    /// The session loop: read and route stanzas, write what is queued.
+    async fn session(mut self, mut b: Bound) -> Result<(), ConnError> {
+        let server = self.server.clone();
+        for m in server.modules().iter() {
+            m.session_bound(&server, &b.info).await;
+        }
+        let r = self.session_loop(&mut b).await;
+        let r = match r {
+            Err(e @ ConnError::Stream(_)) => self.fail(e).await,
+            other => other,
+        };
+        let was = server.sessions().unbind(&b.info).unwrap_or_default();
+        for m in server.modules().iter() {
+            m.session_closed(&server, &b.info, was.available).await;
+        }
+        tracing::info!(jid = %b.info.jid, "session ended");
+        r
+    }
+
+    async fn session_loop(&mut self, b: &mut Bound) -> Result<(), ConnError> {
+        let idle = Duration::from_secs(self.server.config().c2s.idle_timeout_secs);
+        let mut shutdown = self.server.0.shutdown.clone();
+        let mut last = Instant::now();
+        loop {
+            tokio::select! {
+                biased;
+                ctl = b.ctl.recv() => {
+                    if let Some(Control::Close(e)) = ctl {
+                        return Err(ConnError::Stream(Box::new(e)));
+                    }
+                }
+                out = b.rx.recv() => {
+                    let Some(first) = out else { continue };
+                    self.write_queued(first, &mut b.rx).await?;
+                }
+                ev = self.next_event() => {
+                    last = Instant::now();
+                    match ev? {
+                        StreamEvent::Element(el) => self.on_element(el, &b.info).await?,
+                        StreamEvent::KeepAlive => {}
+                        StreamEvent::Close => {
+                            let _ = self.framed.send(&StreamEvent::Close).await;
+                            let _ = tokio::time::timeout(Duration::from_secs(1), SinkExt::<StreamEvent>::close(&mut self.framed)).await;
+                            return Err(ConnError::Closed);
+                        }
+                        StreamEvent::Header(_) => {
+                            return Err(ConnError::Stream(Box::new(StreamError::new(StreamErrorCondition::InvalidXml)
+                                .with_text("unexpected stream header"))));
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(last + idle) => {
+                    return Err(ConnError::Stream(Box::new(StreamError::new(StreamErrorCondition::ConnectionTimeout))));
+                }
+                _ = shutdown.changed() => {
+                    return Err(ConnError::Stream(Box::new(StreamError::new(StreamErrorCondition::SystemShutdown))));
+                }
+            }
+        }
+    }
+
+    /// Writes one queued stanza and whatever else is queued, then flushes once.
+    async fn write_queued(
+        &mut self,
+        first: Element,
+        rx: &mut mpsc::Receiver<Element>,
+    ) -> Result<(), ConnError> {
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some(el) = next.take() {
+            match self.framed.feed(&StreamEvent::Element(el)).await {
+                Ok(()) => {}
+                Err(lithos_core::CodecError::Io(e)) => return Err(ConnError::Io(e)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot encode an element for this stream; dropped")
+                }
+            }
+            n += 1;
+            if n < 256 {
+                next = rx.try_recv().ok();
+            }
+        }
+        SinkExt::<StreamEvent>::flush(&mut self.framed)
+            .await
+            .map_err(|e| match e {
+                lithos_core::CodecError::Io(e) => ConnError::Io(e),
+                other => ConnError::Io(std::io::Error::other(other.to_string())),
+            })
+    }
+
+    /// A top-level element from a bound client.
+    async fn on_element(&mut self, mut el: Element, info: &SessionInfo) -> Result<(), ConnError> {
+        if !is_stanza(&el) || el.ns() != "jabber:client" {
+            return Err(ConnError::Stream(Box::new(
+                StreamError::new(StreamErrorCondition::UnsupportedStanzaType).with_text(format!(
+                    "<{}/> in {} is not supported here",
+                    el.name(),
+                    el.ns()
+                )),
+            )));
+        }
+        let server = self.server.clone();
+        // `from`: absent, or the session's own address (RFC 6120 §8.1.2.1).
+        match el.attr("from") {
+            None => {}
+            Some(f) => match Jid::new(f) {
+                Ok(j) if j == info.jid || (j.is_bare() && j.bare_eq(&info.jid)) => {}
+                _ => {
+                    return Err(ConnError::Stream(Box::new(
+                        StreamError::new(StreamErrorCondition::InvalidFrom)
+                            .with_text("from does not match the session"),
+                    )));
+                }
+            },
+        }
+        el.set_attr("from", info.jid.as_shared().clone());
+        if let Some(to) = el.attr("to")
+            && Jid::new(to).is_err()
+        {
+            server
+                .bounce(&el, StanzaError::new(DefinedCondition::JidMalformed))
+                .await;
+            return Ok(());
+        }
+        // Undirected presence sets the session's availability, which routing depends on.
+        let mut became_available = false;
+        if el.name() == "presence" && el.attr("to").is_none() {
+            let state = match el.attr("type") {
+                None => Some(PresenceState {
+                    available: true,
+                    priority: el
+                        .get_child("priority", "jabber:client")
+                        .and_then(|p| p.text().trim().parse().ok())
+                        .unwrap_or(0),
+                }),
+                Some("unavailable") => Some(PresenceState::default()),
+                _ => None,
+            };
+            if let Some(state) = state {
+                let before = server
+                    .sessions()
+                    .set_presence(info, state)
+                    .unwrap_or_default();
+                became_available = state.available && !before.available;
+            }
+        }
+        for m in server.modules().iter() {
+            if m.client_stanza(&server, info, &el).await == Flow::Handled {
+                if became_available {
+                    self.announce_available(info).await;
+                }
+                return Ok(());
+            }
+        }
+        if el.name() == "presence" && el.attr("to").is_none() {
+            // No module took the broadcast: nothing else to do for undirected presence.
+        } else {
+            server.route_from(el, Some(info)).await;
+        }
+        if became_available {
+            self.announce_available(info).await;
+        }
+        Ok(())
+    }
+
+    async fn announce_available(&self, info: &SessionInfo) {
+        for m in self.server.modules().iter() {
+            m.session_available(&self.server, info).await;
+        }
+    }
+}
