@@ -31,6 +31,7 @@
 
 pub mod binary;
 pub mod codec;
+pub mod datetime;
 pub mod element;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -41,6 +41,7 @@ struct Entry {
     tx: mpsc::Sender<Element>,
     ctl: mpsc::UnboundedSender<Control>,
     presence: PresenceState,
+    marks: Vec<&'static str>,
 }
 
 /// The outcome of queueing a stanza for a session.
@@ -101,6 +102,7 @@ impl Sessions {
             tx,
             ctl,
             presence: PresenceState::default(),
+            marks: Vec::new(),
         });
         drop(map);
         replaced.map(|old| {
@@ -138,6 +140,32 @@ impl Sessions {
             .iter_mut()
             .find(|e| e.info.id == info.id)?;
         Some(std::mem::replace(&mut e.presence, presence))
+    }
+
+    /// Tags a session (for example, a roster module marks the sessions that asked for the
+    /// roster, which then get roster pushes). Marks end with the session.
+    pub fn mark(&self, info: &SessionInfo, tag: &'static str) {
+        let mut map = self.write();
+        if let Some(e) = map
+            .get_mut(info.jid.bare_str())
+            .and_then(|l| l.iter_mut().find(|e| e.info.id == info.id))
+            && !e.marks.contains(&tag)
+        {
+            e.marks.push(tag);
+        }
+    }
+
+    /// The sessions of an account that carry a mark.
+    pub fn marked(&self, bare: &str, tag: &'static str) -> Vec<SessionInfo> {
+        self.read()
+            .get(bare)
+            .map(|l| {
+                l.iter()
+                    .filter(|e| e.marks.contains(&tag))
+                    .map(|e| e.info.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The sessions of an account with their presence.

@@ -269,6 +269,49 @@ impl ServerFirst {
     }
 }
 
+/// The client half of SCRAM, for tests and tools (the load generator): from the password and
+/// the messages so far, the client's final message and the server signature to expect.
+///
+/// `client_first_bare` is `n=<user>,r=<nonce>`; `server_first` is the server's first message.
+pub fn client_final(
+    hash: ScramHash,
+    password: &str,
+    client_first_bare: &str,
+    server_first: &str,
+) -> Result<(String, Vec<u8>), SaslError> {
+    let mut nonce = None;
+    let mut salt = None;
+    let mut iterations = None;
+    for (k, v) in attrs(server_first) {
+        match k {
+            'r' => nonce = Some(v),
+            's' => salt = Some(B64.decode(v).map_err(|_| SaslError::IncorrectEncoding)?),
+            'i' => iterations = v.parse::<u32>().ok(),
+            _ => {}
+        }
+    }
+    let (Some(nonce), Some(salt), Some(iterations)) = (nonce, salt, iterations) else {
+        return Err(SaslError::MalformedRequest);
+    };
+    let salted = hash.salted_password(password.as_bytes(), &salt, iterations);
+    let client_key = hash.hmac(&salted, b"Client Key");
+    let stored_key = hash.hash(&client_key);
+    let without_proof = format!("c=biws,r={nonce}");
+    let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
+    let signature = hash.hmac(&stored_key, auth_message.as_bytes());
+    let proof: Vec<u8> = client_key
+        .iter()
+        .zip(&signature)
+        .map(|(a, b)| a ^ b)
+        .collect();
+    let server_key = hash.hmac(&salted, b"Server Key");
+    let server_signature = hash.hmac(&server_key, auth_message.as_bytes());
+    Ok((
+        format!("{without_proof},p={}", B64.encode(proof)),
+        server_signature,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,6 +442,22 @@ mod tests {
         let cf = ClientFirst::parse(ScramHash::Sha1, b"n,a=ad=2Cmin,n=us=3Der,r=a").unwrap();
         assert_eq!(cf.username, "us=er");
         assert_eq!(cf.authzid.as_deref(), Some("ad,min"));
+    }
+
+    #[test]
+    fn client_half_matches_the_rfc_vector() {
+        let (fin, sig) = client_final(
+            ScramHash::Sha1,
+            "pencil",
+            "n=user,r=fyko+d2lbbFgONRv9qkxdawL",
+            "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096",
+        )
+        .unwrap();
+        assert_eq!(
+            fin,
+            "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts="
+        );
+        assert_eq!(B64.encode(sig), "rmF9pqV8S7suAoZWja4dJRkFsKQ=");
     }
 
     #[test]

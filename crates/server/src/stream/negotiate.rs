@@ -148,7 +148,9 @@ impl Conn {
                     .build(),
             );
             for extra in self.server.modules().stream_features() {
-                f.append_child(extra);
+                if self.encodable(&extra) {
+                    f.append_child(extra);
+                }
             }
             return f;
         }
@@ -171,6 +173,17 @@ impl Conn {
             f.append_child(m);
         }
         f
+    }
+
+    /// Whether this stream can carry `el`: always in XML; in BXMPP only if every name has a
+    /// code (a feature the client cannot be told about is left out, not the whole list).
+    fn encodable(&self, el: &Element) -> bool {
+        match self.framed.codec() {
+            lithos_core::codec::StreamCodec::Xml(_) => true,
+            lithos_core::codec::StreamCodec::Bxmpp(c) => {
+                lithos_core::binary::encode_document(c.vocabulary(), el).is_ok()
+            }
+        }
     }
 
     /// Handles the elements of one stream until it restarts (`Ok(None)`) or a resource is

@@ -1,0 +1,12 @@
+//! `lithosd`: the Lithos server with every module of the workspace linked in.
+//!
+//! The kernel (`lithos-server`) names no module; this binary links the extension crates, whose
+//! modules register themselves, and runs the kernel's command line. A custom server is the
+//! same few lines with another list of crates.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    lithosd::link_all();
+    lithos_server::cli::main()
+}

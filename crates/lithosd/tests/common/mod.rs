@@ -1,0 +1,448 @@
+//! Test support: an in-process server on ephemeral ports, and a raw XMPP client.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
+use lithos_core::codec::{StreamCodec, WireFormat};
+use lithos_core::{Element, StreamErrorCondition, StreamEvent, StreamHeader, ns};
+use lithos_server::sasl::scram::{ScramHash, client_final};
+use lithos_server::{Config, RunningServer};
+use rustls::pki_types::pem::PemObject;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+use tokio_util::either::Either;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub struct TestServer {
+    pub server: Option<RunningServer>,
+    pub dir: tempfile::TempDir,
+    pub extra: String,
+}
+
+impl TestServer {
+    pub async fn start(extra: &str) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, extra).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, extra: &str) -> TestServer {
+        lithosd::link_all();
+        if std::env::var_os("LITHOS_TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("debug")
+                .with_test_writer()
+                .try_init();
+        }
+        let text = format!(
+            "domain = 'localhost'\ndata_dir = '{}'\n{extra}\n[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = ['127.0.0.1:0']\n",
+            dir.path().display()
+        );
+        let (head, c2s_extra) = match extra.split_once("[c2s]") {
+            Some((h, rest)) => (h.to_string(), rest.to_string()),
+            None => (extra.to_string(), String::new()),
+        };
+        let text = if c2s_extra.is_empty() {
+            text
+        } else {
+            format!(
+                "domain = 'localhost'\ndata_dir = '{}'\n{head}\n[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = ['127.0.0.1:0']\n{c2s_extra}\n",
+                dir.path().display()
+            )
+        };
+        let config = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let server = RunningServer::start(config).await.unwrap();
+        TestServer {
+            server: Some(server),
+            dir,
+            extra: extra.to_string(),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server.as_ref().unwrap().c2s_addrs[0]
+    }
+
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.server.as_ref().unwrap().direct_tls_addrs[0]
+    }
+
+    pub fn handle(&self) -> &lithos_server::ServerHandle {
+        self.server.as_ref().unwrap().handle()
+    }
+
+    pub async fn add_user(&self, name: &str, password: &str) {
+        let creds = lithos_server::sasl::Credentials::new(password, 4096).unwrap();
+        self.handle()
+            .storage()
+            .accounts
+            .create_account(name, &creds)
+            .await
+            .unwrap();
+    }
+
+    /// Stops the server (as on SIGTERM) and starts a new one on the same data directory.
+    pub async fn restart(mut self) -> TestServer {
+        self.server
+            .take()
+            .unwrap()
+            .shutdown(Duration::from_secs(5))
+            .await;
+        let extra = self.extra.clone();
+        Self::start_in(self.dir, &extra).await
+    }
+
+    pub fn tls_connector(&self) -> tokio_rustls::TlsConnector {
+        let cert = self.dir.path().join("tls/cert.pem");
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls::pki_types::CertificateDer::pem_file_iter(&cert).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        tokio_rustls::TlsConnector::from(Arc::new(cfg))
+    }
+
+    /// A client logged in over STARTTLS with SCRAM-SHA-256, with `resource` bound.
+    pub async fn login(&self, user: &str, password: &str, resource: &str) -> Client {
+        let mut c = Client::connect(self.addr()).await;
+        c.open().await;
+        c.starttls(&self.tls_connector()).await;
+        c.auth_scram(ScramHash::Sha256, user, password)
+            .await
+            .unwrap();
+        c.bind(Some(resource)).await;
+        c
+    }
+}
+
+type Io = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
+
+pub struct Client {
+    pub framed: Framed<Io, StreamCodec>,
+    pub format: WireFormat,
+    pub features: Option<Element>,
+    pub jid: String,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        Self::connect_with(addr, WireFormat::Xml).await
+    }
+
+    pub async fn connect_with(addr: SocketAddr, format: WireFormat) -> Client {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        Client {
+            framed: Framed::new(Either::Left(tcp), StreamCodec::new(format)),
+            format,
+            features: None,
+            jid: String::new(),
+        }
+    }
+
+    pub async fn connect_direct_tls(
+        addr: SocketAddr,
+        connector: &tokio_rustls::TlsConnector,
+    ) -> Client {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let tls = connector
+            .connect("localhost".try_into().unwrap(), tcp)
+            .await
+            .unwrap();
+        Client {
+            framed: Framed::new(Either::Right(tls), StreamCodec::new(WireFormat::Xml)),
+            format: WireFormat::Xml,
+            features: None,
+            jid: String::new(),
+        }
+    }
+
+    /// Writes bytes as they are.
+    pub async fn send_raw(&mut self, data: &[u8]) {
+        self.framed.get_mut().write_all(data).await.unwrap();
+        self.framed.get_mut().flush().await.unwrap();
+    }
+
+    pub async fn send(&mut self, el: Element) {
+        self.framed.send(StreamEvent::Element(el)).await.unwrap();
+    }
+
+    pub async fn send_xml(&mut self, xml: &str) {
+        self.send_raw(xml.as_bytes()).await;
+    }
+
+    /// The next event other than a keep-alive; panics after [`WAIT`].
+    pub async fn event(&mut self) -> Option<StreamEvent> {
+        loop {
+            match tokio::time::timeout(WAIT, self.framed.next()).await {
+                Err(_) => panic!("no event within {WAIT:?}"),
+                Ok(None) => return None,
+                Ok(Some(Err(e))) => panic!("client decode error: {e}"),
+                Ok(Some(Ok(StreamEvent::KeepAlive))) => continue,
+                Ok(Some(Ok(ev))) => return Some(ev),
+            }
+        }
+    }
+
+    pub async fn recv(&mut self) -> Element {
+        match self.event().await {
+            Some(StreamEvent::Element(e)) => e,
+            other => panic!("expected an element, got {other:?}"),
+        }
+    }
+
+    /// Waits for a stanza matching `pred`, skipping others (returned in order of arrival).
+    pub async fn recv_where(&mut self, pred: impl Fn(&Element) -> bool) -> Element {
+        loop {
+            let e = self.recv().await;
+            if pred(&e) {
+                return e;
+            }
+        }
+    }
+
+    /// Asserts nothing arrives within `d`.
+    pub async fn expect_silence(&mut self, d: Duration) {
+        loop {
+            match tokio::time::timeout(d, self.framed.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(StreamEvent::KeepAlive))) => continue,
+                Ok(other) => panic!("expected nothing, got {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until a stream error and the close; returns the condition.
+    pub async fn expect_stream_error(&mut self) -> StreamErrorCondition {
+        loop {
+            match self.event().await {
+                Some(StreamEvent::Element(e))
+                    if e.is("error", "http://etherx.jabber.org/streams") =>
+                {
+                    let err = lithos_core::StreamError::from_element(&e).unwrap();
+                    return err.condition;
+                }
+                Some(StreamEvent::Header(_)) | Some(StreamEvent::Element(_)) => continue,
+                other => panic!("expected a stream error, got {other:?}"),
+            }
+        }
+    }
+
+    pub async fn open(&mut self) {
+        self.open_to("localhost").await;
+    }
+
+    pub async fn open_to(&mut self, to: &str) {
+        self.framed.codec_mut().reset_decoder();
+        self.framed
+            .send(StreamEvent::from(StreamHeader::client().to(to.to_string())))
+            .await
+            .unwrap();
+        match self.event().await {
+            Some(StreamEvent::Header(h)) => {
+                assert_eq!(h.from.as_deref(), Some("localhost"));
+                assert!(h.id.is_some());
+            }
+            other => panic!("expected a header, got {other:?}"),
+        }
+        let f = self.recv().await;
+        assert!(f.is("features", "http://etherx.jabber.org/streams"), "{f}");
+        self.features = Some(f);
+    }
+
+    pub fn mechanisms(&self) -> Vec<String> {
+        self.features
+            .as_ref()
+            .and_then(|f| f.get_child("mechanisms", "urn:ietf:params:xml:ns:xmpp-sasl"))
+            .map(|m| m.children().map(|c| c.text()).collect())
+            .unwrap_or_default()
+    }
+
+    pub async fn starttls(&mut self, connector: &tokio_rustls::TlsConnector) {
+        self.send(Element::bare("starttls", ns::XMPP_TLS)).await;
+        let p = self.recv().await;
+        assert!(p.is("proceed", "urn:ietf:params:xml:ns:xmpp-tls"), "{p}");
+        let old = std::mem::replace(
+            &mut self.framed,
+            Framed::new(
+                Either::Left(TcpStream::connect(placeholder()).await.unwrap()),
+                StreamCodec::new(self.format),
+            ),
+        );
+        let Either::Left(tcp) = old.into_inner() else {
+            panic!("already TLS")
+        };
+        let tls = connector
+            .connect("localhost".try_into().unwrap(), tcp)
+            .await
+            .unwrap();
+        self.framed = Framed::new(Either::Right(tls), StreamCodec::new(self.format));
+        self.open().await;
+    }
+
+    /// SASL PLAIN; on success the stream is reopened.
+    pub async fn auth_plain(&mut self, user: &str, password: &str) -> Result<(), String> {
+        let data = B64.encode(format!("\0{user}\0{password}"));
+        self.send(
+            Element::builder("auth", ns::XMPP_SASL)
+                .attr("mechanism", "PLAIN")
+                .text(data)
+                .build(),
+        )
+        .await;
+        let r = self.recv().await;
+        self.finish_auth(r).await
+    }
+
+    async fn finish_auth(&mut self, r: Element) -> Result<(), String> {
+        match r.name() {
+            "success" => {
+                self.open().await;
+                Ok(())
+            }
+            "failure" => Err(r
+                .children()
+                .next()
+                .map(|c| c.name().to_string())
+                .unwrap_or_default()),
+            other => panic!("unexpected {other}: {r}"),
+        }
+    }
+
+    /// SASL SCRAM; on success the stream is reopened. Checks the server's signature.
+    pub async fn auth_scram(
+        &mut self,
+        hash: ScramHash,
+        user: &str,
+        password: &str,
+    ) -> Result<(), String> {
+        let name = if hash == ScramHash::Sha1 {
+            "SCRAM-SHA-1"
+        } else {
+            "SCRAM-SHA-256"
+        };
+        let mut nonce = [0u8; 12];
+        rand::fill(&mut nonce[..]);
+        let first_bare = format!("n={user},r={}", B64.encode(nonce));
+        self.send(
+            Element::builder("auth", ns::XMPP_SASL)
+                .attr("mechanism", name)
+                .text(B64.encode(format!("n,,{first_bare}")))
+                .build(),
+        )
+        .await;
+        let ch = self.recv().await;
+        if ch.name() != "challenge" {
+            return self.finish_auth(ch).await;
+        }
+        let server_first = String::from_utf8(B64.decode(ch.text()).unwrap()).unwrap();
+        let (fin, sig) = client_final(hash, password, &first_bare, &server_first).unwrap();
+        self.send(
+            Element::builder("response", ns::XMPP_SASL)
+                .text(B64.encode(fin))
+                .build(),
+        )
+        .await;
+        let r = self.recv().await;
+        if r.name() == "success" {
+            let v = String::from_utf8(B64.decode(r.text()).unwrap()).unwrap();
+            assert_eq!(v, format!("v={}", B64.encode(sig)), "server signature");
+        }
+        self.finish_auth(r).await
+    }
+
+    /// Binds a resource and returns the full JID.
+    pub async fn bind(&mut self, resource: Option<&str>) -> String {
+        let mut bind = Element::bare("bind", ns::XMPP_BIND);
+        if let Some(r) = resource {
+            bind.append_child(
+                Element::builder("resource", ns::XMPP_BIND)
+                    .text(r.to_string())
+                    .build(),
+            );
+        }
+        self.send(
+            Element::builder("iq", ns::JABBER_CLIENT)
+                .attr("type", "set")
+                .attr("id", "bind1")
+                .child(bind)
+                .build(),
+        )
+        .await;
+        let r = self.recv().await;
+        assert_eq!(r.attr("type"), Some("result"), "{r}");
+        self.jid = r
+            .get_child("bind", "urn:ietf:params:xml:ns:xmpp-bind")
+            .and_then(|b| b.get_child("jid", "urn:ietf:params:xml:ns:xmpp-bind"))
+            .map(|j| j.text())
+            .unwrap();
+        self.jid.clone()
+    }
+
+    /// Sends an iq and returns the answer with the same id.
+    pub async fn iq(&mut self, type_: &str, to: Option<&str>, payload: Element) -> Element {
+        let id = format!("q{}", rand::random::<u32>());
+        self.send(
+            Element::builder("iq", ns::JABBER_CLIENT)
+                .attr("type", type_.to_string())
+                .attr("id", id.clone())
+                .opt_attr("to", to.map(str::to_string))
+                .child(payload)
+                .build(),
+        )
+        .await;
+        self.recv_where(|e| e.name() == "iq" && e.attr("id") == Some(id.as_str()))
+            .await
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.framed.send(StreamEvent::Close).await;
+        let _ = tokio::time::timeout(WAIT, async {
+            while let Some(Ok(ev)) = self.framed.next().await {
+                if ev == StreamEvent::Close {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Somewhere to connect a throwaway socket while the real one is being upgraded.
+fn placeholder() -> SocketAddr {
+    use std::sync::OnceLock;
+    static L: OnceLock<std::net::TcpListener> = OnceLock::new();
+    L.get_or_init(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .local_addr()
+        .unwrap()
+}
+
+pub fn stanza(xml: &str) -> Element {
+    let end = xml[1..]
+        .find(|c: char| c.is_whitespace() || c == '/' || c == '>')
+        .unwrap()
+        + 1;
+    Element::parse(&format!(
+        "{} xmlns='jabber:client'{}",
+        &xml[..end],
+        &xml[end..]
+    ))
+    .unwrap()
+}
+
+pub fn buf(s: &str) -> BytesMut {
+    BytesMut::from(s.as_bytes())
+}

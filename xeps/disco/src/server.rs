@@ -1,0 +1,116 @@
+//! The disco module.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lithos_core::Element;
+use lithos_core::stanza::{DefinedCondition, StanzaError};
+use lithos_server::ServerHandle;
+use lithos_server::module::{
+    IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleContext, ModuleError,
+    ModuleRegistration,
+};
+
+use crate::{NS_INFO, NS_ITEMS};
+
+struct Disco;
+
+fn identity(category: &str, type_: &str, name: Option<&str>) -> Element {
+    Element::builder("identity", NS_INFO)
+        .attr("category", category.to_string())
+        .attr("type", type_.to_string())
+        .opt_attr("name", name.map(str::to_string))
+        .build()
+}
+
+fn feature(var: &str) -> Element {
+    Element::builder("feature", NS_INFO)
+        .attr("var", var.to_string())
+        .build()
+}
+
+#[async_trait]
+impl Module for Disco {
+    fn iq_claims(&self) -> Vec<IqClaim> {
+        vec![
+            IqClaim {
+                ns: NS_INFO,
+                target: IqTarget::Server,
+            },
+            IqClaim {
+                ns: NS_ITEMS,
+                target: IqTarget::Server,
+            },
+            IqClaim {
+                ns: NS_INFO,
+                target: IqTarget::Account,
+            },
+            IqClaim {
+                ns: NS_ITEMS,
+                target: IqTarget::Account,
+            },
+        ]
+    }
+
+    fn disco_features(&self) -> Vec<&'static str> {
+        vec![NS_INFO, NS_ITEMS]
+    }
+
+    async fn handle_iq(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
+        if req.is_set || req.payload.name() != "query" {
+            return Err(StanzaError::new(DefinedCondition::BadRequest));
+        }
+        if req.payload.attr("node").is_some() {
+            return Err(StanzaError::new(DefinedCondition::ItemNotFound));
+        }
+        let ns = req.payload.ns().to_string();
+        let account = req.to.local().map(str::to_string);
+        if let Some(user) = &account {
+            let exists = server
+                .storage()
+                .accounts
+                .account_exists(user)
+                .await
+                .map_err(|_| StanzaError::new(DefinedCondition::InternalServerError))?;
+            if !exists {
+                return Err(StanzaError::new(DefinedCondition::ServiceUnavailable));
+            }
+        }
+        let mut q = Element::bare("query", ns.clone());
+        if ns == NS_INFO {
+            match account {
+                None => {
+                    q.append_child(identity("server", "im", Some("Lithos")));
+                    for f in server.modules().disco_features() {
+                        q.append_child(feature(f));
+                    }
+                }
+                Some(_) => {
+                    q.append_child(identity("account", "registered", None));
+                    q.append_child(feature(NS_INFO));
+                    q.append_child(feature(NS_ITEMS));
+                }
+            }
+        }
+        Ok(Some(q))
+    }
+}
+
+fn build(_: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
+    Ok(Arc::new(Disco))
+}
+
+lithos_server::inventory::submit! {
+    ModuleRegistration {
+        name: "disco",
+        description: "XEP-0030: service discovery for the server and accounts",
+        depends_on: &[],
+        enabled_by_default: true,
+        build,
+    }
+}
+
+#[inline(never)]
+pub(crate) fn link() {
+    std::hint::black_box(build as fn(_) -> _);
+}

@@ -1,0 +1,22 @@
+//! # lithos-offline
+//!
+//! XEP-0160 (Best Practices for Handling Offline Messages). With the `server` feature, a
+//! message of type `normal` or `chat` for an account with no available resource is stored
+//! (with a XEP-0203 `<delay/>` stamp) and delivered when the account next sends available
+//! presence with a non-negative priority. `[modules.offline] max_per_account` caps what one
+//! account may hold (default 1000); past it the sender gets `service-unavailable`.
+
+/// XEP-0203 delayed delivery.
+pub const NS_DELAY: &str = "urn:xmpp:delay";
+/// XEP-0160's disco feature.
+pub const NS_OFFLINE: &str = "msgoffline";
+
+#[cfg(feature = "server")]
+mod server;
+
+/// Links this crate's registrations into the program (see `lithos_ping::link`).
+#[inline(never)]
+pub fn link() {
+    #[cfg(feature = "server")]
+    server::link();
+}

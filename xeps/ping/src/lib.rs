@@ -1,0 +1,63 @@
+//! # lithos-ping
+//!
+//! XEP-0199 (XMPP Ping): `<ping xmlns='urn:xmpp:ping'/>` in an iq get, answered by an empty
+//! result. With the `server` feature, a module answers pings addressed to the server.
+//!
+//! ```
+//! use lithos_core::Payload;
+//! use lithos_ping::Ping;
+//! let el = Ping.into_element();
+//! assert_eq!(el.to_xml(), "<ping xmlns=\"urn:xmpp:ping\"/>");
+//! assert_eq!(Ping::from_element(el), Ok(Ping));
+//! ```
+
+use lithos_core::{Element, Payload, PayloadError};
+
+#[cfg(feature = "server")]
+mod server;
+
+/// The ping namespace.
+pub const NS: &str = "urn:xmpp:ping";
+
+/// The BXMPP keyword table (the code Basalt gives the namespace).
+pub const BXMPP_TABLE: &str = "0xf90x05=urn:xmpp:ping\n0x00=ping\n";
+
+lithos_core::inventory::submit! {
+    lithos_core::binary::TableRegistration { name: "lithos-ping", properties: BXMPP_TABLE }
+}
+
+/// A ping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ping;
+
+impl Payload for Ping {
+    const NS: &'static str = NS;
+    const NAME: &'static str = "ping";
+    fn from_element(el: Element) -> Result<Self, PayloadError> {
+        PayloadError::check_name::<Self>(&el)?;
+        Ok(Ping)
+    }
+    fn into_element(self) -> Element {
+        Element::bare(Self::NAME, Self::NS)
+    }
+}
+
+/// Makes sure this crate, and the module and table it registers, are linked into the
+/// program: a binary that names the crate nowhere else calls this once.
+#[inline(never)]
+pub fn link() {
+    #[cfg(feature = "server")]
+    server::link();
+    std::hint::black_box(BXMPP_TABLE);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_element() {
+        assert!(Ping::from_element(Element::bare("pong", NS)).is_err());
+        assert!(Ping::from_element(Element::bare("ping", "urn:other")).is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! # lithos-version
+//!
+//! XEP-0092 (Software Version). With the `server` feature, the server answers
+//! `jabber:iq:version` with its name and version; `[modules.version] os = true` adds the
+//! operating system (off by default: it helps attackers more than users).
+
+/// The namespace.
+pub const NS: &str = "jabber:iq:version";
+
+#[cfg(feature = "server")]
+mod server;
+
+/// Links this crate's registrations into the program (see `lithos_ping::link`).
+#[inline(never)]
+pub fn link() {
+    #[cfg(feature = "server")]
+    server::link();
+}
