@@ -111,6 +111,9 @@ pub struct C2sConfig {
     pub outbound_queue: usize,
     /// Failed SASL attempts allowed on one connection before it is closed. Default 3.
     pub max_auth_failures: u32,
+    /// Close a connection whose socket accepts nothing for this many seconds (a peer that
+    /// stopped reading). Default 30.
+    pub write_timeout_secs: u64,
 }
 
 impl Default for C2sConfig {
@@ -125,6 +128,7 @@ impl Default for C2sConfig {
             negotiation_timeout_secs: 30,
             outbound_queue: 1024,
             max_auth_failures: 3,
+            write_timeout_secs: 30,
         }
     }
 }

@@ -420,7 +420,16 @@ impl Module for Presence {
         if was_available || had {
             self.went_unavailable(server, session, None).await;
         } else {
-            lock(&self.directed).remove(&session.id);
+            // Directed presence only (RFC 6121 §4.6.3): tell those it went to.
+            let targets: Vec<String> = lock(&self.directed)
+                .remove(&session.id)
+                .map(|t| t.into_iter().collect())
+                .unwrap_or_default();
+            for t in targets {
+                server
+                    .route(presence(Some("unavailable"), &session.jid, &t))
+                    .await;
+            }
         }
     }
 }

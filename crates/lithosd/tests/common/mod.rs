@@ -132,6 +132,8 @@ impl TestServer {
 type Io = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
 
 pub struct Client {
+    /// Stanzas read while waiting for another, handed out first by the next read.
+    pub pending: std::collections::VecDeque<Element>,
     pub framed: Framed<Io, StreamCodec>,
     pub format: WireFormat,
     pub features: Option<Element>,
@@ -146,6 +148,7 @@ impl Client {
     pub async fn connect_with(addr: SocketAddr, format: WireFormat) -> Client {
         let tcp = TcpStream::connect(addr).await.unwrap();
         Client {
+            pending: Default::default(),
             framed: Framed::new(Either::Left(tcp), StreamCodec::new(format)),
             format,
             features: None,
@@ -163,6 +166,7 @@ impl Client {
             .await
             .unwrap();
         Client {
+            pending: Default::default(),
             framed: Framed::new(Either::Right(tls), StreamCodec::new(WireFormat::Xml)),
             format: WireFormat::Xml,
             features: None,
@@ -198,24 +202,60 @@ impl Client {
     }
 
     pub async fn recv(&mut self) -> Element {
+        if let Some(e) = self.pending.pop_front() {
+            return e;
+        }
         match self.event().await {
             Some(StreamEvent::Element(e)) => e,
             other => panic!("expected an element, got {other:?}"),
         }
     }
 
-    /// Waits for a stanza matching `pred`, skipping others (returned in order of arrival).
+    /// Waits for a stanza matching `pred`; the others are kept for later reads, in order.
     pub async fn recv_where(&mut self, pred: impl Fn(&Element) -> bool) -> Element {
+        if let Some(i) = self.pending.iter().position(&pred) {
+            return self.pending.remove(i).expect("index found");
+        }
         loop {
-            let e = self.recv().await;
+            let e = match self.event().await {
+                Some(StreamEvent::Element(e)) => e,
+                other => panic!("expected an element, got {other:?}"),
+            };
             if pred(&e) {
                 return e;
+            }
+            self.pending.push_back(e);
+        }
+    }
+
+    /// Asserts no stanza named `name` arrives within `d`; others are kept.
+    pub async fn expect_none_of(&mut self, name: &str, d: Duration) {
+        assert!(
+            !self.pending.iter().any(|e| e.name() == name),
+            "expected no {name}, have {:?}",
+            self.pending
+        );
+        let until = tokio::time::Instant::now() + d;
+        loop {
+            match tokio::time::timeout_at(until, self.framed.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(StreamEvent::Element(e)))) => {
+                    assert!(e.name() != name, "expected no {name}, got {e}");
+                    self.pending.push_back(e);
+                }
+                Ok(Some(Ok(StreamEvent::KeepAlive))) => continue,
+                Ok(other) => panic!("expected stanzas, got {other:?}"),
             }
         }
     }
 
-    /// Asserts nothing arrives within `d`.
+    /// Asserts nothing arrives within `d` (and nothing is waiting).
     pub async fn expect_silence(&mut self, d: Duration) {
+        assert!(
+            self.pending.is_empty(),
+            "expected nothing, have {:?}",
+            self.pending
+        );
         loop {
             match tokio::time::timeout(d, self.framed.next()).await {
                 Err(_) => return,

@@ -364,27 +364,38 @@ impl Conn {
         first: Element,
         rx: &mut mpsc::Receiver<Element>,
     ) -> Result<(), ConnError> {
-        let mut next = Some(first);
-        let mut n = 0;
-        while let Some(el) = next.take() {
-            match self.framed.feed(&StreamEvent::Element(el)).await {
-                Ok(()) => {}
-                Err(lithos_core::CodecError::Io(e)) => return Err(ConnError::Io(e)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot encode an element for this stream; dropped")
+        let limit = Duration::from_secs(self.server.config().c2s.write_timeout_secs);
+        let framed = &mut self.framed;
+        let write = async move {
+            let mut next = Some(first);
+            let mut n = 0;
+            while let Some(el) = next.take() {
+                match framed.feed(&StreamEvent::Element(el)).await {
+                    Ok(()) => {}
+                    Err(lithos_core::CodecError::Io(e)) => return Err(ConnError::Io(e)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot encode an element for this stream; dropped")
+                    }
+                }
+                n += 1;
+                if n < 256 {
+                    next = rx.try_recv().ok();
                 }
             }
-            n += 1;
-            if n < 256 {
-                next = rx.try_recv().ok();
+            SinkExt::<StreamEvent>::flush(framed)
+                .await
+                .map_err(|e| match e {
+                    lithos_core::CodecError::Io(e) => ConnError::Io(e),
+                    other => ConnError::Io(std::io::Error::other(other.to_string())),
+                })
+        };
+        match tokio::time::timeout(limit, write).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::info!("the peer does not read; closing");
+                Err(ConnError::Eof)
             }
         }
-        SinkExt::<StreamEvent>::flush(&mut self.framed)
-            .await
-            .map_err(|e| match e {
-                lithos_core::CodecError::Io(e) => ConnError::Io(e),
-                other => ConnError::Io(std::io::Error::other(other.to_string())),
-            })
     }
 
     /// A top-level element from a bound client.
