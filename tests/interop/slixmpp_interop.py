@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Interop with a real third-party client: two slixmpp clients against a running lithosd.
+
+They log in over STARTTLS with SCRAM, subscribe to each other, see each other's presence,
+exchange messages, and one receives a message sent while it was offline.
+
+    slixmpp_interop.py HOST PORT CA_CERT
+
+Accounts juliet@localhost / juliet-pw and romeo@localhost / romeo-pw must exist.
+Exits 0 when every step happened, 1 otherwise (with the step that failed).
+"""
+import asyncio
+import logging
+import ssl
+import sys
+
+import slixmpp
+
+HOST, PORT, CA = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+STEP_TIMEOUT = 20
+
+
+class Client(slixmpp.ClientXMPP):
+    def __init__(self, jid, password):
+        super().__init__(jid, password)
+        self.ssl_context = ssl.create_default_context(cafile=CA)
+        self.messages = asyncio.Queue()
+        self.available = asyncio.Queue()
+        self.auth_mech = None
+        self.add_event_handler("session_start", self.on_start)
+        self.add_event_handler("message", self.on_message)
+        self.add_event_handler("presence_available", self.on_available)
+        self.add_event_handler("auth_success", self.on_auth)
+        self.started = asyncio.Event()
+        self.register_plugin("xep_0203")
+        self.roster.auto_authorize = True
+        self.roster.auto_subscribe = True
+
+    async def on_start(self, _):
+        await self.get_roster()
+        self.send_presence()
+        self.started.set()
+
+    def on_auth(self, _):
+        self.auth_mech = self.plugin["feature_mechanisms"].mech.name if "feature_mechanisms" in self.plugin else None
+
+    def on_message(self, msg):
+        if msg["type"] in ("chat", "normal"):
+            self.messages.put_nowait(msg)
+
+    def on_available(self, pres):
+        self.available.put_nowait(str(pres["from"].bare))
+
+    def start(self):
+        # STARTTLS on the given port only (no direct TLS, never plaintext).
+        self.enable_starttls = True
+        self.enable_direct_tls = False
+        self.enable_plaintext = False
+        self.connect(host=HOST, port=PORT)
+
+
+async def wait(coro, what):
+    try:
+        return await asyncio.wait_for(coro, STEP_TIMEOUT)
+    except asyncio.TimeoutError:
+        print(f"FAILED: timed out waiting for {what}")
+        sys.exit(1)
+
+
+async def until_available(client, who):
+    while True:
+        got = await client.available.get()
+        if got == who:
+            return
+
+
+async def main():
+    juliet = Client("juliet@localhost/balcony", "juliet-pw")
+    romeo = Client("romeo@localhost/orchard", "romeo-pw")
+    juliet.start()
+    romeo.start()
+    await wait(juliet.started.wait(), "juliet's session")
+    await wait(romeo.started.wait(), "romeo's session")
+    tls = [c.transport.get_extra_info("ssl_object") is not None for c in (juliet, romeo)]
+    assert all(tls), f"not TLS: {tls}"
+    print(f"logged in over TLS with {juliet.auth_mech} and {romeo.auth_mech}")
+    assert (juliet.auth_mech or "").startswith("SCRAM"), juliet.auth_mech
+
+    juliet.send_presence_subscription(pto="romeo@localhost")
+    romeo.send_presence_subscription(pto="juliet@localhost")
+    await wait(until_available(juliet, "romeo@localhost"), "juliet to see romeo's presence")
+    await wait(until_available(romeo, "juliet@localhost"), "romeo to see juliet's presence")
+    print("subscribed both ways; each sees the other's presence")
+
+    juliet.send_message(mto="romeo@localhost", mbody="Wherefore art thou Romeo?", mtype="chat")
+    m = await wait(romeo.messages.get(), "romeo to receive juliet's message")
+    assert m["body"] == "Wherefore art thou Romeo?" and str(m["from"].bare) == "juliet@localhost", m
+    romeo.send_message(mto="juliet@localhost", mbody="By a name I know not how to tell thee.", mtype="chat")
+    m = await wait(juliet.messages.get(), "juliet to receive romeo's message")
+    assert str(m["from"].bare) == "romeo@localhost", m
+    print("messages exchanged")
+
+    juliet.disconnect()
+    await wait(juliet.disconnected, "juliet to disconnect")
+    await asyncio.sleep(0.5)
+    romeo.send_message(mto="juliet@localhost", mbody="Sent while you were away", mtype="chat")
+    await asyncio.sleep(0.5)
+    juliet2 = Client("juliet@localhost/balcony", "juliet-pw")
+    juliet2.start()
+    await wait(juliet2.started.wait(), "juliet's second session")
+    m = await wait(juliet2.messages.get(), "the offline message")
+    assert m["body"] == "Sent while you were away", m
+    assert m["delay"]["stamp"] is not None, "no delay stamp"
+    print("offline message delivered on reconnect, with a delay stamp")
+
+    romeo.disconnect()
+    juliet2.disconnect()
+    await asyncio.sleep(0.3)
+    print("OK")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(main())
