@@ -36,6 +36,12 @@ pub enum StartError {
     /// The modules cannot start.
     #[error("modules: {0}")]
     Modules(#[from] HostError),
+    /// The configured domain is not a valid domain JID.
+    #[error("invalid domain {0:?}")]
+    Domain(String),
+    /// The BXMPP keyword tables of the linked crates conflict (two claim one code).
+    #[error("BXMPP tables: {0}")]
+    Bxmpp(#[from] lithos_core::binary::TableError),
     /// A listener cannot bind.
     #[error("cannot listen on {addr}: {error}")]
     Bind {
@@ -149,12 +155,15 @@ impl RunningServer {
         config: Config,
         storage: Storage,
     ) -> Result<RunningServer, StartError> {
+        // Check the linked BXMPP tables now, so a conflict stops start-up instead of failing
+        // the first binary client.
+        lithos_core::binary::Vocabulary::linked()?;
         let tls = Some(crate::tls::load(&config)?);
         let modules = ModuleHost::start(&config)?;
         tracing::info!(modules = ?modules.names(), "modules started");
         let (stop, shutdown) = watch::channel(false);
-        let domain = Jid::new(&config.domain)
-            .map_err(|_| StartError::Modules(HostError::UnknownModule("invalid domain".into())))?;
+        let domain =
+            Jid::new(&config.domain).map_err(|_| StartError::Domain(config.domain.clone()))?;
         let mut listeners = Vec::new();
         for (addrs, direct) in [(&config.c2s.listen, false), (&config.c2s.direct_tls, true)] {
             for addr in addrs {
