@@ -540,6 +540,22 @@ fn decoding_errors() {
         ("FF 66 00 80 C3 28 FF", BxmppError::InvalidUtf8),
         ("FF 66 FF 00 FF", BxmppError::TrailingBytes),
         ("FF 60 01 00 61 FA 01 02 FF", BxmppError::BadRawByte),
+        // A value keyword (0x01 `jabber:client`) where an element or attribute name belongs
+        // would become a name XML cannot carry (found by fuzzing).
+        (
+            "FF 01 FF",
+            BxmppError::NotAName {
+                keyword: "jabber:client".into(),
+                namespace: "the default extension".into(),
+            },
+        ),
+        (
+            "FF 66 01 00 01 61 FF",
+            BxmppError::NotAName {
+                keyword: "jabber:client".into(),
+                namespace: "the default extension".into(),
+            },
+        ),
     ];
     for (bytes, want) in cases {
         assert_eq!(
@@ -605,4 +621,19 @@ fn stream_framing() {
             b'<'
         )))
     ));
+}
+
+/// A `stream:` element inside another (as a decoder may read them) writes back as `stream:`
+/// keywords, not as a plain name the default table lacks (found by fuzzing).
+#[test]
+fn nested_stream_elements_round_trip() {
+    let v = vocab();
+    let bytes = hex("FF 3A 00 01 3A FF");
+    let el = decode_document(&v, bytes.clone()).unwrap();
+    assert_eq!(el.name(), "features");
+    assert_eq!(
+        el.children().next().unwrap().ns(),
+        "http://etherx.jabber.org/streams"
+    );
+    assert_eq!(encode_document(&v, &el).unwrap(), bytes);
 }

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use bytestring::ByteString;
 
 use super::error::BxmppError;
-use super::table::{Extension, STREAM_CODE, Vocabulary};
+use super::table::{Extension, NameKind, STREAM_CODE, Vocabulary};
 use super::{BYTE_TYPE, BYTES_TYPE, DOC, ESCAPE, NOREPLACE, SPLITTER};
 use crate::element::{Attribute, Element, Node};
 use crate::ns;
@@ -169,9 +169,10 @@ impl<'v> Reader<'v> {
             (parent_ext, parent_ns)
         };
         let keyword = Self::keyword(ext, b)?;
-        let (ns, name) = match keyword.strip_prefix("stream:") {
-            Some(local) if ext.namespace().is_none() => (ns::STREAMS, local),
-            _ => (ns, keyword),
+        let (ns, name) = match ext.name_kind(b) {
+            NameKind::Plain => (ns, keyword),
+            NameKind::Stream if ext.namespace().is_none() => (ns::STREAMS, &keyword[7..]),
+            _ => return Err(ext.not_a_name(keyword)),
         };
         let mut el = Element::bare(ByteString::from_static(name), ns.clone());
         // An empty element written without a body: only as the last thing of the document.
@@ -184,11 +185,16 @@ impl<'v> Reader<'v> {
         let has_text = child_byte & 0x80 != 0;
         el.attrs.reserve_exact(n_attrs);
         for _ in 0..n_attrs {
-            let k = Self::keyword(ext, self.next()?)?;
+            let code = self.next()?;
+            let k = Self::keyword(ext, code)?;
+            let kind = ext.name_kind(code);
             let value = self.value(ext)?;
-            let attr = match k.strip_prefix("xml:") {
-                Some(local) => Attribute::with_ns(ns::XML, ByteString::from_static(local), value),
-                None => Attribute::new(ByteString::from_static(k), value),
+            let attr = match kind {
+                NameKind::Plain => Attribute::new(ByteString::from_static(k), value),
+                NameKind::Xml => {
+                    Attribute::with_ns(ns::XML, ByteString::from_static(&k[4..]), value)
+                }
+                _ => return Err(ext.not_a_name(k)),
             };
             el.attrs.push(attr);
         }

@@ -6,7 +6,7 @@ use base64::Engine;
 use bytes::{BufMut, BytesMut};
 
 use super::error::BxmppError;
-use super::table::{Extension, STREAM_CODE, Vocabulary};
+use super::table::{Extension, NameKind, STREAM_CODE, Vocabulary};
 use super::{BYTE_TYPE, BYTES_TYPE, DOC, ESCAPE, NOREPLACE, SPLITTER};
 use crate::element::{Element, Node};
 use crate::ns;
@@ -105,6 +105,18 @@ impl<'v> Writer<'v> {
     ) -> Result<Placement<'v, 'e>, BxmppError> {
         let ns = el.ns();
         if parent_ns == Some(ns) {
+            // Inside a `stream:` element of the default extension, a child in the streams
+            // namespace is again a `stream:` keyword when the table has one.
+            if ns == &*ns::STREAMS && std::ptr::eq(parent_ext, self.vocab.default_extension()) {
+                let prefixed = format!("stream:{}", el.name());
+                if parent_ext.code_of(&prefixed).is_some() {
+                    return Ok(Placement {
+                        ext: parent_ext,
+                        ns_code: None,
+                        keyword: Cow::Owned(prefixed),
+                    });
+                }
+            }
             return Ok(Placement {
                 ext: parent_ext,
                 ns_code: None,
@@ -136,6 +148,17 @@ impl<'v> Writer<'v> {
         Err(BxmppError::NoNamespaceCode(ns.to_string()))
     }
 
+    /// The code of an element (`element`) or attribute name: a keyword that reads back as
+    /// the same name.
+    fn name_code(ext: &Extension, keyword: &str, element: bool) -> Result<u8, BxmppError> {
+        let code = Self::code(ext, keyword)?;
+        match (ext.name_kind(code), element) {
+            (NameKind::Plain, _) | (NameKind::Xml, false) => Ok(code),
+            (NameKind::Stream, true) if ext.namespace().is_none() => Ok(code),
+            _ => Err(ext.not_a_name(keyword)),
+        }
+    }
+
     fn code(ext: &Extension, keyword: &str) -> Result<u8, BxmppError> {
         ext.code_of(keyword)
             .ok_or_else(|| BxmppError::UnknownKeyword {
@@ -161,7 +184,7 @@ impl<'v> Writer<'v> {
         if let Some(c) = p.ns_code {
             out.put_slice(&c);
         }
-        out.put_u8(Self::code(p.ext, &p.keyword)?);
+        out.put_u8(Self::name_code(p.ext, &p.keyword, true)?);
 
         let n_children = el.child_count();
         // BXMPP has one text per element, after the children.
@@ -222,7 +245,7 @@ impl<'v> Writer<'v> {
                     name: a.name().to_string(),
                 });
             };
-            out.put_u8(Self::code(p.ext, &name)?);
+            out.put_u8(Self::name_code(p.ext, &name, false)?);
             put_value(out, a.value(), p.ext)?;
             out.put_u8(SPLITTER);
         }

@@ -42,6 +42,16 @@ pub enum BxmppError {
         /// The extension's namespace.
         namespace: String,
     },
+    /// A code read where a name belongs (element or attribute) whose keyword is not one: a
+    /// value such as `jabber:client`, or a prefixed form the position does not allow. Also
+    /// returned when writing an element or attribute whose name is not an XML name.
+    #[error("keyword {keyword:?} of {namespace} is not an element or attribute name there")]
+    NotAName {
+        /// The keyword.
+        keyword: String,
+        /// The extension's namespace.
+        namespace: String,
+    },
     /// A 2-byte namespace code no table defines.
     #[error("namespace code {0:02x?} is not registered")]
     UnknownNamespaceCode([u8; 2]),

@@ -160,7 +160,39 @@ pub struct Extension {
     namespace: Option<&'static str>,
     code: Option<[u8; 2]>,
     by_code: Box<[Option<&'static str>; 256]>,
+    /// What each code's keyword can name (see [`NameKind`]).
+    name_kinds: Box<[NameKind; 256]>,
     by_keyword: KeywordIndex,
+}
+
+/// What a keyword can stand for when it is read as an element or attribute name. Tables mix
+/// names and values in one code space, so a decoder must not take a value such as
+/// `jabber:client` for a name: the element would not be well-formed once written as XML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NameKind {
+    /// Not a name (a value, a URI, a prefixed form nobody defines).
+    NotAName,
+    /// An XML `NCName`: an element or attribute name.
+    Plain,
+    /// `stream:` + `NCName`: an element in the streams namespace (default extension only).
+    Stream,
+    /// `xml:` + `NCName`: an attribute in the XML namespace.
+    Xml,
+}
+
+impl NameKind {
+    fn of(keyword: &str) -> NameKind {
+        let nc = |s: &str| !s.contains(':') && crate::xml::chars::check_name(s.as_bytes()).is_ok();
+        if nc(keyword) {
+            NameKind::Plain
+        } else if keyword.strip_prefix("stream:").is_some_and(nc) {
+            NameKind::Stream
+        } else if keyword.strip_prefix("xml:").is_some_and(nc) {
+            NameKind::Xml
+        } else {
+            NameKind::NotAName
+        }
+    }
 }
 
 /// Keyword → code, bucketed by length and first byte. Most strings looked up are not keywords
@@ -215,6 +247,7 @@ impl Extension {
             namespace,
             code,
             by_code: Box::new([None; 256]),
+            name_kinds: Box::new([NameKind::NotAName; 256]),
             by_keyword: KeywordIndex::default(),
         }
     }
@@ -231,6 +264,11 @@ impl Extension {
     pub fn keyword(&self, code: u8) -> Option<&'static str> {
         self.by_code[code as usize]
     }
+    /// What the keyword of `code` can name.
+    #[inline]
+    pub(crate) fn name_kind(&self, code: u8) -> NameKind {
+        self.name_kinds[code as usize]
+    }
     /// The code of a keyword.
     #[inline]
     pub fn code_of(&self, keyword: &str) -> Option<u8> {
@@ -243,6 +281,13 @@ impl Extension {
     /// True when the extension has no keywords.
     pub fn is_empty(&self) -> bool {
         self.by_keyword.len == 0
+    }
+    /// The error for `keyword` read (or about to be written) where a name belongs.
+    pub(crate) fn not_a_name(&self, keyword: &str) -> super::BxmppError {
+        super::BxmppError::NotAName {
+            keyword: keyword.to_string(),
+            namespace: self.label(),
+        }
     }
     fn label(&self) -> String {
         self.namespace
@@ -264,6 +309,7 @@ impl Extension {
         }
         let k = leak(keyword);
         self.by_code[code as usize] = Some(k);
+        self.name_kinds[code as usize] = NameKind::of(k);
         self.by_keyword.insert(k, code);
         Ok(())
     }

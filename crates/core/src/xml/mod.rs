@@ -11,7 +11,7 @@
 //! (`unsupported-encoding`), and every well-formedness error (`not-well-formed`). [`Limits`]
 //! bound the memory a peer can make the decoder hold (`policy-violation`).
 
-mod chars;
+pub(crate) mod chars;
 mod decoder;
 mod error;
 mod intern;
