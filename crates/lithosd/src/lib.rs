@@ -8,4 +8,5 @@ pub fn link_all() {
     lithos_offline::link();
     lithos_roster::link();
     lithos_presence::link();
+    lithos_register::link();
 }

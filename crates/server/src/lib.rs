@@ -34,3 +34,5 @@ pub use session::SessionInfo;
 
 #[doc(hidden)]
 pub use inventory;
+/// The TOML crate, whose `Table` holds a module's configuration section.
+pub use toml;

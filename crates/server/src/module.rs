@@ -51,6 +51,10 @@ pub enum IqTarget {
     Server,
     /// An account (`to` is a user's bare JID, or absent: the sender's own account).
     Account,
+    /// A client that has not authenticated yet (in-band registration). Such iqs reach the
+    /// module only on a stream that has TLS, or where the configuration does not require it;
+    /// [`IqRequest::from`] is then the server's domain and [`IqRequest::session`] is `None`.
+    PreAuth,
 }
 
 /// A module's claim to answer iqs whose payload has namespace `ns`, sent to `target`.
@@ -77,6 +81,8 @@ pub struct IqRequest {
     pub payload: Element,
     /// The sending session, when a local client sent it.
     pub session: Option<SessionInfo>,
+    /// The client's network address, when a local client (bound or not) sent it.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 /// A module's answer: a result payload (or none), or a stanza error.
@@ -107,6 +113,12 @@ pub trait Module: Send + Sync + 'static {
 
     /// Elements for `<stream:features/>` once a client is authenticated.
     fn stream_features(&self) -> Vec<Element> {
+        Vec::new()
+    }
+
+    /// Elements for `<stream:features/>` before authentication, offered once the stream is
+    /// encrypted (or where the configuration does not require TLS).
+    fn pre_auth_features(&self) -> Vec<Element> {
         Vec::new()
     }
 
@@ -143,6 +155,10 @@ pub trait Module: Send + Sync + 'static {
     async fn undelivered(&self, _server: &ServerHandle, _stanza: &Element, _account: &Jid) -> Flow {
         Flow::Continue
     }
+
+    /// An account is about to be deleted (its data is still there): cancel what it holds
+    /// with others, such as presence subscriptions.
+    async fn account_deleting(&self, _server: &ServerHandle, _account: &Jid) {}
 
     /// A session bound its resource.
     async fn session_bound(&self, _server: &ServerHandle, _session: &SessionInfo) {}
@@ -401,6 +417,11 @@ impl ModuleHost {
         v.sort_unstable();
         v.dedup();
         v
+    }
+
+    /// Every stream feature the modules add before authentication.
+    pub fn pre_auth_features(&self) -> Vec<Element> {
+        self.iter().flat_map(|m| m.pre_auth_features()).collect()
     }
 
     /// Every stream feature the modules add after authentication.

@@ -1,6 +1,8 @@
 //! Routing (RFC 6121 §8.5): where a stanza goes, given its `to`.
 
-use lithos_core::stanza::{DefinedCondition, StanzaError, error_reply};
+use lithos_core::stanza::{
+    DefinedCondition, StanzaError, error_reply, error_reply_without_payload,
+};
 use lithos_core::{ByteString, Element, Jid, ns};
 
 use crate::ServerHandle;
@@ -284,6 +286,7 @@ impl ServerHandle {
             to: to.clone(),
             payload,
             session: session.cloned(),
+            peer: session.map(|s| s.peer),
         };
         match handler.handle_iq(self, req).await {
             Ok(result) => {
@@ -299,7 +302,9 @@ impl ServerHandle {
                 Box::pin(self.route(reply)).await;
             }
             Err(e) => {
-                let mut reply = error_reply(&stanza, &e).expect("a get or set is not an error");
+                // The request's payload is not echoed: it may hold a secret (a new password).
+                let mut reply =
+                    error_reply_without_payload(&stanza, &e).expect("a get or set is not an error");
                 if stanza.attr("to").is_none() {
                     reply.set_attr("from", to.as_shared().clone());
                 }

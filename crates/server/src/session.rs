@@ -18,6 +18,8 @@ pub struct SessionInfo {
     pub tls: bool,
     /// XML or BXMPP.
     pub format: WireFormat,
+    /// The client's address.
+    pub peer: std::net::SocketAddr,
 }
 
 /// Instructions for a session's connection task other than stanzas.
@@ -25,6 +27,8 @@ pub struct SessionInfo {
 pub(crate) enum Control {
     /// Close the stream with this error.
     Close(StreamError),
+    /// Write what is already queued for the session, then close with this error.
+    CloseAfterQueued(StreamError),
 }
 
 /// What the router knows of a session's presence.
@@ -260,6 +264,17 @@ impl Sessions {
         }
     }
 
+    /// Tells every session of the account `bare` to write what is queued for it (a reply
+    /// just routed, for example) and then close with `error`. Returns how many were told.
+    pub fn close_account(&self, bare: &str, error: &StreamError) -> usize {
+        let map = self.read();
+        let Some(list) = map.get(bare) else { return 0 };
+        for e in list {
+            let _ = e.ctl.send(Control::CloseAfterQueued(error.clone()));
+        }
+        list.len()
+    }
+
     /// Number of bound sessions.
     pub fn count(&self) -> usize {
         self.read().values().map(Vec::len).sum()
@@ -279,6 +294,7 @@ mod tests {
             jid: Jid::new(jid).unwrap(),
             tls: true,
             format: WireFormat::Xml,
+            peer: "127.0.0.1:5222".parse().unwrap(),
         }
     }
 

@@ -410,6 +410,31 @@ impl Module for Presence {
         }
     }
 
+    async fn account_deleting(&self, server: &ServerHandle, account: &Jid) {
+        // Cancel both directions of every subscription (XEP-0077 §3.2 asks this of an IM
+        // server), so that contacts' rosters do not keep a ghost.
+        let Some(user) = account.local() else { return };
+        let items = match server.storage().roster.roster(user).await {
+            Ok((_, items)) => items,
+            Err(e) => {
+                tracing::error!(error = %e, "reading a roster failed");
+                return;
+            }
+        };
+        for i in items {
+            if i.subscription.has_to() {
+                server
+                    .route(presence(Some("unsubscribe"), account, &i.jid))
+                    .await;
+            }
+            if i.subscription.has_from() {
+                server
+                    .route(presence(Some("unsubscribed"), account, &i.jid))
+                    .await;
+            }
+        }
+    }
+
     async fn session_closed(
         &self,
         server: &ServerHandle,

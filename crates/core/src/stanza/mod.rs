@@ -277,6 +277,25 @@ pub fn error_reply(stanza: &Element, error: &StanzaError) -> Option<Element> {
     Some(out)
 }
 
+/// As [`error_reply`], without the stanza's payload: only the `<error/>`. For requests that
+/// may carry a secret (a password in XEP-0077), which an error must not echo.
+///
+/// ```
+/// # use lithos_core::{Element, stanza::{error_reply_without_payload, StanzaError, DefinedCondition}};
+/// let iq = Element::parse(r#"<iq xmlns="jabber:client" type="set" id="r1"><query xmlns="jabber:iq:register"><password>s3cret</password></query></iq>"#).unwrap();
+/// let reply = error_reply_without_payload(&iq, &StanzaError::new(DefinedCondition::NotAllowed)).unwrap();
+/// assert_eq!(reply.children().count(), 1);
+/// assert!(!reply.to_string().contains("s3cret"));
+/// ```
+pub fn error_reply_without_payload(stanza: &Element, error: &StanzaError) -> Option<Element> {
+    if stanza.attr("type") == Some("error") {
+        return None;
+    }
+    let mut head = Element::bare(stanza.name.clone(), stanza.ns.clone());
+    head.attrs = stanza.attrs.clone();
+    error_reply(&head, error)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -323,11 +323,16 @@ impl Conn {
         loop {
             tokio::select! {
                 biased;
-                ctl = b.ctl.recv() => {
-                    if let Some(Control::Close(e)) = ctl {
+                ctl = b.ctl.recv() => match ctl {
+                    Some(Control::Close(e)) => return Err(ConnError::Stream(Box::new(e))),
+                    Some(Control::CloseAfterQueued(e)) => {
+                        if let Ok(first) = b.rx.try_recv() {
+                            self.write_queued(first, &mut b.rx).await?;
+                        }
                         return Err(ConnError::Stream(Box::new(e)));
                     }
-                }
+                    None => {}
+                },
                 out = b.rx.recv() => {
                     let Some(first) = out else { continue };
                     self.write_queued(first, &mut b.rx).await?;

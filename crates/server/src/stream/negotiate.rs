@@ -171,6 +171,11 @@ impl Conn {
                 );
             }
             f.append_child(m);
+            for extra in self.server.modules().pre_auth_features() {
+                if self.encodable(&extra) {
+                    f.append_child(extra);
+                }
+            }
         }
         f
     }
@@ -266,6 +271,12 @@ impl Conn {
                     phase = Phase::Start;
                     self.sasl_failure(SaslError::Aborted).await?;
                 }
+                ("jabber:client", "iq")
+                    if self.authenticated.is_none()
+                        && (self.tls || !self.server.config().c2s.require_tls) =>
+                {
+                    self.pre_auth_iq(el).await?;
+                }
                 ("jabber:client", "iq") if self.authenticated.is_some() => {
                     let user = self.authenticated.clone().unwrap_or_default();
                     if let Some(b) = self.bind_or_session(&el, &user).await? {
@@ -280,6 +291,66 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// An iq before authentication: answered by the module that claimed its namespace for
+    /// [`IqTarget::PreAuth`](crate::IqTarget::PreAuth) (in-band registration), or refused.
+    async fn pre_auth_iq(&mut self, el: Element) -> Result<(), ConnError> {
+        let is_set = match el.attr("type") {
+            Some("get") => false,
+            Some("set") => true,
+            // Results and errors answer nothing the server asked: ignored.
+            Some("result" | "error") => return Ok(()),
+            _ => {
+                return Err(stream_err(
+                    StreamErrorCondition::NotAuthorized,
+                    "authenticate and bind a resource first",
+                ));
+            }
+        };
+        let mut payloads = el.children();
+        let (Some(payload), None) = (payloads.next().cloned(), payloads.next()) else {
+            return Err(stream_err(
+                StreamErrorCondition::NotAuthorized,
+                "authenticate and bind a resource first",
+            ));
+        };
+        let Some(handler) = self
+            .server
+            .modules()
+            .iq_handler(payload.ns(), crate::IqTarget::PreAuth)
+            .cloned()
+        else {
+            // Nothing is served before authentication but what a module offers.
+            return Err(stream_err(
+                StreamErrorCondition::NotAuthorized,
+                "authenticate and bind a resource first",
+            ));
+        };
+        let server = self.server.clone();
+        let req = crate::IqRequest {
+            is_set,
+            id: el.attr("id").unwrap_or_default().to_string(),
+            from: server.domain().clone(),
+            to: server.domain().clone(),
+            payload,
+            session: None,
+            peer: Some(self.peer),
+        };
+        let reply = match handler.handle_iq(&server, req).await {
+            Ok(result) => {
+                let mut r = Element::builder("iq", ns::JABBER_CLIENT)
+                    .attr("type", "result")
+                    .attr("id", el.attr("id").unwrap_or_default())
+                    .build();
+                if let Some(p) = result {
+                    r.append_child(p);
+                }
+                r
+            }
+            Err(e) => iq_error(&el, e),
+        };
+        self.send(&reply).await
     }
 
     async fn sasl_success(&mut self, extra: Option<Vec<u8>>) -> Result<(), ConnError> {
@@ -463,6 +534,7 @@ impl Conn {
             jid: jid.clone(),
             tls: self.tls,
             format: self.format(),
+            peer: self.peer,
         };
         let (tx, rx) = mpsc::channel(self.server.config().c2s.outbound_queue);
         let (ctl_tx, ctl) = mpsc::unbounded_channel();
@@ -503,4 +575,12 @@ fn sasl_username(name: &str) -> Result<String, SaslError> {
     lithos_core::jid::prep_local(name)
         .map(|c| c.into_owned())
         .map_err(|_| SaslError::NotAuthorized)
+}
+
+/// An error reply to a get or set iq, without the request's payload (it may hold a password).
+fn iq_error(iq: &Element, e: StanzaError) -> Element {
+    lithos_core::stanza::error_reply_without_payload(iq, &e).unwrap_or_else(|| {
+        // Only errors have no error reply, and callers pass gets and sets.
+        Element::bare("iq", ns::JABBER_CLIENT)
+    })
 }

@@ -1,0 +1,324 @@
+//! The `register` module: XEP-0077 for the server's own accounts.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use lithos_core::stanza::{DefinedCondition, StanzaError};
+use lithos_core::{Element, Jid, StreamError, StreamErrorCondition};
+use lithos_server::module::{ModuleContext, ModuleError};
+use lithos_server::sasl::{Credentials, DEFAULT_ITERATIONS};
+use lithos_server::storage::StorageError;
+use lithos_server::{
+    IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleRegistration, ServerHandle,
+};
+
+use crate::{NS, NS_FEATURE, Request, RequestError};
+
+/// What the configuration allows.
+#[derive(Debug, Clone)]
+struct Settings {
+    allow_registration: bool,
+    allow_password_change: bool,
+    allow_removal: bool,
+    min_between: Duration,
+    min_password_length: usize,
+    instructions: String,
+}
+
+struct Register {
+    settings: Settings,
+    /// When each address last created an account.
+    last_by_addr: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+/// A result whose error (a stanza error, which is large) is boxed.
+type IqResult<T> = Result<T, Box<StanzaError>>;
+
+fn err(c: DefinedCondition, text: &str) -> StanzaError {
+    StanzaError::new(c).with_text(text.to_string())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Register {
+    /// Why `password` is not acceptable, if it is not.
+    fn weak_password(&self, password: &str) -> Option<String> {
+        if password.is_empty() {
+            return Some("the password is empty".into());
+        }
+        let min = self.settings.min_password_length;
+        (password.chars().count() < min)
+            .then(|| format!("the password must have at least {min} characters"))
+    }
+
+    /// Salted keys for `password`, computed off the async threads (PBKDF2 is slow on purpose).
+    async fn credentials(password: String) -> IqResult<Credentials> {
+        match tokio::task::spawn_blocking(move || Credentials::new(&password, DEFAULT_ITERATIONS))
+            .await
+        {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(Box::new(err(
+                DefinedCondition::NotAcceptable,
+                &e.to_string(),
+            ))),
+            Err(_) => Err(Box::new(StanzaError::new(
+                DefinedCondition::InternalServerError,
+            ))),
+        }
+    }
+
+    /// An unauthenticated client asks for the form or creates an account.
+    async fn pre_auth(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
+        if !req.is_set {
+            return Ok(Some(crate::form(&self.settings.instructions)));
+        }
+        let (username, password) = match Request::parse(&req.payload) {
+            Ok(Request::Register { username, password }) => (username, password),
+            Ok(Request::Remove) => {
+                return Err(err(
+                    DefinedCondition::UnexpectedRequest,
+                    "authenticate before removing an account",
+                ));
+            }
+            Err(RequestError::MissingField(_)) => {
+                return Err(err(
+                    DefinedCondition::NotAcceptable,
+                    "a user name and a password are required",
+                ));
+            }
+            Err(e) => return Err(err(DefinedCondition::BadRequest, &e.to_string())),
+        };
+        let account = Jid::from_parts(Some(&username), server.domain().domain(), None)
+            .ok()
+            .and_then(|j| j.local().map(str::to_string))
+            .ok_or_else(|| {
+                err(
+                    DefinedCondition::NotAcceptable,
+                    "the user name is not a valid JID local part",
+                )
+            })?;
+        if let Some(why) = self.weak_password(&password) {
+            return Err(err(DefinedCondition::NotAcceptable, &why));
+        }
+        let addr = req.peer.map(|p| p.ip());
+        if let Some(ip) = addr
+            && let Some(at) = lock(&self.last_by_addr).get(&ip)
+            && at.elapsed() < self.settings.min_between
+        {
+            return Err(err(
+                DefinedCondition::ResourceConstraint,
+                "an account was created from this address a short while ago; try again later",
+            ));
+        }
+        let accounts = &server.storage().accounts;
+        if accounts.account_exists(&account).await.map_err(internal)? {
+            return Err(err(DefinedCondition::Conflict, "the user name is taken"));
+        }
+        let creds = Self::credentials(password).await.map_err(|e| *e)?;
+        match accounts.create_account(&account, &creds).await {
+            Ok(()) => {}
+            Err(StorageError::AlreadyExists) => {
+                return Err(err(DefinedCondition::Conflict, "the user name is taken"));
+            }
+            Err(e) => return Err(internal(e)),
+        }
+        if let Some(ip) = addr {
+            let mut last = lock(&self.last_by_addr);
+            last.retain(|_, t| t.elapsed() < self.settings.min_between);
+            last.insert(ip, Instant::now());
+        }
+        tracing::info!(account = %account, peer = ?req.peer, "account registered in-band");
+        Ok(None)
+    }
+
+    /// An authenticated user reads their registration, changes the password, or removes the
+    /// account.
+    async fn registered(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
+        let Some(session) = req.session.as_ref() else {
+            return Err(StanzaError::new(DefinedCondition::Forbidden));
+        };
+        // Only the account itself: `to` is absent, the domain, or the sender's own bare JID.
+        let own = req.from.to_bare();
+        if req.to.local().is_some() && !req.to.bare_eq(&own) {
+            return Err(StanzaError::new(DefinedCondition::Forbidden));
+        }
+        let Some(user) = own.local().map(str::to_string) else {
+            return Err(StanzaError::new(DefinedCondition::Forbidden));
+        };
+        if !req.is_set {
+            return Ok(Some(crate::registered(&user)));
+        }
+        match Request::parse(&req.payload) {
+            Ok(Request::Remove) => {
+                if !self.settings.allow_removal {
+                    return Err(err(
+                        DefinedCondition::NotAllowed,
+                        "accounts are not removed in-band here",
+                    ));
+                }
+                for m in server.modules().iter() {
+                    m.account_deleting(server, &own).await;
+                }
+                match server.storage().accounts.delete_account(&user).await {
+                    Ok(()) | Err(StorageError::NotFound) => {}
+                    Err(e) => return Err(internal(e)),
+                }
+                tracing::info!(account = %own, "account removed in-band");
+                // XEP-0077 §3.2: the result, then every session of the account ends.
+                server.sessions().close_account(
+                    own.bare_str(),
+                    &StreamError::new(StreamErrorCondition::NotAuthorized)
+                        .with_text("the account has been removed"),
+                );
+                Ok(None)
+            }
+            Ok(Request::Register { username, password }) => {
+                if !self.settings.allow_password_change {
+                    return Err(err(
+                        DefinedCondition::NotAllowed,
+                        "passwords are not changed in-band here",
+                    ));
+                }
+                if !session.tls && server.config().c2s.require_tls {
+                    return Err(err(
+                        DefinedCondition::NotAuthorized,
+                        "passwords are changed only over TLS",
+                    ));
+                }
+                let same = Jid::from_parts(Some(&username), server.domain().domain(), None)
+                    .is_ok_and(|j| j.local() == Some(user.as_str()));
+                if !same {
+                    return Err(err(
+                        DefinedCondition::NotAllowed,
+                        "a user changes only their own password",
+                    ));
+                }
+                if let Some(why) = self.weak_password(&password) {
+                    return Err(err(DefinedCondition::NotAcceptable, &why));
+                }
+                let creds = Self::credentials(password).await.map_err(|e| *e)?;
+                server
+                    .storage()
+                    .accounts
+                    .set_credentials(&user, &creds)
+                    .await
+                    .map_err(internal)?;
+                tracing::info!(account = %own, "password changed in-band");
+                Ok(None)
+            }
+            Err(RequestError::MissingField(_)) => Err(err(
+                DefinedCondition::BadRequest,
+                "a user name and a password are required",
+            )),
+            Err(e) => Err(err(DefinedCondition::BadRequest, &e.to_string())),
+        }
+    }
+}
+
+fn internal(e: StorageError) -> StanzaError {
+    tracing::error!(error = %e, "registration storage failed");
+    StanzaError::new(DefinedCondition::InternalServerError)
+}
+
+#[async_trait]
+impl Module for Register {
+    fn iq_claims(&self) -> Vec<IqClaim> {
+        let mut v = vec![
+            IqClaim {
+                ns: NS,
+                target: IqTarget::Server,
+            },
+            IqClaim {
+                ns: NS,
+                target: IqTarget::Account,
+            },
+        ];
+        if self.settings.allow_registration {
+            v.push(IqClaim {
+                ns: NS,
+                target: IqTarget::PreAuth,
+            });
+        }
+        v
+    }
+
+    async fn handle_iq(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
+        if req.session.is_none() && req.peer.is_some() {
+            self.pre_auth(server, req).await
+        } else {
+            self.registered(server, req).await
+        }
+    }
+
+    fn pre_auth_features(&self) -> Vec<Element> {
+        if self.settings.allow_registration {
+            vec![Element::bare("register", NS_FEATURE)]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn disco_features(&self) -> Vec<&'static str> {
+        vec![NS]
+    }
+}
+
+fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
+    let mut s = Settings {
+        allow_registration: true,
+        allow_password_change: true,
+        allow_removal: true,
+        min_between: Duration::from_secs(300),
+        min_password_length: 8,
+        instructions: "Choose a user name and a password.".to_string(),
+    };
+    let boolean = |k: &str, v: &lithos_server::toml::Value| {
+        v.as_bool()
+            .ok_or_else(|| ModuleError(format!("{k} must be true or false")))
+    };
+    let count = |k: &str, v: &lithos_server::toml::Value| {
+        v.as_integer()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| ModuleError(format!("{k} must be a non-negative integer")))
+    };
+    for (k, v) in &ctx.section {
+        match k.as_str() {
+            "allow_registration" => s.allow_registration = boolean(k, v)?,
+            "allow_password_change" => s.allow_password_change = boolean(k, v)?,
+            "allow_removal" => s.allow_removal = boolean(k, v)?,
+            "min_seconds_between" => s.min_between = Duration::from_secs(count(k, v)?),
+            "min_password_length" => s.min_password_length = count(k, v)? as usize,
+            "instructions" => {
+                s.instructions = v
+                    .as_str()
+                    .ok_or_else(|| ModuleError("instructions must be a string".into()))?
+                    .to_string();
+            }
+            other => return Err(ModuleError(format!("unknown key {other}"))),
+        }
+    }
+    Ok(Arc::new(Register {
+        settings: s,
+        last_by_addr: Mutex::new(HashMap::new()),
+    }))
+}
+
+lithos_server::inventory::submit! {
+    ModuleRegistration {
+        name: "register",
+        description: "XEP-0077: in-band account creation, password change and removal (off by default)",
+        depends_on: &[],
+        enabled_by_default: false,
+        build,
+    }
+}
+
+#[inline(never)]
+pub(crate) fn link() {
+    std::hint::black_box(build as fn(_) -> _);
+}
