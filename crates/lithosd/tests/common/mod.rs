@@ -101,19 +101,7 @@ impl TestServer {
     }
 
     pub fn tls_connector(&self) -> tokio_rustls::TlsConnector {
-        let cert = self.dir.path().join("tls/cert.pem");
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls::pki_types::CertificateDer::pem_file_iter(&cert).unwrap() {
-            roots.add(c.unwrap()).unwrap();
-        }
-        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        connector_for(&self.dir.path().join("tls/cert.pem"))
     }
 
     /// A client logged in over STARTTLS with SCRAM-SHA-256, with `resource` bound.
@@ -127,6 +115,22 @@ impl TestServer {
         c.bind(Some(resource)).await;
         c
     }
+}
+
+/// A TLS connector that trusts the certificate in `cert` (a server's generated one).
+pub fn connector_for(cert: &std::path::Path) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(cert).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
 }
 
 type Io = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
