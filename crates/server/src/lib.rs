@@ -20,12 +20,14 @@ pub mod cli;
 pub mod config;
 pub mod module;
 mod router;
-pub mod sasl;
 mod server;
 pub mod session;
 pub mod storage;
 mod stream;
 pub mod tls;
+
+/// SASL mechanisms and stored credentials (the `lithos-sasl` crate).
+pub use lithos_sasl as sasl;
 
 pub use config::Config;
 pub use module::{Flow, IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleRegistration};

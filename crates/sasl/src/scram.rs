@@ -1,14 +1,31 @@
-//! SCRAM (RFC 5802, RFC 7677), server side, over the RustCrypto primitives.
+//! SCRAM (RFC 5802, RFC 7677) over the RustCrypto primitives: the server side
+//! ([`ClientFirst`] → [`ServerFirst`]) and the client side ([`ScramClient`]).
 //!
 //! The server stores, per hash, only the salt, the iteration count, `StoredKey` and `ServerKey`
 //! ([`ScramCredential`]); the password is never kept.
+//!
+//! A whole exchange, both halves:
+//!
+//! ```
+//! use lithos_sasl::scram::{ClientFirst, ScramClient, ScramCredential, ScramHash};
+//!
+//! let h = ScramHash::Sha256;
+//! let stored = ScramCredential::derive(h, "pencil", b"salt of the earth".to_vec(), 4096);
+//! let decoy = stored.clone(); // what an unknown user would get
+//! let client = ScramClient::new(h, "user", "pencil").unwrap();
+//! let first = ClientFirst::parse(h, client.client_first().as_bytes()).unwrap();
+//! let (server_first, server) = first.server_first(Some(stored), decoy, "server-nonce");
+//! let fin = client.server_first(&server_first).unwrap();
+//! let server_final = server.client_final(fin.message().as_bytes()).unwrap();
+//! fin.verify_server_final(&server_final).unwrap();
+//! ```
 
 use base64::Engine;
 use hmac::{KeyInit, Mac};
 use sha1::Digest;
 use subtle::ConstantTimeEq;
 
-use super::SaslError;
+use crate::SaslError;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -269,8 +286,118 @@ impl ServerFirst {
     }
 }
 
-/// The client half of SCRAM, for tests and tools (the load generator): from the password and
-/// the messages so far, the client's final message and the server signature to expect.
+/// The client half of SCRAM: builds the first message, answers the server's, and checks the
+/// server's signature.
+#[derive(Clone)]
+pub struct ScramClient {
+    hash: ScramHash,
+    password: String,
+    client_first_bare: String,
+    nonce: String,
+}
+
+impl std::fmt::Debug for ScramClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramClient")
+            .field("hash", &self.hash)
+            .field("client_first_bare", &self.client_first_bare)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ScramClient {
+    /// Starts an exchange for `username` with a random nonce. The password is prepared with
+    /// the OpaqueString profile (RFC 8265), as the server prepares it.
+    pub fn new(
+        hash: ScramHash,
+        username: &str,
+        password: &str,
+    ) -> Result<ScramClient, crate::PasswordError> {
+        let mut raw = [0u8; 18];
+        rand::fill(&mut raw[..]);
+        Self::with_nonce(hash, username, password, &B64.encode(raw))
+    }
+
+    /// As [`new`](Self::new), with a given nonce (printable, without commas): for test
+    /// vectors.
+    pub fn with_nonce(
+        hash: ScramHash,
+        username: &str,
+        password: &str,
+        nonce: &str,
+    ) -> Result<ScramClient, crate::PasswordError> {
+        let password = crate::prepare_password(password)?;
+        let name = username.replace('=', "=3D").replace(',', "=2C");
+        Ok(ScramClient {
+            hash,
+            password,
+            client_first_bare: format!("n={name},r={nonce}"),
+            nonce: nonce.to_string(),
+        })
+    }
+
+    /// The first message: no channel binding, no authorization identity.
+    pub fn client_first(&self) -> String {
+        format!("n,,{}", self.client_first_bare)
+    }
+
+    /// Answers the server's first message. Refuses a server nonce that does not extend ours,
+    /// and iteration counts under 4096 (RFC 7677 §4), which would make a stolen exchange
+    /// cheap to attack.
+    pub fn server_first(&self, msg: &[u8]) -> Result<ScramClientFinal, SaslError> {
+        let server_first = std::str::from_utf8(msg).map_err(|_| SaslError::MalformedRequest)?;
+        let (message, server_signature, nonce, iterations) = final_message(
+            self.hash,
+            &self.password,
+            &self.client_first_bare,
+            server_first,
+        )?;
+        if !nonce.starts_with(&self.nonce) || nonce.len() == self.nonce.len() {
+            return Err(SaslError::MalformedRequest);
+        }
+        if iterations < crate::DEFAULT_ITERATIONS {
+            return Err(SaslError::MalformedRequest);
+        }
+        Ok(ScramClientFinal {
+            message,
+            server_signature,
+        })
+    }
+}
+
+/// The client's final message, and what the server must prove.
+#[derive(Debug, Clone)]
+pub struct ScramClientFinal {
+    message: String,
+    server_signature: Vec<u8>,
+}
+
+impl ScramClientFinal {
+    /// The message to send (`c=biws,r=...,p=...`).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Checks the server's final message (`v=<signature>`), in constant time. A server that
+    /// cannot prove it knows the credential is refused even if it says "success".
+    pub fn verify_server_final(&self, msg: &[u8]) -> Result<(), SaslError> {
+        let text = std::str::from_utf8(msg).map_err(|_| SaslError::MalformedRequest)?;
+        let v = attrs(text)
+            .find(|(k, _)| *k == 'v')
+            .map(|(_, v)| v)
+            .ok_or(SaslError::MalformedRequest)?;
+        let sig = B64.decode(v).map_err(|_| SaslError::IncorrectEncoding)?;
+        if bool::from(sig.ct_eq(&self.server_signature)) {
+            Ok(())
+        } else {
+            Err(SaslError::NotAuthorized)
+        }
+    }
+}
+
+/// The client half of SCRAM as one function, for tests and tools (the load generator): from
+/// the password and the messages so far, the client's final message and the server signature
+/// to expect. No nonce or iteration checks: see [`ScramClient`] for a client.
 ///
 /// `client_first_bare` is `n=<user>,r=<nonce>`; `server_first` is the server's first message.
 pub fn client_final(
@@ -279,6 +406,17 @@ pub fn client_final(
     client_first_bare: &str,
     server_first: &str,
 ) -> Result<(String, Vec<u8>), SaslError> {
+    final_message(hash, password, client_first_bare, server_first).map(|(m, s, _, _)| (m, s))
+}
+
+/// The client's final message, the server signature, the combined nonce and the iteration
+/// count.
+fn final_message(
+    hash: ScramHash,
+    password: &str,
+    client_first_bare: &str,
+    server_first: &str,
+) -> Result<(String, Vec<u8>, String, u32), SaslError> {
     let mut nonce = None;
     let mut salt = None;
     let mut iterations = None;
@@ -287,12 +425,16 @@ pub fn client_final(
             'r' => nonce = Some(v),
             's' => salt = Some(B64.decode(v).map_err(|_| SaslError::IncorrectEncoding)?),
             'i' => iterations = v.parse::<u32>().ok(),
+            'm' => return Err(SaslError::MalformedRequest),
             _ => {}
         }
     }
     let (Some(nonce), Some(salt), Some(iterations)) = (nonce, salt, iterations) else {
         return Err(SaslError::MalformedRequest);
     };
+    if iterations == 0 {
+        return Err(SaslError::MalformedRequest);
+    }
     let salted = hash.salted_password(password.as_bytes(), &salt, iterations);
     let client_key = hash.hmac(&salted, b"Client Key");
     let stored_key = hash.hash(&client_key);
@@ -309,12 +451,69 @@ pub fn client_final(
     Ok((
         format!("{without_proof},p={}", B64.encode(proof)),
         server_signature,
+        nonce.to_string(),
+        iterations,
     ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_side_rfc_vectors() {
+        // RFC 5802 §5 (SHA-1) and RFC 7677 §3 (SHA-256).
+        for (h, nonce, server_first, fin, server_final) in [
+            (
+                ScramHash::Sha1,
+                "fyko+d2lbbFgONRv9qkxdawL",
+                "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096",
+                "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
+                "v=rmF9pqV8S7suAoZWja4dJRkFsKQ=",
+            ),
+            (
+                ScramHash::Sha256,
+                "rOprNGfwEbeRWgbNEkqO",
+                "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+                "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+                "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
+            ),
+        ] {
+            let c = ScramClient::with_nonce(h, "user", "pencil", nonce).unwrap();
+            assert_eq!(c.client_first(), format!("n,,n=user,r={nonce}"));
+            let f = c.server_first(server_first.as_bytes()).unwrap();
+            assert_eq!(f.message(), fin);
+            f.verify_server_final(server_final.as_bytes()).unwrap();
+            assert_eq!(
+                f.verify_server_final(b"v=AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+                Err(SaslError::NotAuthorized)
+            );
+            assert_eq!(
+                f.verify_server_final(b"e=other-error"),
+                Err(SaslError::MalformedRequest)
+            );
+        }
+    }
+
+    #[test]
+    fn client_refuses_bad_server_messages() {
+        let c = ScramClient::with_nonce(ScramHash::Sha256, "a,b=c", "pw", "abc").unwrap();
+        assert_eq!(c.client_first(), "n,,n=a=2Cb=3Dc,r=abc");
+        for bad in [
+            "r=xyz123,s=QSXCR+Q6sek8bf92,i=4096", // does not extend our nonce
+            "r=abc,s=QSXCR+Q6sek8bf92,i=4096",    // adds nothing to it
+            "r=abc1,s=QSXCR+Q6sek8bf92,i=1",      // too few iterations
+            "r=abc1,s=QSXCR+Q6sek8bf92,i=0",
+            "r=abc1,i=4096", // no salt
+            "m=ext,r=abc1,s=QSXCR+Q6sek8bf92,i=4096",
+        ] {
+            assert!(c.server_first(bad.as_bytes()).is_err(), "{bad}");
+        }
+        assert_eq!(
+            c.server_first(b"r=abc1,s=!!!,i=4096").unwrap_err(),
+            SaslError::IncorrectEncoding
+        );
+    }
 
     fn cred(hash: ScramHash, password: &str, salt_b64: &str) -> ScramCredential {
         ScramCredential::derive(hash, password, B64.decode(salt_b64).unwrap(), 4096)

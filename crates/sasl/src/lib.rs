@@ -1,7 +1,12 @@
-//! SASL for client streams (RFC 6120 §6): SCRAM-SHA-256, SCRAM-SHA-1 and PLAIN.
+//! # lithos-sasl
 //!
-//! Accounts store salted keys for both SCRAM hashes ([`Credentials`]); PLAIN is checked
-//! against the SHA-256 keys, so no password is ever stored.
+//! SASL for XMPP streams (RFC 6120 §6): SCRAM-SHA-256 (RFC 7677), SCRAM-SHA-1 (RFC 5802) and
+//! PLAIN (RFC 4616), both halves, over the RustCrypto primitives. No I/O: the server and the
+//! client drive the exchanges.
+//!
+//! Servers store salted keys for both SCRAM hashes ([`Credentials`]); PLAIN is checked
+//! against the SHA-256 keys, so no password is ever stored. Clients use
+//! [`scram::ScramClient`] and [`plain_message`].
 
 pub mod scram;
 
@@ -186,6 +191,23 @@ pub fn parse_plain(msg: &[u8]) -> Result<PlainMessage, SaslError> {
         authcid: c.to_string(),
         password: p.to_string(),
     })
+}
+
+/// The PLAIN message (RFC 4616): `[authzid] NUL authcid NUL password`.
+///
+/// ```
+/// assert_eq!(lithos_sasl::plain_message(None, "juliet", "r0m30"), b"\0juliet\0r0m30");
+/// ```
+pub fn plain_message(authzid: Option<&str>, authcid: &str, password: &str) -> Vec<u8> {
+    let mut m = Vec::with_capacity(authcid.len() + password.len() + 2);
+    if let Some(z) = authzid {
+        m.extend_from_slice(z.as_bytes());
+    }
+    m.push(0);
+    m.extend_from_slice(authcid.as_bytes());
+    m.push(0);
+    m.extend_from_slice(password.as_bytes());
+    m
 }
 
 #[cfg(test)]
