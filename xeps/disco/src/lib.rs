@@ -2,7 +2,8 @@
 //!
 //! XEP-0030 (Service Discovery). With the `server` feature, a module answers disco#info and
 //! disco#items for the server (identity `server/im`, and the features every running module
-//! declares) and for accounts (identity `account/registered`).
+//! declares) and for accounts (identity `account/registered`). With the `client` feature, a
+//! client answers disco#info with its linked plugins' features and gets [`DiscoExt`].
 //!
 //! The BXMPP table resolves Basalt's double use of code 0x04 in disco#info: `feature` keeps
 //! 0x04 (the value Java's `Properties` ended up with), `name` moves to 0x07.
@@ -35,13 +36,20 @@ lithos_core::inventory::submit! {
     lithos_core::binary::TableRegistration { name: "lithos-disco", properties: BXMPP_TABLE }
 }
 
+#[cfg(feature = "client")]
+mod client;
 #[cfg(feature = "server")]
 mod server;
+
+#[cfg(feature = "client")]
+pub use client::{DiscoExt, DiscoInfo, Identity};
 
 /// Links this crate's registrations into the program (see `lithos_ping::link`).
 #[inline(never)]
 pub fn link() {
     #[cfg(feature = "server")]
     server::link();
+    #[cfg(feature = "client")]
+    client::link();
     std::hint::black_box(BXMPP_TABLE);
 }

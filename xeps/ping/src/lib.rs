@@ -1,7 +1,9 @@
 //! # lithos-ping
 //!
 //! XEP-0199 (XMPP Ping): `<ping xmlns='urn:xmpp:ping'/>` in an iq get, answered by an empty
-//! result. With the `server` feature, a module answers pings addressed to the server.
+//! result. With the `server` feature, a module answers pings addressed to the server; with
+//! the `client` feature, every `lithos_client::Client` answers pings and can send them
+//! ([`PingExt`]).
 //!
 //! ```
 //! use lithos_core::Payload;
@@ -13,8 +15,13 @@
 
 use lithos_core::{Element, Payload, PayloadError};
 
+#[cfg(feature = "client")]
+mod client;
 #[cfg(feature = "server")]
 mod server;
+
+#[cfg(feature = "client")]
+pub use client::PingExt;
 
 /// The ping namespace.
 pub const NS: &str = "urn:xmpp:ping";
@@ -48,6 +55,8 @@ impl Payload for Ping {
 pub fn link() {
     #[cfg(feature = "server")]
     server::link();
+    #[cfg(feature = "client")]
+    client::link();
     std::hint::black_box(BXMPP_TABLE);
 }
 

@@ -2,12 +2,18 @@
 //!
 //! Rosters (RFC 6121 §2): the `jabber:iq:roster` payload, and with the `server` feature the
 //! module that answers roster gets and sets, keeps versions (§2.6), and pushes every change to
-//! the account's sessions that asked for the roster.
+//! the account's sessions that asked for the roster. With the `client` feature, a client gets
+//! [`RosterExt`] and answers the server's pushes.
 
 use lithos_core::{Element, Jid};
 
+#[cfg(feature = "client")]
+mod client;
 #[cfg(feature = "server")]
 mod server;
+
+#[cfg(feature = "client")]
+pub use client::{RosterEntry, RosterExt};
 
 #[cfg(feature = "server")]
 pub use server::push;
@@ -125,6 +131,8 @@ pub fn item_element(
 pub fn link() {
     #[cfg(feature = "server")]
     server::link();
+    #[cfg(feature = "client")]
+    client::link();
     std::hint::black_box(BXMPP_TABLE);
 }
 

@@ -1,0 +1,399 @@
+//! The task that owns a connection: writes what the handles queue, reads and dispatches what
+//! the server sends, keeps the connection alive, and reconnects when asked to.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use lithos_core::stanza::{DefinedCondition, Iq, Stanza, StanzaError};
+use lithos_core::{Element, Jid, StreamEvent};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::client::{Command, Event, Shared, WeakClient};
+use crate::config::Config;
+use crate::handler::{HandlerContext, IqHandler};
+use crate::negotiate::{Connected, Transport, codec_error, stream_error};
+
+/// How long a write may wait for the socket before the connection counts as lost.
+const WRITE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Why a session ended.
+enum Ended {
+    /// The application closed it (or dropped every handle).
+    Closed(Option<oneshot::Sender<()>>),
+    /// Lost: the reason.
+    Lost(String),
+}
+
+pub(crate) struct Driver {
+    config: Config,
+    shared: Arc<Shared>,
+    client: WeakClient,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Event>,
+    handlers: HashMap<String, Arc<dyn IqHandler>>,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        config: Config,
+        shared: Arc<Shared>,
+        client: WeakClient,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<Event>,
+    ) -> Driver {
+        let handlers = crate::handler::table(&config.handlers);
+        Driver {
+            config,
+            shared,
+            client,
+            commands,
+            events,
+            handlers,
+        }
+    }
+
+    pub(crate) async fn run(mut self, first: Connected) {
+        let mut conn = first;
+        loop {
+            let ended = self.session(&mut conn.framed).await;
+            self.shared.connected.store(false, Ordering::Release);
+            self.shared.fail_pending();
+            // Nothing queued for the old connection is sent on a new one: a command
+            // delayed by a reconnection must not run late.
+            while self.commands.try_recv().is_ok() {}
+            let reason = match ended {
+                Ended::Closed(done) => {
+                    let _ = self
+                        .events
+                        .send(Event::Disconnected {
+                            reason: None,
+                            reconnecting: false,
+                        })
+                        .await;
+                    if let Some(d) = done {
+                        let _ = d.send(());
+                    }
+                    return;
+                }
+                Ended::Lost(reason) => reason,
+            };
+            tracing::info!(%reason, "connection lost");
+            let reconnecting = self.config.reconnect.is_some();
+            let _ = self
+                .events
+                .send(Event::Disconnected {
+                    reason: Some(reason),
+                    reconnecting,
+                })
+                .await;
+            match self.reconnect().await {
+                Some(c) => conn = c,
+                None => return,
+            }
+        }
+    }
+
+    /// Tries to connect again with growing delays; `None` when reconnection is off or the
+    /// application closed the client meanwhile.
+    async fn reconnect(&mut self) -> Option<Connected> {
+        let policy = self.config.reconnect?;
+        let mut delay = policy.initial;
+        loop {
+            let jitter = delay.mul_f64(rand::random::<f64>() * 0.25);
+            let wake = Instant::now() + delay + jitter;
+            // Wait, but stop if the application closes (or drops) the client.
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(wake) => break,
+                    cmd = self.commands.recv() => match cmd {
+                        None => return None,
+                        Some(Command::Close(done)) => {
+                            let _ = done.send(());
+                            return None;
+                        }
+                        Some(Command::Send(_)) => {} // not connected: dropped (senders were told)
+                    },
+                }
+            }
+            match crate::negotiate::connect(&self.config).await {
+                Ok(c) => {
+                    tracing::info!(jid = %c.jid, "reconnected");
+                    *self.shared.jid.write().unwrap_or_else(|e| e.into_inner()) = c.jid.clone();
+                    self.shared.connected.store(true, Ordering::Release);
+                    let _ = self
+                        .events
+                        .send(Event::Reconnected { jid: c.jid.clone() })
+                        .await;
+                    return Some(c);
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, ?delay, "reconnection failed");
+                    delay = (delay * 2).min(policy.max);
+                }
+            }
+        }
+    }
+
+    /// Runs one connection until it ends.
+    async fn session(&mut self, framed: &mut Transport) -> Ended {
+        let keepalive = self.config.keepalive;
+        let mut last_write = Instant::now();
+        loop {
+            let idle_until = keepalive.map(|k| last_write + k);
+            tokio::select! {
+                biased;
+                cmd = self.commands.recv() => {
+                    match cmd {
+                        None => return close(framed, None).await,
+                        Some(Command::Close(done)) => return close(framed, Some(done)).await,
+                        Some(Command::Send(el)) => {
+                            if let Err(e) = self.write_batch(framed, el).await {
+                                return e;
+                            }
+                            last_write = Instant::now();
+                        }
+                    }
+                }
+                ev = framed.next() => match ev {
+                    Some(Ok(StreamEvent::Element(el))) => {
+                        if let Some(e) = stream_error(&el) {
+                            return Ended::Lost(format!("stream error: {e}"));
+                        }
+                        if let Some(reply) = self.dispatch(el).await {
+                            if let Err(e) = write(framed, reply).await {
+                                return e;
+                            }
+                            last_write = Instant::now();
+                        }
+                    }
+                    Some(Ok(StreamEvent::KeepAlive)) => {}
+                    Some(Ok(StreamEvent::Close)) => {
+                        let _ = framed.send(StreamEvent::Close).await;
+                        return Ended::Lost("the server closed the stream".into());
+                    }
+                    Some(Ok(StreamEvent::Header(_))) => {
+                        return Ended::Lost("the server restarted the stream".into());
+                    }
+                    Some(Err(e)) => return Ended::Lost(codec_error(e).to_string()),
+                    None => return Ended::Lost("the server closed the connection".into()),
+                },
+                _ = sleep_until(idle_until) => {
+                    if let Err(e) = timed(framed.send(StreamEvent::KeepAlive)).await {
+                        return e;
+                    }
+                    last_write = Instant::now();
+                }
+            }
+        }
+    }
+
+    /// Writes `first` and whatever else is already queued, then flushes once.
+    async fn write_batch(&mut self, framed: &mut Transport, first: Element) -> Result<(), Ended> {
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some(el) = next.take() {
+            timed(framed.feed(StreamEvent::Element(el))).await?;
+            n += 1;
+            if n < 64 {
+                next = match self.commands.try_recv() {
+                    Ok(Command::Send(el)) => Some(el),
+                    Ok(Command::Close(done)) => {
+                        timed(SinkExt::<StreamEvent>::flush(framed)).await?;
+                        return Err(close(framed, Some(done)).await);
+                    }
+                    Err(_) => None,
+                };
+            }
+        }
+        timed(SinkExt::<StreamEvent>::flush(framed)).await
+    }
+
+    /// Hands a stanza to whoever waits for it; returns an immediate reply to write, if any.
+    async fn dispatch(&mut self, el: Element) -> Option<Element> {
+        let stanza = match Stanza::try_from(el) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "ignoring an invalid stanza");
+                return None;
+            }
+        };
+        match stanza {
+            Stanza::Iq(iq) if iq.payload.is_request() => self.request(iq),
+            Stanza::Iq(iq) => {
+                self.answer(iq);
+                None
+            }
+            Stanza::Message(m) => {
+                let _ = self.events.send(Event::Message(m)).await;
+                None
+            }
+            Stanza::Presence(p) => {
+                let _ = self.events.send(Event::Presence(p)).await;
+                None
+            }
+        }
+    }
+
+    /// A result or error: to the request waiting for it, if it comes from whom was asked.
+    fn answer(&self, iq: Iq) {
+        let mut pending = self.shared.lock_pending();
+        let id: &str = &iq.id;
+        let Some(p) = pending.get(id) else {
+            tracing::debug!(id = %iq.id, "an answer nobody waits for (late or unknown)");
+            return;
+        };
+        let own = self
+            .shared
+            .jid
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if !answered_by(p.to.as_ref(), iq.from.as_ref(), &own) {
+            tracing::warn!(id = %iq.id, from = ?iq.from, "an answer from someone not asked; ignored");
+            return;
+        }
+        if let Some(p) = pending.remove(id) {
+            let _ = p.tx.send(Ok(iq));
+        }
+    }
+
+    /// A get or set: to its handler in a task of its own, or `service-unavailable` at once.
+    fn request(&self, iq: Iq) -> Option<Element> {
+        let ns = iq.payload_ns().unwrap_or_default().to_string();
+        let Some(handler) = self.handlers.get(&ns).cloned() else {
+            return Some(
+                iq.error_reply(StanzaError::new(DefinedCondition::ServiceUnavailable))
+                    .into(),
+            );
+        };
+        let client = self.client.upgrade()?;
+        let ctx = HandlerContext {
+            client: client.clone(),
+            events: self.events.clone(),
+        };
+        tokio::spawn(async move {
+            let reply = match handler.handle(&ctx, iq.clone()).await {
+                Ok(payload) => iq.result_reply(payload),
+                Err(e) => iq.error_reply(e),
+            };
+            let _ = client.send(reply).await;
+        });
+        None
+    }
+}
+
+/// Whether an answer from `from` may answer a request sent to `to` (RFC 6120 §8.1.2.1): the
+/// same address, or, for a request to the server or the own account, the server itself
+/// (which may leave `from` out).
+fn answered_by(to: Option<&Jid>, from: Option<&Jid>, own: &Jid) -> bool {
+    let Some(from) = from else {
+        // Only the server writes stanzas without `from` to a client.
+        return true;
+    };
+    match to {
+        Some(to) => {
+            from == to
+                || (to.is_bare() && from.bare_eq(to) && from.is_bare())
+                || (to.is_bare()
+                    && to.bare_eq(own)
+                    && from.is_domain()
+                    && from.domain() == own.domain())
+        }
+        None => {
+            (from.is_bare() && from.bare_eq(own))
+                || (from.is_domain() && from.domain() == own.domain())
+        }
+    }
+}
+
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn timed<F>(f: F) -> Result<(), Ended>
+where
+    F: std::future::Future<Output = Result<(), lithos_core::CodecError>>,
+{
+    match tokio::time::timeout(WRITE_LIMIT, f).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Ended::Lost(codec_error(e).to_string())),
+        Err(_) => Err(Ended::Lost("the server does not read".into())),
+    }
+}
+
+async fn write(framed: &mut Transport, el: Element) -> Result<(), Ended> {
+    timed(framed.send(StreamEvent::Element(el))).await
+}
+
+/// Closes the stream and waits a little for the server's close.
+async fn close(framed: &mut Transport, done: Option<oneshot::Sender<()>>) -> Ended {
+    if timed(framed.send(StreamEvent::Close)).await.is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(Ok(ev)) = framed.next().await {
+                if ev == StreamEvent::Close {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    let _ = SinkExt::<StreamEvent>::close(framed).await;
+    Ended::Closed(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn j(s: &str) -> Jid {
+        Jid::new(s).unwrap()
+    }
+
+    #[test]
+    fn who_may_answer() {
+        let own = j("juliet@capulet.lit/balcony");
+        // No `from`: the server.
+        assert!(answered_by(
+            Some(&j("romeo@montague.lit/orchard")),
+            None,
+            &own
+        ));
+        // The full JID asked, and nobody else.
+        let romeo = j("romeo@montague.lit/orchard");
+        assert!(answered_by(Some(&romeo), Some(&romeo), &own));
+        assert!(!answered_by(
+            Some(&romeo),
+            Some(&j("romeo@montague.lit/other")),
+            &own
+        ));
+        assert!(!answered_by(
+            Some(&romeo),
+            Some(&j("mallory@evil.lit/x")),
+            &own
+        ));
+        // A bare JID: that bare JID.
+        let bare = j("romeo@montague.lit");
+        assert!(answered_by(Some(&bare), Some(&bare), &own));
+        assert!(!answered_by(Some(&bare), Some(&romeo), &own));
+        // The own account or no `to`: the own bare JID or the server.
+        assert!(answered_by(None, Some(&j("juliet@capulet.lit")), &own));
+        assert!(answered_by(None, Some(&j("capulet.lit")), &own));
+        assert!(!answered_by(None, Some(&romeo), &own));
+        assert!(answered_by(
+            Some(&j("juliet@capulet.lit")),
+            Some(&j("capulet.lit")),
+            &own
+        ));
+        // The server asked: the server.
+        let server = j("capulet.lit");
+        assert!(answered_by(Some(&server), Some(&server), &own));
+        assert!(!answered_by(Some(&server), Some(&romeo), &own));
+    }
+}

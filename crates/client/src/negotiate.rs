@@ -1,0 +1,341 @@
+//! From a socket to a bound resource: stream headers, STARTTLS, SASL, resource binding
+//! (RFC 6120 §4–7).
+
+use base64::Engine;
+use futures_util::{SinkExt, StreamExt};
+use lithos_core::codec::StreamCodec;
+use lithos_core::{Element, Jid, StreamError, StreamEvent, StreamHeader, ns};
+use lithos_sasl::Mechanism;
+use lithos_sasl::scram::ScramClient;
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+use tokio_util::either::Either;
+
+use crate::config::{Config, TlsMode};
+use crate::error::ConnectError;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// The socket, in the clear or in TLS.
+pub(crate) type Io = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
+/// The socket framed into stream events.
+pub(crate) type Transport = Framed<Io, StreamCodec>;
+
+/// A negotiated connection.
+pub(crate) struct Connected {
+    pub(crate) framed: Transport,
+    pub(crate) jid: Jid,
+}
+
+/// Connects and negotiates, within the configured time limit.
+pub(crate) async fn connect(config: &Config) -> Result<Connected, ConnectError> {
+    tokio::time::timeout(config.connect_timeout, negotiate(config))
+        .await
+        .map_err(|_| ConnectError::Timeout(config.connect_timeout))?
+}
+
+fn protocol(what: impl Into<String>) -> ConnectError {
+    ConnectError::Protocol(what.into())
+}
+
+async fn tls_handshake(
+    config: &Config,
+    tcp: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ConnectError> {
+    let tls_config = config.trust.client_config()?;
+    let name = ServerName::try_from(config.server_name())
+        .map_err(|e| ConnectError::Tls(format!("server name: {e}")))?;
+    tokio_rustls::TlsConnector::from(tls_config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| ConnectError::Tls(e.to_string()))
+}
+
+async fn negotiate(config: &Config) -> Result<Connected, ConnectError> {
+    let tcp = TcpStream::connect(config.address()).await?;
+    tcp.set_nodelay(true)?;
+    let mut tls = config.tls == TlsMode::Direct;
+    let io = if tls {
+        Either::Right(tls_handshake(config, tcp).await?)
+    } else {
+        Either::Left(tcp)
+    };
+    let mut framed = Framed::new(io, StreamCodec::new(config.format));
+    let mut authenticated = false;
+    loop {
+        let features = open(&mut framed, config.jid.domain()).await?;
+        if !tls && config.tls == TlsMode::StartTls {
+            if !features.has_child("starttls", ns::XMPP_TLS.as_ref()) {
+                return Err(ConnectError::Tls(
+                    "the server does not offer STARTTLS".into(),
+                ));
+            }
+            send(&mut framed, Element::bare("starttls", ns::XMPP_TLS)).await?;
+            let answer = next_element(&mut framed).await?;
+            if !answer.is("proceed", ns::XMPP_TLS.as_ref()) {
+                return Err(ConnectError::Tls(format!(
+                    "STARTTLS refused: <{}/>",
+                    answer.name()
+                )));
+            }
+            let parts = framed.into_parts();
+            if !parts.read_buf.is_empty() {
+                return Err(protocol("data after <proceed/>"));
+            }
+            let Either::Left(tcp) = parts.io else {
+                return Err(protocol("STARTTLS on an encrypted stream"));
+            };
+            let io = Either::Right(tls_handshake(config, tcp).await?);
+            framed = Framed::new(io, StreamCodec::new(config.format));
+            tls = true;
+            continue;
+        }
+        if !authenticated {
+            authenticate(&mut framed, &features, tls, config).await?;
+            authenticated = true;
+            continue;
+        }
+        let jid = bind(&mut framed, &features, config).await?;
+        return Ok(Connected { framed, jid });
+    }
+}
+
+/// Sends a stream header and reads the server's header and features.
+async fn open(framed: &mut Transport, domain: &str) -> Result<Element, ConnectError> {
+    framed.codec_mut().reset_decoder();
+    framed
+        .send(StreamEvent::from(
+            StreamHeader::client().to(domain.to_string()),
+        ))
+        .await
+        .map_err(codec_error)?;
+    loop {
+        match framed.next().await {
+            Some(Ok(StreamEvent::Header(_))) => break,
+            Some(Ok(StreamEvent::KeepAlive)) => {}
+            Some(Ok(StreamEvent::Element(el))) => return Err(unexpected(el)),
+            Some(Ok(StreamEvent::Close)) => return Err(protocol("the server closed the stream")),
+            Some(Err(e)) => return Err(codec_error(e)),
+            None => return Err(eof()),
+        }
+    }
+    let features = next_element(framed).await?;
+    if !features.is("features", ns::STREAMS.as_ref()) {
+        return Err(unexpected(features));
+    }
+    Ok(features)
+}
+
+fn eof() -> ConnectError {
+    ConnectError::Io(std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "the server closed the connection",
+    ))
+}
+
+pub(crate) fn codec_error(e: lithos_core::CodecError) -> ConnectError {
+    match e {
+        lithos_core::CodecError::Io(e) => ConnectError::Io(e),
+        other => ConnectError::Protocol(other.to_string()),
+    }
+}
+
+/// A stream error as the error it is; anything else as a protocol error.
+fn unexpected(el: Element) -> ConnectError {
+    match stream_error(&el) {
+        Some(e) => ConnectError::Stream(Box::new(e)),
+        None => protocol(format!("unexpected <{}/> in {}", el.name(), el.ns())),
+    }
+}
+
+pub(crate) fn stream_error(el: &Element) -> Option<StreamError> {
+    el.is("error", ns::STREAMS.as_ref())
+        .then(|| StreamError::from_element(el).ok())
+        .flatten()
+}
+
+async fn send(framed: &mut Transport, el: Element) -> Result<(), ConnectError> {
+    framed
+        .send(StreamEvent::Element(el))
+        .await
+        .map_err(codec_error)
+}
+
+/// The next element; a stream error or the end of the stream is an error.
+async fn next_element(framed: &mut Transport) -> Result<Element, ConnectError> {
+    loop {
+        match framed.next().await {
+            Some(Ok(StreamEvent::Element(el))) => {
+                if let Some(e) = stream_error(&el) {
+                    return Err(ConnectError::Stream(Box::new(e)));
+                }
+                return Ok(el);
+            }
+            Some(Ok(StreamEvent::KeepAlive)) => {}
+            Some(Ok(StreamEvent::Header(_))) => return Err(protocol("unexpected stream header")),
+            Some(Ok(StreamEvent::Close)) => return Err(protocol("the server closed the stream")),
+            Some(Err(e)) => return Err(codec_error(e)),
+            None => return Err(eof()),
+        }
+    }
+}
+
+fn sasl(name: &str, data: Option<&[u8]>) -> Element {
+    let mut b = Element::builder(name.to_string(), ns::XMPP_SASL);
+    if let Some(d) = data {
+        // An empty payload is written as "=" (RFC 6120 §6.4.2).
+        b = b.text(if d.is_empty() {
+            "=".to_string()
+        } else {
+            B64.encode(d)
+        });
+    }
+    b.build()
+}
+
+fn sasl_data(el: &Element) -> Result<Vec<u8>, ConnectError> {
+    let t = el.text();
+    let t = t.trim();
+    if t.is_empty() || t == "=" {
+        return Ok(Vec::new());
+    }
+    B64.decode(t)
+        .map_err(|_| protocol("SASL data that is not base64"))
+}
+
+fn failure(el: &Element) -> ConnectError {
+    let condition = el
+        .children()
+        .find(|c| c.name() != "text")
+        .map(|c| c.name().to_string())
+        .unwrap_or_else(|| "not-authorized".into());
+    let text = el
+        .get_child("text", ns::XMPP_SASL.as_ref())
+        .map(|t| t.text().to_string());
+    ConnectError::Auth { condition, text }
+}
+
+async fn authenticate(
+    framed: &mut Transport,
+    features: &Element,
+    tls: bool,
+    config: &Config,
+) -> Result<(), ConnectError> {
+    let offered: Vec<String> = features
+        .get_child("mechanisms", ns::XMPP_SASL.as_ref())
+        .map(|m| m.children().map(|c| c.text().to_string()).collect())
+        .unwrap_or_default();
+    let Some(mech) = config.mechanisms.iter().copied().find(|m| {
+        offered.iter().any(|o| o == m.name())
+            && (*m != Mechanism::Plain || tls || config.allow_plain_without_tls)
+    }) else {
+        return Err(ConnectError::NoMechanism(offered));
+    };
+    let user = config
+        .jid
+        .local()
+        .ok_or_else(|| ConnectError::InvalidJid(config.jid.to_string()))?;
+    let auth = |data: &[u8]| {
+        let mut a = sasl("auth", Some(data));
+        a.set_attr("mechanism", mech.name());
+        a
+    };
+    let Some(hash) = mech.scram_hash() else {
+        let msg = lithos_sasl::plain_message(None, user, &config.password);
+        send(framed, auth(&msg)).await?;
+        let answer = next_element(framed).await?;
+        return match answer.name() {
+            "success" => Ok(()),
+            "failure" => Err(failure(&answer)),
+            other => Err(protocol(format!("unexpected <{other}/> during SASL"))),
+        };
+    };
+    let client =
+        ScramClient::new(hash, user, &config.password).map_err(|e| ConnectError::Auth {
+            condition: "not-authorized".into(),
+            text: Some(e.to_string()),
+        })?;
+    send(framed, auth(client.client_first().as_bytes())).await?;
+    let challenge = next_element(framed).await?;
+    match challenge.name() {
+        "challenge" => {}
+        "failure" => return Err(failure(&challenge)),
+        other => return Err(protocol(format!("unexpected <{other}/> during SASL"))),
+    }
+    let fin = client
+        .server_first(&sasl_data(&challenge)?)
+        .map_err(|e| protocol(format!("SCRAM: the server's first message: {e}")))?;
+    send(framed, sasl("response", Some(fin.message().as_bytes()))).await?;
+    let mut answer = next_element(framed).await?;
+    if answer.name() == "challenge" {
+        // Some servers send the signature in a last challenge and an empty success.
+        fin.verify_server_final(&sasl_data(&answer)?)
+            .map_err(|_| protocol("SCRAM: the server could not prove it knows the password"))?;
+        send(framed, sasl("response", None)).await?;
+        answer = next_element(framed).await?;
+        return match answer.name() {
+            "success" => Ok(()),
+            "failure" => Err(failure(&answer)),
+            other => Err(protocol(format!("unexpected <{other}/> during SASL"))),
+        };
+    }
+    match answer.name() {
+        "success" => fin
+            .verify_server_final(&sasl_data(&answer)?)
+            .map_err(|_| protocol("SCRAM: the server could not prove it knows the password")),
+        "failure" => Err(failure(&answer)),
+        other => Err(protocol(format!("unexpected <{other}/> during SASL"))),
+    }
+}
+
+async fn bind(
+    framed: &mut Transport,
+    features: &Element,
+    config: &Config,
+) -> Result<Jid, ConnectError> {
+    if !features.has_child("bind", ns::XMPP_BIND.as_ref()) {
+        return Err(protocol("the server offers no resource binding"));
+    }
+    let mut b = Element::bare("bind", ns::XMPP_BIND);
+    if let Some(r) = config.jid.resource() {
+        b.append_child(
+            Element::builder("resource", ns::XMPP_BIND)
+                .text(r.to_string())
+                .build(),
+        );
+    }
+    let iq = |id: &str, payload: Element| {
+        Element::builder("iq", ns::JABBER_CLIENT)
+            .attr("type", "set")
+            .attr("id", id.to_string())
+            .child(payload)
+            .build()
+    };
+    send(framed, iq("bind-1", b)).await?;
+    let answer = next_element(framed).await?;
+    if answer.attr("id") != Some("bind-1") || answer.attr("type") != Some("result") {
+        return Err(protocol(format!("resource binding refused: {answer}")));
+    }
+    let jid = answer
+        .get_child("bind", ns::XMPP_BIND.as_ref())
+        .and_then(|b| b.get_child("jid", ns::XMPP_BIND.as_ref()))
+        .and_then(|j| Jid::new(j.text().trim()).ok())
+        .filter(|j| j.resource().is_some() && j.bare_eq(&config.jid))
+        .ok_or_else(|| protocol(format!("the bound address is missing or foreign: {answer}")))?;
+    // RFC 3921 sessions, for old servers that still require them.
+    if let Some(s) = features.get_child("session", ns::XMPP_SESSION.as_ref())
+        && !s.has_child("optional", ns::XMPP_SESSION.as_ref())
+    {
+        send(
+            framed,
+            iq("session-1", Element::bare("session", ns::XMPP_SESSION)),
+        )
+        .await?;
+        let answer = next_element(framed).await?;
+        if answer.attr("type") != Some("result") {
+            return Err(protocol(format!("session establishment refused: {answer}")));
+        }
+    }
+    Ok(jid)
+}
