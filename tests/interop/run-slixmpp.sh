@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Starts lithosd on a private data directory and loopback ports, creates two accounts, runs
 # the slixmpp interop script against it, and stops the server. Needs a built lithosd and a
-# Python with slixmpp (first and second arguments).
+# Python with slixmpp (first and second arguments). With a third argument, the path of the
+# echo-bot example, it also runs the bot (as bot@localhost) and checks that slixmpp gets
+# its echo.
 set -euo pipefail
 LITHOSD="$1"
 PYTHON="$2"
+ECHO_BOT="${3:-}"
 here="$(cd "$(dirname "$0")" && pwd)"
 dir="$(mktemp -d)"
 port=$((20000 + RANDOM % 20000))
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
+bot=""
+trap 'kill $bot "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 cat > "$dir/lithos.toml" <<TOML
 data_dir = "$dir/data"
 [c2s]
@@ -23,7 +27,16 @@ for _ in $(seq 50); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
   sleep 0.1
 done
-if ! "$PYTHON" "$here/slixmpp_interop.py" 127.0.0.1 "$port" "$dir/data/tls/cert.pem"; then
+args=(127.0.0.1 "$port" "$dir/data/tls/cert.pem")
+if [ -n "$ECHO_BOT" ]; then
+  echo bot-pw | "$LITHOSD" --config "$dir/lithos.toml" user add bot
+  LITHOS_PASSWORD=bot-pw "$ECHO_BOT" --jid bot@localhost/echo --address "127.0.0.1:$port" \
+    --pinned-cert "$dir/data/tls/cert.pem" > "$dir/bot.log" 2>&1 &
+  bot=$!
+  args+=(--echo-bot)
+fi
+if ! "$PYTHON" "$here/slixmpp_interop.py" "${args[@]}"; then
   echo "--- server log"; cat "$dir/server.log"
+  [ -n "$ECHO_BOT" ] && { echo "--- echo-bot log"; cat "$dir/bot.log"; }
   exit 1
 fi

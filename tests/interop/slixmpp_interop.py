@@ -4,9 +4,10 @@
 They log in over STARTTLS with SCRAM, subscribe to each other, see each other's presence,
 exchange messages, and one receives a message sent while it was offline.
 
-    slixmpp_interop.py HOST PORT CA_CERT
+    slixmpp_interop.py HOST PORT CA_CERT [--echo-bot]
 
-Accounts juliet@localhost / juliet-pw and romeo@localhost / romeo-pw must exist.
+Accounts juliet@localhost / juliet-pw and romeo@localhost / romeo-pw must exist. With
+--echo-bot, the echo-bot example runs as bot@localhost, and romeo checks that it answers.
 Exits 0 when every step happened, 1 otherwise (with the step that failed).
 """
 import asyncio
@@ -17,6 +18,7 @@ import sys
 import slixmpp
 
 HOST, PORT, CA = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ECHO_BOT = "--echo-bot" in sys.argv[4:]
 STEP_TIMEOUT = 20
 
 
@@ -112,6 +114,15 @@ async def main():
     assert m["body"] == "Sent while you were away", m
     assert m["delay"]["stamp"] is not None, "no delay stamp"
     print("offline message delivered on reconnect, with a delay stamp")
+
+    if ECHO_BOT:
+        romeo.send_message(mto="bot@localhost", mbody="Is the Lithos bot there?", mtype="chat")
+        while True:
+            m = await wait(romeo.messages.get(), "the echo bot's answer")
+            if str(m["from"].bare) == "bot@localhost":
+                break
+        assert m["body"] == "Is the Lithos bot there?", m
+        print("the lithos-client echo bot answered slixmpp")
 
     romeo.disconnect()
     juliet2.disconnect()
