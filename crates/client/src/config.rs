@@ -50,7 +50,8 @@ pub struct Config {
     pub jid: Jid,
     /// The password.
     pub password: String,
-    /// `host:port` to connect to; default the JID's domain, port 5222 (5223 for direct TLS).
+    /// `host:port` to connect to; default the JID's domain, port 5222 (5223 for direct TLS),
+    /// or, with the `srv` feature, what the domain's SRV records name.
     pub address: Option<String>,
     /// TLS mode.
     pub tls: TlsMode,

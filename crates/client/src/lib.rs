@@ -36,6 +36,8 @@ mod connection;
 mod error;
 pub mod handler;
 mod negotiate;
+#[cfg(feature = "srv")]
+mod srv;
 mod tls;
 
 pub use client::{Client, ClientBuilder, Event, Events};

@@ -53,7 +53,7 @@ async fn tls_handshake(
 }
 
 async fn negotiate(config: &Config) -> Result<Connected, ConnectError> {
-    let tcp = TcpStream::connect(config.address()).await?;
+    let tcp = tcp_connect(config).await?;
     tcp.set_nodelay(true)?;
     let mut tls = config.tls == TlsMode::Direct;
     let io = if tls {
@@ -99,6 +99,29 @@ async fn negotiate(config: &Config) -> Result<Connected, ConnectError> {
         let jid = bind(&mut framed, &features, config).await?;
         return Ok(Connected { framed, jid });
     }
+}
+
+/// The TCP connection: to the configured address, or (with the `srv` feature and no
+/// address) to the first SRV target that answers, or to the domain itself.
+async fn tcp_connect(config: &Config) -> Result<TcpStream, ConnectError> {
+    #[cfg(feature = "srv")]
+    if config.address.is_none() {
+        let direct = config.tls == TlsMode::Direct;
+        let targets = crate::srv::targets(config.jid.domain(), direct)
+            .await
+            .map_err(|_| protocol("DNS says the domain offers no XMPP client service"))?;
+        let mut last = None;
+        for (host, port) in targets {
+            match TcpStream::connect((host.as_str(), port)).await {
+                Ok(t) => return Ok(t),
+                Err(e) => last = Some(e),
+            }
+        }
+        if let Some(e) = last {
+            return Err(ConnectError::Io(e));
+        }
+    }
+    Ok(TcpStream::connect(config.address()).await?)
 }
 
 /// Sends a stream header and reads the server's header and features.

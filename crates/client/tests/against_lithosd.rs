@@ -47,20 +47,23 @@ async fn next_event(events: &mut Events, what: impl Fn(&Event) -> bool) -> Event
 async fn logs_in_with_each_mechanism_tls_mode_and_codec() {
     let s = TestServer::start("").await;
     s.add_user("juliet", "r0m30-and-more").await;
-    for mech in [
-        Mechanism::ScramSha256,
-        Mechanism::ScramSha1,
-        Mechanism::Plain,
-    ] {
-        let (c, _e) = s
-            .builder("juliet@localhost/m", "r0m30-and-more")
-            .mechanisms(vec![mech])
-            .connect()
-            .await
-            .unwrap_or_else(|e| panic!("{mech:?}: {e}"));
-        assert_eq!(c.jid(), jid("juliet@localhost/m"));
-        c.ping(jid("localhost"), T).await.unwrap();
-        c.close().await;
+    for format in [WireFormat::Xml, WireFormat::Bxmpp] {
+        for mech in [
+            Mechanism::ScramSha256,
+            Mechanism::ScramSha1,
+            Mechanism::Plain,
+        ] {
+            let (c, _e) = s
+                .builder("juliet@localhost/m", "r0m30-and-more")
+                .mechanisms(vec![mech])
+                .format(format)
+                .connect()
+                .await
+                .unwrap_or_else(|e| panic!("{format:?} {mech:?}: {e}"));
+            assert_eq!(c.jid(), jid("juliet@localhost/m"));
+            c.ping(jid("localhost"), T).await.unwrap();
+            c.close().await;
+        }
     }
     // Direct TLS, and a resource chosen by the server.
     let (c, _e) = s
@@ -71,15 +74,6 @@ async fn logs_in_with_each_mechanism_tls_mode_and_codec() {
         .await
         .unwrap();
     assert!(c.jid().resource().is_some());
-    c.close().await;
-    // BXMPP over STARTTLS.
-    let (c, _e) = s
-        .builder("juliet@localhost/bx", "r0m30-and-more")
-        .format(WireFormat::Bxmpp)
-        .connect()
-        .await
-        .unwrap();
-    c.ping(jid("localhost"), T).await.unwrap();
     c.close().await;
 }
 
@@ -366,4 +360,31 @@ async fn reconnects_when_asked_to() {
     assert!(a.is_connected());
     a.ping(jid("localhost"), T).await.unwrap();
     a.close().await;
+}
+
+#[tokio::test]
+async fn keepalives_hold_an_idle_connection() {
+    let s = TestServer::start("idle_timeout_secs = 1").await;
+    s.add_user("a", "password-a").await;
+    s.add_user("b", "password-b").await;
+    let (kept, _ke) = s
+        .builder("a@localhost/r", "password-a")
+        .keepalive(Some(Duration::from_millis(200)))
+        .connect()
+        .await
+        .unwrap();
+    let (silent, mut se) = s
+        .builder("b@localhost/r", "password-b")
+        .keepalive(None)
+        .connect()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    kept.ping(jid("localhost"), T).await.unwrap();
+    let e = next_event(&mut se, |e| matches!(e, Event::Disconnected { .. })).await;
+    assert!(
+        matches!(&e, Event::Disconnected { reason: Some(r), .. } if r.contains("connection-timeout")),
+        "{e:?}"
+    );
+    assert!(!silent.is_connected());
 }
