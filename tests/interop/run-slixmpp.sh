@@ -15,6 +15,8 @@ bot=""
 trap 'kill $bot "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 cat > "$dir/lithos.toml" <<TOML
 data_dir = "$dir/data"
+[things]
+listen = []
 [c2s]
 listen = ["127.0.0.1:$port"]
 direct_tls = []

@@ -38,6 +38,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Client connections.
     pub c2s: C2sConfig,
+    /// Thing connections (IoT devices and gateways).
+    pub things: ThingsConfig,
     /// TLS certificate and key.
     pub tls: TlsConfig,
     /// Per-module sections, `[modules.<name>]`, each with `enabled` and the module's own keys.
@@ -51,6 +53,7 @@ impl Default for Config {
             data_dir: PathBuf::from("lithos-data"),
             log: LogConfig::default(),
             c2s: C2sConfig::default(),
+            things: ThingsConfig::default(),
             tls: TlsConfig::default(),
             modules: BTreeMap::new(),
         }
@@ -129,6 +132,23 @@ impl Default for C2sConfig {
             outbound_queue: 1024,
             max_auth_failures: 3,
             write_timeout_secs: 30,
+        }
+    }
+}
+
+/// The listener for things: the same streams and limits as `[c2s]`, on its own port, so that
+/// thing-only features (thing registration before SASL) are offered there alone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThingsConfig {
+    /// Addresses for thing connections (STARTTLS, XML or BXMPP). Default `["127.0.0.1:6222"]`.
+    pub listen: Vec<SocketAddr>,
+}
+
+impl Default for ThingsConfig {
+    fn default() -> Self {
+        ThingsConfig {
+            listen: vec!["127.0.0.1:6222".parse().expect("literal address")],
         }
     }
 }

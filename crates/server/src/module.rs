@@ -83,6 +83,8 @@ pub struct IqRequest {
     pub session: Option<SessionInfo>,
     /// The client's network address, when a local client (bound or not) sent it.
     pub peer: Option<std::net::SocketAddr>,
+    /// The listener the sender came through (`Client` for the server's own requests).
+    pub listener: crate::session::Listener,
 }
 
 /// A module's answer: a result payload (or none), or a stanza error.
@@ -116,9 +118,10 @@ pub trait Module: Send + Sync + 'static {
         Vec::new()
     }
 
-    /// Elements for `<stream:features/>` before authentication, offered once the stream is
-    /// encrypted (or where the configuration does not require TLS).
-    fn pre_auth_features(&self) -> Vec<Element> {
+    /// Elements for `<stream:features/>` before authentication on a connection that came
+    /// through `listener`, offered once the stream is encrypted (or where the configuration
+    /// does not require TLS).
+    fn pre_auth_features(&self, _listener: crate::session::Listener) -> Vec<Element> {
         Vec::new()
     }
 
@@ -420,8 +423,10 @@ impl ModuleHost {
     }
 
     /// Every stream feature the modules add before authentication.
-    pub fn pre_auth_features(&self) -> Vec<Element> {
-        self.iter().flat_map(|m| m.pre_auth_features()).collect()
+    pub fn pre_auth_features(&self, listener: crate::session::Listener) -> Vec<Element> {
+        self.iter()
+            .flat_map(|m| m.pre_auth_features(listener))
+            .collect()
     }
 
     /// Every stream feature the modules add after authentication.

@@ -287,6 +287,7 @@ impl ServerHandle {
             payload,
             session: session.cloned(),
             peer: session.map(|s| s.peer),
+            listener: session.map_or(crate::session::Listener::Client, |s| s.listener),
         };
         match handler.handle_iq(self, req).await {
             Ok(result) => {

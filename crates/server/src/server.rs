@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::module::{HostError, ModuleHost};
+use crate::session::Listener;
 use crate::session::Sessions;
 use crate::storage::{SqliteStore, Storage, StorageError};
 use crate::tls::TlsError;
@@ -126,6 +127,8 @@ pub struct RunningServer {
     pub c2s_addrs: Vec<SocketAddr>,
     /// Direct TLS listeners' local addresses.
     pub direct_tls_addrs: Vec<SocketAddr>,
+    /// Thing listeners' local addresses.
+    pub thing_addrs: Vec<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -165,12 +168,16 @@ impl RunningServer {
         let domain =
             Jid::new(&config.domain).map_err(|_| StartError::Domain(config.domain.clone()))?;
         let mut listeners = Vec::new();
-        for (addrs, direct) in [(&config.c2s.listen, false), (&config.c2s.direct_tls, true)] {
+        for (addrs, direct, kind) in [
+            (&config.c2s.listen, false, Listener::Client),
+            (&config.c2s.direct_tls, true, Listener::Client),
+            (&config.things.listen, false, Listener::Thing),
+        ] {
             for addr in addrs {
                 let l = TcpListener::bind(addr)
                     .await
                     .map_err(|error| StartError::Bind { addr: *addr, error })?;
-                listeners.push((l, direct));
+                listeners.push((l, direct, kind));
             }
         }
         let handle = ServerHandle(Arc::new(ServerInner {
@@ -184,24 +191,26 @@ impl RunningServer {
             auth_failures: Mutex::new(HashMap::new()),
         }));
         let mut tasks = JoinSet::new();
-        let (mut c2s_addrs, mut direct_tls_addrs) = (Vec::new(), Vec::new());
-        for (l, direct) in listeners {
+        let (mut c2s_addrs, mut direct_tls_addrs, mut thing_addrs) =
+            (Vec::new(), Vec::new(), Vec::new());
+        for (l, direct, kind) in listeners {
             let addr = l.local_addr().map_err(|error| StartError::Bind {
                 addr: "0.0.0.0:0".parse().expect("literal"),
                 error,
             })?;
-            if direct {
-                direct_tls_addrs.push(addr);
-            } else {
-                c2s_addrs.push(addr);
+            match (kind, direct) {
+                (Listener::Thing, _) => thing_addrs.push(addr),
+                (Listener::Client, true) => direct_tls_addrs.push(addr),
+                (Listener::Client, false) => c2s_addrs.push(addr),
             }
-            tracing::info!(%addr, direct_tls = direct, "listening");
-            tasks.spawn(accept_loop(handle.clone(), l, direct));
+            tracing::info!(%addr, direct_tls = direct, listener = ?kind, "listening");
+            tasks.spawn(accept_loop(handle.clone(), l, direct, kind));
         }
         Ok(RunningServer {
             handle,
             c2s_addrs,
             direct_tls_addrs,
+            thing_addrs,
             stop,
             tasks,
         })
@@ -257,7 +266,12 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-async fn accept_loop(server: ServerHandle, listener: TcpListener, direct_tls: bool) {
+async fn accept_loop(
+    server: ServerHandle,
+    listener: TcpListener,
+    direct_tls: bool,
+    kind: Listener,
+) {
     let mut shutdown = server.0.shutdown.clone();
     let mut conns = JoinSet::new();
     loop {
@@ -265,7 +279,7 @@ async fn accept_loop(server: ServerHandle, listener: TcpListener, direct_tls: bo
             r = listener.accept() => match r {
                 Ok((tcp, peer)) => {
                     let _ = tcp.set_nodelay(true);
-                    conns.spawn(crate::stream::serve(server.clone(), tcp, peer, direct_tls));
+                    conns.spawn(crate::stream::serve(server.clone(), tcp, peer, direct_tls, kind));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");

@@ -20,6 +20,17 @@ pub struct SessionInfo {
     pub format: WireFormat,
     /// The client's address.
     pub peer: std::net::SocketAddr,
+    /// The listener it came through.
+    pub listener: Listener,
+}
+
+/// Which kind of listener a connection came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Listener {
+    /// `[c2s]`: people's clients and applications.
+    Client,
+    /// `[things]`: devices and gateways.
+    Thing,
 }
 
 /// Instructions for a session's connection task other than stanzas.
@@ -295,6 +306,7 @@ mod tests {
             tls: true,
             format: WireFormat::Xml,
             peer: "127.0.0.1:5222".parse().unwrap(),
+            listener: Listener::Client,
         }
     }
 

@@ -10,6 +10,7 @@ use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Jid, StreamError, StreamErrorCondition};
 use lithos_server::module::{ModuleContext, ModuleError};
 use lithos_server::sasl::{Credentials, DEFAULT_ITERATIONS};
+use lithos_server::session::Listener;
 use lithos_server::storage::StorageError;
 use lithos_server::{
     IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleRegistration, ServerHandle,
@@ -74,6 +75,12 @@ impl Register {
 
     /// An unauthenticated client asks for the form or creates an account.
     async fn pre_auth(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
+        if req.listener != Listener::Client {
+            return Err(err(
+                DefinedCondition::NotAllowed,
+                "accounts are registered on the client port",
+            ));
+        }
         if !req.is_set {
             return Ok(Some(crate::form(&self.settings.instructions)));
         }
@@ -255,8 +262,9 @@ impl Module for Register {
         }
     }
 
-    fn pre_auth_features(&self) -> Vec<Element> {
-        if self.settings.allow_registration {
+    fn pre_auth_features(&self, listener: Listener) -> Vec<Element> {
+        // Accounts for people; things register on their own listener (IBTR).
+        if self.settings.allow_registration && listener == Listener::Client {
             vec![Element::bare("register", NS_FEATURE)]
         } else {
             Vec::new()

@@ -19,7 +19,7 @@ impl TestServer {
         lithosd::link_all();
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
-            "domain = 'localhost'\ndata_dir = '{}'\n[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = ['127.0.0.1:0']\n{c2s}\n",
+            "domain = 'localhost'\ndata_dir = '{}'\n[things]\nlisten = ['127.0.0.1:0']\n[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = ['127.0.0.1:0']\n{c2s}\n",
             dir.path().display()
         );
         let config = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));

@@ -43,7 +43,7 @@ impl TestServer {
                 .try_init();
         }
         let text = format!(
-            "domain = 'localhost'\ndata_dir = '{}'\n{extra}\n[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = ['127.0.0.1:0']\n",
+            "domain = 'localhost'\ndata_dir = '{}'\n{extra}\n[things]\nlisten = ['127.0.0.1:0']\n[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = ['127.0.0.1:0']\n",
             dir.path().display()
         );
         let (head, c2s_extra) = match extra.split_once("[c2s]") {
@@ -54,7 +54,7 @@ impl TestServer {
             text
         } else {
             format!(
-                "domain = 'localhost'\ndata_dir = '{}'\n{head}\n[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = ['127.0.0.1:0']\n{c2s_extra}\n",
+                "domain = 'localhost'\ndata_dir = '{}'\n{head}\n[things]\nlisten = ['127.0.0.1:0']\n[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = ['127.0.0.1:0']\n{c2s_extra}\n",
                 dir.path().display()
             )
         };

@@ -5,6 +5,9 @@
 
 mod sqlite;
 
+/// The SQLite driver, for modules that keep their own tables (see [`ModuleSchema`]).
+pub use rusqlite;
+
 use std::fmt;
 use std::sync::Arc;
 
@@ -205,7 +208,34 @@ pub struct Storage {
     sqlite: Option<Arc<SqliteStore>>,
 }
 
+/// Tables a module keeps in the embedded database, registered with `inventory::submit!`.
+/// Each module's migrations run in order when the database opens; a table
+/// `module_schemas` records how many ran for each module, so a module adds a migration
+/// by appending one, never by editing one. Table names should start with the module's name.
+///
+/// ```
+/// lithos_server::inventory::submit! {
+///     lithos_server::storage::ModuleSchema {
+///         module: "example",
+///         migrations: &["CREATE TABLE example_notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)"],
+///     }
+/// }
+/// ```
+pub struct ModuleSchema {
+    /// The owning module's name.
+    pub module: &'static str,
+    /// SQL batches, applied in order, each once.
+    pub migrations: &'static [&'static str],
+}
+
+inventory::collect!(ModuleSchema);
+
 impl Storage {
+    /// The SQLite store, for modules with their own tables.
+    pub fn sqlite_store(&self) -> Option<&SqliteStore> {
+        self.sqlite.as_deref()
+    }
+
     /// All three stores from one SQLite database.
     pub fn sqlite(store: SqliteStore) -> Storage {
         let s = Arc::new(store);

@@ -88,13 +88,56 @@ impl SqliteStore {
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
         }
+        Self::module_migrations(&mut conn)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
         })
     }
 
-    /// Runs `f` on the connection on a blocking thread.
-    async fn run<T, F>(&self, f: F) -> StorageResult<T>
+    /// Applies every linked module's migrations that have not run yet.
+    fn module_migrations(conn: &mut Connection) -> StorageResult<()> {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS module_schemas (
+                module TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+        )?;
+        let mut schemas: Vec<&super::ModuleSchema> =
+            inventory::iter::<super::ModuleSchema>.into_iter().collect();
+        schemas.sort_by_key(|s| s.module);
+        for s in schemas {
+            let done: i64 = conn
+                .query_row(
+                    "SELECT version FROM module_schemas WHERE module = ?1",
+                    params![s.module],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
+            let done = usize::try_from(done).unwrap_or(0);
+            if done > s.migrations.len() {
+                return Err(StorageError::Backend(format!(
+                    "module {} has schema version {done}, newer than this server knows ({})",
+                    s.module,
+                    s.migrations.len()
+                )));
+            }
+            for (i, sql) in s.migrations.iter().enumerate().skip(done) {
+                let tx = conn.transaction()?;
+                tx.execute_batch(sql)?;
+                tx.execute(
+                    "INSERT INTO module_schemas (module, version) VALUES (?1, ?2)
+                     ON CONFLICT (module) DO UPDATE SET version = ?2",
+                    params![s.module, (i + 1) as i64],
+                )?;
+                tx.commit()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the connection on a blocking thread, for modules with their own tables
+    /// ([`ModuleSchema`](super::ModuleSchema)). Every write `f` commits is durable when it
+    /// returns (full synchronisation).
+    pub async fn run<T, F>(&self, f: F) -> StorageResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StorageResult<T> + Send + 'static,
@@ -522,6 +565,49 @@ pub(crate) fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    inventory::submit! {
+        crate::storage::ModuleSchema {
+            module: "test-notes",
+            migrations: &[
+                "CREATE TABLE test_notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)",
+                "ALTER TABLE test_notes ADD COLUMN author TEXT",
+            ],
+        }
+    }
+
+    #[tokio::test]
+    async fn module_tables_migrate_once_and_keep_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let s = SqliteStore::open(&path).unwrap();
+        s.run(|c| {
+            c.execute(
+                "INSERT INTO test_notes (text, author) VALUES ('kept', 'me')",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        drop(s);
+        // Reopening runs nothing twice (the ALTER would fail) and the row is there.
+        let s = SqliteStore::open(&path).unwrap();
+        let (n, v): (i64, i64) = s
+            .run(|c| {
+                Ok((
+                    c.query_row("SELECT COUNT(*) FROM test_notes", [], |r| r.get(0))?,
+                    c.query_row(
+                        "SELECT version FROM module_schemas WHERE module = 'test-notes'",
+                        [],
+                        |r| r.get(0),
+                    )?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!((n, v), (1, 2));
+    }
 
     fn creds() -> Credentials {
         Credentials::new("pw", 1).unwrap()

@@ -26,7 +26,7 @@ use tracing::Instrument;
 
 use crate::ServerHandle;
 use crate::module::Flow;
-use crate::session::{Control, PresenceState, SessionInfo};
+use crate::session::{Control, Listener, PresenceState, SessionInfo};
 
 pub(crate) type Io = Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>;
 pub(crate) type Transport = Framed<Io, StreamCodec>;
@@ -50,11 +50,15 @@ pub(crate) async fn serve(
     tcp: TcpStream,
     peer: SocketAddr,
     direct_tls: bool,
+    listener: Listener,
 ) {
-    let span = tracing::info_span!("c2s", %peer);
+    let span = match listener {
+        Listener::Client => tracing::info_span!("c2s", %peer),
+        Listener::Thing => tracing::info_span!("thing", %peer),
+    };
     async move {
         tracing::debug!("connected");
-        match connection(server, tcp, peer, direct_tls).await {
+        match connection(server, tcp, peer, direct_tls, listener).await {
             Ok(()) | Err(ConnError::Closed) => tracing::debug!("closed"),
             Err(ConnError::Eof) => tracing::debug!("peer went away"),
             Err(ConnError::Stream(e)) => {
@@ -114,6 +118,7 @@ async fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
     direct_tls: bool,
+    listener: Listener,
 ) -> Result<(), ConnError> {
     let negotiation = Duration::from_secs(server.config().c2s.negotiation_timeout_secs);
     let deadline = Instant::now() + negotiation;
@@ -145,6 +150,7 @@ async fn connection(
     let mut conn = Conn {
         server,
         peer,
+        listener,
         framed,
         tls,
         header_sent: false,
@@ -183,6 +189,7 @@ pub(crate) struct Bound {
 pub(crate) struct Conn {
     pub(crate) server: ServerHandle,
     pub(crate) peer: SocketAddr,
+    pub(crate) listener: Listener,
     pub(crate) framed: Transport,
     pub(crate) tls: bool,
     pub(crate) header_sent: bool,

@@ -171,7 +171,7 @@ impl Conn {
                 );
             }
             f.append_child(m);
-            for extra in self.server.modules().pre_auth_features() {
+            for extra in self.server.modules().pre_auth_features(self.listener) {
                 if self.encodable(&extra) {
                     f.append_child(extra);
                 }
@@ -336,6 +336,7 @@ impl Conn {
             payload,
             session: None,
             peer: Some(self.peer),
+            listener: self.listener,
         };
         let reply = match handler.handle_iq(&server, req).await {
             Ok(result) => {
@@ -535,6 +536,7 @@ impl Conn {
             tls: self.tls,
             format: self.format(),
             peer: self.peer,
+            listener: self.listener,
         };
         let (tx, rx) = mpsc::channel(self.server.config().c2s.outbound_queue);
         let (ctl_tx, ctl) = mpsc::unbounded_channel();
