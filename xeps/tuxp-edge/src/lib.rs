@@ -1,0 +1,110 @@
+//! # lithos-tuxp-edge
+//!
+//! The edge built-ins (`urn:leps:edge`, Lithosphere reference §3.3): every edge thing
+//! executes `<stop/>` (end the thing program) and `<shutdown-system/>` (with `<restart/>`:
+//! reboot). They arrive inside an execution like any action; a thing answers *before* it
+//! acts, since it is about to go away.
+//!
+//! ```
+//! use lithos_core::Payload;
+//! use lithos_tuxp_edge::ShutdownSystem;
+//! let el = ShutdownSystem { restart: true }.into_element();
+//! assert_eq!(el.to_xml(), "<shutdown-system xmlns=\"urn:leps:edge\"><restart/></shutdown-system>");
+//! assert_eq!(ShutdownSystem::from_element(el), Ok(ShutdownSystem { restart: true }));
+//! ```
+
+use lithos_core::{Element, Payload, PayloadError};
+use lithos_tuxp_things::Protocol;
+
+/// The namespace.
+pub const NS: &str = "urn:leps:edge";
+
+/// The built-in actions, for model descriptors of edge things.
+pub const ACTIONS: &[Protocol] = &[
+    Protocol::new(NS, "stop"),
+    Protocol::new(NS, "shutdown-system"),
+];
+
+/// BXMPP table: Lithosphere's `F8 01` codes, plus `shutdown-system` (the element's real
+/// name; Lithosphere's table lists `shutdown`, so it could not encode the action).
+pub const BXMPP_TABLE: &str = "\
+0xf80x01=urn:leps:edge
+0x00=stop
+0x01=shutdown
+0x02=restart
+0x03=true
+0x04=false
+0x05=shutdown-system
+";
+
+lithos_core::inventory::submit! {
+    lithos_core::binary::TableRegistration { name: "lithos-tuxp-edge", properties: BXMPP_TABLE }
+}
+
+/// `<stop/>`: end the thing program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stop;
+
+impl Payload for Stop {
+    const NS: &'static str = NS;
+    const NAME: &'static str = "stop";
+    fn from_element(el: Element) -> Result<Self, PayloadError> {
+        PayloadError::check_name::<Self>(&el)?;
+        Ok(Stop)
+    }
+    fn into_element(self) -> Element {
+        Element::bare(Self::NAME, Self::NS)
+    }
+}
+
+/// `<shutdown-system/>`: shut the device down, or reboot it with `restart`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShutdownSystem {
+    /// Reboot rather than power off.
+    pub restart: bool,
+}
+
+impl Payload for ShutdownSystem {
+    const NS: &'static str = NS;
+    const NAME: &'static str = "shutdown-system";
+    fn from_element(el: Element) -> Result<Self, PayloadError> {
+        PayloadError::check_name::<Self>(&el)?;
+        Ok(ShutdownSystem {
+            restart: el.has_child("restart", NS),
+        })
+    }
+    fn into_element(self) -> Element {
+        let mut el = Element::bare(Self::NAME, Self::NS);
+        if self.restart {
+            el.append_child(Element::bare("restart", NS));
+        }
+        el
+    }
+}
+
+/// Links this crate's registrations into the program.
+#[inline(never)]
+pub fn link() {
+    std::hint::black_box(BXMPP_TABLE);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lithos_core::binary::{Vocabulary, decode_document, encode_document};
+
+    #[test]
+    fn both_actions_travel_as_bxmpp() {
+        let mut v = Vocabulary::empty();
+        v.load("edge", BXMPP_TABLE).unwrap();
+        for el in [
+            Stop.into_element(),
+            ShutdownSystem { restart: false }.into_element(),
+            ShutdownSystem { restart: true }.into_element(),
+        ] {
+            let b = encode_document(&v, &el).unwrap();
+            assert_eq!(decode_document(&v, b).unwrap(), el);
+        }
+        assert!(Stop::from_element(Element::bare("stop", "urn:other")).is_err());
+    }
+}

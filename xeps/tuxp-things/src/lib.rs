@@ -1,0 +1,28 @@
+//! # lithos-tuxp-things
+//!
+//! What the TUXP protocols share about things (Lithosphere reference §3.0):
+//!
+//! - [`ThingId`]: `<MODEL>-<8 characters>`, where `MODEL` is a registered model name (which
+//!   may itself contain dashes, as in `SL-01-0A1B2C3D`).
+//! - [`ThingModel`]: what a model supports (actions, events, data), registered by the crate
+//!   that defines it through `inventory`; the server refuses what a model does not declare.
+//! - With the `server` feature, [`Registry`]: registered things, their owners (the operator
+//!   who authorized each registration), pending authorizations, and execution grants, in the
+//!   server's database.
+
+mod id;
+mod model;
+#[cfg(feature = "server")]
+mod registry;
+
+pub use id::{ThingId, ThingIdError};
+pub use model::{Protocol, ThingModel, model, models};
+#[cfg(feature = "server")]
+pub use registry::{Authorization, Registry, RegistryError, ThingRecord};
+
+#[doc(hidden)]
+pub use inventory;
+
+/// The resource an edge thing binds (Lithosphere's `RegisteredEdgeThing.DEFAULT_RESOURCE_NAME`):
+/// a thing's commands go to `<thing-name>@<domain>/0`.
+pub const EDGE_RESOURCE: &str = "0";
