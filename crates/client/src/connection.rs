@@ -287,8 +287,8 @@ impl Driver {
 }
 
 /// Whether an answer from `from` may answer a request sent to `to` (RFC 6120 §8.1.2.1): the
-/// same address, or, for a request to the server or the own account, the server itself
-/// (which may leave `from` out).
+/// same address, any resource of a bare address, or, for a request to the server or the own
+/// account, the server itself (which may leave `from` out).
 fn answered_by(to: Option<&Jid>, from: Option<&Jid>, own: &Jid) -> bool {
     let Some(from) = from else {
         // Only the server writes stanzas without `from` to a client.
@@ -296,8 +296,10 @@ fn answered_by(to: Option<&Jid>, from: Option<&Jid>, own: &Jid) -> bool {
     };
     match to {
         Some(to) => {
+            // A request to a bare JID may be answered by the account or any of its
+            // resources (a thing answers from `/0` what was sent to its bare address).
             from == to
-                || (to.is_bare() && from.bare_eq(to) && from.is_bare())
+                || (to.is_bare() && from.bare_eq(to))
                 || (to.is_bare()
                     && to.bare_eq(own)
                     && from.is_domain()
@@ -381,7 +383,12 @@ mod tests {
         // A bare JID: that bare JID.
         let bare = j("romeo@montague.lit");
         assert!(answered_by(Some(&bare), Some(&bare), &own));
-        assert!(!answered_by(Some(&bare), Some(&romeo), &own));
+        assert!(answered_by(Some(&bare), Some(&romeo), &own));
+        assert!(!answered_by(
+            Some(&bare),
+            Some(&j("mallory@montague.lit/orchard")),
+            &own
+        ));
         // The own account or no `to`: the own bare JID or the server.
         assert!(answered_by(None, Some(&j("juliet@capulet.lit")), &own));
         assert!(answered_by(None, Some(&j("capulet.lit")), &own));

@@ -36,6 +36,7 @@ mod connection;
 mod error;
 pub mod handler;
 mod negotiate;
+mod preauth;
 #[cfg(feature = "srv")]
 mod srv;
 mod tls;
@@ -45,6 +46,7 @@ pub use config::{Config, Reconnect, TlsMode};
 pub use error::{ConnectError, RequestError, SendError};
 pub use lithos_core::codec::WireFormat;
 pub use lithos_sasl::Mechanism;
+pub use preauth::Unauthenticated;
 pub use tls::Trust;
 
 #[doc(hidden)]

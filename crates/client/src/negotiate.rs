@@ -52,7 +52,16 @@ async fn tls_handshake(
         .map_err(|e| ConnectError::Tls(e.to_string()))
 }
 
-async fn negotiate(config: &Config) -> Result<Connected, ConnectError> {
+/// A stream up to the point where authentication would start: TLS done (unless plaintext),
+/// features read.
+pub(crate) struct Secured {
+    pub(crate) framed: Transport,
+    pub(crate) features: Element,
+    pub(crate) tls: bool,
+}
+
+/// Connects, and negotiates TLS as configured; stops before SASL.
+pub(crate) async fn secure(config: &Config) -> Result<Secured, ConnectError> {
     let tcp = tcp_connect(config).await?;
     tcp.set_nodelay(true)?;
     let mut tls = config.tls == TlsMode::Direct;
@@ -62,43 +71,92 @@ async fn negotiate(config: &Config) -> Result<Connected, ConnectError> {
         Either::Left(tcp)
     };
     let mut framed = Framed::new(io, StreamCodec::new(config.format));
-    let mut authenticated = false;
     loop {
         let features = open(&mut framed, config.jid.domain()).await?;
         if !tls && config.tls == TlsMode::StartTls {
-            if !features.has_child("starttls", ns::XMPP_TLS.as_ref()) {
-                return Err(ConnectError::Tls(
-                    "the server does not offer STARTTLS".into(),
-                ));
-            }
-            send(&mut framed, Element::bare("starttls", ns::XMPP_TLS)).await?;
-            let answer = next_element(&mut framed).await?;
-            if !answer.is("proceed", ns::XMPP_TLS.as_ref()) {
-                return Err(ConnectError::Tls(format!(
-                    "STARTTLS refused: <{}/>",
-                    answer.name()
-                )));
-            }
-            let parts = framed.into_parts();
-            if !parts.read_buf.is_empty() {
-                return Err(protocol("data after <proceed/>"));
-            }
-            let Either::Left(tcp) = parts.io else {
-                return Err(protocol("STARTTLS on an encrypted stream"));
-            };
-            let io = Either::Right(tls_handshake(config, tcp).await?);
-            framed = Framed::new(io, StreamCodec::new(config.format));
+            framed = starttls(config, framed, &features).await?;
             tls = true;
             continue;
         }
-        if !authenticated {
-            authenticate(&mut framed, &features, tls, config).await?;
-            authenticated = true;
-            continue;
-        }
-        let jid = bind(&mut framed, &features, config).await?;
-        return Ok(Connected { framed, jid });
+        return Ok(Secured {
+            framed,
+            features,
+            tls,
+        });
     }
+}
+
+async fn starttls(
+    config: &Config,
+    mut framed: Transport,
+    features: &Element,
+) -> Result<Transport, ConnectError> {
+    if !features.has_child("starttls", ns::XMPP_TLS.as_ref()) {
+        return Err(ConnectError::Tls(
+            "the server does not offer STARTTLS".into(),
+        ));
+    }
+    send(&mut framed, Element::bare("starttls", ns::XMPP_TLS)).await?;
+    let answer = next_element(&mut framed).await?;
+    if !answer.is("proceed", ns::XMPP_TLS.as_ref()) {
+        return Err(ConnectError::Tls(format!(
+            "STARTTLS refused: <{}/>",
+            answer.name()
+        )));
+    }
+    let parts = framed.into_parts();
+    if !parts.read_buf.is_empty() {
+        return Err(protocol("data after <proceed/>"));
+    }
+    let Either::Left(tcp) = parts.io else {
+        return Err(protocol("STARTTLS on an encrypted stream"));
+    };
+    let io = Either::Right(tls_handshake(config, tcp).await?);
+    Ok(Framed::new(io, StreamCodec::new(config.format)))
+}
+
+/// Sends a request on a stream that is not authenticated and reads its answer (the server
+/// sends nothing else before authentication).
+pub(crate) async fn pre_auth_request(
+    framed: &mut Transport,
+    iq: lithos_core::stanza::Iq,
+) -> Result<lithos_core::stanza::Iq, ConnectError> {
+    let id = iq.id.clone();
+    send(framed, iq.into()).await?;
+    loop {
+        let el = next_element(framed).await?;
+        if el.name() == "iq" && el.attr("id") == Some(&*id) {
+            return lithos_core::stanza::Iq::try_from(el)
+                .map_err(|e| protocol(format!("an invalid answer: {e}")));
+        }
+    }
+}
+
+/// Closes a stream politely.
+pub(crate) async fn close_stream(framed: &mut Transport) {
+    if framed.send(StreamEvent::Close).await.is_ok() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            while let Some(Ok(ev)) = framed.next().await {
+                if ev == StreamEvent::Close {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+async fn negotiate(config: &Config) -> Result<Connected, ConnectError> {
+    let Secured {
+        mut framed,
+        features,
+        tls,
+    } = secure(config).await?;
+    authenticate(&mut framed, &features, tls, config).await?;
+    // SASL success restarts the stream.
+    let features = open(&mut framed, config.jid.domain()).await?;
+    let jid = bind(&mut framed, &features, config).await?;
+    Ok(Connected { framed, jid })
 }
 
 /// The TCP connection: to the configured address, or (with the `srv` feature and no

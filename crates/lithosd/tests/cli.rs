@@ -80,7 +80,11 @@ fn modules_and_configuration_checks() {
         rows,
         [
             ("disco", "enabled"),
+            ("execution", "enabled"),
+            ("ibtr", "enabled"),
+            ("location", "enabled"),
             ("offline", "enabled"),
+            ("operator", "enabled"),
             ("ping", "enabled"),
             ("presence", "enabled"),
             ("register", "disabled"),

@@ -15,7 +15,8 @@ lithos_server::inventory::submit! {
                 thing_name TEXT NOT NULL UNIQUE,
                 model TEXT NOT NULL,
                 owner TEXT NOT NULL,
-                registered_ms INTEGER NOT NULL
+                registered_ms INTEGER NOT NULL,
+                security_key BLOB NOT NULL
              );
              CREATE TABLE things_authorizations (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -77,6 +78,8 @@ pub struct ThingRecord {
     pub owner: String,
     /// When it registered, in milliseconds since the Unix epoch.
     pub registered_ms: i64,
+    /// The 16-byte key handed to it at registration (for its LAN).
+    pub security_key: Vec<u8>,
 }
 
 /// An operator's authorization for a thing to register.
@@ -113,11 +116,12 @@ fn record(
         model: r.get(2)?,
         owner: r.get(3)?,
         registered_ms: r.get(4)?,
+        security_key: r.get(5)?,
     })
 }
 
 const RECORD: &str =
-    "SELECT thing_id, thing_name, model, owner, registered_ms FROM things_registered";
+    "SELECT thing_id, thing_name, model, owner, registered_ms, security_key FROM things_registered";
 
 impl Registry {
     /// The registry in `server`'s database.
@@ -221,14 +225,16 @@ impl Registry {
     pub async fn register(&self, thing: ThingRecord) -> R<()> {
         self.run(move |c| {
             let n = c.execute(
-                "INSERT INTO things_registered (thing_id, thing_name, model, owner, registered_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                "INSERT INTO things_registered
+                    (thing_id, thing_name, model, owner, registered_ms, security_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
                 params![
                     thing.thing_id,
                     thing.thing_name,
                     thing.model,
                     thing.owner,
-                    thing.registered_ms
+                    thing.registered_ms,
+                    thing.security_key
                 ],
             )?;
             if n == 0 {
@@ -351,6 +357,7 @@ mod tests {
             model: "SL-01".into(),
             owner: owner.into(),
             registered_ms: now_ms(),
+            security_key: vec![7; 16],
         }
     }
 

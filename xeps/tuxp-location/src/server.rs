@@ -1,0 +1,114 @@
+//! The `location` module.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lithos_core::Element;
+use lithos_core::stanza::{DefinedCondition, StanzaError};
+use lithos_server::module::{ModuleContext, ModuleError};
+use lithos_server::{
+    IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleRegistration, ServerHandle,
+};
+use lithos_tuxp_things::Registry;
+
+use crate::NS;
+
+struct Location;
+
+fn err(c: DefinedCondition, text: &str) -> StanzaError {
+    StanzaError::new(c).with_text(text.to_string())
+}
+
+#[async_trait]
+impl Module for Location {
+    fn iq_claims(&self) -> Vec<IqClaim> {
+        vec![IqClaim {
+            ns: NS,
+            target: IqTarget::Server,
+        }]
+    }
+
+    async fn handle_iq(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
+        if req.is_set || !req.payload.is("locate-things", NS) {
+            return Err(err(DefinedCondition::BadRequest, "locate-things is a get"));
+        }
+        if req.payload.has_child("thing-location", NS) {
+            return Err(err(
+                DefinedCondition::BadRequest,
+                "a request names thing ids only",
+            ));
+        }
+        let ids: Vec<String> = req
+            .payload
+            .children()
+            .filter(|c| c.is("thing-id", NS))
+            .map(|c| c.text().trim().to_string())
+            .collect();
+        if ids.is_empty() {
+            return Err(err(DefinedCondition::BadRequest, "name at least one thing"));
+        }
+        let (Some(_), Some(asker)) = (req.session.as_ref(), req.from.local()) else {
+            return Err(StanzaError::new(DefinedCondition::Forbidden));
+        };
+        let internal = |e: lithos_tuxp_things::RegistryError| {
+            tracing::error!(error = %e, "thing registry failed");
+            StanzaError::new(DefinedCondition::InternalServerError)
+        };
+        let registry = Registry::of(server).map_err(internal)?;
+        let mut answer = Element::bare("locate-things", NS);
+        for id in ids {
+            let Some(thing) = registry.by_id(&id).await.map_err(internal)? else {
+                return Err(err(
+                    DefinedCondition::ItemNotFound,
+                    &format!("no thing {id}"),
+                ));
+            };
+            if !registry
+                .may_execute(&thing, asker)
+                .await
+                .map_err(internal)?
+            {
+                return Err(err(
+                    DefinedCondition::Forbidden,
+                    &format!("not yours: {id}"),
+                ));
+            }
+            answer.append_child(
+                Element::builder("thing-location", NS)
+                    .attr("thing-id", id)
+                    .attr(
+                        "location",
+                        format!("{}@{}", thing.thing_name, server.domain()),
+                    )
+                    .build(),
+            );
+        }
+        Ok(Some(answer))
+    }
+
+    fn disco_features(&self) -> Vec<&'static str> {
+        vec![NS]
+    }
+}
+
+fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
+    if let Some(k) = ctx.section.keys().next() {
+        return Err(ModuleError(format!("unknown key {k}")));
+    }
+    Ok(Arc::new(Location))
+}
+
+lithos_server::inventory::submit! {
+    ModuleRegistration {
+        name: "location",
+        description: "TUXP location: the address of each thing, for its owner and grantees",
+        depends_on: &[],
+        enabled_by_default: true,
+        build,
+    }
+}
+
+#[inline(never)]
+pub(crate) fn link() {
+    std::hint::black_box(build as fn(_) -> _);
+}

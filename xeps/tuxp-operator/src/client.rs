@@ -1,0 +1,84 @@
+//! The operator's and owner's side.
+
+use std::future::Future;
+use std::time::Duration;
+
+use lithos_client::{Client, RequestError};
+use lithos_core::stanza::Iq;
+use lithos_core::{Jid, Payload};
+
+use crate::{AuthThing, Grant};
+
+/// Operator and owner requests from a [`Client`] (to its own server).
+pub trait OperatorExt {
+    /// Allows `thing_id` to register for the server's validity time; the caller will own it.
+    fn authorize_thing(
+        &self,
+        thing_id: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), RequestError>> + Send;
+    /// Withdraws the caller's pending authorization.
+    fn cancel_authorization(
+        &self,
+        thing_id: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), RequestError>> + Send;
+    /// Allows `account` to command the caller's thing (`revoke`: no longer).
+    fn set_grant(
+        &self,
+        thing_id: &str,
+        account: Jid,
+        revoke: bool,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), RequestError>> + Send;
+}
+
+impl OperatorExt for Client {
+    fn authorize_thing(
+        &self,
+        thing_id: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), RequestError>> + Send {
+        auth(self.clone(), thing_id.to_string(), false, timeout)
+    }
+    fn cancel_authorization(
+        &self,
+        thing_id: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), RequestError>> + Send {
+        auth(self.clone(), thing_id.to_string(), true, timeout)
+    }
+    fn set_grant(
+        &self,
+        thing_id: &str,
+        account: Jid,
+        revoke: bool,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), RequestError>> + Send {
+        let c = self.clone();
+        let g = Grant {
+            thing_id: thing_id.to_string(),
+            account,
+            revoke,
+        };
+        async move {
+            let server = Jid::new(c.jid().domain()).map_err(|_| RequestError::Disconnected)?;
+            c.request(Iq::set("", g.into_element()).with_to(server), timeout)
+                .await
+                .map(drop)
+        }
+    }
+}
+
+async fn auth(
+    c: Client,
+    thing_id: String,
+    canceled: bool,
+    timeout: Duration,
+) -> Result<(), RequestError> {
+    let server = Jid::new(c.jid().domain()).map_err(|_| RequestError::Disconnected)?;
+    let p = AuthThing { thing_id, canceled }.into_element();
+    c.request(Iq::set("", p).with_to(server), timeout)
+        .await
+        .map(drop)
+}

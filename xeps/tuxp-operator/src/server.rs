@@ -1,0 +1,236 @@
+//! The `operator` module: authorizations to register, and execution grants.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lithos_core::stanza::{DefinedCondition, StanzaError};
+use lithos_core::{Jid, Payload};
+use lithos_server::module::{ModuleContext, ModuleError};
+use lithos_server::{
+    IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleRegistration, ServerHandle,
+};
+use lithos_tuxp_things::{Registry, RegistryError, ThingId};
+
+use crate::{AuthThing, Grant, NS, NS_GRANT};
+
+struct Operator {
+    /// Account names (local parts) allowed to authorize things.
+    operators: Vec<String>,
+    validity: Duration,
+}
+
+fn err(c: DefinedCondition, text: &str) -> StanzaError {
+    StanzaError::new(c).with_text(text.to_string())
+}
+
+fn internal(e: impl std::fmt::Display) -> StanzaError {
+    tracing::error!(error = %e, "operator request failed");
+    StanzaError::new(DefinedCondition::InternalServerError)
+}
+
+impl Operator {
+    /// The sender's account name, if the sender is a local account.
+    fn sender(server: &ServerHandle, req: &IqRequest) -> Option<String> {
+        (req.session.is_some() && req.from.domain() == server.domain().domain())
+            .then(|| req.from.local().map(str::to_string))
+            .flatten()
+    }
+
+    async fn auth_thing(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
+        if !req.is_set {
+            return Err(err(DefinedCondition::BadRequest, "auth-thing is a set"));
+        }
+        let a = AuthThing::from_element(req.payload.clone())
+            .map_err(|e| err(DefinedCondition::BadRequest, &e.to_string()))?;
+        let Some(who) = Self::sender(server, &req) else {
+            return Err(StanzaError::new(DefinedCondition::Forbidden));
+        };
+        if !self.operators.contains(&who) {
+            return Err(err(
+                DefinedCondition::Forbidden,
+                "only the operators the configuration names authorize things",
+            ));
+        }
+        ThingId::parse(&a.thing_id)
+            .map_err(|e| err(DefinedCondition::BadRequest, &e.to_string()))?;
+        let registry = Registry::of(server).map_err(internal)?;
+        if a.canceled {
+            return if registry
+                .cancel_authorization(&a.thing_id, &who)
+                .await
+                .map_err(internal)?
+            {
+                tracing::info!(thing = %a.thing_id, operator = %who, "authorization cancelled");
+                Ok(None)
+            } else {
+                Err(err(
+                    DefinedCondition::ItemNotFound,
+                    "no pending authorization of yours for this thing",
+                ))
+            };
+        }
+        match registry.authorize(&a.thing_id, &who, self.validity).await {
+            Ok(()) => {
+                tracing::info!(thing = %a.thing_id, operator = %who, validity = ?self.validity, "thing authorized");
+                Ok(None)
+            }
+            Err(RegistryError::AlreadyRegistered) => Err(err(
+                DefinedCondition::Conflict,
+                "the thing is already registered",
+            )),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    async fn grant(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
+        if !req.is_set {
+            return Err(err(
+                DefinedCondition::BadRequest,
+                "grant and revoke are sets",
+            ));
+        }
+        let g = Grant::from_element(&req.payload)
+            .map_err(|e| err(DefinedCondition::BadRequest, &e.to_string()))?;
+        let Some(who) = Self::sender(server, &req) else {
+            return Err(StanzaError::new(DefinedCondition::Forbidden));
+        };
+        let registry = Registry::of(server).map_err(internal)?;
+        let Some(thing) = registry.by_id(&g.thing_id).await.map_err(internal)? else {
+            return Err(err(DefinedCondition::ItemNotFound, "no such thing"));
+        };
+        if thing.owner != who {
+            return Err(err(
+                DefinedCondition::Forbidden,
+                "only the thing's owner grants or revokes",
+            ));
+        }
+        let account = local_account(server, &g.account).ok_or_else(|| {
+            err(
+                DefinedCondition::ItemNotFound,
+                "no such account on this server",
+            )
+        })?;
+        if !server
+            .storage()
+            .accounts
+            .account_exists(&account)
+            .await
+            .map_err(internal)?
+        {
+            return Err(err(
+                DefinedCondition::ItemNotFound,
+                "no such account on this server",
+            ));
+        }
+        if g.revoke {
+            registry
+                .revoke(&g.thing_id, &account)
+                .await
+                .map_err(internal)?;
+        } else {
+            registry
+                .grant(&g.thing_id, &account)
+                .await
+                .map_err(internal)?;
+        }
+        tracing::info!(thing = %g.thing_id, %account, revoke = g.revoke, "execution grant changed");
+        Ok(None)
+    }
+}
+
+fn local_account(server: &ServerHandle, j: &Jid) -> Option<String> {
+    (j.domain() == server.domain().domain())
+        .then(|| j.local().map(str::to_string))
+        .flatten()
+}
+
+#[async_trait]
+impl Module for Operator {
+    fn iq_claims(&self) -> Vec<IqClaim> {
+        vec![
+            IqClaim {
+                ns: NS,
+                target: IqTarget::Server,
+            },
+            IqClaim {
+                ns: NS_GRANT,
+                target: IqTarget::Server,
+            },
+        ]
+    }
+
+    async fn handle_iq(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
+        if req.payload.ns() == NS {
+            self.auth_thing(server, req).await
+        } else {
+            self.grant(server, req).await
+        }
+    }
+
+    fn disco_features(&self) -> Vec<&'static str> {
+        vec![NS, NS_GRANT]
+    }
+}
+
+fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
+    let mut m = Operator {
+        operators: Vec::new(),
+        validity: Duration::from_secs(300),
+    };
+    for (k, v) in &ctx.section {
+        match k.as_str() {
+            "operators" => {
+                let list = v
+                    .as_array()
+                    .ok_or_else(|| ModuleError("operators must be a list of accounts".into()))?;
+                for o in list {
+                    let s = o.as_str().ok_or_else(|| {
+                        ModuleError("operators must be a list of accounts".into())
+                    })?;
+                    let full = if s.contains('@') {
+                        s.to_string()
+                    } else {
+                        format!("{s}@{}", ctx.config.domain)
+                    };
+                    let j =
+                        Jid::new(&full).map_err(|e| ModuleError(format!("operator {s:?}: {e}")))?;
+                    if j.domain() != ctx.config.domain || j.local().is_none() || !j.is_bare() {
+                        return Err(ModuleError(format!(
+                            "operator {s:?} is not an account of {}",
+                            ctx.config.domain
+                        )));
+                    }
+                    m.operators.push(j.local().unwrap_or_default().to_string());
+                }
+            }
+            "authorization_validity_secs" => {
+                let secs = v
+                    .as_integer()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        ModuleError("authorization_validity_secs must be a positive integer".into())
+                    })?;
+                m.validity = Duration::from_secs(secs);
+            }
+            other => return Err(ModuleError(format!("unknown key {other}"))),
+        }
+    }
+    Ok(Arc::new(m))
+}
+
+lithos_server::inventory::submit! {
+    ModuleRegistration {
+        name: "operator",
+        description: "TUXP operators authorize things to register (and own them); owners grant execution",
+        depends_on: &[],
+        enabled_by_default: true,
+        build,
+    }
+}
+
+#[inline(never)]
+pub(crate) fn link() {
+    std::hint::black_box(build as fn(_) -> _);
+}
