@@ -36,7 +36,8 @@ pub const NS_FEATURE: &str = "http://jabber.org/features/iq-register";
 
 /// BXMPP table. `F9 00` and its codes 00–05 are Basalt's; `query`, `registered` and
 /// `remove` (which Basalt's table lacks, so it could not carry a whole request) take free
-/// codes, and the stream feature's namespace takes `F0 11` from the Lithos block.
+/// codes. The stream feature's namespace (`F0 11`) is in the core tables, like every
+/// stream feature's.
 pub const BXMPP_TABLE: &str = "\
 0xf90x00=jabber:iq:register
 0x00=instructions
@@ -48,9 +49,6 @@ pub const BXMPP_TABLE: &str = "\
 0x06=query
 0x07=registered
 0x08=remove
-[http://jabber.org/features/iq-register]
-0xf00x11=http://jabber.org/features/iq-register
-0x00=register
 ";
 
 lithos_core::inventory::submit! {
@@ -177,8 +175,9 @@ mod tests {
     #[test]
     fn the_table_loads_and_carries_a_whole_exchange() {
         use lithos_core::binary::{Vocabulary, decode_document, encode_document};
-        let mut v = Vocabulary::empty();
-        v.load("lithos-register", BXMPP_TABLE).unwrap();
+        // This crate's table on top of the core tables (which hold the feature's namespace).
+        let v = Vocabulary::linked().unwrap();
+        assert!(v.extension_for_ns(NS).is_some());
         for el in [
             form("Choose a user name and password."),
             registered("bill"),

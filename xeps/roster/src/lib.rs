@@ -25,14 +25,6 @@ pub const NS_ROSTERVER: &str = "urn:xmpp:features:rosterver";
 /// The session mark of sessions that asked for the roster (and so get pushes).
 pub const INTERESTED: &str = "roster-interested";
 
-/// BXMPP table for the roster-versioning feature (the roster namespace itself is in the core
-/// tables, `F0 06`).
-pub const BXMPP_TABLE: &str = "0xf00x10=urn:xmpp:features:rosterver\n0x00=ver\n";
-
-lithos_core::inventory::submit! {
-    lithos_core::binary::TableRegistration { name: "lithos-roster", properties: BXMPP_TABLE }
-}
-
 /// An item as a client sends it in a roster set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemRequest {
@@ -133,7 +125,6 @@ pub fn link() {
     server::link();
     #[cfg(feature = "client")]
     client::link();
-    std::hint::black_box(BXMPP_TABLE);
 }
 
 #[cfg(test)]
