@@ -7,8 +7,15 @@
 //!   percentiles; then, with every client idle, the server's resident memory per connection
 //!   (read from `/proc/<pid>/status`, so the server must run on this machine).
 //!
-//! Accounts `<prefix><i>` with password `--password` must exist (for example created with
-//! `lithosd user add`).
+//! - `register`: creates the accounts by in-band registration (XEP-0077), for servers set up
+//!   to allow it (the same way on every server compared).
+//! - `messages`: P pairs, each sending M messages with W in flight (or at a fixed offered
+//!   rate): delivered messages/s, one-way latency percentiles from a timestamp in the body,
+//!   loss, duplicates and reordering (checked per pair, not assumed), and the server's CPU
+//!   milliseconds per 1,000 messages (from `/proc/<pid>/stat`).
+//!
+//! Accounts `<prefix><i>` with password `--password` must exist (created with `register`,
+//! or for example with `lithosd user add`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +44,10 @@ struct Cli {
 enum Scenario {
     /// N clients log in and stay idle; logins/s, latency, server memory per connection.
     Connect(ConnectArgs),
+    /// Creates the accounts by in-band registration (XEP-0077), for servers set up to allow it.
+    Register(RegisterArgs),
+    /// Pairs exchange messages; throughput, one-way latency, loss, duplicates, order, CPU.
+    Messages(MessagesArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -46,20 +57,15 @@ enum Mech {
     ScramSha256,
 }
 
+/// Where and how to log in (shared by every scenario).
 #[derive(clap::Args, Clone)]
-struct ConnectArgs {
+struct Target {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:5222")]
     addr: SocketAddr,
     /// XMPP domain.
     #[arg(long, default_value = "localhost")]
     domain: String,
-    /// Number of clients.
-    #[arg(long, default_value_t = 1000)]
-    clients: usize,
-    /// Logins in progress at once.
-    #[arg(long, default_value_t = 100)]
-    in_flight: usize,
     /// Account name prefix (accounts are <prefix>0, <prefix>1, ...).
     #[arg(long, default_value = "user")]
     prefix: String,
@@ -72,12 +78,54 @@ struct ConnectArgs {
     /// Negotiate STARTTLS (the server's certificate is not checked: a benchmark tool).
     #[arg(long)]
     tls: bool,
-    /// The server's process id, to read its memory.
+    /// The server's process id, to read its memory and CPU time from /proc.
     #[arg(long)]
     server_pid: Option<u32>,
+}
+
+#[derive(clap::Args, Clone)]
+struct ConnectArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Number of clients.
+    #[arg(long, default_value_t = 1000)]
+    clients: usize,
+    /// Logins in progress at once.
+    #[arg(long, default_value_t = 100)]
+    in_flight: usize,
     /// Seconds to hold the idle connections before measuring memory.
     #[arg(long, default_value_t = 3)]
     settle: u64,
+}
+
+#[derive(clap::Args, Clone)]
+struct RegisterArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Number of accounts (<prefix>0 ... <prefix>N-1), created by in-band registration.
+    #[arg(long, default_value_t = 1000)]
+    accounts: usize,
+    /// Registrations in progress at once.
+    #[arg(long, default_value_t = 20)]
+    in_flight: usize,
+}
+
+#[derive(clap::Args, Clone)]
+struct MessagesArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Pairs of clients; pair i is <prefix>(2i) sending to <prefix>(2i+1).
+    #[arg(long, default_value_t = 100)]
+    pairs: usize,
+    /// Messages each pair exchanges.
+    #[arg(long, default_value_t = 2000)]
+    messages: usize,
+    /// Messages in flight per pair (sent, not yet received).
+    #[arg(long, default_value_t = 64)]
+    in_flight: usize,
+    /// Offer a fixed total rate (messages/s) instead of as fast as the window allows.
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 type Io = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
@@ -160,10 +208,17 @@ async fn send(c: &mut Conn, el: Element) -> Result<(), String> {
 
 /// Logs one client in and binds a resource.
 async fn login(
-    args: &ConnectArgs,
+    args: &Target,
     tls: Option<&tokio_rustls::TlsConnector>,
     i: usize,
 ) -> Result<Conn, String> {
+    let mut c = secure(args, tls).await?;
+    authenticate(args, &mut c, i).await?;
+    Ok(c)
+}
+
+/// A connection with TLS negotiated if asked (and the features read).
+async fn secure(args: &Target, tls: Option<&tokio_rustls::TlsConnector>) -> Result<Conn, String> {
     let tcp = TcpStream::connect(args.addr)
         .await
         .map_err(|e| e.to_string())?;
@@ -188,11 +243,17 @@ async fn login(
         c = Framed::new(Either::Right(s), XmlCodec::new());
         open(&mut c, &args.domain).await?;
     }
+    Ok(c)
+}
+
+/// SASL, then resource binding and initial presence.
+async fn authenticate(args: &Target, c: &mut Conn, i: usize) -> Result<(), String> {
+    let c = c;
     let user = format!("{}{i}", args.prefix);
     match args.mech {
         Mech::Plain => {
             send(
-                &mut c,
+                c,
                 Element::builder("auth", ns::XMPP_SASL)
                     .attr("mechanism", "PLAIN")
                     .text(B64.encode(format!("\0{user}\0{}", args.password)))
@@ -208,20 +269,20 @@ async fn login(
             let nonce: [u8; 12] = rand::random();
             let bare = format!("n={user},r={}", B64.encode(nonce));
             send(
-                &mut c,
+                c,
                 Element::builder("auth", ns::XMPP_SASL)
                     .attr("mechanism", name)
                     .text(B64.encode(format!("n,,{bare}")))
                     .build(),
             )
             .await?;
-            let ch = next_element(&mut c).await?;
+            let ch = next_element(c).await?;
             let first = String::from_utf8(B64.decode(ch.text()).map_err(|e| e.to_string())?)
                 .map_err(|e| e.to_string())?;
             let (fin, _) =
                 client_final(hash, &args.password, &bare, &first).map_err(|e| e.to_string())?;
             send(
-                &mut c,
+                c,
                 Element::builder("response", ns::XMPP_SASL)
                     .text(B64.encode(fin))
                     .build(),
@@ -229,25 +290,48 @@ async fn login(
             .await?;
         }
     }
-    let r = next_element(&mut c).await?;
+    let r = next_element(c).await?;
     if r.name() != "success" {
         return Err(format!("auth failed: {r}"));
     }
-    open(&mut c, &args.domain).await?;
+    let features = open(c, &args.domain).await?;
     send(
-        &mut c,
+        c,
         Element::builder("iq", ns::JABBER_CLIENT)
             .attr("type", "set")
             .attr("id", "b")
-            .child(Element::bare("bind", ns::XMPP_BIND))
+            .child(
+                Element::builder("bind", ns::XMPP_BIND)
+                    .child(
+                        Element::builder("resource", ns::XMPP_BIND)
+                            .text("lg")
+                            .build(),
+                    )
+                    .build(),
+            )
             .build(),
     )
     .await?;
-    let b = next_element(&mut c).await?;
+    let b = next_element(c).await?;
     if b.attr("type") != Some("result") {
         return Err(format!("bind failed: {b}"));
     }
-    Ok(c)
+    // Servers that still ask for an RFC 3921 session (ejabberd, Prosody offer it optional).
+    if let Some(sess) = features.get_child("session", ns::XMPP_SESSION.as_ref())
+        && !sess.has_child("optional", ns::XMPP_SESSION.as_ref())
+    {
+        send(
+            c,
+            Element::builder("iq", ns::JABBER_CLIENT)
+                .attr("type", "set")
+                .attr("id", "s")
+                .child(Element::bare("session", ns::XMPP_SESSION))
+                .build(),
+        )
+        .await?;
+        next_element(c).await?;
+    }
+    Ok(())
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -268,8 +352,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 async fn connect(args: ConnectArgs) {
-    let tls = args.tls.then(connector);
-    let before = args.server_pid.and_then(rss_kib);
+    let tls = args.target.tls.then(connector);
+    let before = args.target.server_pid.and_then(rss_kib);
     let sem = Arc::new(Semaphore::new(args.in_flight));
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(args.clients);
@@ -279,7 +363,7 @@ async fn connect(args: ConnectArgs) {
         let tls = tls.clone();
         tasks.push(tokio::spawn(async move {
             let t = Instant::now();
-            let r = login(&args, tls.as_ref(), i).await;
+            let r = login(&args.target, tls.as_ref(), i).await;
             drop(permit);
             r.map(|c| (c, t.elapsed()))
         }));
@@ -303,7 +387,7 @@ async fn connect(args: ConnectArgs) {
     let elapsed = start.elapsed().as_secs_f64();
     latencies.sort_by(|a, b| a.total_cmp(b));
     tokio::time::sleep(Duration::from_secs(args.settle)).await;
-    let after = args.server_pid.and_then(rss_kib);
+    let after = args.target.server_pid.and_then(rss_kib);
     let per_conn = match (before, after) {
         (Some(b), Some(a)) if !conns.is_empty() => Some((a as f64 - b as f64) / conns.len() as f64),
         _ => None,
@@ -313,8 +397,8 @@ async fn connect(args: ConnectArgs) {
         args.clients,
         conns.len(),
         errors,
-        args.tls,
-        match args.mech {
+        args.target.tls,
+        match args.target.mech {
             Mech::Plain => "PLAIN",
             Mech::ScramSha1 => "SCRAM-SHA-1",
             Mech::ScramSha256 => "SCRAM-SHA-256",
@@ -330,6 +414,282 @@ async fn connect(args: ConnectArgs) {
     drop(conns);
 }
 
+/// Server CPU time (user + system) in milliseconds, from /proc/<pid>/stat.
+fn cpu_ms(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 1000.0 / clock_ticks())
+}
+
+fn clock_ticks() -> f64 {
+    static TCK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TCK.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+async fn register(args: RegisterArgs) {
+    let tls = args.target.tls.then(connector);
+    let sem = Arc::new(Semaphore::new(args.in_flight));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(args.accounts);
+    for i in 0..args.accounts {
+        let permit = sem.clone().acquire_owned().await.expect("semaphore");
+        let target = args.target.clone();
+        let tls = tls.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = async {
+                let mut c = secure(&target, tls.as_ref()).await?;
+                let q = Element::builder("query", "jabber:iq:register")
+                    .child(
+                        Element::builder("username", "jabber:iq:register")
+                            .text(format!("{}{i}", target.prefix))
+                            .build(),
+                    )
+                    .child(
+                        Element::builder("password", "jabber:iq:register")
+                            .text(target.password.clone())
+                            .build(),
+                    )
+                    .build();
+                send(
+                    &mut c,
+                    Element::builder("iq", ns::JABBER_CLIENT)
+                        .attr("type", "set")
+                        .attr("id", "r")
+                        .child(q)
+                        .build(),
+                )
+                .await?;
+                let a = next_element(&mut c).await?;
+                let _ = c.send(StreamEvent::Close).await;
+                match a.attr("type") {
+                    Some("result") => Ok(true),
+                    // Already there: fine for a benchmark's accounts.
+                    _ if a.to_string().contains("conflict") => Ok(false),
+                    _ => Err(format!("registration refused: {a}")),
+                }
+            }
+            .await;
+            drop(permit);
+            r
+        }));
+    }
+    let (mut created, mut existed, mut errors, mut first_error) = (0, 0, 0, None);
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(true) => created += 1,
+            Ok(false) => existed += 1,
+            Err(e) => {
+                errors += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    println!(
+        "{{\"scenario\":\"register\",\"accounts\":{},\"created\":{created},\"existed\":{existed},\"errors\":{errors},\"seconds\":{:.1}{}}}",
+        args.accounts,
+        start.elapsed().as_secs_f64(),
+        first_error.map_or(String::new(), |e| format!(",\"first_error\":{e:?}")),
+    );
+}
+
+/// What a pair's receiver saw.
+#[derive(Default)]
+struct Received {
+    unique: usize,
+    duplicates: usize,
+    out_of_order: usize,
+    latencies_us: Vec<u32>,
+    last_at: Option<Instant>,
+}
+
+async fn messages(args: MessagesArgs) {
+    let t = &args.target;
+    let tls = t.tls.then(connector);
+    let base = Instant::now();
+    // Log every client in, a few at a time.
+    let sem = Arc::new(Semaphore::new(50));
+    let mut logins = Vec::new();
+    for i in 0..args.pairs * 2 {
+        let permit = sem.clone().acquire_owned().await.expect("semaphore");
+        let (target, tls) = (t.clone(), tls.clone());
+        logins.push(tokio::spawn(async move {
+            let r = login(&target, tls.as_ref(), i).await;
+            drop(permit);
+            let mut c = r?;
+            send(&mut c, Element::bare("presence", ns::JABBER_CLIENT)).await?;
+            Ok::<_, String>(c)
+        }));
+    }
+    let mut conns = Vec::new();
+    for l in logins {
+        match l.await.expect("task") {
+            Ok(c) => conns.push(c),
+            Err(e) => {
+                println!("{{\"scenario\":\"messages\",\"error\":{e:?}}}");
+                return;
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cpu_before = t.server_pid.and_then(cpu_ms);
+    let per_pair_rate = args.rate.map(|r| r / args.pairs as f64);
+    let start = Instant::now();
+    let mut receivers = Vec::new();
+    let mut senders = Vec::new();
+    let mut it = conns.into_iter();
+    for pair in 0..args.pairs {
+        let (Some(a), Some(b)) = (it.next(), it.next()) else {
+            break;
+        };
+        let to = format!("{}{}@{}/lg", t.prefix, 2 * pair + 1, t.domain);
+        let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let progress = Arc::new(tokio::sync::Notify::new());
+        let m = args.messages;
+        // Receiver: checks order, duplicates and loss; records one-way latency.
+        let (rc, rp) = (received.clone(), progress.clone());
+        receivers.push(tokio::spawn(async move {
+            let mut b = b;
+            let mut seen = vec![false; m];
+            let mut next = 0usize;
+            let mut r = Received::default();
+            while r.unique < m {
+                let ev = match tokio::time::timeout(Duration::from_secs(30), b.next()).await {
+                    Ok(Some(Ok(StreamEvent::Element(e)))) => e,
+                    Ok(Some(Ok(_))) => continue,
+                    _ => break,
+                };
+                if ev.name() != "message" {
+                    continue;
+                }
+                let body = ev.get_child("body", "jabber:client").map(|b| b.text());
+                let Some((seq, ts)) = body.as_deref().and_then(|b| {
+                    let (a, b) = b.split_once(' ')?;
+                    Some((a.parse::<usize>().ok()?, b.parse::<u64>().ok()?))
+                }) else {
+                    continue;
+                };
+                let now = base.elapsed().as_micros() as u64;
+                if seq >= m || seen[seq] {
+                    r.duplicates += 1;
+                    continue;
+                }
+                seen[seq] = true;
+                if seq != next {
+                    r.out_of_order += 1;
+                }
+                next = seq + 1;
+                r.unique += 1;
+                r.latencies_us.push(now.saturating_sub(ts) as u32);
+                r.last_at = Some(Instant::now());
+                rc.store(r.unique, std::sync::atomic::Ordering::Release);
+                rp.notify_one();
+            }
+            rp.notify_one();
+            r
+        }));
+        // Sender: at most `in_flight` unreceived, optionally paced.
+        let window = args.in_flight;
+        senders.push(tokio::spawn(async move {
+            let (mut sink, mut stream) = a.split();
+            let drain = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+            for seq in 0..m {
+                loop {
+                    let got = received.load(std::sync::atomic::Ordering::Acquire);
+                    if seq < got + window {
+                        break;
+                    }
+                    if tokio::time::timeout(Duration::from_secs(30), progress.notified())
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                if let Some(rate) = per_pair_rate {
+                    let due = start + Duration::from_secs_f64(seq as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let ts = base.elapsed().as_micros() as u64;
+                let msg = Element::builder("message", ns::JABBER_CLIENT)
+                    .attr("to", to.clone())
+                    .attr("type", "chat")
+                    .child(
+                        Element::builder("body", ns::JABBER_CLIENT)
+                            .text(format!("{seq} {ts}"))
+                            .build(),
+                    )
+                    .build();
+                if sink.send(StreamEvent::Element(msg)).await.is_err() {
+                    break;
+                }
+            }
+            (sink, drain)
+        }));
+    }
+    let mut keep = Vec::new();
+    for s in senders {
+        keep.push(s.await.expect("sender"));
+    }
+    let mut all = Received::default();
+    let mut end = start;
+    for r in receivers {
+        let r = r.await.expect("receiver");
+        all.unique += r.unique;
+        all.duplicates += r.duplicates;
+        all.out_of_order += r.out_of_order;
+        all.latencies_us.extend(r.latencies_us);
+        if let Some(l) = r.last_at {
+            end = end.max(l);
+        }
+    }
+    let cpu_after = t.server_pid.and_then(cpu_ms);
+    let secs = (end - start).as_secs_f64().max(1e-9);
+    let expected = args.pairs * args.messages;
+    let mut lat: Vec<f64> = all
+        .latencies_us
+        .iter()
+        .map(|&u| u as f64 / 1000.0)
+        .collect();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let cpu = match (cpu_before, cpu_after) {
+        (Some(b), Some(a)) if all.unique > 0 => {
+            format!("{:.1}", (a - b) * 1000.0 / all.unique as f64)
+        }
+        _ => "null".into(),
+    };
+    println!(
+        "{{\"scenario\":\"messages\",\"pairs\":{},\"messages_per_pair\":{},\"in_flight\":{},\"offered_rate\":{},\"delivered\":{},\"lost\":{},\"duplicates\":{},\"out_of_order\":{},\"msgs_per_s\":{:.0},\"latency_p50_ms\":{:.3},\"latency_p99_ms\":{:.3},\"latency_p999_ms\":{:.3},\"latency_max_ms\":{:.3},\"server_cpu_ms_per_1000\":{cpu}}}",
+        args.pairs,
+        args.messages,
+        args.in_flight,
+        args.rate.map_or("null".into(), |r| format!("{r:.0}")),
+        all.unique,
+        expected - all.unique,
+        all.duplicates,
+        all.out_of_order,
+        all.unique as f64 / secs,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        percentile(&lat, 0.999),
+        lat.last().copied().unwrap_or(0.0),
+    );
+    for (mut sink, drain) in keep {
+        let _ = sink.send(StreamEvent::Close).await;
+        drain.abort();
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -339,6 +699,8 @@ fn main() {
     rt.block_on(async {
         match cli.scenario {
             Scenario::Connect(a) => connect(a).await,
+            Scenario::Register(a) => register(a).await,
+            Scenario::Messages(a) => messages(a).await,
         }
     });
 }

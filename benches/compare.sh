@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Lithos against Prosody and ejabberd (Debian packages), same machine, same run.
+#
+#   bash benches/compare.sh            # 3 interleaved repetitions (about 15 minutes)
+#   REPS=1 IDLE=1000 bash benches/compare.sh   # a quick look
+#
+# Each server gets a private configuration, data directory and loopback port; plaintext,
+# SASL PLAIN, passwords stored in plain where the server allows it (Prosody, ejabberd;
+# Lithos always stores salted SCRAM keys); accounts created by in-band registration, the same
+# way on every server. For each repetition and server, interleaved: a fresh server runs the
+# message scenario (throughput, then unloaded latency, then latency at half the measured
+# rate); another fresh server holds IDLE logged-in clients (memory per connection, logins/s
+# with PLAIN), then logs them in again with SCRAM-SHA-1. JSON lines are kept in
+# target/compare/, and a table of medians and ratios is printed at the end. Every process
+# it starts, it stops.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPS="${REPS:-3}"
+PAIRS="${PAIRS:-100}"
+MSGS="${MSGS:-2000}"
+WINDOW="${WINDOW:-64}"
+IDLE="${IDLE:-5000}"
+OUT=target/compare
+rm -rf "$OUT"
+mkdir -p "$OUT"
+export DEBIAN_FRONTEND=noninteractive
+for pkg in prosody ejabberd; do
+  if ! dpkg -s "$pkg" >/dev/null 2>&1; then
+    apt-get install -y "$pkg" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "$pkg" >/dev/null; }
+  fi
+done
+# The packages' own services are not used (and must not hold the ports).
+service prosody stop >/dev/null 2>&1 || true
+service ejabberd stop >/dev/null 2>&1 || true
+ulimit -n "$(ulimit -Hn)"
+cargo build -q --release -p lithosd -p lithos-loadgen
+LITHOSD="$PWD/target/release/lithosd"
+LOADGEN="$PWD/target/release/lithos-loadgen"
+WORK="$(mktemp -d)"
+PID=""
+cleanup() {
+  [ -n "$PID" ] && kill "$PID" 2>/dev/null || true
+  pkill -u ejabberd beam.smp 2>/dev/null || true
+  pkill -u ejabberd epmd 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+wait_port() {
+  for _ in $(seq 200); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "nothing listens on $1" >&2
+  return 1
+}
+
+start_lithos() { # dir port
+  cat > "$1/lithos.toml" <<TOML
+domain = "localhost"
+data_dir = "$1/data"
+[log]
+level = "error"
+[things]
+listen = []
+[c2s]
+listen = ["127.0.0.1:$2"]
+direct_tls = []
+require_tls = false
+allow_plain_without_tls = true
+idle_timeout_secs = 3600
+negotiation_timeout_secs = 120
+[modules.register]
+enabled = true
+min_seconds_between = 0
+min_password_length = 1
+TOML
+  "$LITHOSD" --config "$1/lithos.toml" > "$1/server.log" 2>&1 &
+  PID=$!
+  wait_port "$2"
+  SERVER_PID=$PID
+}
+
+start_prosody() { # dir port
+  mkdir -p "$1/data" "$1/certs"
+  cat > "$1/prosody.cfg.lua" <<LUA
+run_as_root = true
+data_path = "$1/data"
+certificates = "$1/certs"
+log = { { levels = { min = "error" }, to = "file", filename = "$1/prosody.log" } }
+c2s_ports = { $2 }
+c2s_interfaces = { "127.0.0.1" }
+s2s_ports = { }
+http_ports = { }
+https_ports = { }
+modules_enabled = { "roster", "saslauth", "disco", "ping", "register", "presence", "message" }
+modules_disabled = { "s2s", "posix", "tls" }
+authentication = "internal_plain"
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+allow_registration = true
+min_seconds_between_registrations = 0
+registration_throttle_max = 1000000
+c2s_timeout = 3600
+network_settings = { tcp_backlog = 1024 }
+VirtualHost "localhost"
+LUA
+  prosody -F --config "$1/prosody.cfg.lua" > "$1/stdout.log" 2>&1 &
+  PID=$!
+  wait_port "$2"
+  SERVER_PID=$PID
+}
+
+start_ejabberd() { # dir port
+  mkdir -p "$1/spool" "$1/logs"
+  cp /etc/ejabberd/inetrc "$1/"
+  grep -v EJABBERD_CONFIG_PATH /etc/ejabberd/ejabberdctl.cfg > "$1/ejabberdctl.cfg"
+  cat > "$1/ejabberd.yml" <<YML
+hosts:
+  - localhost
+loglevel: error
+listen:
+  -
+    port: $2
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    backlog: 1024
+    max_stanza_size: 262144
+    shaper: none
+    access: c2s
+    starttls: false
+auth_method: internal
+auth_password_format: plain
+acl:
+  local:
+    user_regexp: ""
+access_rules:
+  c2s:
+    allow: all
+  register:
+    allow: all
+shaper_rules: {}
+registration_timeout: infinity
+modules:
+  mod_disco: {}
+  mod_ping: {}
+  mod_roster: {}
+  mod_register:
+    ip_access: all
+    access: register
+YML
+  chown -R ejabberd:ejabberd "$1"
+  chmod a+rx "$WORK"
+  (cd "$1" && runuser -u ejabberd -- /usr/sbin/ejabberdctl --config-dir "$1" --spool "$1/spool" \
+     --logs "$1/logs" --node "lithosbench$RANDOM@localhost" foreground > "$1/stdout.log" 2>&1) &
+  PID=$!
+  wait_port "$2"
+  SERVER_PID=$(pgrep -n -u ejabberd beam.smp)
+}
+
+stop_server() {
+  if [ "$1" = ejabberd ]; then
+    pkill -u ejabberd beam.smp 2>/dev/null || true
+    pkill -u ejabberd epmd 2>/dev/null || true
+  fi
+  kill "$PID" 2>/dev/null || true
+  wait "$PID" 2>/dev/null || true
+  PID=""
+  sleep 1
+}
+
+run() { # server rep scenario-tag args...
+  local server=$1 rep=$2 tag=$3
+  shift 3
+  "$LOADGEN" "$@" | sed "s/^{/{\"server\":\"$server\",\"rep\":$rep,\"tag\":\"$tag\",/" | tee -a "$OUT/results.jsonl"
+}
+
+port=31000
+for rep in $(seq "$REPS"); do
+  for server in lithos prosody ejabberd; do
+    echo "== repetition $rep: $server" >&2
+    # Messages, on a fresh server.
+    port=$((port + 1)); dir="$WORK/$server-m$rep"; mkdir -p "$dir"
+    "start_$server" "$dir" "$port"
+    T=(--addr "127.0.0.1:$port" --server-pid "$SERVER_PID")
+    "$LOADGEN" register "${T[@]}" --accounts $((PAIRS * 2)) --in-flight 20 > "$dir/register.json"
+    run "$server" "$rep" throughput messages "${T[@]}" --pairs "$PAIRS" --messages "$MSGS" --in-flight "$WINDOW"
+    run "$server" "$rep" unloaded messages "${T[@]}" --pairs 10 --messages 500 --in-flight 1
+    rate=$(tail -n 2 "$OUT/results.jsonl" | head -n 1 | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["msgs_per_s"] / 2))')
+    run "$server" "$rep" half-rate messages "${T[@]}" --pairs "$PAIRS" --messages $((MSGS / 4)) --in-flight "$WINDOW" --rate "$rate"
+    stop_server "$server"
+    # Idle connections and logins, on another fresh server.
+    port=$((port + 1)); dir="$WORK/$server-c$rep"; mkdir -p "$dir"
+    "start_$server" "$dir" "$port"
+    T=(--addr "127.0.0.1:$port" --server-pid "$SERVER_PID")
+    "$LOADGEN" register "${T[@]}" --accounts "$IDLE" --in-flight 20 > "$dir/register.json"
+    run "$server" "$rep" idle-plain connect "${T[@]}" --clients "$IDLE" --in-flight 100
+    run "$server" "$rep" scram-sha1 connect "${T[@]}" --clients "$IDLE" --in-flight 100 --mech scram-sha1 --settle 0
+    stop_server "$server"
+  done
+done
+python3 "$(dirname "$0")/compare_report.py" "$OUT/results.jsonl" | tee "$OUT/report.md"

@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Reads compare.sh's JSON lines; prints medians per server and Lithos's ratios."""
+import json
+import statistics
+import sys
+
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
+
+
+def med(server, tag, key):
+    vals = [r[key] for r in rows if r["server"] == server and r["tag"] == tag and r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+metrics = [
+    ("1:1 messages/s", "throughput", "msgs_per_s", "higher"),
+    ("server CPU-ms per 1,000 messages", "throughput", "server_cpu_ms_per_1000", "lower"),
+    ("message latency p50 unloaded (ms)", "unloaded", "latency_p50_ms", "lower"),
+    ("message latency p99 unloaded (ms)", "unloaded", "latency_p99_ms", "lower"),
+    ("latency p99 at half the max rate (ms)", "half-rate", "latency_p99_ms", "lower"),
+    ("logins/s, PLAIN", "idle-plain", "logins_per_s", "higher"),
+    ("logins/s, SCRAM-SHA-1", "scram-sha1", "logins_per_s", "higher"),
+    ("RSS per idle logged-in connection (KiB)", "idle-plain", "rss_per_connection_kib", "lower"),
+]
+servers = ["lithos", "prosody", "ejabberd"]
+reps = max((r["rep"] for r in rows), default=0)
+print(f"Medians of {reps} interleaved repetition(s); ratios are Lithos / peer.\n")
+print("| | Lithos | Prosody | ejabberd | Lithos / Prosody | Lithos / ejabberd |")
+print("|---|---:|---:|---:|---:|---:|")
+for name, tag, key, _better in metrics:
+    v = {s: med(s, tag, key) for s in servers}
+
+    def fmt(x):
+        if x is None:
+            return "–"
+        return f"{x:,.0f}" if x >= 100 else f"{x:.2f}"
+
+    def ratio(a, b):
+        return f"{a / b:.2f}×" if a is not None and b else "–"
+
+    print(f"| {name} | {fmt(v['lithos'])} | {fmt(v['prosody'])} | {fmt(v['ejabberd'])} | "
+          f"{ratio(v['lithos'], v['prosody'])} | {ratio(v['lithos'], v['ejabberd'])} |")
+bad = [r for r in rows if r.get("lost") or r.get("duplicates") or r.get("out_of_order") or r.get("errors")]
+print()
+print("loss, duplicates, reordering, login errors: " + ("none" if not bad else json.dumps(bad)))
