@@ -151,8 +151,11 @@ modules:
 YML
   chown -R ejabberd:ejabberd "$1"
   chmod a+rx "$WORK"
-  (cd "$1" && runuser -u ejabberd -- /usr/sbin/ejabberdctl --config-dir "$1" --spool "$1/spool" \
-     --logs "$1/logs" --node "lithosbench$RANDOM@localhost" foreground > "$1/stdout.log" 2>&1) &
+  # runuser starts a PAM session, which resets the open-file limit to 1024: raise it again
+  # inside, or ejabberd stops accepting at about 1,000 connections.
+  (cd "$1" && runuser -u ejabberd -- sh -c "ulimit -n $(ulimit -Hn); exec /usr/sbin/ejabberdctl \
+     --config-dir '$1' --spool '$1/spool' --logs '$1/logs' --node lithosbench$RANDOM@localhost \
+     foreground" > "$1/stdout.log" 2>&1) &
   PID=$!
   wait_port "$2"
   SERVER_PID=$(pgrep -n -u ejabberd beam.smp)

@@ -248,7 +248,6 @@ async fn secure(args: &Target, tls: Option<&tokio_rustls::TlsConnector>) -> Resu
 
 /// SASL, then resource binding and initial presence.
 async fn authenticate(args: &Target, c: &mut Conn, i: usize) -> Result<(), String> {
-    let c = c;
     let user = format!("{}{i}", args.prefix);
     match args.mech {
         Mech::Plain => {

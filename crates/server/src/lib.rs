@@ -19,6 +19,7 @@
 pub mod cli;
 pub mod config;
 pub mod module;
+mod outbox;
 mod router;
 mod server;
 pub mod session;

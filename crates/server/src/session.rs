@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use lithos_core::{Element, Jid, StreamError, WireFormat};
-use tokio::sync::mpsc;
+
+use crate::outbox::{Outbox, Refused};
 
 /// A session's identity, shared with modules.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +54,7 @@ pub struct PresenceState {
 
 struct Entry {
     info: SessionInfo,
-    tx: mpsc::Sender<Element>,
-    ctl: mpsc::UnboundedSender<Control>,
+    outbox: Arc<Outbox>,
     presence: PresenceState,
     marks: Vec<&'static str>,
 }
@@ -100,12 +100,7 @@ impl Sessions {
 
     /// Registers a session. If another session had the same full JID, it is removed and told
     /// to close with `<conflict/>` (RFC 6120 §7.7.2.2: the new session wins).
-    pub(crate) fn bind(
-        &self,
-        info: SessionInfo,
-        tx: mpsc::Sender<Element>,
-        ctl: mpsc::UnboundedSender<Control>,
-    ) -> Option<SessionInfo> {
+    pub(crate) fn bind(&self, info: SessionInfo, outbox: Arc<Outbox>) -> Option<SessionInfo> {
         let mut map = self.write();
         let list = map.entry(info.jid.bare_str().to_string()).or_default();
         let replaced = list
@@ -114,14 +109,13 @@ impl Sessions {
             .map(|i| list.remove(i));
         list.push(Entry {
             info,
-            tx,
-            ctl,
+            outbox,
             presence: PresenceState::default(),
             marks: Vec::new(),
         });
         drop(map);
         replaced.map(|old| {
-            let _ = old.ctl.send(Control::Close(
+            old.outbox.control(Control::Close(
                 StreamError::new(lithos_core::StreamErrorCondition::Conflict)
                     .with_text("another session bound the same resource"),
             ));
@@ -140,6 +134,7 @@ impl Sessions {
         if list.is_empty() {
             map.remove(key);
         }
+        e.outbox.close();
         Some(e.presence)
     }
 
@@ -215,11 +210,11 @@ impl Sessions {
         else {
             return Err(stanza);
         };
-        match e.tx.try_send(stanza) {
+        match e.outbox.push(stanza) {
             Ok(()) => Ok(Delivery::Queued),
-            Err(mpsc::error::TrySendError::Closed(s)) => Err(s),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                let _ = e.ctl.send(Control::Close(
+            Err(Refused::Closed(s)) => Err(s),
+            Err(Refused::Full) => {
+                e.outbox.control(Control::Close(
                     StreamError::new(lithos_core::StreamErrorCondition::PolicyViolation)
                         .with_text("the client does not read what is sent to it"),
                 ));
@@ -253,11 +248,11 @@ impl Sessions {
     }
 
     fn queue(e: &Entry, stanza: Element) -> Delivery {
-        match e.tx.try_send(stanza) {
+        match e.outbox.push(stanza) {
             Ok(()) => Delivery::Queued,
-            Err(mpsc::error::TrySendError::Closed(_)) => Delivery::NoSession,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                let _ = e.ctl.send(Control::Close(
+            Err(Refused::Closed(_)) => Delivery::NoSession,
+            Err(Refused::Full) => {
+                e.outbox.control(Control::Close(
                     StreamError::new(lithos_core::StreamErrorCondition::PolicyViolation)
                         .with_text("the client does not read what is sent to it"),
                 ));
@@ -270,7 +265,7 @@ impl Sessions {
     pub(crate) fn close_all(&self, error: &StreamError) {
         for list in self.read().values() {
             for e in list {
-                let _ = e.ctl.send(Control::Close(error.clone()));
+                e.outbox.control(Control::Close(error.clone()));
             }
         }
     }
@@ -281,7 +276,7 @@ impl Sessions {
         let map = self.read();
         let Some(list) = map.get(bare) else { return 0 };
         for e in list {
-            let _ = e.ctl.send(Control::CloseAfterQueued(error.clone()));
+            e.outbox.control(Control::CloseAfterQueued(error.clone()));
         }
         list.len()
     }
@@ -310,19 +305,29 @@ mod tests {
         }
     }
 
+    fn control_of(o: &Outbox) -> Option<lithos_core::StreamErrorCondition> {
+        match o.take(0) {
+            crate::outbox::Taken::Close(e) | crate::outbox::Taken::CloseAfter(_, e) => {
+                Some(e.condition)
+            }
+            crate::outbox::Taken::Stanzas(_) => None,
+        }
+    }
+
     #[test]
     fn conflict_replaces_the_old_session() {
         let s = Sessions::default();
-        let (tx1, _rx1) = mpsc::channel(4);
-        let (ctl1, mut ctl_rx1) = mpsc::unbounded_channel();
+        let o1 = Arc::new(Outbox::new(4));
         let first = info(&s, "a@x/r");
-        assert_eq!(s.bind(first.clone(), tx1, ctl1), None);
-        let (tx2, _rx2) = mpsc::channel(4);
-        let (ctl2, _ctl_rx2) = mpsc::unbounded_channel();
+        assert_eq!(s.bind(first.clone(), o1.clone()), None);
         let second = info(&s, "a@x/r");
-        assert_eq!(s.bind(second.clone(), tx2, ctl2), Some(first.clone()));
-        assert!(
-            matches!(ctl_rx1.try_recv(), Ok(Control::Close(e)) if e.condition == lithos_core::StreamErrorCondition::Conflict)
+        assert_eq!(
+            s.bind(second.clone(), Arc::new(Outbox::new(4))),
+            Some(first.clone())
+        );
+        assert_eq!(
+            control_of(&o1),
+            Some(lithos_core::StreamErrorCondition::Conflict)
         );
         // The replaced session's own unbind does not remove the new one.
         assert_eq!(s.unbind(&first), None);
@@ -334,18 +339,24 @@ mod tests {
     #[test]
     fn full_queues_close_the_session() {
         let s = Sessions::default();
-        let (tx, _rx) = mpsc::channel(1);
-        let (ctl, mut ctl_rx) = mpsc::unbounded_channel();
+        let o = Arc::new(Outbox::new(1));
         let a = info(&s, "a@x/r");
-        s.bind(a.clone(), tx, ctl);
+        s.bind(a.clone(), o.clone());
         let el = Element::bare("message", "jabber:client");
         assert_eq!(s.send(&a.jid, el.clone()), Delivery::Queued);
         assert_eq!(s.send(&a.jid, el.clone()), Delivery::Overflow);
-        assert!(
-            matches!(ctl_rx.try_recv(), Ok(Control::Close(e)) if e.condition == lithos_core::StreamErrorCondition::PolicyViolation)
+        assert_eq!(
+            control_of(&o),
+            Some(lithos_core::StreamErrorCondition::PolicyViolation)
         );
         assert_eq!(
             s.send(&Jid::new("a@x/other").unwrap(), el),
+            Delivery::NoSession
+        );
+        // After the session ends, nothing is queued.
+        s.unbind(&a);
+        assert_eq!(
+            s.send_to_id(&a, Element::bare("message", "jabber:client")),
             Delivery::NoSession
         );
     }

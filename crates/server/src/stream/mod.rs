@@ -18,7 +18,6 @@ use lithos_core::{
 };
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::{Framed, FramedParts};
 use tokio_util::either::Either;
@@ -26,7 +25,8 @@ use tracing::Instrument;
 
 use crate::ServerHandle;
 use crate::module::Flow;
-use crate::session::{Control, Listener, PresenceState, SessionInfo};
+use crate::outbox::Taken;
+use crate::session::{Listener, PresenceState, SessionInfo};
 
 pub(crate) type Io = Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>;
 pub(crate) type Transport = Framed<Io, StreamCodec>;
@@ -45,6 +45,11 @@ pub(crate) enum ConnError {
 }
 
 /// Serves one accepted TCP connection until it ends.
+/// How long a session must be quiet before its buffers are trimmed.
+const QUIET: Duration = Duration::from_secs(2);
+/// The read buffer a quiet session keeps (reads of a small stanza still fit in one call).
+const QUIET_READ_BUFFER: usize = 512;
+
 pub(crate) async fn serve(
     server: ServerHandle,
     tcp: TcpStream,
@@ -120,6 +125,25 @@ async fn connection(
     direct_tls: bool,
     listener: Listener,
 ) -> Result<(), ConnError> {
+    // Everything before the session runs in its own boxed future: its locals (the socket
+    // before framing, TLS handshakes, SASL) are freed when it ends, and the future that
+    // lives as long as the session holds only the connection itself.
+    let established = Box::pin(establish(server, tcp, peer, direct_tls, listener)).await?;
+    match established {
+        Some((conn, bound)) => Box::new(conn).session(bound).await,
+        None => Ok(()),
+    }
+}
+
+/// From an accepted socket to a bound session; `Ok(None)` when the stream ended during
+/// negotiation (already reported to the client).
+async fn establish(
+    server: ServerHandle,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    direct_tls: bool,
+    listener: Listener,
+) -> Result<Option<(Conn, Bound)>, ConnError> {
     let negotiation = Duration::from_secs(server.config().c2s.negotiation_timeout_secs);
     let deadline = Instant::now() + negotiation;
     let io = if direct_tls {
@@ -158,7 +182,7 @@ async fn connection(
         auth_failures: 0,
     };
     loop {
-        let step = match tokio::time::timeout_at(deadline, conn.negotiate()).await {
+        let step = match tokio::time::timeout_at(deadline, Box::pin(conn.negotiate())).await {
             Ok(r) => r,
             Err(_) => Err(ConnError::Stream(Box::new(
                 StreamError::new(StreamErrorCondition::ConnectionTimeout)
@@ -166,15 +190,15 @@ async fn connection(
             ))),
         };
         match step {
-            Ok(Negotiated::Bound(b)) => return conn.session(b).await,
+            Ok(Negotiated::Bound(b)) => return Ok(Some((conn, b))),
             Ok(Negotiated::StartTls) => {
-                conn = match tokio::time::timeout_at(deadline, conn.upgrade()).await {
+                conn = match tokio::time::timeout_at(deadline, Box::pin(conn.upgrade())).await {
                     Ok(Ok(c)) => c,
                     Ok(Err(e)) => return Err(e),
                     Err(_) => return Err(ConnError::Eof),
                 };
             }
-            Err(e) => return conn.fail(e).await,
+            Err(e) => return conn.fail(e).await.map(|()| None),
         }
     }
 }
@@ -182,8 +206,7 @@ async fn connection(
 /// What negotiation produced: an authenticated, bound session.
 pub(crate) struct Bound {
     info: SessionInfo,
-    rx: mpsc::Receiver<Element>,
-    ctl: mpsc::UnboundedReceiver<Control>,
+    outbox: std::sync::Arc<crate::outbox::Outbox>,
 }
 
 pub(crate) struct Conn {
@@ -305,14 +328,14 @@ impl Conn {
     }
 
     /// The session loop: read and route stanzas, write what is queued.
-    async fn session(mut self, mut b: Bound) -> Result<(), ConnError> {
+    async fn session(mut self: Box<Self>, mut b: Bound) -> Result<(), ConnError> {
         let server = self.server.clone();
         for m in server.modules().iter() {
             m.session_bound(&server, &b.info).await;
         }
         let r = self.session_loop(&mut b).await;
         let r = match r {
-            Err(e @ ConnError::Stream(_)) => self.fail(e).await,
+            Err(e @ ConnError::Stream(_)) => Box::pin(self.fail(e)).await,
             other => other,
         };
         let was = server.sessions().unbind(&b.info).unwrap_or_default();
@@ -327,27 +350,41 @@ impl Conn {
         let idle = Duration::from_secs(self.server.config().c2s.idle_timeout_secs);
         let mut shutdown = self.server.0.shutdown.clone();
         let mut last = Instant::now();
+        // Negotiation leaves large buffers behind; a quiet session keeps small ones.
+        self.trim_buffers();
+        let mut last_io = last;
+        let mut trimmed = true;
         loop {
+            // One timer for both: the idle timeout, and (while buffers are large) the moment
+            // the session has been quiet long enough to give them back.
+            let idle_at = last + idle;
+            let wake_at = if trimmed {
+                idle_at
+            } else {
+                idle_at.min(last_io + QUIET)
+            };
             tokio::select! {
                 biased;
-                ctl = b.ctl.recv() => match ctl {
-                    Some(Control::Close(e)) => return Err(ConnError::Stream(Box::new(e))),
-                    Some(Control::CloseAfterQueued(e)) => {
-                        if let Ok(first) = b.rx.try_recv() {
-                            self.write_queued(first, &mut b.rx).await?;
+                _ = b.outbox.ready() => {
+                    last_io = Instant::now();
+                    trimmed = false;
+                    match b.outbox.take(256) {
+                        Taken::Close(e) => return Err(ConnError::Stream(Box::new(e))),
+                        Taken::CloseAfter(queued, e) => {
+                            Box::pin(self.write_queued(queued)).await?;
+                            return Err(ConnError::Stream(Box::new(e)));
                         }
-                        return Err(ConnError::Stream(Box::new(e)));
+                        Taken::Stanzas(batch) => Box::pin(self.write_queued(batch)).await?,
                     }
-                    None => {}
                 },
-                out = b.rx.recv() => {
-                    let Some(first) = out else { continue };
-                    self.write_queued(first, &mut b.rx).await?;
-                }
                 ev = self.next_event() => {
                     last = Instant::now();
+                    last_io = last;
+                    trimmed = false;
                     match ev? {
-                        StreamEvent::Element(el) => self.on_element(el, &b.info).await?,
+                        // Boxed: routing runs module hooks and can nest deeply; inline, its
+                        // state would size every idle session's future (measured: ~10 KiB).
+                        StreamEvent::Element(el) => Box::pin(self.on_element(el, &b.info)).await?,
                         StreamEvent::KeepAlive => {}
                         StreamEvent::Close => {
                             let _ = self.framed.send(&StreamEvent::Close).await;
@@ -360,8 +397,12 @@ impl Conn {
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(last + idle) => {
-                    return Err(ConnError::Stream(Box::new(StreamError::new(StreamErrorCondition::ConnectionTimeout))));
+                _ = tokio::time::sleep_until(wake_at) => {
+                    if Instant::now() >= idle_at {
+                        return Err(ConnError::Stream(Box::new(StreamError::new(StreamErrorCondition::ConnectionTimeout))));
+                    }
+                    self.trim_buffers();
+                    trimmed = true;
                 }
                 _ = shutdown.changed() => {
                     return Err(ConnError::Stream(Box::new(StreamError::new(StreamErrorCondition::SystemShutdown))));
@@ -370,28 +411,35 @@ impl Conn {
         }
     }
 
-    /// Writes one queued stanza and whatever else is queued, then flushes once.
-    async fn write_queued(
-        &mut self,
-        first: Element,
-        rx: &mut mpsc::Receiver<Element>,
-    ) -> Result<(), ConnError> {
+    /// Gives back the read and write buffers' memory when they hold nothing: an idle
+    /// session then costs a few hundred bytes of buffer instead of kilobytes. They grow
+    /// again with traffic.
+    fn trim_buffers(&mut self) {
+        let r = self.framed.read_buffer_mut();
+        if r.is_empty() && r.capacity() > QUIET_READ_BUFFER {
+            *r = BytesMut::with_capacity(QUIET_READ_BUFFER);
+        }
+        let w = self.framed.write_buffer_mut();
+        if w.is_empty() && w.capacity() > 0 {
+            *w = BytesMut::new();
+        }
+    }
+
+    /// Writes a batch of queued stanzas, then flushes once.
+    async fn write_queued(&mut self, batch: Vec<Element>) -> Result<(), ConnError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
         let limit = Duration::from_secs(self.server.config().c2s.write_timeout_secs);
         let framed = &mut self.framed;
         let write = async move {
-            let mut next = Some(first);
-            let mut n = 0;
-            while let Some(el) = next.take() {
+            for el in batch {
                 match framed.feed(&StreamEvent::Element(el)).await {
                     Ok(()) => {}
                     Err(lithos_core::CodecError::Io(e)) => return Err(ConnError::Io(e)),
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot encode an element for this stream; dropped")
                     }
-                }
-                n += 1;
-                if n < 256 {
-                    next = rx.try_recv().ok();
                 }
             }
             SinkExt::<StreamEvent>::flush(framed)

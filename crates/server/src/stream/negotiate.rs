@@ -6,7 +6,6 @@ use hmac::{KeyInit, Mac};
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Jid, StreamError, StreamErrorCondition, StreamEvent, StreamHeader, ns};
 use std::sync::OnceLock;
-use tokio::sync::mpsc;
 
 use super::{Bound, Conn, ConnError};
 use crate::sasl::{self, ClientFirst, Mechanism, SaslError, ScramCredential, ScramHash};
@@ -538,9 +537,10 @@ impl Conn {
             peer: self.peer,
             listener: self.listener,
         };
-        let (tx, rx) = mpsc::channel(self.server.config().c2s.outbound_queue);
-        let (ctl_tx, ctl) = mpsc::unbounded_channel();
-        if let Some(old) = self.server.sessions().bind(info.clone(), tx, ctl_tx) {
+        let outbox = std::sync::Arc::new(crate::outbox::Outbox::new(
+            self.server.config().c2s.outbound_queue,
+        ));
+        if let Some(old) = self.server.sessions().bind(info.clone(), outbox.clone()) {
             tracing::info!(jid = %old.jid, "replaced by a new session for the same resource");
         }
         self.send(&reply(Some(
@@ -554,7 +554,7 @@ impl Conn {
         )))
         .await?;
         tracing::info!(jid = %jid, tls = self.tls, format = ?self.format(), "session bound");
-        Ok(Some(Bound { info, rx, ctl }))
+        Ok(Some(Bound { info, outbox }))
     }
 }
 
