@@ -88,6 +88,7 @@ fn modules_and_configuration_checks() {
             ("ping", "enabled"),
             ("presence", "enabled"),
             ("register", "disabled"),
+            ("report", "enabled"),
             ("roster", "enabled"),
             ("version", "enabled"),
         ],

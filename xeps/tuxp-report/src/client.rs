@@ -1,0 +1,245 @@
+//! The client side: a thing reports ([`ReporterExt`]); an owner reads and follows
+//! ([`ReportsExt`]).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use lithos_client::{Client, RequestError};
+use lithos_core::stanza::{ErrorType, Iq, IqPayload, Message, StanzaError};
+use lithos_core::{Element, Jid, Payload};
+use lithos_rsm::ResultSet;
+
+use crate::{Deliver, History, Item, Latest, Qos, Received, Report};
+
+/// How a thing retransmits a QoS 1 or 2 report: the same stanza again, after `initial`,
+/// then after doubling intervals (at most `max_interval`), until `give_up` has passed
+/// since the first try. The default waits 1 s first (an answer slower than that means a
+/// loaded server or a lost stanza), then 2, 4 and 5 s, for 30 s. Lithosphere's LAN
+/// gateways use 200 ms and 2 s for notifications: fine on an idle server, but too eager
+/// for one under load, where every early retransmission adds work (and, at QoS 1, a stored
+/// duplicate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// The first wait for an answer.
+    pub initial: Duration,
+    /// The longest wait between two tries.
+    pub max_interval: Duration,
+    /// When to stop trying and report failure.
+    pub give_up: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Retry {
+        Retry {
+            initial: Duration::from_secs(1),
+            max_interval: Duration::from_secs(5),
+            give_up: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a report was not acknowledged.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReportError {
+    /// The server refused it for good (not a thing, undeclared data, malformed).
+    #[error("refused: {0}")]
+    Refused(Box<StanzaError>),
+    /// No acknowledgement within the retry policy's time.
+    #[error("no acknowledgement after {0:?}")]
+    GaveUp(Duration),
+    /// QoS 0 only: the client is not connected.
+    #[error("not connected")]
+    NotConnected,
+}
+
+/// Reporting from a thing's [`Client`].
+pub trait ReporterExt {
+    /// Reports `data` at `qos` with the default [`Retry`]: returns once the server sent
+    /// it on (QoS 0) or durably stored it (QoS 1), or stored it exactly once (QoS 2).
+    fn report(
+        &self,
+        data: Element,
+        qos: Qos,
+    ) -> impl Future<Output = Result<(), ReportError>> + Send {
+        self.report_with(data, qos, Retry::default())
+    }
+
+    /// [`report`](Self::report) with a retry policy.
+    fn report_with(
+        &self,
+        data: Element,
+        qos: Qos,
+        retry: Retry,
+    ) -> impl Future<Output = Result<(), ReportError>> + Send;
+}
+
+/// Sends `iq` (the same id every time) until an answer that is not a `wait` error.
+async fn until_answered(client: &Client, iq: Iq, retry: Retry) -> Result<Iq, ReportError> {
+    let start = tokio::time::Instant::now();
+    let mut interval = retry.initial;
+    loop {
+        let tried = tokio::time::Instant::now();
+        match client.request(iq.clone(), interval).await {
+            Ok(answer) => return Ok(answer),
+            Err(RequestError::Stanza(e)) if e.type_ != ErrorType::Wait => {
+                return Err(ReportError::Refused(e));
+            }
+            // Timeout, lost connection, or "try again later".
+            Err(_) => {}
+        }
+        if start.elapsed() >= retry.give_up {
+            return Err(ReportError::GaveUp(start.elapsed()));
+        }
+        // Disconnected answers at once: wait out the interval before the next try.
+        tokio::time::sleep_until(tried + interval).await;
+        interval = (interval * 2).min(retry.max_interval);
+    }
+}
+
+/// Report ids: unique per process (random start), increasing.
+fn next_report_id() -> String {
+    static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(1);
+    let p = PREFIX.get_or_init(rand::random::<u64>);
+    format!("{p:016x}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+impl ReporterExt for Client {
+    fn report_with(
+        &self,
+        data: Element,
+        qos: Qos,
+        retry: Retry,
+    ) -> impl Future<Output = Result<(), ReportError>> + Send {
+        let c = self.clone();
+        async move {
+            let mut report = Report::new(data, qos);
+            match qos {
+                Qos::AtMostOnce => {
+                    let iq = Iq::set(c.next_id(), report.into_element());
+                    c.send(iq).await.map_err(|_| ReportError::NotConnected)
+                }
+                Qos::AtLeastOnce => {
+                    let iq = Iq::set(c.next_id(), report.into_element());
+                    until_answered(&c, iq, retry).await.map(|_| ())
+                }
+                Qos::ExactlyOnce => {
+                    let report_id = next_report_id();
+                    report.report_id = Some(report_id.clone());
+                    let iq = Iq::set(c.next_id(), report.into_element());
+                    let answer = until_answered(&c, iq, retry).await?;
+                    let received = match answer.payload {
+                        IqPayload::Result(Some(p)) => Received::from_element(p).ok(),
+                        _ => None,
+                    };
+                    if received.is_none_or(|r| r.report_id != report_id) {
+                        return Err(ReportError::Refused(Box::new(
+                            StanzaError::new(
+                                lithos_core::stanza::DefinedCondition::UndefinedCondition,
+                            )
+                            .with_text("the server did not confirm the report's reception"),
+                        )));
+                    }
+                    let deliver = Iq::set(c.next_id(), Deliver { report_id }.into_element());
+                    until_answered(&c, deliver, retry).await.map(|_| ())
+                }
+            }
+        }
+    }
+}
+
+/// Reading a thing's reports from an owner's (or a granted account's) [`Client`].
+pub trait ReportsExt {
+    /// The newest value of every node and data type of `thing` (its bare JID).
+    fn latest_reports(
+        &self,
+        thing: Jid,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Vec<Item>, RequestError>> + Send;
+
+    /// A page of `thing`'s history: fill `query`'s node, time range and page (`set`); the
+    /// answer holds the items and where the page sits (`first`, `last`, `count`).
+    fn report_history(
+        &self,
+        thing: Jid,
+        query: History,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(Vec<Item>, ResultSet), RequestError>> + Send;
+
+    /// Starts (`true`) or stops live reports from `thing` to this session: they arrive as
+    /// messages; read them with [`live_report`].
+    fn follow_reports(
+        &self,
+        thing: Jid,
+        on: bool,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), RequestError>> + Send;
+}
+
+fn malformed(e: impl std::fmt::Display) -> RequestError {
+    RequestError::Stanza(Box::new(
+        StanzaError::new(lithos_core::stanza::DefinedCondition::UndefinedCondition)
+            .with_text(format!("malformed answer: {e}")),
+    ))
+}
+
+impl ReportsExt for Client {
+    fn latest_reports(
+        &self,
+        thing: Jid,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Vec<Item>, RequestError>> + Send {
+        let c = self.clone();
+        async move {
+            let iq = Iq::get("", Latest::default().into_element()).with_to(thing);
+            match c.request(iq, timeout).await?.payload {
+                IqPayload::Result(Some(p)) => {
+                    Latest::from_element(p).map(|l| l.items).map_err(malformed)
+                }
+                _ => Err(malformed("no <latest/>")),
+            }
+        }
+    }
+
+    fn report_history(
+        &self,
+        thing: Jid,
+        mut query: History,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(Vec<Item>, ResultSet), RequestError>> + Send {
+        let c = self.clone();
+        async move {
+            query.items.clear();
+            let iq = Iq::get("", query.into_element()).with_to(thing);
+            match c.request(iq, timeout).await?.payload {
+                IqPayload::Result(Some(p)) => {
+                    let h = History::from_element(p).map_err(malformed)?;
+                    Ok((h.items, h.set.unwrap_or_default()))
+                }
+                _ => Err(malformed("no <history/>")),
+            }
+        }
+    }
+
+    fn follow_reports(
+        &self,
+        thing: Jid,
+        on: bool,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), RequestError>> + Send {
+        let c = self.clone();
+        async move {
+            let name = if on { "subscribe" } else { "unsubscribe" };
+            let iq = Iq::set("", Element::bare(name, crate::NS)).with_to(thing);
+            c.request(iq, timeout).await.map(|_| ())
+        }
+    }
+}
+
+/// A live report in a message: the reporting address and the report (with its `stamp`).
+pub fn live_report(message: &Message) -> Option<(Jid, Report)> {
+    let from = message.from.clone()?;
+    let el = message.payloads.iter().find(|p| Report::matches(p))?;
+    Some((from, Report::from_element(el.clone()).ok()?))
+}

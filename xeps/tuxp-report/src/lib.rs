@@ -1,0 +1,528 @@
+//! # lithos-tuxp-report
+//!
+//! Sensor reports (Lithosphere reference §3.4), `urn:leps:tuxp:sensor`, with the three
+//! delivery guarantees of MQTT: a thing sends data, the server stores it (the latest value per
+//! node and data type, and a history kept for a configured time), and the thing's owner (or
+//! an account it granted) queries it or follows it live.
+//!
+//! ## Wire form
+//!
+//! A report is an iq set from the thing to its own account, holding one data element its
+//! model declares:
+//!
+//! ```xml
+//! <iq type="set" id="r9">
+//!   <report xmlns="urn:leps:tuxp:sensor" qos="1">
+//!     <celsius-degree xmlns="urn:leps:things:simple-temperature-reporter" value="23.5"/>
+//!   </report>
+//! </iq>
+//! ```
+//!
+//! - **QoS 0** (at most once): no answer, as in Lithosphere (an answer would cost the radio
+//!   link what QoS 0 saves). Stored like the others; a thing that sends faster than the
+//!   disk takes reports is slowed down by TCP back-pressure rather than dropped.
+//! - **QoS 1** (at least once): the empty result comes once the report is **durably stored**
+//!   (group commit: many reports share one `fsync`). The thing re-sends until it sees it, so
+//!   the history may hold a report twice, never zero times once acknowledged.
+//! - **QoS 2** (exactly once), which Lithosphere rejected: a two-phase exchange shaped like
+//!   the `urn:xmpp:qos` protoXEP's assured delivery, on a `report-id` the thing chooses
+//!   (unique per thing while the history keeps it):
+//!   1. `<report qos="2" report-id="R">data</report>`: the server stores it **pending**
+//!      (not yet visible) and answers `<received xmlns="urn:leps:tuxp:sensor"
+//!      report-id="R"/>`. A repeated report with the same id is answered the same way and
+//!      stored once.
+//!   2. `<deliver xmlns="urn:leps:tuxp:sensor" report-id="R"/>` (the element Lithosphere's
+//!      table already names): the server moves the report into the history in one
+//!      transaction and answers an empty result. Every repeated deliver is answered; only
+//!      the first one delivers.
+//!
+//!   Both steps survive server crashes (they are acknowledged after commit), and the history
+//!   remembers delivered ids, so a report re-sent after its delivery is not stored again.
+//!
+//! A gateway reports for its LAN node `n` with `from="<gateway>@<domain>/n"` (the
+//! reference's rule: same bare JID, sent by the edge resource `0`).
+//!
+//! ## Owner side
+//!
+//! Iqs to the thing's bare JID, from its owner or an account it granted:
+//! `<latest/>` (get: the newest value of every node and data type), `<history/>` (get: a
+//! time range, oldest first, paged with [XEP-0059](lithos_rsm)), and `<subscribe/>` /
+//! `<unsubscribe/>` (set: live reports arrive as messages from the reporting JID holding a
+//! `<report/>` with its `stamp`).
+
+#![forbid(unsafe_code)]
+
+use lithos_core::{Element, Payload, PayloadError};
+use lithos_rsm::ResultSet;
+
+#[cfg(feature = "client")]
+mod client;
+#[cfg(feature = "server")]
+mod server;
+#[cfg(feature = "server")]
+pub mod store;
+
+#[cfg(feature = "client")]
+pub use client::{ReportError, ReporterExt, ReportsExt, Retry, live_report};
+
+/// The namespace.
+pub const NS: &str = "urn:leps:tuxp:sensor";
+
+/// BXMPP table: Lithosphere's `F8 0A` codes, then Lithos's additions (QoS 2, queries).
+/// Lithosphere devices write the new names as literals, which decode the same.
+pub const BXMPP_TABLE: &str = "\
+0xf80x0a=urn:leps:tuxp:sensor
+0x00=report
+0x01=ack-required
+0x02=true
+0x03=false
+0x04=data
+0x05=lan-report
+0x06=trace-id
+0x07=qos
+0x08=report-id
+0x09=received
+0x0a=deliver
+0x0b=stamp
+0x0c=latest
+0x0d=history
+0x0e=item
+0x0f=node
+0x10=start
+0x11=end
+0x12=subscribe
+0x13=unsubscribe
+0x14=id
+";
+
+lithos_core::inventory::submit! {
+    lithos_core::binary::TableRegistration { name: "lithos-tuxp-report", properties: BXMPP_TABLE }
+}
+
+/// A delivery guarantee (the ordinals are Lithosphere's and MQTT's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Qos {
+    /// 0: fire and forget.
+    AtMostOnce,
+    /// 1: acknowledged once stored; may be stored twice.
+    AtLeastOnce,
+    /// 2: stored exactly once (two phases).
+    ExactlyOnce,
+}
+
+impl Qos {
+    /// The wire ordinal.
+    pub fn ordinal(self) -> u8 {
+        match self {
+            Qos::AtMostOnce => 0,
+            Qos::AtLeastOnce => 1,
+            Qos::ExactlyOnce => 2,
+        }
+    }
+
+    /// From the wire ordinal.
+    pub fn from_ordinal(n: u8) -> Option<Qos> {
+        match n {
+            0 => Some(Qos::AtMostOnce),
+            1 => Some(Qos::AtLeastOnce),
+            2 => Some(Qos::ExactlyOnce),
+            _ => None,
+        }
+    }
+}
+
+fn invalid(what: impl Into<String>) -> PayloadError {
+    PayloadError::Invalid(what.into())
+}
+
+fn bad_attr(element: &'static str, attribute: &'static str, value: &str) -> PayloadError {
+    PayloadError::InvalidAttribute {
+        element,
+        attribute,
+        value: value.to_string(),
+    }
+}
+
+fn stamp_attr(element: &'static str, name: &'static str, v: &str) -> Result<i64, PayloadError> {
+    lithos_core::datetime::parse(v).ok_or_else(|| bad_attr(element, name, v))
+}
+
+/// A report: one data element, with its guarantee.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The guarantee (`qos`, 0 when absent, as in Lithosphere).
+    pub qos: Qos,
+    /// The thing's id for a QoS 2 report.
+    pub report_id: Option<String>,
+    /// When the server stored it (set on live reports to subscribers).
+    pub stamp_ms: Option<i64>,
+    /// The data (such as `<celsius-degree value="23.5"/>`).
+    pub data: Element,
+}
+
+impl Report {
+    /// A report of `data` at `qos`.
+    pub fn new(data: Element, qos: Qos) -> Report {
+        Report {
+            qos,
+            report_id: None,
+            stamp_ms: None,
+            data,
+        }
+    }
+}
+
+impl Payload for Report {
+    const NS: &'static str = NS;
+    const NAME: &'static str = "report";
+
+    fn from_element(el: Element) -> Result<Self, PayloadError> {
+        PayloadError::check_name::<Self>(&el)?;
+        let mut qos = Qos::AtMostOnce;
+        let mut report_id = None;
+        let mut stamp_ms = None;
+        for a in el.attrs() {
+            if !a.ns().is_empty() {
+                return Err(invalid("report takes no namespaced attributes"));
+            }
+            match a.name() {
+                "qos" => {
+                    qos = a
+                        .value()
+                        .parse()
+                        .ok()
+                        .and_then(Qos::from_ordinal)
+                        .ok_or_else(|| bad_attr("report", "qos", a.value()))?
+                }
+                "report-id" if !a.value().is_empty() && a.value().len() <= 64 => {
+                    report_id = Some(a.value().to_string())
+                }
+                "report-id" => return Err(bad_attr("report", "report-id", a.value())),
+                "stamp" => stamp_ms = Some(stamp_attr("report", "stamp", a.value())?),
+                other => return Err(invalid(format!("report takes no attribute {other}"))),
+            }
+        }
+        if qos == Qos::ExactlyOnce && report_id.is_none() {
+            return Err(invalid("a QoS 2 report needs a report-id"));
+        }
+        let mut children = el.children();
+        let data = match (children.next(), children.next()) {
+            (Some(d), None) => d.clone(),
+            _ => return Err(invalid("a report holds exactly one data element")),
+        };
+        Ok(Report {
+            qos,
+            report_id,
+            stamp_ms,
+            data,
+        })
+    }
+
+    fn into_element(self) -> Element {
+        Element::builder(Self::NAME, NS)
+            .attr("qos", self.qos.ordinal().to_string())
+            .opt_attr("report-id", self.report_id)
+            .opt_attr("stamp", self.stamp_ms.map(lithos_core::datetime::format))
+            .child(self.data)
+            .build()
+    }
+}
+
+fn report_id_of(el: &Element, name: &'static str) -> Result<String, PayloadError> {
+    if el.attrs().len() != 1 {
+        return Err(invalid(format!("{name} takes only report-id")));
+    }
+    match el.attr("report-id") {
+        Some(id) if !id.is_empty() => Ok(id.to_string()),
+        _ => Err(invalid(format!("{name} needs a report-id"))),
+    }
+}
+
+/// QoS 2, phase 1 answer: the report is stored, pending its delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The report's id.
+    pub report_id: String,
+}
+
+impl Payload for Received {
+    const NS: &'static str = NS;
+    const NAME: &'static str = "received";
+
+    fn from_element(el: Element) -> Result<Self, PayloadError> {
+        PayloadError::check_name::<Self>(&el)?;
+        Ok(Received {
+            report_id: report_id_of(&el, "received")?,
+        })
+    }
+
+    fn into_element(self) -> Element {
+        Element::builder(Self::NAME, NS)
+            .attr("report-id", self.report_id)
+            .build()
+    }
+}
+
+/// QoS 2, phase 2: release the pending report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deliver {
+    /// The report's id.
+    pub report_id: String,
+}
+
+impl Payload for Deliver {
+    const NS: &'static str = NS;
+    const NAME: &'static str = "deliver";
+
+    fn from_element(el: Element) -> Result<Self, PayloadError> {
+        PayloadError::check_name::<Self>(&el)?;
+        Ok(Deliver {
+            report_id: report_id_of(&el, "deliver")?,
+        })
+    }
+
+    fn into_element(self) -> Element {
+        Element::builder(Self::NAME, NS)
+            .attr("report-id", self.report_id)
+            .build()
+    }
+}
+
+/// A stored report, in query answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// Its position in the history (for paging).
+    pub id: i64,
+    /// The node that reported: `0` for the thing itself, a LAN id behind a gateway.
+    pub node: String,
+    /// When the server stored it.
+    pub stamp_ms: i64,
+    /// The data.
+    pub data: Element,
+}
+
+impl Payload for Item {
+    const NS: &'static str = NS;
+    const NAME: &'static str = "item";
+
+    fn from_element(el: Element) -> Result<Self, PayloadError> {
+        PayloadError::check_name::<Self>(&el)?;
+        let id = el.attr("id").unwrap_or("");
+        let id = id.parse().map_err(|_| bad_attr("item", "id", id))?;
+        let node = el
+            .attr("node")
+            .ok_or_else(|| invalid("item needs a node"))?
+            .to_string();
+        let stamp_ms = stamp_attr("item", "stamp", el.attr("stamp").unwrap_or(""))?;
+        let mut children = el.children();
+        let data = match (children.next(), children.next()) {
+            (Some(d), None) => d.clone(),
+            _ => return Err(invalid("an item holds exactly one data element")),
+        };
+        Ok(Item {
+            id,
+            node,
+            stamp_ms,
+            data,
+        })
+    }
+
+    fn into_element(self) -> Element {
+        Element::builder(Self::NAME, NS)
+            .attr("id", self.id.to_string())
+            .attr("node", self.node)
+            .attr("stamp", lithos_core::datetime::format(self.stamp_ms))
+            .child(self.data)
+            .build()
+    }
+}
+
+fn items(el: &Element) -> Result<Vec<Item>, PayloadError> {
+    el.children()
+        .filter(|c| c.is("item", NS))
+        .map(|c| Item::from_element(c.clone()))
+        .collect()
+}
+
+/// `<latest/>`: the newest value of every node and data type (the request is empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Latest {
+    /// In the answer: one item per node and data type.
+    pub items: Vec<Item>,
+}
+
+impl Payload for Latest {
+    const NS: &'static str = NS;
+    const NAME: &'static str = "latest";
+
+    fn from_element(el: Element) -> Result<Self, PayloadError> {
+        PayloadError::check_name::<Self>(&el)?;
+        Ok(Latest { items: items(&el)? })
+    }
+
+    fn into_element(self) -> Element {
+        Element::builder(Self::NAME, NS)
+            .children(self.items.into_iter().map(Item::into_element))
+            .build()
+    }
+}
+
+/// `<history/>`: the reports stored in `[start, end)`, oldest first, a page at a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    /// Only this node's reports.
+    pub node: Option<String>,
+    /// From this time on (inclusive).
+    pub start_ms: Option<i64>,
+    /// Up to this time (exclusive).
+    pub end_ms: Option<i64>,
+    /// The page asked for, or where the answer's page sits.
+    pub set: Option<ResultSet>,
+    /// In the answer: the page.
+    pub items: Vec<Item>,
+}
+
+impl Payload for History {
+    const NS: &'static str = NS;
+    const NAME: &'static str = "history";
+
+    fn from_element(el: Element) -> Result<Self, PayloadError> {
+        PayloadError::check_name::<Self>(&el)?;
+        let mut h = History {
+            node: el.attr("node").map(str::to_string),
+            ..History::default()
+        };
+        if let Some(v) = el.attr("start") {
+            h.start_ms = Some(stamp_attr("history", "start", v)?);
+        }
+        if let Some(v) = el.attr("end") {
+            h.end_ms = Some(stamp_attr("history", "end", v)?);
+        }
+        if let Some(s) = el.get_child("set", lithos_rsm::NS) {
+            h.set = Some(ResultSet::from_element(s.clone())?);
+        }
+        h.items = items(&el)?;
+        Ok(h)
+    }
+
+    fn into_element(self) -> Element {
+        Element::builder(Self::NAME, NS)
+            .opt_attr("node", self.node)
+            .opt_attr("start", self.start_ms.map(lithos_core::datetime::format))
+            .opt_attr("end", self.end_ms.map(lithos_core::datetime::format))
+            .children(self.items.into_iter().map(Item::into_element))
+            .children(self.set.map(ResultSet::into_element))
+            .build()
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Links this crate's registrations into the program.
+#[inline(never)]
+pub fn link() {
+    lithos_rsm::link();
+    #[cfg(feature = "server")]
+    server::link();
+    std::hint::black_box(BXMPP_TABLE);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Element {
+        Element::parse(s).unwrap()
+    }
+
+    #[test]
+    fn reference_example() {
+        // §3.4: `qos` is always written; absent means 0.
+        let el = parse(
+            r#"<report xmlns="urn:leps:tuxp:sensor" qos="0"><celsius-degree xmlns="urn:leps:things:simple-temperature-reporter" value="23.5"/></report>"#,
+        );
+        let r = Report::from_element(el.clone()).unwrap();
+        assert_eq!(r.qos, Qos::AtMostOnce);
+        assert_eq!(r.data.attr("value"), Some("23.5"));
+        assert_eq!(r.into_element(), el);
+        let bare = parse(r#"<report xmlns="urn:leps:tuxp:sensor"><d xmlns="x"/></report>"#);
+        assert_eq!(Report::from_element(bare).unwrap().qos, Qos::AtMostOnce);
+    }
+
+    #[test]
+    fn qos2_round_trip() {
+        let mut r = Report::new(Element::bare("d", "x"), Qos::ExactlyOnce);
+        r.report_id = Some("a-1".into());
+        r.stamp_ms = Some(1_764_322_200_500);
+        assert_eq!(Report::from_element(r.clone().into_element()).unwrap(), r);
+        let rc = Received {
+            report_id: "a-1".into(),
+        };
+        assert_eq!(
+            Received::from_element(rc.clone().into_element()).unwrap(),
+            rc
+        );
+        let d = Deliver {
+            report_id: "a-1".into(),
+        };
+        assert_eq!(Deliver::from_element(d.clone().into_element()).unwrap(), d);
+    }
+
+    #[test]
+    fn malformed_reports() {
+        for bad in [
+            r#"<report xmlns="urn:leps:tuxp:sensor" qos="3"><d xmlns="x"/></report>"#,
+            r#"<report xmlns="urn:leps:tuxp:sensor" qos="one"><d xmlns="x"/></report>"#,
+            r#"<report xmlns="urn:leps:tuxp:sensor" qos="2"><d xmlns="x"/></report>"#,
+            r#"<report xmlns="urn:leps:tuxp:sensor" qos="2" report-id=""><d xmlns="x"/></report>"#,
+            r#"<report xmlns="urn:leps:tuxp:sensor" colour="red"><d xmlns="x"/></report>"#,
+            r#"<report xmlns="urn:leps:tuxp:sensor"/>"#,
+            r#"<report xmlns="urn:leps:tuxp:sensor"><d xmlns="x"/><e xmlns="x"/></report>"#,
+            r#"<report xmlns="urn:leps:tuxp:sensor" stamp="yesterday"><d xmlns="x"/></report>"#,
+        ] {
+            assert!(Report::from_element(parse(bad)).is_err(), "{bad}");
+        }
+        for bad in [
+            r#"<deliver xmlns="urn:leps:tuxp:sensor"/>"#,
+            r#"<deliver xmlns="urn:leps:tuxp:sensor" report-id="a" x="y"/>"#,
+        ] {
+            assert!(Deliver::from_element(parse(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn history_round_trip() {
+        let h = History {
+            node: Some("0".into()),
+            start_ms: Some(1_000),
+            end_ms: Some(2_000),
+            set: Some(ResultSet {
+                first: Some(("4".into(), None)),
+                last: Some("5".into()),
+                count: Some(9),
+                ..ResultSet::default()
+            }),
+            items: vec![
+                Item {
+                    id: 4,
+                    node: "0".into(),
+                    stamp_ms: 1_500,
+                    data: Element::bare("d", "x"),
+                },
+                Item {
+                    id: 5,
+                    node: "0".into(),
+                    stamp_ms: 1_600,
+                    data: Element::bare("d", "x"),
+                },
+            ],
+        };
+        assert_eq!(History::from_element(h.clone().into_element()).unwrap(), h);
+    }
+}
