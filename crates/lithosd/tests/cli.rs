@@ -83,6 +83,7 @@ fn modules_and_configuration_checks() {
             ("execution", "enabled"),
             ("ibtr", "enabled"),
             ("location", "enabled"),
+            ("notification", "enabled"),
             ("offline", "enabled"),
             ("operator", "enabled"),
             ("ping", "enabled"),

@@ -14,9 +14,23 @@ pub const NS_OFFLINE: &str = "msgoffline";
 #[cfg(feature = "server")]
 mod server;
 
+/// BXMPP table (Lithos's `F0 14`): without it, a stored message could not be delivered to a
+/// client speaking BXMPP, since its `<delay/>` would have no code.
+pub const BXMPP_TABLE: &str = "\
+0xf00x14=urn:xmpp:delay
+0x00=delay
+0x01=stamp
+0x02=from
+";
+
+lithos_core::inventory::submit! {
+    lithos_core::binary::TableRegistration { name: "lithos-offline", properties: BXMPP_TABLE }
+}
+
 /// Links this crate's registrations into the program (see `lithos_ping::link`).
 #[inline(never)]
 pub fn link() {
     #[cfg(feature = "server")]
     server::link();
+    std::hint::black_box(BXMPP_TABLE);
 }

@@ -416,13 +416,7 @@ impl Payload for History {
     }
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use lithos_tuxp_things::now_ms;
 
 /// Links this crate's registrations into the program.
 #[inline(never)]

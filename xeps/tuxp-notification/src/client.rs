@@ -1,0 +1,127 @@
+//! The thing's side: notify, retransmitting until acknowledged; and reading notifications
+//! out of the messages an owner receives.
+
+use std::future::Future;
+use std::time::Duration;
+
+use lithos_client::{Client, RequestError};
+use lithos_core::stanza::{ErrorType, Iq, Message, StanzaError};
+use lithos_core::{Element, Jid, Payload};
+
+use crate::Notification;
+
+/// Lithosphere's retransmission strategy (`TimeBasedRexStrategy`): the same iq again after
+/// `initial`, then after doubling intervals, until `give_up` has passed since the first try.
+/// Its rules hold here: `initial` > 100 ms, `give_up` > 1 s and > `initial`. The default is
+/// the LPWAN gateway's: 200 ms and 2 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rex {
+    /// The first wait for the acknowledgement.
+    pub initial: Duration,
+    /// When to stop and report failure.
+    pub give_up: Duration,
+}
+
+impl Default for Rex {
+    fn default() -> Rex {
+        Rex {
+            initial: Duration::from_millis(200),
+            give_up: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Why a notification was not acknowledged.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NotifyError {
+    /// The retransmission settings break Lithosphere's rules.
+    #[error("retransmission: {0}")]
+    BadRex(&'static str),
+    /// The server refused it (not a thing, undeclared event, malformed).
+    #[error("refused: {0}")]
+    Refused(Box<StanzaError>),
+    /// No acknowledgement in time ("noAck").
+    #[error("no acknowledgement after {0:?}")]
+    NoAck(Duration),
+    /// Without acknowledgement: the client is not connected.
+    #[error("not connected")]
+    NotConnected,
+}
+
+/// Notifying from a thing's [`Client`].
+pub trait NotifierExt {
+    /// Sends `event`; with `ack`, retransmits it (same id) with the default [`Rex`] until the
+    /// server acknowledges it: delivered to the owner, or stored for them.
+    fn notify(
+        &self,
+        event: Element,
+        ack: bool,
+    ) -> impl Future<Output = Result<(), NotifyError>> + Send {
+        self.notify_with(event, ack, Rex::default())
+    }
+
+    /// [`notify`](Self::notify) with a retransmission strategy.
+    fn notify_with(
+        &self,
+        event: Element,
+        ack: bool,
+        rex: Rex,
+    ) -> impl Future<Output = Result<(), NotifyError>> + Send;
+}
+
+impl NotifierExt for Client {
+    fn notify_with(
+        &self,
+        event: Element,
+        ack: bool,
+        rex: Rex,
+    ) -> impl Future<Output = Result<(), NotifyError>> + Send {
+        let c = self.clone();
+        async move {
+            if rex.initial <= Duration::from_millis(100) {
+                return Err(NotifyError::BadRex("the first interval must exceed 100 ms"));
+            }
+            if rex.give_up <= Duration::from_secs(1) || rex.give_up <= rex.initial {
+                return Err(NotifyError::BadRex(
+                    "the time-out must exceed 1 s and the first interval",
+                ));
+            }
+            let iq = Iq::set(
+                c.next_id(),
+                Notification {
+                    ack_required: ack,
+                    event,
+                }
+                .into_element(),
+            );
+            if !ack {
+                return c.send(iq).await.map_err(|_| NotifyError::NotConnected);
+            }
+            let start = tokio::time::Instant::now();
+            let mut interval = rex.initial;
+            loop {
+                let tried = tokio::time::Instant::now();
+                let left = rex.give_up.saturating_sub(start.elapsed());
+                match c.request(iq.clone(), interval.min(left)).await {
+                    Ok(_) => return Ok(()),
+                    Err(RequestError::Stanza(e)) if e.type_ != ErrorType::Wait => {
+                        return Err(NotifyError::Refused(e));
+                    }
+                    Err(_) => {}
+                }
+                if start.elapsed() >= rex.give_up {
+                    return Err(NotifyError::NoAck(start.elapsed()));
+                }
+                tokio::time::sleep_until((tried + interval).min(start + rex.give_up)).await;
+                interval *= 2;
+            }
+        }
+    }
+}
+
+/// The notification in a message an owner received: the notifying address and the event.
+pub fn notification_of(message: &Message) -> Option<(Jid, Element)> {
+    let from = message.from.clone()?;
+    let el = message.payloads.iter().find(|p| Notification::matches(p))?;
+    Some((from, Notification::from_element(el.clone()).ok()?.event))
+}

@@ -1,0 +1,149 @@
+//! # lithos-tuxp-notification
+//!
+//! Notifications (Lithosphere reference §3.2), `urn:leps:tuxp:thing`: a thing tells of an
+//! event its model declares.
+//!
+//! ```xml
+//! <iq type="set" id="n1">
+//!   <notification xmlns="urn:leps:tuxp:thing" ack-required="true">
+//!     <switch-state-changed xmlns="urn:leps:things:simple-light" previous="0" current="2"/>
+//!   </notification>
+//! </iq>
+//! ```
+//!
+//! The server checks it (a set, only `ack-required`, one event, from a registered thing
+//! whose model declares the event), then delivers it to the thing's owner as a message from
+//! the thing holding the same `<notification/>`: to the owner's available sessions, or, when
+//! none is, into the offline store (delivered at the next login). With `ack-required` it
+//! answers an empty result **after** that: an acknowledged notification has reached the
+//! owner or is durably stored for them (Lithosphere answered before, and kept its
+//! de-duplication in memory only).
+//!
+//! De-duplication is by the iq id per thing and node, in the database for a day, so a
+//! thing that retransmits (the same iq, the same id) across a reconnect or a server restart
+//! is delivered once. The thing side ([`NotifierExt::notify`]) retransmits as Lithosphere's
+//! gateways do: doubling intervals from 200 ms, giving up after a configurable time.
+
+#![forbid(unsafe_code)]
+
+use lithos_core::{Element, Payload, PayloadError};
+
+#[cfg(feature = "client")]
+mod client;
+#[cfg(feature = "server")]
+mod server;
+
+#[cfg(feature = "client")]
+pub use client::{NotifierExt, NotifyError, Rex, notification_of};
+
+/// The namespace.
+pub const NS: &str = "urn:leps:tuxp:thing";
+
+/// BXMPP table: Lithosphere's `F8 02` codes.
+pub const BXMPP_TABLE: &str = "\
+0xf80x02=urn:leps:tuxp:thing
+0x00=notification
+0x01=ack-required
+0x02=true
+0x03=false
+0x04=event
+0x05=lan-notification
+0x06=trace-id
+0x07=lan-answer
+0x08=error-number
+0x09=reset-thing
+";
+
+lithos_core::inventory::submit! {
+    lithos_core::binary::TableRegistration { name: "lithos-tuxp-notification", properties: BXMPP_TABLE }
+}
+
+/// A notification: one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// Whether the thing wants an acknowledgement.
+    pub ack_required: bool,
+    /// The event (such as `<switch-state-changed/>`).
+    pub event: Element,
+}
+
+impl Payload for Notification {
+    const NS: &'static str = NS;
+    const NAME: &'static str = "notification";
+
+    fn from_element(el: Element) -> Result<Self, PayloadError> {
+        PayloadError::check_name::<Self>(&el)?;
+        let mut ack_required = false;
+        for a in el.attrs() {
+            match (a.ns(), a.name()) {
+                // Lithosphere: `Boolean.valueOf`, anything but "true" is false.
+                ("", "ack-required") => ack_required = a.value() == "true",
+                (_, other) => {
+                    return Err(PayloadError::Invalid(format!(
+                        "notification takes no attribute {other}"
+                    )));
+                }
+            }
+        }
+        let mut children = el.children();
+        let event = match (children.next(), children.next()) {
+            (Some(e), None) => e.clone(),
+            _ => {
+                return Err(PayloadError::Invalid(
+                    "a notification holds exactly one event".into(),
+                ));
+            }
+        };
+        Ok(Notification {
+            ack_required,
+            event,
+        })
+    }
+
+    fn into_element(self) -> Element {
+        Element::builder(Self::NAME, NS)
+            .opt_attr("ack-required", self.ack_required.then_some("true"))
+            .child(self.event)
+            .build()
+    }
+}
+
+/// Links this crate's registrations into the program.
+#[inline(never)]
+pub fn link() {
+    #[cfg(feature = "server")]
+    server::link();
+    std::hint::black_box(BXMPP_TABLE);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_example() {
+        let el = Element::parse(
+            r#"<notification xmlns="urn:leps:tuxp:thing" ack-required="true"><switch-state-changed xmlns="urn:leps:things:simple-light" previous="0" current="2"/></notification>"#,
+        )
+        .unwrap();
+        let n = Notification::from_element(el.clone()).unwrap();
+        assert!(n.ack_required);
+        assert_eq!(n.event.attr("current"), Some("2"));
+        assert_eq!(n.into_element(), el);
+    }
+
+    #[test]
+    fn malformed_notifications() {
+        for bad in [
+            r#"<notification xmlns="urn:leps:tuxp:thing"/>"#,
+            r#"<notification xmlns="urn:leps:tuxp:thing"><a xmlns="x"/><b xmlns="x"/></notification>"#,
+            // §3.2: the only attribute allowed is ack-required.
+            r#"<notification xmlns="urn:leps:tuxp:thing" qos="1"><a xmlns="x"/></notification>"#,
+        ] {
+            assert!(
+                Notification::from_element(Element::parse(bad).unwrap()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}

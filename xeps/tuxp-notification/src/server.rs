@@ -1,0 +1,256 @@
+//! The `notification` module: checks a thing's notification, delivers it to the owner (or
+//! stores it for them), records its id, then acknowledges.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use lithos_core::stanza::{DefinedCondition, StanzaError};
+use lithos_core::{Element, Jid, Payload};
+use lithos_server::module::{ModuleContext, ModuleError};
+use lithos_server::storage::rusqlite::{OptionalExtension, params};
+use lithos_server::storage::{ModuleSchema, SqliteStore};
+use lithos_server::{Flow, Module, ModuleRegistration, ServerHandle, SessionInfo};
+use lithos_tuxp_things::{Registry, now_ms};
+
+use crate::{NS, Notification};
+
+/// How long an id is remembered (Lithosphere: the last 4,096 ids, in memory).
+const REMEMBER_MS: i64 = 24 * 3600 * 1000;
+
+/// The table of ids already delivered.
+pub const SCHEMA: ModuleSchema = ModuleSchema {
+    module: "tuxp-notification",
+    migrations: &["CREATE TABLE notification_seen (
+            thing TEXT NOT NULL, node TEXT NOT NULL, id TEXT NOT NULL, stamp_ms INTEGER NOT NULL,
+            PRIMARY KEY (thing, node, id)
+         );
+         CREATE INDEX notification_seen_by_stamp ON notification_seen (stamp_ms);"],
+};
+
+lithos_server::inventory::submit! { SCHEMA }
+
+/// What the module knows of a thing account.
+#[derive(Clone)]
+struct Thing {
+    model: String,
+    owner: String,
+}
+
+struct NotificationModule {
+    /// Thing name → the thing (`None`: the account is not a thing).
+    things: Mutex<HashMap<String, Option<Thing>>>,
+}
+
+fn err(c: DefinedCondition, text: &str) -> StanzaError {
+    StanzaError::new(c).with_text(text.to_string())
+}
+
+fn internal(e: impl std::fmt::Display) -> StanzaError {
+    tracing::error!(error = %e, "notification handling failed");
+    StanzaError::new(DefinedCondition::InternalServerError)
+}
+
+impl NotificationModule {
+    async fn thing(&self, server: &ServerHandle, name: &str) -> Result<Option<Thing>, StanzaError> {
+        if let Some(t) = self
+            .things
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
+            return Ok(t.clone());
+        }
+        let registry = Registry::of(server).map_err(internal)?;
+        let thing = registry
+            .by_name(name)
+            .await
+            .map_err(internal)?
+            .map(|t| Thing {
+                model: t.model,
+                owner: t.owner,
+            });
+        self.things
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), thing.clone());
+        Ok(thing)
+    }
+
+    fn db(server: &ServerHandle) -> Option<SqliteStore> {
+        server.storage().sqlite_store().cloned()
+    }
+
+    /// Checks and delivers; `Ok(ack)` says whether to acknowledge.
+    async fn handle(
+        &self,
+        server: &ServerHandle,
+        session: &SessionInfo,
+        stanza: &Element,
+        payload: &Element,
+    ) -> Result<bool, StanzaError> {
+        if stanza.attr("type") != Some("set") {
+            return Err(err(DefinedCondition::BadRequest, "a notification is a set"));
+        }
+        if stanza.child_count() != 1 {
+            return Err(err(DefinedCondition::BadRequest, "an iq holds one payload"));
+        }
+        let n = Notification::from_element(payload.clone())
+            .map_err(|e| err(DefinedCondition::BadRequest, &e.to_string()))?;
+        let name = session.jid.local().unwrap_or_default().to_string();
+        let Some(thing) = self.thing(server, &name).await? else {
+            return Err(err(DefinedCondition::NotAllowed, "only things notify"));
+        };
+        let node = session.jid.resource().unwrap_or("0").to_string();
+        let lan_node = node.parse::<u8>().is_ok_and(|n| n >= 1);
+        if !lan_node {
+            let declared = lithos_tuxp_things::model(&thing.model)
+                .is_some_and(|m| m.events.iter().any(|p| p.matches(&n.event)));
+            if !declared {
+                return Err(err(
+                    DefinedCondition::NotAcceptable,
+                    &format!(
+                        "model {} does not declare the event <{}/> in {}",
+                        thing.model,
+                        n.event.name(),
+                        n.event.ns()
+                    ),
+                ));
+            }
+        }
+        let id = stanza.attr("id").unwrap_or_default().to_string();
+        let db = Self::db(server).ok_or_else(|| internal("notifications need the SQLite store"))?;
+        let key = (name.clone(), node.clone(), id.clone());
+        let seen = db
+            .run(move |c| {
+                Ok(c.prepare_cached(
+                    "SELECT 1 FROM notification_seen WHERE thing = ?1 AND node = ?2 AND id = ?3",
+                )?
+                .query_row(params![key.0, key.1, key.2], |_| Ok(()))
+                .optional()?
+                .is_some())
+            })
+            .await
+            .map_err(internal)?;
+        if seen {
+            tracing::debug!(thing = %name, id = %id, "repeated notification acknowledged again, not delivered");
+            return Ok(n.ack_required);
+        }
+        // Delivered (or stored offline, committed) before the id is recorded: a crash in
+        // between means one more delivery on retransmission, never none.
+        let owner =
+            Jid::new(&format!("{}@{}", thing.owner, server.domain().domain())).map_err(internal)?;
+        let message = Element::builder("message", "jabber:client")
+            .attr("type", "normal")
+            .attr("id", id.clone())
+            .attr("from", session.jid.as_shared().clone())
+            .attr("to", owner.as_shared().clone())
+            .child(payload.clone())
+            .build();
+        server.route(message).await;
+        let stamp = now_ms();
+        db.run(move |c| {
+            let tx = c.transaction()?;
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO notification_seen (thing, node, id, stamp_ms)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![name, node, id, stamp])?;
+            tx.prepare_cached("DELETE FROM notification_seen WHERE stamp_ms < ?1")?
+                .execute(params![stamp - REMEMBER_MS])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(internal)?;
+        Ok(n.ack_required)
+    }
+}
+
+#[async_trait]
+impl Module for NotificationModule {
+    async fn client_stanza(
+        &self,
+        server: &ServerHandle,
+        session: &SessionInfo,
+        stanza: &Element,
+    ) -> Flow {
+        if stanza.name() != "iq" || matches!(stanza.attr("type"), Some("result" | "error")) {
+            return Flow::Continue;
+        }
+        let Some(payload) = stanza
+            .children()
+            .next()
+            .filter(|p| p.is("notification", NS))
+        else {
+            return Flow::Continue;
+        };
+        // To the sender's own account (or no `to`): the thing notifies.
+        if let Some(t) = stanza.attr("to")
+            && !Jid::new(t).is_ok_and(|j| j.is_bare() && j.bare_eq(&session.jid))
+        {
+            server
+                .bounce(
+                    stanza,
+                    err(
+                        DefinedCondition::Forbidden,
+                        "a thing notifies for itself only",
+                    ),
+                )
+                .await;
+            return Flow::Handled;
+        }
+        let payload = payload.clone();
+        match self.handle(server, session, stanza, &payload).await {
+            Ok(true) => {
+                let reply = Element::builder("iq", "jabber:client")
+                    .attr("type", "result")
+                    .attr("id", stanza.attr("id").unwrap_or_default().to_string())
+                    .attr("to", session.jid.as_shared().clone())
+                    .attr("from", session.jid.to_bare().as_shared().clone())
+                    .build();
+                server.sessions().send(&session.jid, reply);
+            }
+            Ok(false) => {}
+            Err(e) => server.bounce(stanza, e).await,
+        }
+        Flow::Handled
+    }
+
+    fn disco_features(&self) -> Vec<&'static str> {
+        vec![NS]
+    }
+
+    async fn account_deleting(&self, _server: &ServerHandle, account: &Jid) {
+        if let Some(name) = account.local() {
+            self.things
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(name);
+        }
+    }
+}
+
+fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
+    if let Some(k) = ctx.section.keys().next() {
+        return Err(ModuleError(format!("unknown key {k}")));
+    }
+    Ok(Arc::new(NotificationModule {
+        things: Mutex::new(HashMap::new()),
+    }))
+}
+
+lithos_server::inventory::submit! {
+    ModuleRegistration {
+        name: "notification",
+        description: "TUXP notifications: events from things to their owners, acknowledged after delivery or storage, de-duplicated",
+        depends_on: &[],
+        enabled_by_default: true,
+        build,
+    }
+}
+
+#[inline(never)]
+pub(crate) fn link() {
+    std::hint::black_box(build as fn(_) -> _);
+}

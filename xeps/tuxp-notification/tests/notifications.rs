@@ -1,0 +1,160 @@
+//! Notifications against lithosd, in XML and BXMPP: acknowledged, retransmitted and
+//! delivered once, stored for an offline owner, refused when they should be.
+
+#[path = "../../tuxp-execution/tests/common/mod.rs"]
+mod common;
+
+use std::time::Duration;
+
+use common::{T, TestServer, condition};
+use lithos_client::{Event, Events, WireFormat};
+use lithos_core::stanza::{DefinedCondition, Iq, Presence};
+use lithos_core::{Element, Jid, Payload};
+use lithos_tuxp_notification::{Notification, NotifierExt, NotifyError, Rex, notification_of};
+
+fn switched(previous: u8, current: u8) -> Element {
+    Element::builder("switch-state-changed", lithos_things_demo::light::NS)
+        .attr("previous", previous.to_string())
+        .attr("current", current.to_string())
+        .build()
+}
+
+/// The next notification among `events`, or `None` within `wait`.
+async fn next_notification(events: &mut Events, wait: Duration) -> Option<(Jid, Element)> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(Event::Message(m))) => {
+                if let Some(n) = notification_of(&m) {
+                    return Some(n);
+                }
+            }
+            Ok(Some(_)) => {}
+            _ => return None,
+        }
+    }
+}
+
+async fn flow(format: WireFormat) {
+    let s = TestServer::start("").await;
+    let (alice, mut alice_events) = s.user("alice", format).await;
+    alice.send_presence(Presence::available()).await.unwrap();
+    let (_id, light, _flashes) = s.light(&alice, "0A0B0C0D", format).await;
+    let light_jid = Jid::new("sl-01-0a0b0c0d@localhost/0").unwrap();
+
+    // Acknowledged, delivered to the online owner.
+    light.notify(switched(0, 2), true).await.unwrap();
+    let (from, event) = next_notification(&mut alice_events, T)
+        .await
+        .expect("delivered");
+    assert_eq!(from, light_jid);
+    assert_eq!(event, switched(0, 2));
+    // Without acknowledgement: delivered too.
+    light.notify(switched(2, 0), false).await.unwrap();
+    let (_, event) = next_notification(&mut alice_events, T)
+        .await
+        .expect("delivered");
+    assert_eq!(event, switched(2, 0));
+
+    // A retransmission (same iq, same id) is acknowledged again and delivered once.
+    let iq = Iq::set(
+        "n-repeated",
+        Notification {
+            ack_required: true,
+            event: switched(0, 1),
+        }
+        .into_element(),
+    );
+    light.request(iq.clone(), T).await.unwrap();
+    light.request(iq, T).await.unwrap();
+    assert_eq!(
+        next_notification(&mut alice_events, T).await.map(|n| n.1),
+        Some(switched(0, 1))
+    );
+    assert_eq!(
+        next_notification(&mut alice_events, Duration::from_millis(300)).await,
+        None,
+        "the retransmission was delivered twice"
+    );
+
+    // Refused: an event the model does not declare; a person notifying; bad retransmission
+    // settings.
+    let photo = Element::builder("celsius-degree", lithos_things_demo::temperature::NS)
+        .attr("value", "1")
+        .build();
+    match light.notify(photo, true).await {
+        Err(NotifyError::Refused(e)) => assert_eq!(e.condition, DefinedCondition::NotAcceptable),
+        other => panic!("{other:?}"),
+    }
+    match alice.notify(switched(0, 2), true).await {
+        Err(NotifyError::Refused(e)) => assert_eq!(e.condition, DefinedCondition::NotAllowed),
+        other => panic!("{other:?}"),
+    }
+    let eager = Rex {
+        initial: Duration::from_millis(50),
+        give_up: Duration::from_secs(2),
+    };
+    assert!(matches!(
+        light.notify_with(switched(0, 2), true, eager).await,
+        Err(NotifyError::BadRex(_))
+    ));
+    // For another account: refused.
+    let forged = Iq::set(
+        "",
+        Notification {
+            ack_required: true,
+            event: switched(0, 2),
+        }
+        .into_element(),
+    )
+    .with_to(Jid::new("bob@localhost").unwrap());
+    let e = light.request(forged, T).await.unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
+
+    // The owner offline: acknowledged once stored, delivered at the next login.
+    alice.close().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    light.notify(switched(1, 2), true).await.unwrap();
+    let (alice, mut alice_events) = s.user("alice", format).await;
+    alice.send_presence(Presence::available()).await.unwrap();
+    let (from, event) = next_notification(&mut alice_events, T)
+        .await
+        .expect("delivered at login");
+    assert_eq!(from, light_jid);
+    assert_eq!(event, switched(1, 2));
+}
+
+#[tokio::test]
+async fn flow_in_xml() {
+    flow(WireFormat::Xml).await;
+}
+
+#[tokio::test]
+async fn flow_in_bxmpp() {
+    flow(WireFormat::Bxmpp).await;
+}
+
+#[tokio::test]
+async fn no_ack_when_the_server_is_gone() {
+    let s = TestServer::start("").await;
+    let (alice, _ae) = s.user("alice", WireFormat::Xml).await;
+    let (_id, light, _flashes) = s.light(&alice, "0A0B0C0E", WireFormat::Xml).await;
+    s.server.shutdown(Duration::from_millis(100)).await;
+    let start = std::time::Instant::now();
+    let r = light
+        .notify_with(
+            switched(0, 2),
+            true,
+            Rex {
+                initial: Duration::from_millis(200),
+                give_up: Duration::from_millis(1500),
+            },
+        )
+        .await;
+    assert!(matches!(r, Err(NotifyError::NoAck(_))), "{r:?}");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_millis(2500),
+        "gave up after {took:?}"
+    );
+}
