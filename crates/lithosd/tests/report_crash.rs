@@ -115,7 +115,16 @@ fn celsius(seq: u32) -> Element {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_reports_survive_20_kills() {
+async fn acknowledged_reports_survive_20_kills_in_xml() {
+    survive_kills(WireFormat::Xml).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_reports_survive_20_kills_in_bxmpp() {
+    survive_kills(WireFormat::Bxmpp).await;
+}
+
+async fn survive_kills(format: WireFormat) {
     lithosd::link_all();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -153,6 +162,7 @@ async fn acknowledged_reports_survive_20_kills() {
     let creds = ThingRuntime::new(id, "REGISTRATION-KEY", "localhost")
         .address(format!("127.0.0.1:{things}"))
         .trust(trust.clone())
+        .format(format)
         .credentials()
         .await
         .unwrap();
@@ -164,7 +174,7 @@ async fn acknowledged_reports_survive_20_kills() {
     .unwrap()
     .address(format!("127.0.0.1:{things}"))
     .trust(trust.clone())
-    .format(WireFormat::Xml)
+    .format(format)
     .reconnect(Some(Reconnect {
         initial: Duration::from_millis(50),
         max: Duration::from_millis(500),
@@ -283,6 +293,6 @@ async fn acknowledged_reports_survive_20_kills() {
         }
     }
     eprintln!(
-        "{sent} reports over {CYCLES} kills; {duplicated_qos1} QoS 1 reports stored twice; acks at each kill: {acked_at_kill:?}"
+        "{format:?}: {sent} reports over {CYCLES} kills; {duplicated_qos1} QoS 1 reports stored twice; acks at each kill: {acked_at_kill:?}"
     );
 }
