@@ -1,5 +1,5 @@
 //! The module set of `lithosd`, also used by its tests: the IM core, in-band registration,
-//! the TUXP thing protocols (registration, operators, execution, location, reports, notifications), and the demo thing models (`SL-01`, `SC-01`, `STR-01`).
+//! the TUXP thing protocols (registration, operators, execution, location, reports, notifications, friends), and the demo thing models (`SL-01`, `SC-01`, `STR-01`).
 
 /// Links every extension crate this server includes, so their modules are registered.
 pub fn link_all() {
@@ -16,5 +16,6 @@ pub fn link_all() {
     lithos_tuxp_location::link();
     lithos_tuxp_report::link();
     lithos_tuxp_notification::link();
+    lithos_tuxp_friends::link();
     lithos_things_demo::link();
 }

@@ -81,6 +81,7 @@ fn modules_and_configuration_checks() {
         [
             ("disco", "enabled"),
             ("execution", "enabled"),
+            ("friends", "enabled"),
             ("ibtr", "enabled"),
             ("location", "enabled"),
             ("notification", "enabled"),

@@ -16,7 +16,7 @@
 //! the thing holding the same `<notification/>`: to the owner's available sessions, or, when
 //! none is, into the offline store (delivered at the next login). With `ack-required` it
 //! answers an empty result **after** that: an acknowledged notification has reached the
-//! owner or is durably stored for them (Lithosphere answered before, and kept its
+//! owner and followers, or is durably stored for them (Lithosphere answered before, and kept its
 //! de-duplication in memory only).
 //!
 //! De-duplication is by the iq id per thing and node, in the database for a day, so a

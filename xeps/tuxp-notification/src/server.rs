@@ -33,6 +33,7 @@ lithos_server::inventory::submit! { SCHEMA }
 /// What the module knows of a thing account.
 #[derive(Clone)]
 struct Thing {
+    thing_id: String,
     model: String,
     owner: String,
 }
@@ -67,6 +68,7 @@ impl NotificationModule {
             .await
             .map_err(internal)?
             .map(|t| Thing {
+                thing_id: t.thing_id,
                 model: t.model,
                 owner: t.owner,
             });
@@ -137,17 +139,33 @@ impl NotificationModule {
             return Ok(n.ack_required);
         }
         // Delivered (or stored offline, committed) before the id is recorded: a crash in
-        // between means one more delivery on retransmission, never none.
-        let owner =
-            Jid::new(&format!("{}@{}", thing.owner, server.domain().domain())).map_err(internal)?;
-        let message = Element::builder("message", "jabber:client")
-            .attr("type", "normal")
-            .attr("id", id.clone())
-            .attr("from", session.jid.as_shared().clone())
-            .attr("to", owner.as_shared().clone())
-            .child(payload.clone())
-            .build();
-        server.route(message).await;
+        // between means one more delivery on retransmission, never none. The owner, then
+        // the approved followers of this event.
+        let registry = Registry::of(server).map_err(internal)?;
+        let mut recipients = vec![format!("{}@{}", thing.owner, server.domain().domain())];
+        for f in registry
+            .followers(&thing.thing_id, &lithos_tuxp_things::key_of(&n.event))
+            .await
+            .map_err(internal)?
+        {
+            if !recipients.contains(&f) {
+                recipients.push(f);
+            }
+        }
+        for to in recipients {
+            let Ok(to) = Jid::new(&to) else {
+                tracing::warn!(follower = %to, "a follower that is not a JID is skipped");
+                continue;
+            };
+            let message = Element::builder("message", "jabber:client")
+                .attr("type", "normal")
+                .attr("id", id.clone())
+                .attr("from", session.jid.as_shared().clone())
+                .attr("to", to.as_shared().clone())
+                .child(payload.clone())
+                .build();
+            server.route(message).await;
+        }
         let stamp = now_ms();
         db.run(move |c| {
             let tx = c.transaction()?;

@@ -158,3 +158,117 @@ async fn no_ack_when_the_server_is_gone() {
         "gave up after {took:?}"
     );
 }
+
+async fn followers(format: WireFormat) {
+    use lithos_tuxp_friends::FriendsExt;
+    use lithos_tuxp_operator::{ApproveFollow, OperatorExt};
+    use lithos_tuxp_report::ReportsExt;
+
+    let s = TestServer::start("").await;
+    s.add_user("carol", "carol-password").await;
+    let (alice, mut alice_events) = s.user("alice", format).await;
+    alice.send_presence(Presence::available()).await.unwrap();
+    let (bob, mut bob_events) = s.user("bob", format).await;
+    bob.send_presence(Presence::available()).await.unwrap();
+    let (carol, _ce) = s.user("carol", format).await;
+    let (_id, light, _flashes) = s.light(&alice, "0F0F0F0F", format).await;
+    let friend = Jid::new("sl-01-0f0f0f0f@localhost").unwrap();
+    let event = "{urn:leps:things:simple-light}switch-state-changed";
+    let quiet = Duration::from_millis(300);
+
+    // Asked, not approved: bob gets nothing, alice (the owner) gets it.
+    assert!(!bob.follow(friend.clone(), event, false, T).await.unwrap());
+    light.notify(switched(0, 2), true).await.unwrap();
+    assert!(next_notification(&mut alice_events, T).await.is_some());
+    assert_eq!(next_notification(&mut bob_events, quiet).await, None);
+    // An event the model does not have; an approval nobody asked for; a non-operator.
+    let e = bob
+        .follow(
+            friend.clone(),
+            "{urn:leps:things:simple-light}melted",
+            false,
+            T,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::ItemNotFound));
+    let approval = |follower: &str| ApproveFollow {
+        friend: friend.clone(),
+        event: event.to_string(),
+        follower: Jid::new(follower).unwrap(),
+        canceled: false,
+    };
+    let e = alice
+        .approve_follow(approval("carol@localhost"), T)
+        .await
+        .unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::ItemNotFound));
+    let e = bob
+        .approve_follow(approval("bob@localhost"), T)
+        .await
+        .unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
+    // Live reports: followers only once approved.
+    let e = bob
+        .follow_reports(friend.clone(), true, T)
+        .await
+        .unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
+
+    alice
+        .approve_follow(approval("bob@localhost"), T)
+        .await
+        .unwrap();
+    assert!(bob.follow(friend.clone(), event, false, T).await.unwrap());
+    bob.follow_reports(friend.clone(), true, T).await.unwrap();
+    let e = carol
+        .follow_reports(friend.clone(), true, T)
+        .await
+        .unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
+
+    // Retransmitted: once to each.
+    let iq = Iq::set(
+        "n-followed",
+        Notification {
+            ack_required: true,
+            event: switched(2, 1),
+        }
+        .into_element(),
+    );
+    light.request(iq.clone(), T).await.unwrap();
+    light.request(iq, T).await.unwrap();
+    for events in [&mut alice_events, &mut bob_events] {
+        assert_eq!(
+            next_notification(events, T).await.map(|n| n.1),
+            Some(switched(2, 1))
+        );
+        assert_eq!(next_notification(events, quiet).await, None);
+    }
+
+    // Bob offline when it is acknowledged: delivered at his next login.
+    bob.close().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    light.notify(switched(1, 0), true).await.unwrap();
+    let (bob, mut bob_events) = s.user("bob", format).await;
+    bob.send_presence(Presence::available()).await.unwrap();
+    assert_eq!(
+        next_notification(&mut bob_events, T).await.map(|n| n.1),
+        Some(switched(1, 0))
+    );
+
+    // Unfollowed: nothing more.
+    bob.follow(friend.clone(), event, true, T).await.unwrap();
+    light.notify(switched(0, 2), true).await.unwrap();
+    assert_eq!(next_notification(&mut bob_events, quiet).await, None);
+}
+
+#[tokio::test]
+async fn followers_in_xml() {
+    followers(WireFormat::Xml).await;
+}
+
+#[tokio::test]
+async fn followers_in_bxmpp() {
+    followers(WireFormat::Bxmpp).await;
+}

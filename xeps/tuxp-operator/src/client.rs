@@ -7,7 +7,7 @@ use lithos_client::{Client, RequestError};
 use lithos_core::stanza::Iq;
 use lithos_core::{Jid, Payload};
 
-use crate::{AuthThing, Grant};
+use crate::{ApproveFollow, AuthThing, Grant};
 
 /// Operator and owner requests from a [`Client`] (to its own server).
 pub trait OperatorExt {
@@ -31,9 +31,32 @@ pub trait OperatorExt {
         revoke: bool,
         timeout: Duration,
     ) -> impl Future<Output = Result<(), RequestError>> + Send;
+    /// As an operator: lets `follower` receive the `event` (`{ns}name`) notifications of
+    /// the thing `friend`, which `follower` asked for (`canceled`: refuses or ends it).
+    fn approve_follow(
+        &self,
+        approval: ApproveFollow,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), RequestError>> + Send;
 }
 
 impl OperatorExt for Client {
+    fn approve_follow(
+        &self,
+        approval: ApproveFollow,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), RequestError>> + Send {
+        let c = self.clone();
+        async move {
+            let server = Jid::new(c.jid().domain()).map_err(|_| RequestError::Disconnected)?;
+            c.request(
+                Iq::set("", approval.into_element()).with_to(server),
+                timeout,
+            )
+            .await
+            .map(drop)
+        }
+    }
     fn authorize_thing(
         &self,
         thing_id: &str,

@@ -78,22 +78,80 @@ impl Payload for AuthThing {
                 attribute: "thing-id",
             })?
             .to_string();
-        let canceled = match el.attr("canceled") {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(v) => {
-                return Err(PayloadError::InvalidAttribute {
-                    element: "auth-thing",
-                    attribute: "canceled",
-                    value: v.to_string(),
-                });
-            }
-        };
+        let canceled = canceled_attr(&el, "auth-thing")?;
         Ok(AuthThing { thing_id, canceled })
     }
     fn into_element(self) -> Element {
         Element::builder(Self::NAME, NS)
             .attr("thing-id", self.thing_id)
+            .opt_attr("canceled", self.canceled.then_some("true"))
+            .build()
+    }
+}
+
+fn canceled_attr(el: &Element, element: &'static str) -> Result<bool, PayloadError> {
+    match el.attr("canceled") {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(v) => Err(PayloadError::InvalidAttribute {
+            element,
+            attribute: "canceled",
+            value: v.to_string(),
+        }),
+    }
+}
+
+/// `<approve-follow friend="…" event="{ns}name" follower="…" canceled="true"?/>`: an
+/// operator lets `follower` receive the `event` notifications of the thing `friend`
+/// (reference §3.8), or (`canceled`) refuses or ends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApproveFollow {
+    /// The followed thing (its bare JID).
+    pub friend: Jid,
+    /// The event, `{ns}name`.
+    pub event: String,
+    /// Who follows (a bare JID).
+    pub follower: Jid,
+    /// Refuse or end the follow instead.
+    pub canceled: bool,
+}
+
+impl Payload for ApproveFollow {
+    const NS: &'static str = NS;
+    const NAME: &'static str = "approve-follow";
+    fn from_element(el: Element) -> Result<Self, PayloadError> {
+        PayloadError::check_name::<Self>(&el)?;
+        let jid = |attribute: &'static str| -> Result<Jid, PayloadError> {
+            let v = el.attr(attribute).ok_or(PayloadError::MissingAttribute {
+                element: "approve-follow",
+                attribute,
+            })?;
+            Jid::new(v).map_err(|_| PayloadError::InvalidAttribute {
+                element: "approve-follow",
+                attribute,
+                value: v.to_string(),
+            })
+        };
+        let event = el
+            .attr("event")
+            .filter(|e| e.starts_with('{') && e.contains('}'))
+            .ok_or(PayloadError::MissingAttribute {
+                element: "approve-follow",
+                attribute: "event",
+            })?
+            .to_string();
+        Ok(ApproveFollow {
+            friend: jid("friend")?,
+            follower: jid("follower")?,
+            event,
+            canceled: canceled_attr(&el, "approve-follow")?,
+        })
+    }
+    fn into_element(self) -> Element {
+        Element::builder(Self::NAME, NS)
+            .attr("friend", self.friend.as_shared().clone())
+            .attr("event", self.event)
+            .attr("follower", self.follower.as_shared().clone())
             .opt_attr("canceled", self.canceled.then_some("true"))
             .build()
     }

@@ -12,7 +12,7 @@ use lithos_server::{
 };
 use lithos_tuxp_things::{Registry, RegistryError, ThingId};
 
-use crate::{AuthThing, Grant, NS, NS_GRANT};
+use crate::{ApproveFollow, AuthThing, Grant, NS, NS_GRANT};
 
 struct Operator {
     /// Account names (local parts) allowed to authorize things.
@@ -81,6 +81,50 @@ impl Operator {
             )),
             Err(e) => Err(internal(e)),
         }
+    }
+
+    async fn approve_follow(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
+        if !req.is_set {
+            return Err(err(DefinedCondition::BadRequest, "approve-follow is a set"));
+        }
+        let a = ApproveFollow::from_element(req.payload.clone())
+            .map_err(|e| err(DefinedCondition::BadRequest, &e.to_string()))?;
+        let Some(who) = Self::sender(server, &req) else {
+            return Err(StanzaError::new(DefinedCondition::Forbidden));
+        };
+        if !self.operators.contains(&who) {
+            return Err(err(
+                DefinedCondition::Forbidden,
+                "only the operators the configuration names approve follows",
+            ));
+        }
+        let registry = Registry::of(server).map_err(internal)?;
+        let thing = match local_account(server, &a.friend) {
+            Some(name) => registry.by_name(&name).await.map_err(internal)?,
+            None => None,
+        };
+        let Some(thing) = thing else {
+            return Err(err(DefinedCondition::ItemNotFound, "no such thing"));
+        };
+        let follower = a.follower.to_bare().to_string();
+        let done = if a.canceled {
+            registry
+                .unfollow(&thing.thing_id, &a.event, &follower)
+                .await
+        } else {
+            registry
+                .approve_follow(&thing.thing_id, &a.event, &follower)
+                .await
+        }
+        .map_err(internal)?;
+        if !done {
+            return Err(err(
+                DefinedCondition::ItemNotFound,
+                "nobody asked to follow that event of that thing",
+            ));
+        }
+        tracing::info!(thing = %thing.thing_id, event = %a.event, %follower, operator = %who, canceled = a.canceled, "follow decided");
+        Ok(None)
     }
 
     async fn grant(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
@@ -161,7 +205,9 @@ impl Module for Operator {
     }
 
     async fn handle_iq(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
-        if req.payload.ns() == NS {
+        if req.payload.is("approve-follow", NS) {
+            self.approve_follow(server, req).await
+        } else if req.payload.ns() == NS {
             self.auth_thing(server, req).await
         } else {
             self.grant(server, req).await

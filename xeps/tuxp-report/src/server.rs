@@ -263,10 +263,13 @@ impl ReportModule {
             .map_err(|_| internal("the report writer stopped"))
     }
 
-    /// The thing addressed by an owner's query, checked against the requester.
+    /// The thing addressed by an owner's query, checked against the requester: its owner,
+    /// an account it granted, itself, or (`followers_too`) an approved follower of any of
+    /// its events.
     async fn queried_thing(
         server: &ServerHandle,
         req: &IqRequest,
+        followers_too: bool,
     ) -> Result<ThingRecord, StanzaError> {
         let registry = Registry::of(server).map_err(internal)?;
         let thing = match req.to.local() {
@@ -278,13 +281,22 @@ impl ReportModule {
         };
         let who = req.from.local().unwrap_or_default();
         let own = req.from.bare_eq(&req.to);
-        if !own && !registry.may_execute(&thing, who).await.map_err(internal)? {
-            return Err(err(
-                DefinedCondition::Forbidden,
-                "only the thing's owner, and the accounts it granted, read its reports",
-            ));
+        if own || registry.may_execute(&thing, who).await.map_err(internal)? {
+            return Ok(thing);
         }
-        Ok(thing)
+        let follower = req.from.to_bare().to_string();
+        if followers_too
+            && registry
+                .follows_any(&thing.thing_id, &follower)
+                .await
+                .map_err(internal)?
+        {
+            return Ok(thing);
+        }
+        Err(err(
+            DefinedCondition::Forbidden,
+            "only the thing's owner, the accounts it granted and its approved followers read its reports",
+        ))
     }
 }
 
@@ -460,7 +472,8 @@ impl Module for ReportModule {
     }
 
     async fn handle_iq(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
-        let thing = Self::queried_thing(server, &req).await?;
+        let live = req.payload.name() == "subscribe" || req.payload.name() == "unsubscribe";
+        let thing = Self::queried_thing(server, &req, live).await?;
         let db = Self::db(server).map_err(|e| *e)?;
         match (req.is_set, req.payload.name()) {
             (false, "latest") => {

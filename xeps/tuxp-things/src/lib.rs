@@ -16,7 +16,7 @@ mod model;
 mod registry;
 
 pub use id::{ThingId, ThingIdError};
-pub use model::{Protocol, ThingModel, model, models};
+pub use model::{Protocol, ThingModel, key_of, model, models};
 #[cfg(feature = "server")]
 pub use registry::{Authorization, Registry, RegistryError, ThingRecord};
 

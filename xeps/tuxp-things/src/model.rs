@@ -20,6 +20,16 @@ impl Protocol {
     pub fn matches(&self, el: &lithos_core::Element) -> bool {
         el.is(self.name, self.ns)
     }
+
+    /// The text form of a protocol in follows: `{ns}name` (Clark notation).
+    pub fn key(&self) -> String {
+        format!("{{{}}}{}", self.ns, self.name)
+    }
+}
+
+/// The `{ns}name` key of an element (see [`Protocol::key`]).
+pub fn key_of(el: &lithos_core::Element) -> String {
+    format!("{{{}}}{}", el.ns(), el.name())
 }
 
 /// A model descriptor, contributed by the crate that defines the model:
@@ -55,6 +65,11 @@ impl ThingModel {
     /// Whether the model executes `action`.
     pub fn supports_action(&self, action: &lithos_core::Element) -> bool {
         self.actions.iter().any(|p| p.matches(action))
+    }
+
+    /// The declared event whose key (`{ns}name`) is `key`.
+    pub fn event_by_key(&self, key: &str) -> Option<&'static Protocol> {
+        self.events.iter().find(|p| p.key() == key)
     }
 }
 

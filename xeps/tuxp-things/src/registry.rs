@@ -1,7 +1,9 @@
 //! The thing registry, in the server's database: which things are registered and who owns
 //! them, pending registration authorizations, and who else may command each thing.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use crate::now_ms;
 
 use lithos_server::storage::rusqlite::{OptionalExtension, params};
 use lithos_server::storage::{ModuleSchema, SqliteStore, StorageError};
@@ -31,6 +33,16 @@ lithos_server::inventory::submit! {
                 thing_id TEXT NOT NULL,
                 account TEXT NOT NULL,
                 PRIMARY KEY (thing_id, account)
+             );",
+            // 2: friends/follow (reference §3.8): who follows which event of which thing,
+            // requested by the follower, approved by an operator.
+            "CREATE TABLE things_follows (
+                thing_id TEXT NOT NULL,
+                event TEXT NOT NULL,
+                follower TEXT NOT NULL,
+                approved INTEGER NOT NULL DEFAULT 0,
+                requested_ms INTEGER NOT NULL,
+                PRIMARY KEY (thing_id, event, follower)
              );",
         ],
     }
@@ -89,14 +101,6 @@ pub struct Authorization {
     pub authorizer: String,
     /// When it stops being valid, in milliseconds since the Unix epoch.
     pub expires_ms: i64,
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// The registry. Cheap to clone.
@@ -256,6 +260,10 @@ impl Registry {
             )?;
             tx.execute("DELETE FROM things_grants WHERE thing_id = ?1", params![id])?;
             tx.execute(
+                "DELETE FROM things_follows WHERE thing_id = ?1",
+                params![id],
+            )?;
+            tx.execute(
                 "DELETE FROM things_authorizations WHERE thing_id = ?1",
                 params![id],
             )?;
@@ -317,6 +325,95 @@ impl Registry {
                 "DELETE FROM things_grants WHERE thing_id = ?1 AND account = ?2",
                 params![id, acct],
             )? > 0)
+        })
+        .await
+    }
+
+    /// Records that `follower` (a bare JID) asks to follow `event` (`{ns}name`) of the thing;
+    /// returns whether the follow is approved already (a repeated request keeps its state).
+    pub async fn request_follow(&self, thing_id: &str, event: &str, follower: &str) -> R<bool> {
+        let (id, ev, who) = (
+            thing_id.to_string(),
+            event.to_string(),
+            follower.to_string(),
+        );
+        let now = now_ms();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO things_follows (thing_id, event, follower, approved, requested_ms)
+                 VALUES (?1, ?2, ?3, 0, ?4) ON CONFLICT DO NOTHING",
+                params![id, ev, who, now],
+            )?;
+            Ok(c.query_row(
+                "SELECT approved FROM things_follows
+                 WHERE thing_id = ?1 AND event = ?2 AND follower = ?3",
+                params![id, ev, who],
+                |r| r.get::<_, bool>(0),
+            )?)
+        })
+        .await
+    }
+
+    /// Approves a requested follow; `false` when nobody asked for it.
+    pub async fn approve_follow(&self, thing_id: &str, event: &str, follower: &str) -> R<bool> {
+        let (id, ev, who) = (
+            thing_id.to_string(),
+            event.to_string(),
+            follower.to_string(),
+        );
+        self.run(move |c| {
+            Ok(c.execute(
+                "UPDATE things_follows SET approved = 1
+                 WHERE thing_id = ?1 AND event = ?2 AND follower = ?3",
+                params![id, ev, who],
+            )? > 0)
+        })
+        .await
+    }
+
+    /// Ends a follow (requested or approved); `false` when there was none.
+    pub async fn unfollow(&self, thing_id: &str, event: &str, follower: &str) -> R<bool> {
+        let (id, ev, who) = (
+            thing_id.to_string(),
+            event.to_string(),
+            follower.to_string(),
+        );
+        self.run(move |c| {
+            Ok(c.execute(
+                "DELETE FROM things_follows WHERE thing_id = ?1 AND event = ?2 AND follower = ?3",
+                params![id, ev, who],
+            )? > 0)
+        })
+        .await
+    }
+
+    /// The approved followers (bare JIDs) of `event` of the thing.
+    pub async fn followers(&self, thing_id: &str, event: &str) -> R<Vec<String>> {
+        let (id, ev) = (thing_id.to_string(), event.to_string());
+        self.run(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT follower FROM things_follows
+                 WHERE thing_id = ?1 AND event = ?2 AND approved = 1 ORDER BY follower",
+            )?;
+            let v = st
+                .query_map(params![id, ev], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(v)
+        })
+        .await
+    }
+
+    /// Whether `follower` (a bare JID) follows any event of the thing, approved.
+    pub async fn follows_any(&self, thing_id: &str, follower: &str) -> R<bool> {
+        let (id, who) = (thing_id.to_string(), follower.to_string());
+        self.run(move |c| {
+            Ok(c.query_row(
+                "SELECT 1 FROM things_follows WHERE thing_id = ?1 AND follower = ?2 AND approved = 1",
+                params![id, who],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
         })
         .await
     }

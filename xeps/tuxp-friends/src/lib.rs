@@ -1,0 +1,154 @@
+//! # lithos-tuxp-friends
+//!
+//! Friends and follow (Lithosphere reference §3.8), `urn:leps:tacp:friends`: an account (a
+//! person, or another thing such as a gateway that reacts to a light switch) asks to follow
+//! one event of a thing; an operator approves it with `approve-follow`
+//! (`lithos-tuxp-operator`); from then on the thing's notifications of that event reach the
+//! follower as they reach the owner (`lithos-tuxp-notification`), and the follower may
+//! subscribe to the thing's live reports (`lithos-tuxp-report`).
+//!
+//! ```xml
+//! <iq type="set" id="f1" to="example.com">
+//!   <follow xmlns="urn:leps:tacp:friends" friend="sl-01-0a1b2c3d@example.com"
+//!           event="{urn:leps:things:simple-light}switch-state-changed"/>
+//! </iq>
+//! <!-- answer: the same element with approved="false" until an operator approves -->
+//! ```
+//!
+//! Events are written `{namespace}name`. `canceled="true"` withdraws the request or ends the
+//! follow. The follower is always the sender's bare JID.
+
+#![forbid(unsafe_code)]
+
+use lithos_core::{Element, Jid, Payload, PayloadError};
+
+#[cfg(feature = "client")]
+mod client;
+#[cfg(feature = "server")]
+mod server;
+
+#[cfg(feature = "client")]
+pub use client::FriendsExt;
+
+/// The namespace.
+pub const NS: &str = "urn:leps:tacp:friends";
+
+/// BXMPP table (Lithos's `F0 15`: Lithosphere has no table for this namespace).
+pub const BXMPP_TABLE: &str = "\
+0xf00x15=urn:leps:tacp:friends
+0x00=follow
+0x01=friend
+0x02=event
+0x03=follower
+0x04=canceled
+0x05=approved
+0x06=true
+0x07=false
+0x08=lan-follows
+";
+
+lithos_core::inventory::submit! {
+    lithos_core::binary::TableRegistration { name: "lithos-tuxp-friends", properties: BXMPP_TABLE }
+}
+
+/// `<follow/>`: a request (or, in the answer, its state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Follow {
+    /// The thing followed (its bare JID).
+    pub friend: Jid,
+    /// The event, `{ns}name`.
+    pub event: String,
+    /// Withdraw or end the follow.
+    pub canceled: bool,
+    /// In the answer: whether an operator approved it.
+    pub approved: Option<bool>,
+}
+
+fn flag(el: &Element, attribute: &'static str) -> Result<Option<bool>, PayloadError> {
+    match el.attr(attribute) {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(v) => Err(PayloadError::InvalidAttribute {
+            element: "follow",
+            attribute,
+            value: v.to_string(),
+        }),
+    }
+}
+
+impl Payload for Follow {
+    const NS: &'static str = NS;
+    const NAME: &'static str = "follow";
+
+    fn from_element(el: Element) -> Result<Self, PayloadError> {
+        PayloadError::check_name::<Self>(&el)?;
+        let friend = el.attr("friend").ok_or(PayloadError::MissingAttribute {
+            element: "follow",
+            attribute: "friend",
+        })?;
+        let friend = Jid::new(friend).map_err(|_| PayloadError::InvalidAttribute {
+            element: "follow",
+            attribute: "friend",
+            value: friend.to_string(),
+        })?;
+        let event = el
+            .attr("event")
+            .filter(|e| e.starts_with('{') && e.contains('}'))
+            .ok_or_else(|| PayloadError::Invalid("follow needs an event written {ns}name".into()))?
+            .to_string();
+        Ok(Follow {
+            friend,
+            event,
+            canceled: flag(&el, "canceled")?.unwrap_or(false),
+            approved: flag(&el, "approved")?,
+        })
+    }
+
+    fn into_element(self) -> Element {
+        Element::builder(Self::NAME, NS)
+            .attr("friend", self.friend.as_shared().clone())
+            .attr("event", self.event)
+            .opt_attr("canceled", self.canceled.then_some("true"))
+            .opt_attr(
+                "approved",
+                self.approved.map(|a| if a { "true" } else { "false" }),
+            )
+            .build()
+    }
+}
+
+/// Links this crate's registrations into the program.
+#[inline(never)]
+pub fn link() {
+    #[cfg(feature = "server")]
+    server::link();
+    std::hint::black_box(BXMPP_TABLE);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_malformed() {
+        let f = Follow {
+            friend: Jid::new("sl-01-0a1b2c3d@example.com").unwrap(),
+            event: "{urn:leps:things:simple-light}switch-state-changed".into(),
+            canceled: false,
+            approved: Some(false),
+        };
+        assert_eq!(Follow::from_element(f.clone().into_element()).unwrap(), f);
+        for bad in [
+            r#"<follow xmlns="urn:leps:tacp:friends" event="{x}y"/>"#,
+            r#"<follow xmlns="urn:leps:tacp:friends" friend="a@b"/>"#,
+            r#"<follow xmlns="urn:leps:tacp:friends" friend="a@b" event="y"/>"#,
+            r#"<follow xmlns="urn:leps:tacp:friends" friend="a@b" event="{x}y" canceled="yes"/>"#,
+        ] {
+            assert!(
+                Follow::from_element(Element::parse(bad).unwrap()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The `friends` module: records follow requests for operators to approve.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lithos_core::Payload;
+use lithos_core::stanza::{DefinedCondition, StanzaError};
+use lithos_server::module::{ModuleContext, ModuleError};
+use lithos_server::{
+    IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleRegistration, ServerHandle,
+};
+use lithos_tuxp_things::Registry;
+
+use crate::{Follow, NS};
+
+struct Friends;
+
+fn err(c: DefinedCondition, text: &str) -> StanzaError {
+    StanzaError::new(c).with_text(text.to_string())
+}
+
+fn internal(e: impl std::fmt::Display) -> StanzaError {
+    tracing::error!(error = %e, "follow request failed");
+    StanzaError::new(DefinedCondition::InternalServerError)
+}
+
+#[async_trait]
+impl Module for Friends {
+    fn iq_claims(&self) -> Vec<IqClaim> {
+        vec![IqClaim {
+            ns: NS,
+            target: IqTarget::Server,
+        }]
+    }
+
+    async fn handle_iq(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
+        if !req.is_set {
+            return Err(err(DefinedCondition::BadRequest, "follow is a set"));
+        }
+        if req.session.is_none() {
+            return Err(StanzaError::new(DefinedCondition::Forbidden));
+        }
+        let f = Follow::from_element(req.payload.clone())
+            .map_err(|e| err(DefinedCondition::BadRequest, &e.to_string()))?;
+        let registry = Registry::of(server).map_err(internal)?;
+        let thing = match f.friend.local() {
+            Some(name) if f.friend.domain() == server.domain().domain() => {
+                registry.by_name(name).await.map_err(internal)?
+            }
+            _ => None,
+        };
+        let Some(thing) = thing else {
+            return Err(err(DefinedCondition::ItemNotFound, "no such thing"));
+        };
+        if lithos_tuxp_things::model(&thing.model)
+            .and_then(|m| m.event_by_key(&f.event))
+            .is_none()
+        {
+            return Err(err(
+                DefinedCondition::ItemNotFound,
+                &format!("model {} has no event {}", thing.model, f.event),
+            ));
+        }
+        let follower = req.from.to_bare().to_string();
+        let approved = if f.canceled {
+            registry
+                .unfollow(&thing.thing_id, &f.event, &follower)
+                .await
+                .map_err(internal)?;
+            false
+        } else {
+            registry
+                .request_follow(&thing.thing_id, &f.event, &follower)
+                .await
+                .map_err(internal)?
+        };
+        tracing::info!(thing = %thing.thing_id, event = %f.event, %follower, canceled = f.canceled, approved, "follow request");
+        Ok(Some(
+            Follow {
+                approved: Some(approved),
+                ..f
+            }
+            .into_element(),
+        ))
+    }
+
+    fn disco_features(&self) -> Vec<&'static str> {
+        vec![NS]
+    }
+}
+
+fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
+    if let Some(k) = ctx.section.keys().next() {
+        return Err(ModuleError(format!("unknown key {k}")));
+    }
+    Ok(Arc::new(Friends))
+}
+
+lithos_server::inventory::submit! {
+    ModuleRegistration {
+        name: "friends",
+        description: "TUXP friends/follow: requests to follow a thing's events, for operators to approve",
+        depends_on: &[],
+        enabled_by_default: true,
+        build,
+    }
+}
+
+#[inline(never)]
+pub(crate) fn link() {
+    std::hint::black_box(build as fn(_) -> _);
+}
