@@ -32,6 +32,12 @@ impl HandlerContext {
     pub async fn notify(&self, iq: Iq) {
         let _ = self.events.send(Event::Iq(iq)).await;
     }
+
+    /// Hands any event to the application (a message a plugin received inside an iq, for
+    /// example).
+    pub async fn emit(&self, event: Event) {
+        let _ = self.events.send(event).await;
+    }
 }
 
 /// Answers incoming get and set iqs whose payload is in one namespace. Each request runs in

@@ -1,5 +1,7 @@
 //! The module set of `lithosd`, also used by its tests: the IM core, in-band registration,
-//! the TUXP thing protocols (registration, operators, execution, location, reports, notifications, friends), and the demo thing models (`SL-01`, `SC-01`, `STR-01`).
+//! generic QoS (`urn:xmpp:qos`), the TUXP thing protocols (registration, operators,
+//! execution, location, reports, notifications, friends), and the demo thing models
+//! (`SL-01`, `SC-01`, `STR-01`).
 
 /// Links every extension crate this server includes, so their modules are registered.
 pub fn link_all() {
@@ -10,6 +12,7 @@ pub fn link_all() {
     lithos_roster::link();
     lithos_presence::link();
     lithos_register::link();
+    lithos_qos::link();
     lithos_tuxp_ibtr::link();
     lithos_tuxp_operator::link();
     lithos_tuxp_execution::link();

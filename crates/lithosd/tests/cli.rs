@@ -89,6 +89,7 @@ fn modules_and_configuration_checks() {
             ("operator", "enabled"),
             ("ping", "enabled"),
             ("presence", "enabled"),
+            ("qos", "enabled"),
             ("register", "disabled"),
             ("report", "enabled"),
             ("roster", "enabled"),

@@ -2,42 +2,21 @@
 //! ([`ReportsExt`]).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use lithos_client::{Client, RequestError};
-use lithos_core::stanza::{ErrorType, Iq, IqPayload, Message, StanzaError};
+use lithos_core::stanza::{Iq, IqPayload, Message, StanzaError};
 use lithos_core::{Element, Jid, Payload};
+use lithos_qos::RetryError;
 use lithos_rsm::ResultSet;
 
 use crate::{Deliver, History, Item, Latest, Qos, Received, Report};
 
-/// How a thing retransmits a QoS 1 or 2 report: the same stanza again, after `initial`,
-/// then after doubling intervals (at most `max_interval`), until `give_up` has passed
-/// since the first try. The default waits 1 s first (an answer slower than that means a
-/// loaded server or a lost stanza), then 2, 4 and 5 s, for 30 s. Lithosphere's LAN
-/// gateways use 200 ms and 2 s for notifications: fine on an idle server, but too eager
-/// for one under load, where every early retransmission adds work (and, at QoS 1, a stored
-/// duplicate).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retry {
-    /// The first wait for an answer.
-    pub initial: Duration,
-    /// The longest wait between two tries.
-    pub max_interval: Duration,
-    /// When to stop trying and report failure.
-    pub give_up: Duration,
-}
-
-impl Default for Retry {
-    fn default() -> Retry {
-        Retry {
-            initial: Duration::from_secs(1),
-            max_interval: Duration::from_secs(5),
-            give_up: Duration::from_secs(30),
-        }
-    }
-}
+/// How a thing retransmits a QoS 1 or 2 report (the generic QoS crate's policy: 1 s first,
+/// doubling to 5 s, for 30 s). Lithosphere's LAN gateways use 200 ms and 2 s for
+/// notifications: fine on an idle server, but too eager for one under load, where every
+/// early retransmission adds work (and, at QoS 1, a stored duplicate).
+pub use lithos_qos::Retry;
 
 /// Why a report was not acknowledged.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -74,35 +53,13 @@ pub trait ReporterExt {
     ) -> impl Future<Output = Result<(), ReportError>> + Send;
 }
 
-/// Sends `iq` (the same id every time) until an answer that is not a `wait` error.
 async fn until_answered(client: &Client, iq: Iq, retry: Retry) -> Result<Iq, ReportError> {
-    let start = tokio::time::Instant::now();
-    let mut interval = retry.initial;
-    loop {
-        let tried = tokio::time::Instant::now();
-        match client.request(iq.clone(), interval).await {
-            Ok(answer) => return Ok(answer),
-            Err(RequestError::Stanza(e)) if e.type_ != ErrorType::Wait => {
-                return Err(ReportError::Refused(e));
-            }
-            // Timeout, lost connection, or "try again later".
-            Err(_) => {}
-        }
-        if start.elapsed() >= retry.give_up {
-            return Err(ReportError::GaveUp(start.elapsed()));
-        }
-        // Disconnected answers at once: wait out the interval before the next try.
-        tokio::time::sleep_until(tried + interval).await;
-        interval = (interval * 2).min(retry.max_interval);
-    }
-}
-
-/// Report ids: unique per process (random start), increasing.
-fn next_report_id() -> String {
-    static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(1);
-    let p = PREFIX.get_or_init(rand::random::<u64>);
-    format!("{p:016x}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
+    lithos_qos::until_answered(client, iq, retry)
+        .await
+        .map_err(|e| match e {
+            RetryError::Refused(e) => ReportError::Refused(e),
+            RetryError::GaveUp(d) => ReportError::GaveUp(d),
+        })
 }
 
 impl ReporterExt for Client {
@@ -125,7 +82,7 @@ impl ReporterExt for Client {
                     until_answered(&c, iq, retry).await.map(|_| ())
                 }
                 Qos::ExactlyOnce => {
-                    let report_id = next_report_id();
+                    let report_id = lithos_qos::next_message_id();
                     report.report_id = Some(report_id.clone());
                     let iq = Iq::set(c.next_id(), report.into_element());
                     let answer = until_answered(&c, iq, retry).await?;
