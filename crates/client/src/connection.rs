@@ -191,12 +191,36 @@ impl Driver {
         }
     }
 
+    /// Queues one stanza for writing. A stanza the wire format cannot carry (BXMPP without
+    /// a code for one of its namespaces) is refused alone: the request waiting for it ends
+    /// with `not-acceptable`, and the connection goes on.
+    async fn feed(&mut self, framed: &mut Transport, el: Element) -> Result<(), Ended> {
+        let id = (el.name() == "iq" && matches!(el.attr("type"), Some("get" | "set")))
+            .then(|| el.attr("id").map(str::to_string))
+            .flatten();
+        match tokio::time::timeout(WRITE_LIMIT, framed.feed(StreamEvent::Element(el))).await {
+            Ok(Err(lithos_core::CodecError::Bxmpp(e))) => {
+                tracing::warn!(error = %e, "a stanza that BXMPP cannot carry was not sent");
+                if let Some(p) = id.and_then(|id| self.shared.lock_pending().remove(&id)) {
+                    let _ = p.tx.send(Err(crate::RequestError::Stanza(Box::new(
+                        StanzaError::new(DefinedCondition::NotAcceptable)
+                            .with_text(format!("not sent: BXMPP cannot carry it ({e})")),
+                    ))));
+                }
+                Ok(())
+            }
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Ended::Lost(codec_error(e).to_string())),
+            Err(_) => Err(Ended::Lost("the server does not read".into())),
+        }
+    }
+
     /// Writes `first` and whatever else is already queued, then flushes once.
     async fn write_batch(&mut self, framed: &mut Transport, first: Element) -> Result<(), Ended> {
         let mut next = Some(first);
         let mut n = 0;
         while let Some(el) = next.take() {
-            timed(framed.feed(StreamEvent::Element(el))).await?;
+            self.feed(framed, el).await?;
             n += 1;
             if n < 64 {
                 next = match self.commands.try_recv() {

@@ -388,3 +388,60 @@ async fn keepalives_hold_an_idle_connection() {
     );
     assert!(!silent.is_connected());
 }
+
+#[tokio::test]
+async fn a_stanza_bxmpp_cannot_carry_is_refused_alone() {
+    let s = TestServer::start("").await;
+    s.add_user("juliet", "r0m30-and-more").await;
+    let (c, _e) = s
+        .builder("juliet@localhost/b", "r0m30-and-more")
+        .format(WireFormat::Bxmpp)
+        .connect()
+        .await
+        .unwrap();
+    // No table gives urn:example:unknown a code.
+    let iq =
+        lithos_core::stanza::Iq::get("", lithos_core::Element::bare("q", "urn:example:unknown"))
+            .with_to(jid("localhost"));
+    match c.request(iq, T).await {
+        Err(lithos_client::RequestError::Stanza(e)) => {
+            assert_eq!(
+                e.condition,
+                lithos_core::stanza::DefinedCondition::NotAcceptable
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // The connection goes on.
+    c.ping(jid("localhost"), T).await.unwrap();
+    assert!(c.is_connected());
+}
+
+#[tokio::test]
+async fn what_a_bxmpp_recipient_cannot_read_goes_back_to_the_sender() {
+    let s = TestServer::start("").await;
+    s.add_user("juliet", "r0m30-and-more").await;
+    s.add_user("romeo", "wherefore-art").await;
+    let (juliet, mut juliet_events) = s
+        .builder("juliet@localhost/x", "r0m30-and-more")
+        .connect()
+        .await
+        .unwrap();
+    let (romeo, _re) = s
+        .builder("romeo@localhost/b", "wherefore-art")
+        .format(WireFormat::Bxmpp)
+        .connect()
+        .await
+        .unwrap();
+    let mut m = lithos_core::stanza::Message::chat(jid("romeo@localhost/b"), "hi");
+    m.payloads.push(Element::bare("x", "urn:example:unknown"));
+    juliet.send(m).await.unwrap();
+    let e = next_event(&mut juliet_events, |e| matches!(e, Event::Message(_))).await;
+    let Event::Message(m) = e else { unreachable!() };
+    assert_eq!(
+        m.error.map(|e| e.condition),
+        Some(DefinedCondition::NotAcceptable)
+    );
+    // Romeo's stream goes on.
+    romeo.ping(jid("localhost"), T).await.unwrap();
+}

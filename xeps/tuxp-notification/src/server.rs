@@ -99,13 +99,14 @@ impl NotificationModule {
         }
         let n = Notification::from_element(payload.clone())
             .map_err(|e| err(DefinedCondition::BadRequest, &e.to_string()))?;
+        let notifier = lithos_tuxp_things::speaker(stanza, session)
+            .map_err(|e| err(DefinedCondition::BadRequest, e))?;
         let name = session.jid.local().unwrap_or_default().to_string();
         let Some(thing) = self.thing(server, &name).await? else {
             return Err(err(DefinedCondition::NotAllowed, "only things notify"));
         };
-        let node = session.jid.resource().unwrap_or("0").to_string();
-        let lan_node = node.parse::<u8>().is_ok_and(|n| n >= 1);
-        if !lan_node {
+        let node = notifier.resource().unwrap_or("0").to_string();
+        if !lithos_tuxp_things::is_lan_node(&node) {
             let declared = lithos_tuxp_things::model(&thing.model)
                 .is_some_and(|m| m.events.iter().any(|p| p.matches(&n.event)));
             if !declared {
@@ -160,7 +161,7 @@ impl NotificationModule {
             let message = Element::builder("message", "jabber:client")
                 .attr("type", "normal")
                 .attr("id", id.clone())
-                .attr("from", session.jid.as_shared().clone())
+                .attr("from", notifier.as_shared().clone())
                 .attr("to", to.as_shared().clone())
                 .child(payload.clone())
                 .build();
@@ -207,30 +208,30 @@ impl Module for NotificationModule {
         if let Some(t) = stanza.attr("to")
             && !Jid::new(t).is_ok_and(|j| j.is_bare() && j.bare_eq(&session.jid))
         {
-            server
-                .bounce(
-                    stanza,
-                    err(
-                        DefinedCondition::Forbidden,
-                        "a thing notifies for itself only",
-                    ),
-                )
-                .await;
+            let e = err(
+                DefinedCondition::Forbidden,
+                "a thing notifies for itself only",
+            );
+            lithos_tuxp_things::refuse(server, session, stanza, e);
             return Flow::Handled;
         }
         let payload = payload.clone();
         match self.handle(server, session, stanza, &payload).await {
             Ok(true) => {
+                let to = stanza
+                    .attr("from")
+                    .unwrap_or(session.jid.as_str())
+                    .to_string();
                 let reply = Element::builder("iq", "jabber:client")
                     .attr("type", "result")
                     .attr("id", stanza.attr("id").unwrap_or_default().to_string())
-                    .attr("to", session.jid.as_shared().clone())
+                    .attr("to", to)
                     .attr("from", session.jid.to_bare().as_shared().clone())
                     .build();
                 server.sessions().send(&session.jid, reply);
             }
             Ok(false) => {}
-            Err(e) => server.bounce(stanza, e).await,
+            Err(e) => lithos_tuxp_things::refuse(server, session, stanza, e),
         }
         Flow::Handled
     }

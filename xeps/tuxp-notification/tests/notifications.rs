@@ -272,3 +272,32 @@ async fn followers_in_xml() {
 async fn followers_in_bxmpp() {
     followers(WireFormat::Bxmpp).await;
 }
+
+#[tokio::test]
+async fn for_lan_nodes() {
+    let s = TestServer::start("").await;
+    let (alice, mut alice_events) = s.user("alice", WireFormat::Bxmpp).await;
+    alice.send_presence(Presence::available()).await.unwrap();
+    let (_id, gateway, _f) = s.light(&alice, "0A0B0C0F", WireFormat::Bxmpp).await;
+    let node = |n: &str| Jid::new(&format!("sl-01-0a0b0c0f@localhost/{n}")).unwrap();
+    // A gateway's node 7 notifies; the owner sees it come from the node.
+    let mut iq = Iq::set(
+        "",
+        Notification {
+            ack_required: true,
+            event: switched(0, 1),
+        }
+        .into_element(),
+    );
+    iq.from = Some(node("7"));
+    gateway.request(iq.clone(), T).await.unwrap();
+    let (from, event) = next_notification(&mut alice_events, T)
+        .await
+        .expect("delivered");
+    assert_eq!(from, node("7"));
+    assert_eq!(event, switched(0, 1));
+    // Node 0 is the gateway itself, which speaks as itself.
+    iq.from = Some(node("00"));
+    let e = gateway.request(iq, T).await.unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::BadRequest));
+}

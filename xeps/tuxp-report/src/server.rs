@@ -49,8 +49,10 @@ enum Ack {
 struct Job {
     write: Write,
     ack: Ack,
-    /// The reporting address, for live forwards.
+    /// The reporting address (the thing, or a gateway's node), for answers and live forwards.
     reporter: Jid,
+    /// The session the report came through, which gets the answers.
+    session: Jid,
     qos: Qos,
     /// The QoS 2 id, passed on to subscribers.
     report_id: Option<String>,
@@ -169,11 +171,13 @@ impl ReportModule {
         if stanza.child_count() != 1 {
             return Err(err(DefinedCondition::BadRequest, "an iq holds one payload"));
         }
+        let reporter = lithos_tuxp_things::speaker(stanza, session)
+            .map_err(|e| err(DefinedCondition::BadRequest, e))?;
         let thing = session.jid.local().unwrap_or_default().to_string();
         let Some(model) = self.thing_model(server, &thing).await? else {
             return Err(err(DefinedCondition::NotAllowed, "only things report"));
         };
-        let node = session.jid.resource().unwrap_or("0").to_string();
+        let node = reporter.resource().unwrap_or("0").to_string();
         let id = stanza.attr("id").unwrap_or_default().to_string();
         let me = session.jid.to_bare();
         let tx = self.writer(server).map_err(|e| *e)?;
@@ -188,11 +192,12 @@ impl ReportModule {
                     report_id: d.report_id,
                 },
                 ack: Ack::Result {
-                    to: session.jid.clone(),
+                    to: reporter.clone(),
                     from: me,
                     id,
                 },
-                reporter: session.jid.clone(),
+                reporter: reporter.clone(),
+                session: session.jid.clone(),
                 qos: Qos::ExactlyOnce,
             };
             return tx
@@ -203,8 +208,7 @@ impl ReportModule {
         let r = Report::from_element(payload.clone())
             .map_err(|e| err(DefinedCondition::BadRequest, &e.to_string()))?;
         // The edge thing's data must be declared by its model (a gateway checks its nodes').
-        let lan_node = node.parse::<u8>().is_ok_and(|n| n >= 1);
-        if !lan_node {
+        if !lithos_tuxp_things::is_lan_node(&node) {
             let declared = lithos_tuxp_things::model(model)
                 .is_some_and(|m| m.data.iter().any(|p| p.matches(&r.data)));
             if !declared {
@@ -232,7 +236,7 @@ impl ReportModule {
             Qos::AtLeastOnce => (
                 Write::Store(new),
                 Ack::Result {
-                    to: session.jid.clone(),
+                    to: reporter.clone(),
                     from: me,
                     id,
                 },
@@ -240,7 +244,7 @@ impl ReportModule {
             Qos::ExactlyOnce => (
                 Write::Receive(new),
                 Ack::Received {
-                    to: session.jid.clone(),
+                    to: reporter.clone(),
                     from: me,
                     id,
                     report_id: r.report_id.clone().unwrap_or_default(),
@@ -253,7 +257,8 @@ impl ReportModule {
                 .flatten(),
             write,
             ack,
-            reporter: session.jid.clone(),
+            reporter: reporter.clone(),
+            session: session.jid.clone(),
             qos,
         };
         // Every level waits for room in the writer's queue: a thing that sends faster than
@@ -346,7 +351,7 @@ async fn write_loop(
                     if let Ack::Result { to, from, id } | Ack::Received { to, from, id, .. } =
                         job.ack
                     {
-                        send_error(&server, &to, &from, &id, &error);
+                        send_error(&server, &job.session, &to, &from, &id, &error);
                     }
                 }
             }
@@ -365,8 +370,15 @@ async fn write_loop(
     }
 }
 
-/// An error answer to the iq `id` that `to` sent to `from`.
-fn send_error(server: &ServerHandle, to: &Jid, from: &Jid, id: &str, error: &StanzaError) {
+/// An error answer to the iq `id` that `to` sent to `from`, through `session`.
+fn send_error(
+    server: &ServerHandle,
+    session: &Jid,
+    to: &Jid,
+    from: &Jid,
+    id: &str,
+    error: &StanzaError,
+) {
     let iq = Element::builder("iq", "jabber:client")
         .attr("type", "set")
         .attr("id", id.to_string())
@@ -374,7 +386,7 @@ fn send_error(server: &ServerHandle, to: &Jid, from: &Jid, id: &str, error: &Sta
         .attr("to", from.as_shared().clone())
         .build();
     if let Some(reply) = error_reply(&iq, error) {
-        server.sessions().send(to, reply);
+        server.sessions().send(session, reply);
     }
 }
 
@@ -388,10 +400,10 @@ fn answer(server: &ServerHandle, shared: &Shared, job: Job, out: Outcome) {
                 DefinedCondition::ResourceConstraint,
                 "too many QoS 2 reports wait for their delivery",
             );
-            send_error(server, &to, &from, &id, &e);
+            send_error(server, &job.session, &to, &from, &id, &e);
         }
         Ack::Result { to, from, id } => {
-            sessions.send(&to, iq_result(&to, &from, &id, None));
+            sessions.send(&job.session, iq_result(&to, &from, &id, None));
         }
         Ack::Received {
             to,
@@ -400,7 +412,7 @@ fn answer(server: &ServerHandle, shared: &Shared, job: Job, out: Outcome) {
             report_id,
         } => {
             sessions.send(
-                &to,
+                &job.session,
                 iq_result(&to, &from, &id, Some(Received { report_id }.into_element())),
             );
         }
@@ -466,7 +478,7 @@ impl Module for ReportModule {
             return Flow::Continue;
         }
         if let Err(e) = self.thing_sent(server, session, stanza, &payload).await {
-            server.bounce(stanza, e).await;
+            lithos_tuxp_things::refuse(server, session, stanza, e);
         }
         Flow::Handled
     }

@@ -282,3 +282,43 @@ async fn history_pages_and_ranges() {
     let e = alice.report_history(addr.clone(), q, T).await.unwrap_err();
     assert_eq!(condition(&e), Some(DefinedCondition::ItemNotFound));
 }
+
+async fn for_lan_nodes(format: WireFormat) {
+    let s = TestServer::start("").await;
+    let (alice, _ae) = s.user("alice", format).await;
+    let gateway = reporter(&s, &alice, "0000000D", format).await;
+    let addr = jid("str-01-0000000d@localhost");
+    let from_node = |node: &str, v: u32| {
+        let mut iq = Iq::set("", Report::new(celsius(v), Qos::AtLeastOnce).into_element());
+        iq.from = Some(jid(&format!("str-01-0000000d@localhost/{node}")));
+        iq
+    };
+    // The gateway (resource 0) reports for its node 5.
+    gateway.request(from_node("5", 50), T).await.unwrap();
+    let latest = alice.latest_reports(addr.clone(), T).await.unwrap();
+    assert_eq!(latest.len(), 1);
+    assert_eq!(latest[0].node, "5");
+    assert_eq!(latest[0].data, celsius(50));
+    // Not a LAN id.
+    for bad in ["05", "256", "0x", "lamp"] {
+        let e = gateway.request(from_node(bad, 1), T).await.unwrap_err();
+        assert_eq!(condition(&e), Some(DefinedCondition::BadRequest), "{bad}");
+    }
+    // On the client port nobody speaks for another resource: the stream ends.
+    let mut iq = Iq::set("", Report::new(celsius(1), Qos::AtLeastOnce).into_element());
+    iq.from = Some(jid("alice@localhost/5"));
+    assert_eq!(
+        alice.request(iq, T).await.unwrap_err(),
+        lithos_client::RequestError::Disconnected
+    );
+}
+
+#[tokio::test]
+async fn for_lan_nodes_in_xml() {
+    for_lan_nodes(WireFormat::Xml).await;
+}
+
+#[tokio::test]
+async fn for_lan_nodes_in_bxmpp() {
+    for_lan_nodes(WireFormat::Bxmpp).await;
+}

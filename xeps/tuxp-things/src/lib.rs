@@ -13,10 +13,14 @@
 mod id;
 mod model;
 #[cfg(feature = "server")]
+mod node;
+#[cfg(feature = "server")]
 mod registry;
 
 pub use id::{ThingId, ThingIdError};
 pub use model::{Protocol, ThingModel, key_of, model, models};
+#[cfg(feature = "server")]
+pub use node::{is_lan_node, refuse, speaker};
 #[cfg(feature = "server")]
 pub use registry::{Authorization, Registry, RegistryError, ThingRecord};
 

@@ -425,20 +425,27 @@ impl Conn {
         }
     }
 
-    /// Writes a batch of queued stanzas, then flushes once.
+    /// Writes a batch of queued stanzas, then flushes once. A stanza this stream's format
+    /// cannot carry (BXMPP without a code for one of its namespaces) goes back to its sender
+    /// as `not-acceptable` instead of vanishing.
     async fn write_queued(&mut self, batch: Vec<Element>) -> Result<(), ConnError> {
         if batch.is_empty() {
             return Ok(());
         }
         let limit = Duration::from_secs(self.server.config().c2s.write_timeout_secs);
         let framed = &mut self.framed;
-        let write = async move {
+        let mut refused = Vec::new();
+        let write = async {
             for el in batch {
-                match framed.feed(&StreamEvent::Element(el)).await {
+                let event = StreamEvent::Element(el);
+                match framed.feed(&event).await {
                     Ok(()) => {}
                     Err(lithos_core::CodecError::Io(e)) => return Err(ConnError::Io(e)),
                     Err(e) => {
-                        tracing::warn!(error = %e, "cannot encode an element for this stream; dropped")
+                        tracing::warn!(error = %e, "cannot encode an element for this stream; returned to its sender");
+                        if let StreamEvent::Element(el) = event {
+                            refused.push((el, e.to_string()));
+                        }
                     }
                 }
             }
@@ -449,7 +456,13 @@ impl Conn {
                     other => ConnError::Io(std::io::Error::other(other.to_string())),
                 })
         };
-        match tokio::time::timeout(limit, write).await {
+        let result = tokio::time::timeout(limit, write).await;
+        for (el, why) in refused {
+            let e = StanzaError::new(DefinedCondition::NotAcceptable)
+                .with_text(format!("the recipient's stream cannot carry it: {why}"));
+            self.server.bounce(&el, e).await;
+        }
+        match result {
             Ok(r) => r,
             Err(_) => {
                 tracing::info!("the peer does not read; closing");
@@ -470,11 +483,20 @@ impl Conn {
             )));
         }
         let server = self.server.clone();
-        // `from`: absent, or the session's own address (RFC 6120 §8.1.2.1).
+        // `from`: absent, or the session's own address (RFC 6120 §8.1.2.1). On the things
+        // listener a device may also speak for another resource of its own account: a
+        // gateway writes `<gateway>@<domain>/<lan-id>` for the node behind it (TUXP), and the
+        // modules that take such stanzas check who may.
+        let mut speaks_for_node = false;
         match el.attr("from") {
             None => {}
             Some(f) => match Jid::new(f) {
                 Ok(j) if j == info.jid || (j.is_bare() && j.bare_eq(&info.jid)) => {}
+                Ok(j)
+                    if info.listener == Listener::Thing && j.is_full() && j.bare_eq(&info.jid) =>
+                {
+                    speaks_for_node = true;
+                }
                 _ => {
                     return Err(ConnError::Stream(Box::new(
                         StreamError::new(StreamErrorCondition::InvalidFrom)
@@ -483,7 +505,9 @@ impl Conn {
                 }
             },
         }
-        el.set_attr("from", info.jid.as_shared().clone());
+        if !speaks_for_node {
+            el.set_attr("from", info.jid.as_shared().clone());
+        }
         if let Some(to) = el.attr("to")
             && Jid::new(to).is_err()
         {
