@@ -62,6 +62,11 @@ impl Default for XmlCodec {
 }
 
 impl XmlCodec {
+    /// Frees the decoder's reusable buffers (see [`XmlDecoder::release_buffers`]).
+    pub fn release_buffers(&mut self) {
+        self.decoder.release_buffers();
+    }
+
     /// A codec with default [`Limits`].
     pub fn new() -> XmlCodec {
         XmlCodec::with_limits(Limits::default())
@@ -175,6 +180,13 @@ pub enum StreamCodec {
 }
 
 impl StreamCodec {
+    /// Frees what the decoder keeps between elements, for a quiet stream.
+    pub fn release_buffers(&mut self) {
+        if let StreamCodec::Xml(c) = self {
+            c.release_buffers();
+        }
+    }
+
     /// A codec for `format`, with default settings.
     pub fn new(format: WireFormat) -> StreamCodec {
         match format {

@@ -6,6 +6,9 @@
 
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     lithosd::link_all();
     lithos_server::cli::main()

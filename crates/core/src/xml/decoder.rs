@@ -68,6 +68,20 @@ pub struct XmlDecoder {
     at_start: bool,
 }
 
+/// A copy of `s` that owns its bytes (a static one for well-known names), so that keeping
+/// it does not keep the buffer `s` was sliced from.
+fn detach(s: &ByteString) -> ByteString {
+    if let Some(known) = crate::ns::intern(s) {
+        return known;
+    }
+    match &**s {
+        "" => ByteString::new(),
+        "stream" => ByteString::from_static("stream"),
+        "stream:stream" => ByteString::from_static("stream:stream"),
+        other => ByteString::from(other.to_owned()),
+    }
+}
+
 impl Default for XmlDecoder {
     fn default() -> Self {
         XmlDecoder::new()
@@ -75,6 +89,14 @@ impl Default for XmlDecoder {
 }
 
 impl XmlDecoder {
+    /// Frees the buffers the parser reuses from one element to the next, for a stream that
+    /// has gone quiet (they grow again with the next element). Costs nothing to call often.
+    pub fn release_buffers(&mut self) {
+        if let Some(s) = self.state.as_mut() {
+            s.release_buffers();
+        }
+    }
+
     /// A decoder with the default [`Limits`].
     pub fn new() -> XmlDecoder {
         XmlDecoder::with_limits(Limits::default())
@@ -199,11 +221,18 @@ impl XmlDecoder {
                             let mut p = TreeParser::new(&src, &self.limits, has_cr, state);
                             let open = p.parse_open_tag(0)?;
                             let (el, qname, declared) = (open.element, open.qname, open.declared);
+                            // What the decoder keeps for the stream's life must not share the
+                            // input buffer: a slice of it would keep the whole read buffer
+                            // (kilobytes) alive in every idle session.
+                            let kept: Vec<(ByteString, ByteString)> = declared
+                                .iter()
+                                .map(|(p, n)| (detach(p), detach(n)))
+                                .collect();
                             self.state = Some(ParserState::new(&ParseContext::with_bindings(
-                                declared.iter().cloned(),
+                                kept.iter().cloned(),
                             )));
-                            self.header_bindings = declared.clone();
-                            self.close_qname = qname.clone();
+                            self.header_bindings = kept;
+                            self.close_qname = detach(&qname);
                             self.phase = Phase::Body;
                             return Ok(Some(StreamEvent::Header(Box::new(
                                 StreamHeader::from_parts(el, qname, declared),

@@ -257,6 +257,17 @@ impl ParserState {
     }
 }
 
+impl ParserState {
+    /// Frees the reusable buffers (they hold nothing between elements).
+    pub(crate) fn release_buffers(&mut self) {
+        if self.attrs.is_empty() && self.frames.is_empty() && self.nodes.is_empty() {
+            self.attrs = Vec::new();
+            self.frames = Vec::new();
+            self.nodes = Vec::new();
+        }
+    }
+}
+
 impl Clone for ParserState {
     /// The same scope, with fresh buffers.
     fn clone(&self) -> ParserState {

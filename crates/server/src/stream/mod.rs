@@ -28,7 +28,9 @@ use crate::module::Flow;
 use crate::outbox::Taken;
 use crate::session::{Listener, PresenceState, SessionInfo};
 
-pub(crate) type Io = Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>;
+/// A connection's transport. TLS state is boxed: inline, its size (over a kilobyte) would
+/// be paid by every plaintext connection too.
+pub(crate) type Io = Either<TcpStream, Box<tokio_rustls::server::TlsStream<TcpStream>>>;
 pub(crate) type Transport = Framed<Io, StreamCodec>;
 
 /// Why a connection ended.
@@ -63,7 +65,9 @@ pub(crate) async fn serve(
     };
     async move {
         tracing::debug!("connected");
-        match connection(server, tcp, peer, direct_tls, listener).await {
+        // Boxed: the task then holds a pointer, and the connection future is allocated at
+        // its own size (measured: the unboxed task was 3.8 KiB per connection).
+        match Box::pin(connection(server, tcp, peer, direct_tls, listener)).await {
             Ok(()) | Err(ConnError::Closed) => tracing::debug!("closed"),
             Err(ConnError::Eof) => tracing::debug!("peer went away"),
             Err(ConnError::Stream(e)) => {
@@ -115,7 +119,7 @@ async fn tls_accept(server: &ServerHandle, tcp: TcpStream) -> Result<Io, ConnErr
         .clone()
         .ok_or_else(|| ConnError::Io(std::io::Error::other("no TLS configuration")))?;
     let tls = tokio_rustls::TlsAcceptor::from(cfg).accept(tcp).await?;
-    Ok(Either::Right(tls))
+    Ok(Either::Right(Box::new(tls)))
 }
 
 async fn connection(
@@ -423,6 +427,7 @@ impl Conn {
         if w.is_empty() && w.capacity() > 0 {
             *w = BytesMut::new();
         }
+        self.framed.codec_mut().release_buffers();
     }
 
     /// Writes a batch of queued stanzas, then flushes once. A stanza this stream's format
