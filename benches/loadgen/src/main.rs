@@ -599,6 +599,7 @@ async fn messages(args: MessagesArgs) {
         }));
         // Sender: at most `in_flight` unreceived, optionally paced.
         let window = args.in_flight;
+        let pairs = args.pairs;
         senders.push(tokio::spawn(async move {
             let (mut sink, mut stream) = a.split();
             let drain = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
@@ -616,7 +617,10 @@ async fn messages(args: MessagesArgs) {
                     }
                 }
                 if let Some(rate) = per_pair_rate {
-                    let due = start + Duration::from_secs_f64(seq as f64 / rate);
+                    // Pairs are staggered over the period, so the offered load is even
+                    // rather than one burst of every pair at each tick.
+                    let phase = pair as f64 / pairs as f64;
+                    let due = start + Duration::from_secs_f64((seq as f64 + phase) / rate);
                     tokio::time::sleep_until(due.into()).await;
                 }
                 let ts = base.elapsed().as_micros() as u64;
