@@ -14,6 +14,12 @@
 //!   loss, duplicates and reordering (checked per pair, not assumed), and the server's CPU
 //!   milliseconds per 1,000 messages (from `/proc/<pid>/stat`).
 //!
+//! - `things` (Lithos only, the TUXP protocols): an operator authorizes N temperature
+//!   reporters and a light, which register in band on the things port; the reporters send
+//!   M reports each at QoS 0, then at QoS 1 with W in flight; the operator then executes C
+//!   commands on the light, one at a time. Reports/s per level, server CPU per 1,000
+//!   reports, command round trip p50/p99.
+//!
 //! Accounts `<prefix><i>` with password `--password` must exist (created with `register`,
 //! or for example with `lithosd user add`).
 
@@ -30,6 +36,8 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_util::codec::Framed;
 use tokio_util::either::Either;
+
+mod things;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -48,6 +56,8 @@ enum Scenario {
     Register(RegisterArgs),
     /// Pairs exchange messages; throughput, one-way latency, loss, duplicates, order, CPU.
     Messages(MessagesArgs),
+    /// Things report at QoS 0 and 1, and a controller commands one (Lithos only)
+    Things(things::ThingsArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -246,9 +256,18 @@ async fn secure(args: &Target, tls: Option<&tokio_rustls::TlsConnector>) -> Resu
     Ok(c)
 }
 
-/// SASL, then resource binding and initial presence.
+/// SASL as `<prefix><i>`, then resource binding.
 async fn authenticate(args: &Target, c: &mut Conn, i: usize) -> Result<(), String> {
-    let user = format!("{}{i}", args.prefix);
+    authenticate_as(args, c, &format!("{}{i}", args.prefix), "lg").await
+}
+
+/// SASL as `user` with `args.password`, then binding `resource`.
+async fn authenticate_as(
+    args: &Target,
+    c: &mut Conn,
+    user: &str,
+    resource: &str,
+) -> Result<(), String> {
     match args.mech {
         Mech::Plain => {
             send(
@@ -303,7 +322,7 @@ async fn authenticate(args: &Target, c: &mut Conn, i: usize) -> Result<(), Strin
                 Element::builder("bind", ns::XMPP_BIND)
                     .child(
                         Element::builder("resource", ns::XMPP_BIND)
-                            .text("lg")
+                            .text(resource.to_string())
                             .build(),
                     )
                     .build(),
@@ -704,6 +723,7 @@ fn main() {
             Scenario::Connect(a) => connect(a).await,
             Scenario::Register(a) => register(a).await,
             Scenario::Messages(a) => messages(a).await,
+            Scenario::Things(a) => things::things(a).await,
         }
     });
 }

@@ -356,8 +356,10 @@ async fn write_loop(
                 }
             }
         }
+        // Pruning runs after a batch, at most once a minute (or twice per retention period,
+        // when that is shorter).
         if let Some(keep) = settings.retention
-            && last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(60))
+            && last_prune.is_none_or(|t| t.elapsed() > (keep / 2).min(Duration::from_secs(60)))
         {
             last_prune = Some(tokio::time::Instant::now());
             let before = now_ms() - keep.as_millis() as i64;

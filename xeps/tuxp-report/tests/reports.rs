@@ -322,3 +322,26 @@ async fn for_lan_nodes_in_xml() {
 async fn for_lan_nodes_in_bxmpp() {
     for_lan_nodes(WireFormat::Bxmpp).await;
 }
+
+#[tokio::test]
+async fn history_retention() {
+    let s = TestServer::start("\n[modules.report]\nhistory_seconds = 1\n").await;
+    let (alice, _ae) = s.user("alice", WireFormat::Xml).await;
+    let thing = reporter(&s, &alice, "0000000E", WireFormat::Xml).await;
+    let addr = jid("str-01-0000000e@localhost");
+    thing.report(celsius(1), Qos::AtLeastOnce).await.unwrap();
+    thing.report(celsius(2), Qos::AtLeastOnce).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The next batch prunes what is older than a second, but the latest value stays.
+    thing.report(celsius(3), Qos::AtLeastOnce).await.unwrap();
+    thing.report(celsius(4), Qos::AtLeastOnce).await.unwrap();
+    assert_eq!(all_history(&alice, &addr).await, ["3", "4"]);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    thing.report(celsius(5), Qos::AtLeastOnce).await.unwrap();
+    thing.report(celsius(6), Qos::AtLeastOnce).await.unwrap();
+    let history = all_history(&alice, &addr).await;
+    assert_eq!(history, ["5", "6"]);
+    let latest = alice.latest_reports(addr, T).await.unwrap();
+    assert_eq!(latest.len(), 1);
+    assert_eq!(latest[0].data, celsius(6));
+}
