@@ -20,6 +20,9 @@
 //!   commands on the light, one at a time. Reports/s per level, server CPU per 1,000
 //!   reports, command round trip p50/p99.
 //!
+//! `--format bxmpp` speaks BXMPP instead of XML (Lithos only; the generator links `lithosd`
+//! for its keyword tables, not to run a server).
+//!
 //! Accounts `<prefix><i>` with password `--password` must exist (created with `register`,
 //! or for example with `lithosd user add`).
 
@@ -30,7 +33,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use clap::{Parser, Subcommand, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
-use lithos_core::{Element, StreamEvent, StreamHeader, XmlCodec, ns};
+use lithos_core::codec::StreamCodec;
+use lithos_core::{Element, StreamEvent, StreamHeader, WireFormat, ns};
 use lithos_server::sasl::scram::{ScramHash, client_final};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -91,6 +95,24 @@ struct Target {
     /// The server's process id, to read its memory and CPU time from /proc.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Wire format (BXMPP: Lithos only).
+    #[arg(long, value_enum, default_value_t = Format::Xml)]
+    format: Format,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Xml,
+    Bxmpp,
+}
+
+impl From<Format> for WireFormat {
+    fn from(f: Format) -> WireFormat {
+        match f {
+            Format::Xml => WireFormat::Xml,
+            Format::Bxmpp => WireFormat::Bxmpp,
+        }
+    }
 }
 
 #[derive(clap::Args, Clone)]
@@ -186,7 +208,7 @@ fn connector() -> tokio_rustls::TlsConnector {
     tokio_rustls::TlsConnector::from(Arc::new(cfg))
 }
 
-type Conn = Framed<Io, XmlCodec>;
+type Conn = Framed<Io, StreamCodec>;
 
 async fn next_element(c: &mut Conn) -> Result<Element, String> {
     loop {
@@ -233,7 +255,7 @@ async fn secure(args: &Target, tls: Option<&tokio_rustls::TlsConnector>) -> Resu
         .await
         .map_err(|e| e.to_string())?;
     let _ = tcp.set_nodelay(true);
-    let mut c = Framed::new(Either::Left(tcp), XmlCodec::new());
+    let mut c = Framed::new(Either::Left(tcp), StreamCodec::new(args.format.into()));
     open(&mut c, &args.domain).await?;
     if let Some(connector) = tls {
         send(&mut c, Element::bare("starttls", ns::XMPP_TLS)).await?;
@@ -250,7 +272,7 @@ async fn secure(args: &Target, tls: Option<&tokio_rustls::TlsConnector>) -> Resu
             .connect(name, tcp)
             .await
             .map_err(|e| e.to_string())?;
-        c = Framed::new(Either::Right(s), XmlCodec::new());
+        c = Framed::new(Either::Right(s), StreamCodec::new(args.format.into()));
         open(&mut c, &args.domain).await?;
     }
     Ok(c)
@@ -713,6 +735,8 @@ async fn messages(args: MessagesArgs) {
 }
 
 fn main() {
+    // Every BXMPP table of the server's modules, so the TUXP stanzas can be written in BXMPP.
+    lithosd::link_all();
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
