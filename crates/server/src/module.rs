@@ -130,8 +130,16 @@ pub trait Module: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Whether [`client_stanza`](Self::client_stanza) wants to see `stanza`: a cheap,
+    /// synchronous filter the kernel asks first, so a stanza no module cares about (most
+    /// messages) does not pay for every module's hook (each call of an async hook allocates
+    /// and moves its whole future). The default says yes.
+    fn wants_client_stanza(&self, _stanza: &Element) -> bool {
+        true
+    }
+
     /// Every stanza a bound client sends, after its addresses are checked and `from` stamped,
-    /// before routing.
+    /// before routing (when [`wants_client_stanza`](Self::wants_client_stanza) says so).
     async fn client_stanza(
         &self,
         _server: &ServerHandle,

@@ -323,6 +323,10 @@ impl Presence {
 
 #[async_trait]
 impl Module for Presence {
+    fn wants_client_stanza(&self, stanza: &Element) -> bool {
+        stanza.name() == "presence"
+    }
+
     async fn client_stanza(
         &self,
         server: &ServerHandle,

@@ -204,6 +204,10 @@ impl QosModule {
 
 #[async_trait]
 impl Module for QosModule {
+    fn wants_client_stanza(&self, stanza: &Element) -> bool {
+        stanza.name() == "iq" && stanza.children().next().is_some_and(|p| p.ns() == NS)
+    }
+
     async fn client_stanza(
         &self,
         server: &ServerHandle,

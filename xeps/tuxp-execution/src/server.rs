@@ -107,6 +107,10 @@ impl ExecutionModule {
 
 #[async_trait]
 impl Module for ExecutionModule {
+    fn wants_client_stanza(&self, stanza: &Element) -> bool {
+        stanza.name() == "iq" && stanza.children().any(|c| c.ns() == NS)
+    }
+
     async fn client_stanza(
         &self,
         server: &ServerHandle,

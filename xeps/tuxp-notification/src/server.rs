@@ -188,6 +188,10 @@ impl NotificationModule {
 
 #[async_trait]
 impl Module for NotificationModule {
+    fn wants_client_stanza(&self, stanza: &Element) -> bool {
+        stanza.name() == "iq" && stanza.children().any(|p| p.is("notification", NS))
+    }
+
     async fn client_stanza(
         &self,
         server: &ServerHandle,

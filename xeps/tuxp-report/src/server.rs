@@ -467,6 +467,10 @@ impl Module for ReportModule {
         }]
     }
 
+    fn wants_client_stanza(&self, stanza: &Element) -> bool {
+        stanza.name() == "iq" && stanza.children().next().is_some_and(|p| p.ns() == NS)
+    }
+
     async fn client_stanza(
         &self,
         server: &ServerHandle,

@@ -544,6 +544,9 @@ impl Conn {
             }
         }
         for m in server.modules().iter() {
+            if !m.wants_client_stanza(&el) {
+                continue;
+            }
             if m.client_stanza(&server, info, &el).await == Flow::Handled {
                 if became_available {
                     self.announce_available(info).await;
