@@ -48,10 +48,22 @@ impl ServerHandle {
     }
 
     pub(crate) async fn route_from(&self, stanza: Element, session: Option<&SessionInfo>) {
+        self.route_to(stanza, None, session).await
+    }
+
+    /// [`route_from`](Self::route_from) with the stanza's `to` already parsed (`parsed`),
+    /// so a client stanza's address is prepared once, not twice.
+    pub(crate) async fn route_to(
+        &self,
+        stanza: Element,
+        parsed: Option<Jid>,
+        session: Option<&SessionInfo>,
+    ) {
         let Some(k) = kind(&stanza) else { return };
-        let to = match stanza.attr_shared("to") {
-            None => None,
-            Some(t) => match Jid::parse_shared(t.clone()) {
+        let to = match (parsed, stanza.attr_shared("to")) {
+            (Some(j), _) => Some(j),
+            (None, None) => None,
+            (None, Some(t)) => match Jid::parse_shared(t.clone()) {
                 Ok(j) => Some(j),
                 Err(_) => {
                     return self

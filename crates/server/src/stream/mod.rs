@@ -513,14 +513,16 @@ impl Conn {
         if !speaks_for_node {
             el.set_attr("from", info.jid.as_shared().clone());
         }
-        if let Some(to) = el.attr("to")
-            && Jid::new(to).is_err()
-        {
-            server
-                .bounce(&el, StanzaError::new(DefinedCondition::JidMalformed))
-                .await;
-            return Ok(());
-        }
+        let to = match el.attr_shared("to").map(|t| Jid::parse_shared(t.clone())) {
+            None => None,
+            Some(Ok(j)) => Some(j),
+            Some(Err(_)) => {
+                server
+                    .bounce(&el, StanzaError::new(DefinedCondition::JidMalformed))
+                    .await;
+                return Ok(());
+            }
+        };
         // Undirected presence sets the session's availability, which routing depends on.
         let mut became_available = false;
         if el.name() == "presence" && el.attr("to").is_none() {
@@ -557,7 +559,7 @@ impl Conn {
         if el.name() == "presence" && el.attr("to").is_none() {
             // No module took the broadcast: nothing else to do for undirected presence.
         } else {
-            server.route_from(el, Some(info)).await;
+            server.route_to(el, to, Some(info)).await;
         }
         if became_available {
             self.announce_available(info).await;
