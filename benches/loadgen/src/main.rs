@@ -14,6 +14,8 @@
 //!   loss, duplicates and reordering (checked per pair, not assumed), and the server's CPU
 //!   milliseconds per 1,000 messages (from `/proc/<pid>/stat`).
 //!
+//! - `latency`: the `messages` exchange first at its maximum rate (not printed), then at
+//!   half of it: latency p50/p99/p99.9 at that offered rate, printed with the maximum.
 //! - `things` (Lithos only, the TUXP protocols): an operator authorizes N temperature
 //!   reporters and a light, which register in band on the things port; the reporters send
 //!   M reports each at QoS 0, then at QoS 1 with W in flight; the operator then executes C
@@ -60,6 +62,8 @@ enum Scenario {
     Register(RegisterArgs),
     /// Pairs exchange messages; throughput, one-way latency, loss, duplicates, order, CPU.
     Messages(MessagesArgs),
+    /// The message exchange at half of its measured maximum rate: latency under load
+    Latency(MessagesArgs),
     /// Things report at QoS 0 and 1, and a controller commands one (Lithos only)
     Things(things::ThingsArgs),
 }
@@ -554,6 +558,40 @@ struct Received {
 }
 
 async fn messages(args: MessagesArgs) {
+    run_messages(args, "messages", String::new(), true).await;
+}
+
+/// The `latency` scenario: the maximum rate first (not printed), then the same run at half
+/// of it, printed with the maximum.
+async fn latency(args: MessagesArgs) {
+    let max = MessagesArgs {
+        rate: None,
+        ..args.clone()
+    };
+    let Some(rate) = run_messages(max, "latency", String::new(), false).await else {
+        return;
+    };
+    let half = MessagesArgs {
+        rate: Some(rate / 2.0),
+        ..args
+    };
+    run_messages(
+        half,
+        "latency",
+        format!(",\"max_msgs_per_s\":{rate:.0}"),
+        true,
+    )
+    .await;
+}
+
+/// Runs the message exchange; prints its JSON line (`scenario`, then `extra`) when `print`;
+/// gives the delivered messages per second.
+async fn run_messages(
+    args: MessagesArgs,
+    scenario: &str,
+    extra: String,
+    print: bool,
+) -> Option<f64> {
     let t = &args.target;
     let tls = t.tls.then(connector);
     let base = Instant::now();
@@ -576,8 +614,8 @@ async fn messages(args: MessagesArgs) {
         match l.await.expect("task") {
             Ok(c) => conns.push(c),
             Err(e) => {
-                println!("{{\"scenario\":\"messages\",\"error\":{e:?}}}");
-                return;
+                println!("{{\"scenario\":\"{scenario}\",\"error\":{e:?}}}");
+                return None;
             }
         }
     }
@@ -712,26 +750,30 @@ async fn messages(args: MessagesArgs) {
         }
         _ => "null".into(),
     };
-    println!(
-        "{{\"scenario\":\"messages\",\"pairs\":{},\"messages_per_pair\":{},\"in_flight\":{},\"offered_rate\":{},\"delivered\":{},\"lost\":{},\"duplicates\":{},\"out_of_order\":{},\"msgs_per_s\":{:.0},\"latency_p50_ms\":{:.3},\"latency_p99_ms\":{:.3},\"latency_p999_ms\":{:.3},\"latency_max_ms\":{:.3},\"server_cpu_ms_per_1000\":{cpu}}}",
-        args.pairs,
-        args.messages,
-        args.in_flight,
-        args.rate.map_or("null".into(), |r| format!("{r:.0}")),
-        all.unique,
-        expected - all.unique,
-        all.duplicates,
-        all.out_of_order,
-        all.unique as f64 / secs,
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99),
-        percentile(&lat, 0.999),
-        lat.last().copied().unwrap_or(0.0),
-    );
+    let rate = all.unique as f64 / secs;
+    if print {
+        println!(
+            "{{\"scenario\":\"{scenario}\"{extra},\"pairs\":{},\"messages_per_pair\":{},\"in_flight\":{},\"offered_rate\":{},\"delivered\":{},\"lost\":{},\"duplicates\":{},\"out_of_order\":{},\"msgs_per_s\":{:.0},\"latency_p50_ms\":{:.3},\"latency_p99_ms\":{:.3},\"latency_p999_ms\":{:.3},\"latency_max_ms\":{:.3},\"server_cpu_ms_per_1000\":{cpu}}}",
+            args.pairs,
+            args.messages,
+            args.in_flight,
+            args.rate.map_or("null".into(), |r| format!("{r:.0}")),
+            all.unique,
+            expected - all.unique,
+            all.duplicates,
+            all.out_of_order,
+            rate,
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+            percentile(&lat, 0.999),
+            lat.last().copied().unwrap_or(0.0),
+        );
+    }
     for (mut sink, drain) in keep {
         let _ = sink.send(StreamEvent::Close).await;
         drain.abort();
     }
+    Some(rate)
 }
 
 fn main() {
@@ -747,6 +789,7 @@ fn main() {
             Scenario::Connect(a) => connect(a).await,
             Scenario::Register(a) => register(a).await,
             Scenario::Messages(a) => messages(a).await,
+            Scenario::Latency(a) => latency(a).await,
             Scenario::Things(a) => things::things(a).await,
         }
     });
