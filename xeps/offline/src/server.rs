@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use lithos_core::datetime::now_ms;
 use lithos_core::{Element, Jid};
 use lithos_server::module::{Flow, Module, ModuleContext, ModuleError, ModuleRegistration};
 use lithos_server::{ServerHandle, SessionInfo};
@@ -14,13 +15,6 @@ const CHATSTATES: &str = "http://jabber.org/protocol/chatstates";
 
 struct Offline {
     cap: usize,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Worth storing: something other than chat-state notifications and processing hints.

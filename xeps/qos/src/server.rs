@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use lithos_core::datetime::now_ms;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Jid, Payload};
 use lithos_server::module::{ModuleContext, ModuleError};
@@ -44,13 +45,6 @@ fn err(c: DefinedCondition, text: &str) -> StanzaError {
 fn internal(e: impl std::fmt::Display) -> StanzaError {
     tracing::error!(error = %e, "QoS handling failed");
     StanzaError::new(DefinedCondition::InternalServerError)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 enum Stored {

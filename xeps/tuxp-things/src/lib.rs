@@ -33,9 +33,4 @@ pub const EDGE_RESOURCE: &str = "0";
 
 /// Milliseconds since the Unix epoch, now (the time base of expiries and stamps in the
 /// TUXP crates).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use lithos_core::datetime::now_ms;

@@ -11,6 +11,7 @@ use super::{
     StorageResult, Subscription,
 };
 use crate::sasl::{Credentials, ScramCredential};
+use lithos_core::datetime::now_ms;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -552,14 +553,6 @@ impl OfflineStore for SqliteStore {
         })
         .await
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
