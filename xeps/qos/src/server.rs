@@ -260,8 +260,7 @@ impl Module for QosModule {
         if !exists {
             return Flow::Continue;
         }
-        let payload = payload.clone();
-        match self.receive(server, db, &session.jid, &to, &payload).await {
+        match self.receive(server, db, &session.jid, &to, payload).await {
             Ok(answer) => {
                 let reply = Element::builder("iq", "jabber:client")
                     .attr("type", "result")

@@ -1,8 +1,7 @@
 //! The `notification` module: checks a thing's notification, delivers it to the owner (or
 //! stores it for them), records its id, then acknowledges.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
@@ -11,7 +10,7 @@ use lithos_server::module::{ModuleContext, ModuleError};
 use lithos_server::storage::rusqlite::{OptionalExtension, params};
 use lithos_server::storage::{ModuleSchema, SqliteStore};
 use lithos_server::{Flow, Module, ModuleRegistration, ServerHandle, SessionInfo};
-use lithos_tuxp_things::{Registry, now_ms};
+use lithos_tuxp_things::{Registry, ThingCache, now_ms};
 
 use crate::{NS, Notification};
 
@@ -30,17 +29,8 @@ pub const SCHEMA: ModuleSchema = ModuleSchema {
 
 lithos_server::inventory::submit! { SCHEMA }
 
-/// What the module knows of a thing account.
-#[derive(Clone)]
-struct Thing {
-    thing_id: String,
-    model: String,
-    owner: String,
-}
-
 struct NotificationModule {
-    /// Thing name → the thing (`None`: the account is not a thing).
-    things: Mutex<HashMap<String, Option<Thing>>>,
+    things: ThingCache,
 }
 
 fn err(c: DefinedCondition, text: &str) -> StanzaError {
@@ -53,32 +43,6 @@ fn internal(e: impl std::fmt::Display) -> StanzaError {
 }
 
 impl NotificationModule {
-    async fn thing(&self, server: &ServerHandle, name: &str) -> Result<Option<Thing>, StanzaError> {
-        if let Some(t) = self
-            .things
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-        {
-            return Ok(t.clone());
-        }
-        let registry = Registry::of(server).map_err(internal)?;
-        let thing = registry
-            .by_name(name)
-            .await
-            .map_err(internal)?
-            .map(|t| Thing {
-                thing_id: t.thing_id,
-                model: t.model,
-                owner: t.owner,
-            });
-        self.things
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_string(), thing.clone());
-        Ok(thing)
-    }
-
     fn db(server: &ServerHandle) -> Option<SqliteStore> {
         server.storage().sqlite_store().cloned()
     }
@@ -102,7 +66,7 @@ impl NotificationModule {
         let notifier = lithos_tuxp_things::speaker(stanza, session)
             .map_err(|e| err(DefinedCondition::BadRequest, e))?;
         let name = session.jid.local().unwrap_or_default().to_string();
-        let Some(thing) = self.thing(server, &name).await? else {
+        let Some(thing) = self.things.get(server, &name).await.map_err(internal)? else {
             return Err(err(DefinedCondition::NotAllowed, "only things notify"));
         };
         let node = notifier.resource().unwrap_or("0").to_string();
@@ -219,8 +183,7 @@ impl Module for NotificationModule {
             lithos_tuxp_things::refuse(server, session, stanza, e);
             return Flow::Handled;
         }
-        let payload = payload.clone();
-        match self.handle(server, session, stanza, &payload).await {
+        match self.handle(server, session, stanza, payload).await {
             Ok(true) => {
                 let to = stanza
                     .attr("from")
@@ -246,10 +209,7 @@ impl Module for NotificationModule {
 
     async fn account_deleting(&self, _server: &ServerHandle, account: &Jid) {
         if let Some(name) = account.local() {
-            self.things
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(name);
+            self.things.forget(name);
         }
     }
 }
@@ -259,7 +219,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
         return Err(ModuleError(format!("unknown key {k}")));
     }
     Ok(Arc::new(NotificationModule {
-        things: Mutex::new(HashMap::new()),
+        things: ThingCache::default(),
     }))
 }
 

@@ -12,7 +12,7 @@ use lithos_core::{Element, Jid, Payload};
 use lithos_server::module::{IqClaim, IqRequest, IqResponse, IqTarget, ModuleContext, ModuleError};
 use lithos_server::storage::SqliteStore;
 use lithos_server::{Flow, Module, ModuleRegistration, ServerHandle, SessionInfo};
-use lithos_tuxp_things::{Registry, ThingRecord};
+use lithos_tuxp_things::{Registry, ThingCache, ThingRecord};
 use tokio::sync::mpsc;
 
 use crate::store::{self, NewReport, Outcome, Write};
@@ -46,8 +46,11 @@ enum Ack {
     },
 }
 
-struct Job {
-    write: Write,
+/// What the writer does with a report: the write, and what follows its commit.
+type Job = (Write, After);
+
+/// What follows a write's commit: the answer, and the live copy to subscribers.
+struct After {
     ack: Ack,
     /// The reporting address (the thing, or a gateway's node), for answers and live forwards.
     reporter: Jid,
@@ -79,8 +82,7 @@ struct ReportModule {
     settings: Settings,
     shared: Arc<Shared>,
     writer: OnceLock<Result<mpsc::Sender<Job>, String>>,
-    /// Thing name → its model (`None`: the account is not a thing).
-    things: Mutex<HashMap<String, Option<&'static str>>>,
+    things: ThingCache,
 }
 
 fn err(c: DefinedCondition, text: &str) -> StanzaError {
@@ -130,33 +132,6 @@ impl ReportModule {
             .map_err(|e| Box::new(internal(e)))
     }
 
-    /// The model of the thing whose account is `name`, `None` when it is not a thing.
-    async fn thing_model(
-        &self,
-        server: &ServerHandle,
-        name: &str,
-    ) -> Result<Option<&'static str>, StanzaError> {
-        if let Some(m) = self
-            .things
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-        {
-            return Ok(*m);
-        }
-        let registry = Registry::of(server).map_err(internal)?;
-        let model = registry
-            .by_name(name)
-            .await
-            .map_err(internal)?
-            .map(|t| lithos_tuxp_things::model(&t.model).map_or("", |m| m.name));
-        self.things
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_string(), model);
-        Ok(model)
-    }
-
     /// A report or deliver from a thing's session: checked, then queued for the writer.
     async fn thing_sent(
         &self,
@@ -174,7 +149,7 @@ impl ReportModule {
         let reporter = lithos_tuxp_things::speaker(stanza, session)
             .map_err(|e| err(DefinedCondition::BadRequest, e))?;
         let thing = session.jid.local().unwrap_or_default().to_string();
-        let Some(model) = self.thing_model(server, &thing).await? else {
+        let Some(record) = self.things.get(server, &thing).await.map_err(internal)? else {
             return Err(err(DefinedCondition::NotAllowed, "only things report"));
         };
         let node = reporter.resource().unwrap_or("0").to_string();
@@ -184,13 +159,13 @@ impl ReportModule {
         if payload.name() == "deliver" {
             let d = Deliver::from_element(payload.clone())
                 .map_err(|e| err(DefinedCondition::BadRequest, &e.to_string()))?;
-            let job = Job {
-                report_id: Some(d.report_id.clone()),
-                write: Write::Release {
-                    thing,
-                    node,
-                    report_id: d.report_id,
-                },
+            let write = Write::Release {
+                thing,
+                node,
+                report_id: d.report_id.clone(),
+            };
+            let after = After {
+                report_id: Some(d.report_id),
                 ack: Ack::Result {
                     to: reporter.clone(),
                     from: me,
@@ -201,7 +176,7 @@ impl ReportModule {
                 qos: Qos::ExactlyOnce,
             };
             return tx
-                .send(job)
+                .send((write, after))
                 .await
                 .map_err(|_| internal("the report writer stopped"));
         }
@@ -209,13 +184,14 @@ impl ReportModule {
             .map_err(|e| err(DefinedCondition::BadRequest, &e.to_string()))?;
         // The edge thing's data must be declared by its model (a gateway checks its nodes').
         if !lithos_tuxp_things::is_lan_node(&node) {
-            let declared = lithos_tuxp_things::model(model)
+            let declared = lithos_tuxp_things::model(&record.model)
                 .is_some_and(|m| m.data.iter().any(|p| p.matches(&r.data)));
             if !declared {
                 return Err(err(
                     DefinedCondition::NotAcceptable,
                     &format!(
-                        "model {model} does not report <{}/> in {}",
+                        "model {} does not report <{}/> in {}",
+                        record.model,
                         r.data.name(),
                         r.data.ns()
                     ),
@@ -251,11 +227,10 @@ impl ReportModule {
                 },
             ),
         };
-        let job = Job {
+        let after = After {
             report_id: (qos == Qos::ExactlyOnce)
                 .then(|| r.report_id.clone())
                 .flatten(),
-            write,
             ack,
             reporter: reporter.clone(),
             session: session.jid.clone(),
@@ -263,7 +238,7 @@ impl ReportModule {
         };
         // Every level waits for room in the writer's queue: a thing that sends faster than
         // the disk takes its reports is slowed down (TCP back-pressure), not dropped.
-        tx.send(job)
+        tx.send((write, after))
             .await
             .map_err(|_| internal("the report writer stopped"))
     }
@@ -321,33 +296,21 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
-        let writes: Vec<Write> = jobs
-            .iter_mut()
-            .map(|j| {
-                std::mem::replace(
-                    &mut j.write,
-                    Write::Release {
-                        thing: String::new(),
-                        node: String::new(),
-                        report_id: String::new(),
-                    },
-                )
-            })
-            .collect();
+        let (writes, afters): (Vec<Write>, Vec<After>) = jobs.into_iter().unzip();
         let max_pending = settings.max_pending;
         let outcome = db.run(move |c| store::apply(c, &writes, max_pending)).await;
         match outcome {
             Ok(outcomes) => {
-                for (job, out) in jobs.into_iter().zip(outcomes) {
-                    answer(&server, &shared, job, out);
+                for (after, out) in afters.into_iter().zip(outcomes) {
+                    answer(&server, &shared, after, out);
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, reports = jobs.len(), "storing reports failed; the things will retry");
+                tracing::error!(error = %e, reports = afters.len(), "storing reports failed; the things will retry");
                 let error =
                     StanzaError::typed(ErrorType::Wait, DefinedCondition::InternalServerError)
                         .with_text("the report could not be stored; retry");
-                for job in jobs {
+                for job in afters {
                     if let Ack::Result { to, from, id } | Ack::Received { to, from, id, .. } =
                         job.ack
                     {
@@ -393,7 +356,7 @@ fn send_error(
 }
 
 /// After the commit: the acknowledgement, and the live forward of what became visible.
-fn answer(server: &ServerHandle, shared: &Shared, job: Job, out: Outcome) {
+fn answer(server: &ServerHandle, shared: &Shared, job: After, out: Outcome) {
     let sessions = server.sessions();
     match job.ack {
         Ack::None => {}
@@ -441,7 +404,7 @@ fn answer(server: &ServerHandle, shared: &Shared, job: Job, out: Outcome) {
     }
 }
 
-fn is_from_thing(stanza: &Element, session: &SessionInfo) -> Option<Element> {
+fn is_from_thing<'a>(stanza: &'a Element, session: &SessionInfo) -> Option<&'a Element> {
     if stanza.name() != "iq" {
         return None;
     }
@@ -455,7 +418,7 @@ fn is_from_thing(stanza: &Element, session: &SessionInfo) -> Option<Element> {
         Some(t) if Jid::new(t).is_ok_and(|j| j.is_bare() && j.bare_eq(&session.jid)) => {}
         Some(_) => return None,
     }
-    Some(payload.clone())
+    Some(payload)
 }
 
 #[async_trait]
@@ -483,7 +446,7 @@ impl Module for ReportModule {
         if matches!(stanza.attr("type"), Some("result" | "error")) {
             return Flow::Continue;
         }
-        if let Err(e) = self.thing_sent(server, session, stanza, &payload).await {
+        if let Err(e) = self.thing_sent(server, session, stanza, payload).await {
             lithos_tuxp_things::refuse(server, session, stanza, e);
         }
         Flow::Handled
@@ -568,10 +531,7 @@ impl Module for ReportModule {
 
     async fn account_deleting(&self, _server: &ServerHandle, account: &Jid) {
         if let Some(name) = account.local() {
-            self.things
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(name);
+            self.things.forget(name);
             self.shared
                 .subscribers
                 .lock()
@@ -636,7 +596,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
             subscribers: Mutex::new(HashMap::new()),
         }),
         writer: OnceLock::new(),
-        things: Mutex::new(HashMap::new()),
+        things: ThingCache::default(),
     }))
 }
 

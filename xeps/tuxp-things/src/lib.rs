@@ -22,7 +22,7 @@ pub use model::{Protocol, ThingModel, key_of, model, models};
 #[cfg(feature = "server")]
 pub use node::{is_lan_node, refuse, speaker};
 #[cfg(feature = "server")]
-pub use registry::{Authorization, Registry, RegistryError, ThingRecord};
+pub use registry::{Authorization, Registry, RegistryError, ThingCache, ThingRecord};
 
 #[doc(hidden)]
 pub use inventory;

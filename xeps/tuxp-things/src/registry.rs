@@ -103,6 +103,44 @@ pub struct Authorization {
     pub expires_ms: i64,
 }
 
+/// Registered things by account name, for modules that look one up for every stanza a thing
+/// sends (reports, notifications): the registry is read once per thing, not per stanza. A
+/// thing's record does not change while it is registered; call [`forget`](Self::forget)
+/// when its account is deleted.
+#[derive(Debug, Default)]
+pub struct ThingCache {
+    /// Account name → the thing (`None`: the account is not a thing).
+    map: std::sync::Mutex<std::collections::HashMap<String, Option<std::sync::Arc<ThingRecord>>>>,
+}
+
+impl ThingCache {
+    /// The thing whose account is `name`, `None` when the account is not a thing.
+    pub async fn get(
+        &self,
+        server: &lithos_server::ServerHandle,
+        name: &str,
+    ) -> R<Option<std::sync::Arc<ThingRecord>>> {
+        let lock = || self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = lock().get(name) {
+            return Ok(t.clone());
+        }
+        let thing = Registry::of(server)?
+            .by_name(name)
+            .await?
+            .map(std::sync::Arc::new);
+        lock().insert(name.to_string(), thing.clone());
+        Ok(thing)
+    }
+
+    /// Drops what is known of the account `name`.
+    pub fn forget(&self, name: &str) {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+}
+
 /// The registry. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Registry {
