@@ -200,6 +200,31 @@ pub struct ModuleContext<'a> {
 #[error("{0}")]
 pub struct ModuleError(pub String);
 
+impl ModuleError {
+    /// A setting of the module's section that must be an integer of at least `min`: its
+    /// value, or the error that names `key`.
+    ///
+    /// ```
+    /// use lithos_server::module::ModuleError;
+    /// let v = lithos_server::toml::Value::Integer(0);
+    /// assert_eq!(ModuleError::integer("queue", &v, 0), Ok(0));
+    /// assert!(ModuleError::integer("queue", &v, 1).is_err());
+    /// ```
+    pub fn integer(key: &str, value: &toml::Value, min: u64) -> Result<u64, ModuleError> {
+        value
+            .as_integer()
+            .and_then(|n| u64::try_from(n).ok())
+            .filter(|n| *n >= min)
+            .ok_or_else(|| {
+                ModuleError(match min {
+                    0 => format!("{key} must be a non-negative integer"),
+                    1 => format!("{key} must be a positive integer"),
+                    _ => format!("{key} must be an integer of at least {min}"),
+                })
+            })
+    }
+}
+
 /// How a module registers itself (with `inventory::submit!`).
 pub struct ModuleRegistration {
     /// Unique name, also its configuration section.

@@ -125,12 +125,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     for (k, v) in &ctx.section {
         match k.as_str() {
             "max_per_account" => {
-                cap = v
-                    .as_integer()
-                    .and_then(|n| usize::try_from(n).ok())
-                    .ok_or_else(|| {
-                        ModuleError("max_per_account must be a positive integer".into())
-                    })?;
+                cap = ModuleError::integer(k, v, 0)? as usize;
             }
             other => return Err(ModuleError(format!("unknown key {other}"))),
         }

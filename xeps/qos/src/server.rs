@@ -288,13 +288,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     for (k, v) in &ctx.section {
         match k.as_str() {
             "max_pending_per_sender" => {
-                m.max_pending_per_sender = v
-                    .as_integer()
-                    .and_then(|n| usize::try_from(n).ok())
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| {
-                        ModuleError("max_pending_per_sender must be a positive integer".into())
-                    })?;
+                m.max_pending_per_sender = ModuleError::integer(k, v, 1)? as usize;
             }
             other => return Err(ModuleError(format!("unknown key {other}"))),
         }

@@ -289,11 +289,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
         v.as_bool()
             .ok_or_else(|| ModuleError(format!("{k} must be true or false")))
     };
-    let count = |k: &str, v: &lithos_server::toml::Value| {
-        v.as_integer()
-            .and_then(|n| u64::try_from(n).ok())
-            .ok_or_else(|| ModuleError(format!("{k} must be a non-negative integer")))
-    };
+    let count = |k: &str, v: &lithos_server::toml::Value| ModuleError::integer(k, v, 0);
     for (k, v) in &ctx.section {
         match k.as_str() {
             "allow_registration" => s.allow_registration = boolean(k, v)?,

@@ -251,14 +251,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
                 }
             }
             "authorization_validity_secs" => {
-                let secs = v
-                    .as_integer()
-                    .and_then(|n| u64::try_from(n).ok())
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| {
-                        ModuleError("authorization_validity_secs must be a positive integer".into())
-                    })?;
-                m.validity = Duration::from_secs(secs);
+                m.validity = Duration::from_secs(ModuleError::integer(k, v, 1)?);
             }
             other => return Err(ModuleError(format!("unknown key {other}"))),
         }

@@ -558,13 +558,6 @@ impl Module for ReportModule {
     }
 }
 
-fn positive(v: &lithos_server::toml::Value, key: &str) -> Result<u64, ModuleError> {
-    v.as_integer()
-        .and_then(|n| u64::try_from(n).ok())
-        .filter(|n| *n > 0)
-        .ok_or_else(|| ModuleError(format!("{key} must be a positive integer")))
-}
-
 fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     let mut settings = Settings {
         max_pending: 1000,
@@ -573,20 +566,17 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     };
     for (k, v) in &ctx.section {
         match k.as_str() {
-            "max_pending_per_thing" => settings.max_pending = positive(v, k)? as usize,
+            "max_pending_per_thing" => {
+                settings.max_pending = ModuleError::integer(k, v, 1)? as usize
+            }
             "history_days" => {
-                let days = v
-                    .as_integer()
-                    .and_then(|n| u64::try_from(n).ok())
-                    .ok_or_else(|| {
-                        ModuleError("history_days must be a non-negative integer".into())
-                    })?;
+                let days = ModuleError::integer(k, v, 0)?;
                 settings.retention = (days > 0).then(|| Duration::from_secs(days * 86_400));
             }
             "history_seconds" => {
-                settings.retention = Some(Duration::from_secs(positive(v, k)?));
+                settings.retention = Some(Duration::from_secs(ModuleError::integer(k, v, 1)?));
             }
-            "queue" => settings.queue = positive(v, k)? as usize,
+            "queue" => settings.queue = ModuleError::integer(k, v, 1)? as usize,
             other => return Err(ModuleError(format!("unknown key {other}"))),
         }
     }
