@@ -1,6 +1,6 @@
 //! Shared material for the Lithos benchmarks: the stanza corpus and the parse routines of
 //! each contender, so the criterion benchmark and the interleaved ratio tool measure the same
-//! code.
+//! code; and [`BenchServer`], the in-process server of the whole-server benchmarks.
 
 use std::hint::black_box;
 
@@ -221,4 +221,44 @@ pub fn bxmpp_parse(codec: &mut lithos_core::binary::BxmppCodec, mut buf: BytesMu
         }
     }
     n
+}
+
+/// A `lithosd` (every module linked) on loopback, for the whole-server benchmarks: on its
+/// own two-thread runtime, with a fresh data directory, ephemeral ports for the client and
+/// things listeners, warnings-only logs, and `extra` appended to the configuration.
+pub struct BenchServer {
+    /// The data directory (the TLS certificate is `tls/cert.pem` in it).
+    pub dir: tempfile::TempDir,
+    /// The server's runtime.
+    pub runtime: tokio::runtime::Runtime,
+    /// The server.
+    pub server: lithos_server::RunningServer,
+}
+
+impl BenchServer {
+    /// Starts it; panics if it cannot (a benchmark has nothing else to do then).
+    pub fn start(extra: &str) -> BenchServer {
+        lithosd::link_all();
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = lithos_server::Config::parse(&format!(
+            "domain = 'localhost'\ndata_dir = '{}'\n[log]\nlevel = 'warn'\n\
+             [things]\nlisten = ['127.0.0.1:0']\n[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = []\n\
+             {extra}",
+            dir.path().display()
+        ))
+        .expect("config");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = runtime
+            .block_on(lithos_server::RunningServer::start(config))
+            .expect("the server starts");
+        BenchServer {
+            dir,
+            runtime,
+            server,
+        }
+    }
 }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use lithos_client::{ClientBuilder, Trust, WireFormat};
 use lithos_core::Payload;
-use lithos_server::{Config, RunningServer};
 use lithos_things_demo::light::Flash;
 use lithos_tuxp_execution::ControllerExt;
 use lithos_tuxp_execution::thing::{ThingRuntime, action_handler};
@@ -27,23 +26,11 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(10_000);
-    lithosd::link_all();
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let config = Config::parse(&format!(
-        "domain = 'localhost'\ndata_dir = '{}'\n[log]\nlevel = 'warn'\n\
-         [things]\nlisten = ['127.0.0.1:0']\n[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = []\n\
-         [modules.operator]\noperators = ['alice']\n",
-        dir.path().display()
-    ))
-    .expect("config");
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let server = server_rt
-        .block_on(RunningServer::start(config))
-        .expect("the server starts");
+    let lithos_benches::BenchServer {
+        dir,
+        runtime: server_rt,
+        server,
+    } = lithos_benches::BenchServer::start("[modules.operator]\noperators = ['alice']\n");
     let c2s = server.c2s_addrs[0].to_string();
     let things = server.thing_addrs[0].to_string();
     let cert = dir.path().join("tls/cert.pem");

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use lithos_client::{Client, ClientBuilder, Trust, WireFormat};
 use lithos_core::Element;
 use lithos_server::storage::SqliteStore;
-use lithos_server::{Config, RunningServer};
 use lithos_tuxp_report::{Qos, ReporterExt, Retry};
 use lithos_tuxp_things::{Registry, ThingRecord};
 
@@ -48,23 +47,11 @@ fn main() {
         .bytes()
         .filter_map(|b| Qos::from_ordinal(b.wrapping_sub(b'0')))
         .collect();
-    lithosd::link_all();
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let config = Config::parse(&format!(
-        "domain = 'localhost'\ndata_dir = '{}'\n[log]\nlevel = 'warn'\n\
-         [things]\nlisten = ['127.0.0.1:0']\n[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = []\n\
-",
-        dir.path().display()
-    ))
-    .expect("config");
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let server = server_rt
-        .block_on(RunningServer::start(config))
-        .expect("the server starts");
+    let lithos_benches::BenchServer {
+        dir,
+        runtime: server_rt,
+        server,
+    } = lithos_benches::BenchServer::start("");
     let addr = server.thing_addrs[0].to_string();
     let db = server
         .handle()
