@@ -1,7 +1,14 @@
 //! BXMPP next to XML on the same stanzas: bytes on the wire, and decode and encode throughput,
 //! as ratios of interleaved timings (see `xml-ratio` for why interleaved).
 //!
-//! `cargo run --release -p lithos-benches --bin bxmpp-ratio [ROUNDS]`
+//! `cargo run --release -p lithos-benches --bin bxmpp-ratio [ROUNDS]` (with jemalloc, as in
+//! `lithosd`; add `--features system-alloc` for the system allocator).
+
+/// The allocator `lithosd` runs with, so the codecs are timed as the server runs them
+/// (`--features system-alloc` times them with the system's instead).
+#[cfg(not(feature = "system-alloc"))]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -73,7 +73,7 @@ impl<'v> Reader<'v> {
         } else {
             let ext = self.vocab.default_extension();
             let content_ns = self.content_ns.clone();
-            Document::Element(self.element(ext, content_ns, true, 1)?)
+            Document::Element(self.element(ext, content_ns)?)
         };
         if self.pos != self.frame.len() - 1 {
             return Err(BxmppError::TrailingBytes);
@@ -99,12 +99,11 @@ impl<'v> Reader<'v> {
         let bytes: &[u8] = &self.frame;
         let mut i = start;
         let end = loop {
-            let Some(&b) = bytes.get(i) else {
+            let Some(k) = find_special(bytes, i) else {
                 return Err(BxmppError::Truncated);
             };
-            if b < ESCAPE {
-                i += 1;
-            } else if b == ESCAPE {
+            i = k;
+            if bytes[i] == ESCAPE {
                 escapes = true;
                 i += 2;
             } else {
@@ -142,13 +141,14 @@ impl<'v> Reader<'v> {
         }
     }
 
-    fn element(
+    /// Reads an element's name (and namespace code, if any): its extension, namespace and
+    /// an element with that name and no content yet.
+    fn start(
         &mut self,
         parent_ext: &'v Extension,
-        parent_ns: ByteString,
-        root: bool,
+        parent_ns: &ByteString,
         depth: usize,
-    ) -> Result<Element, BxmppError> {
+    ) -> Result<(&'v Extension, Element), BxmppError> {
         if depth > self.max_depth {
             return Err(BxmppError::TooDeep(self.max_depth));
         }
@@ -166,7 +166,7 @@ impl<'v> Reader<'v> {
                 .unwrap_or_default();
             (ext, ns)
         } else {
-            (parent_ext, parent_ns)
+            (parent_ext, parent_ns.clone())
         };
         let keyword = Self::keyword(ext, b)?;
         let (ns, name) = match ext.name_kind(b) {
@@ -174,16 +174,40 @@ impl<'v> Reader<'v> {
             NameKind::Stream if ext.namespace().is_none() => (ns::STREAMS, &keyword[7..]),
             _ => return Err(ext.not_a_name(keyword)),
         };
-        let mut el = Element::bare(ByteString::from_static(name), ns.clone());
+        Ok((ext, Element::bare(ByteString::from_static(name), ns)))
+    }
+
+    /// Reads the root element of a document.
+    fn element(
+        &mut self,
+        parent_ext: &'v Extension,
+        parent_ns: ByteString,
+    ) -> Result<Element, BxmppError> {
+        let (ext, mut el) = self.start(parent_ext, &parent_ns, 1)?;
+        self.content(ext, &mut el, 1)?;
+        Ok(el)
+    }
+
+    /// Reads an element's attributes and children into `el`. Children are built in place,
+    /// in vectors sized from the counts the format gives up front: no element is moved
+    /// after it is pushed.
+    fn content(
+        &mut self,
+        ext: &'v Extension,
+        el: &mut Element,
+        depth: usize,
+    ) -> Result<(), BxmppError> {
         // An empty element written without a body: only as the last thing of the document.
         if self.peek() == Some(DOC) {
-            return Ok(el);
+            return Ok(());
         }
         let n_attrs = self.next()? as usize;
         let child_byte = self.next()?;
         let n_children = (child_byte & 0x7F) as usize;
         let has_text = child_byte & 0x80 != 0;
-        el.attrs.reserve_exact(n_attrs);
+        if n_attrs > 0 {
+            el.attrs = Vec::with_capacity(n_attrs);
+        }
         for _ in 0..n_attrs {
             let code = self.next()?;
             let k = Self::keyword(ext, code)?;
@@ -200,17 +224,19 @@ impl<'v> Reader<'v> {
         }
         let nodes = n_children + has_text as usize;
         if nodes > 0 {
-            el.children.reserve_exact(nodes);
+            el.children = Vec::with_capacity(nodes);
         }
         for _ in 0..n_children {
-            let child = self.element(ext, ns.clone(), false, depth + 1)?;
+            let (child_ext, child) = self.start(ext, &el.ns, depth + 1)?;
             el.children.push(Node::Element(child));
+            if let Some(Node::Element(child)) = el.children.last_mut() {
+                self.content(child_ext, child, depth + 1)?;
+            }
         }
         if has_text {
             el.children.push(Node::Text(self.value(ext)?));
         }
-        let _ = root;
-        Ok(el)
+        Ok(())
     }
 
     fn header(&mut self) -> Result<StreamHeader, BxmppError> {
@@ -243,6 +269,34 @@ impl<'v> Reader<'v> {
         }
         Ok(h)
     }
+}
+
+/// The index of the first byte at or after `from` that is ESCAPE, SPLITTER or DOC (the bytes
+/// that end or interrupt a value), eight bytes at a time: values are short, where a vector
+/// search costs more to set up than it saves.
+#[inline]
+fn find_special(bytes: &[u8], from: usize) -> Option<usize> {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    const THREE: u64 = 0x0303_0303_0303_0303;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // Per byte: (b & 0x7F) + 3 stays within the byte, and reaches 0x80 exactly when
+        // b & 0x7F >= 0x7D; with b's own high bit, that is b >= 0xFD.
+        let hits = ((x & LOW7) + THREE) & x & HIGH;
+        if hits != 0 {
+            return Some(i + hits.trailing_zeros() as usize / 8);
+        }
+        i += 8;
+    }
+    bytes
+        .get(i..)?
+        .iter()
+        .position(|&b| b >= ESCAPE)
+        .map(|k| i + k)
 }
 
 /// Every ASCII character as a one-character static string.
@@ -287,7 +341,27 @@ fn unescape(data: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::ASCII;
+    use super::{ASCII, find_special};
+
+    #[test]
+    fn find_special_finds_the_first_byte_from_0xfd() {
+        for len in 0..20 {
+            for at in 0..len {
+                for special in [0xFD, 0xFE, 0xFF] {
+                    // Every other byte value below 0xFD around it, 0x80..=0xFC included.
+                    let mut v: Vec<u8> = (0..len).map(|k| (0xFC - (k * 7) % 0xFD) as u8).collect();
+                    v[at] = special;
+                    for from in 0..=at {
+                        assert_eq!(find_special(&v, from), Some(at), "{v:x?} from {from}");
+                    }
+                    assert_eq!(find_special(&v, at + 1), None);
+                }
+            }
+            let plain: Vec<u8> = (0..len).map(|k| (0xFC - k) as u8).collect();
+            assert_eq!(find_special(&plain, 0), None);
+        }
+        assert_eq!(find_special(&[1, 2], 5), None);
+    }
 
     #[test]
     fn ascii_table() {
