@@ -409,11 +409,12 @@ impl fmt::Debug for FullJid {
 /// Splits per RFC 7622 §3.1: the resource starts at the first `/`; the localpart ends at the
 /// first `@` before it.
 fn split(s: &str) -> Result<(Option<&str>, &str, Option<&str>), JidError> {
-    let (rest, resource) = match s.find('/') {
+    // Byte searches: '/' and '@' are ASCII, so their offsets are character boundaries.
+    let (rest, resource) = match memchr::memchr(b'/', s.as_bytes()) {
         Some(i) => (&s[..i], Some(&s[i + 1..])),
         None => (s, None),
     };
-    let (local, domain) = match rest.find('@') {
+    let (local, domain) = match memchr::memchr(b'@', rest.as_bytes()) {
         Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
         None => (None, rest),
     };
@@ -510,7 +511,7 @@ pub fn prep_domain(s: &str) -> Result<Cow<'_, str>, JidError> {
             Err(_) => Err(JidError::Invalid(JidPart::Domain, "bad IPv6 literal")),
         };
     }
-    if s.parse::<Ipv4Addr>().is_ok() {
+    if s.as_bytes().first().is_some_and(u8::is_ascii_digit) && s.parse::<Ipv4Addr>().is_ok() {
         return Ok(Cow::Borrowed(s));
     }
     let out: Cow<'_, str> = if s.is_ascii() {

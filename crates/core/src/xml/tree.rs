@@ -474,9 +474,16 @@ impl<'s> TreeParser<'s> {
 
     /// Turns the tokenised start tag into an element: namespace declarations go into scope,
     /// names are resolved, duplicates rejected.
-    fn build(&mut self, st: &StartTag<'s>) -> Result<(Element, Option<ByteString>), XmlError> {
+    /// Builds the element of a start tag. A top-level element (`root`, a stanza) gets room
+    /// for one attribute more than it has: a server stamps `from` on every stanza it routes,
+    /// and the vector would otherwise be reallocated and copied for it.
+    fn build(
+        &mut self,
+        st: &StartTag<'s>,
+        root: bool,
+    ) -> Result<(Element, Option<ByteString>), XmlError> {
         let attrs = std::mem::take(&mut self.attrs);
-        let result = self.build_inner(st, &attrs);
+        let result = self.build_inner(st, &attrs, root);
         self.attrs = attrs;
         result
     }
@@ -485,6 +492,7 @@ impl<'s> TreeParser<'s> {
         &mut self,
         st: &StartTag<'s>,
         attrs: &[RawAttr<'s>],
+        root: bool,
     ) -> Result<(Element, Option<ByteString>), XmlError> {
         // Same qualified name twice.
         for (k, a) in attrs.iter().enumerate() {
@@ -566,7 +574,7 @@ impl<'s> TreeParser<'s> {
         let mut el = Element {
             name: self.name_string(local)?,
             ns,
-            attrs: Vec::with_capacity(n_plain),
+            attrs: Vec::with_capacity(n_plain + root as usize),
             children: Vec::new(),
         };
         let mut prefixed = false;
@@ -755,7 +763,7 @@ impl<'s> TreeParser<'s> {
                     }
                     let scope_mark = self.scope.len();
                     let (rest, st) = self.start_tag(i).map_err(unwrap_nom)?;
-                    let (el, saved_default) = self.build(&st)?;
+                    let (el, saved_default) = self.build(&st, frames.is_empty())?;
                     if let Some(parent) = frames.last_mut() {
                         self.flush_text(&mut parent.text, nodes)?;
                     }
@@ -796,7 +804,7 @@ impl<'s> TreeParser<'s> {
                 "the stream header must not be an empty element",
             ));
         }
-        let (el, _) = self.build(&st)?;
+        let (el, _) = self.build(&st, false)?;
         let declared = self.scope[mark..].to_vec();
         Ok(OpenTag {
             element: el,
@@ -905,5 +913,19 @@ mod tests {
         let w: Vec<Frame<'_>> = recycle(v);
         assert_eq!(w.capacity(), 16);
         assert_eq!(w.as_ptr() as usize, ptr);
+    }
+
+    #[test]
+    fn a_stanza_has_room_for_the_from_stamp() {
+        let mut el = crate::Element::parse(
+            "<message xmlns='jabber:client' to='b@x/r' type='chat'><body a='1'>hi</body></message>",
+        )
+        .expect("valid");
+        assert_eq!(el.attrs.capacity(), 3);
+        let body = el.get_child("body", "jabber:client").expect("body");
+        assert_eq!(body.attrs.capacity(), 1);
+        let before = el.attrs.as_ptr();
+        el.set_attr("from", "a@x/r");
+        assert_eq!(el.attrs.as_ptr(), before, "stamping from reallocated");
     }
 }
