@@ -59,6 +59,9 @@ impl ServerHandle {
         parsed: Option<Jid>,
         session: Option<&SessionInfo>,
     ) {
+        // Every path that awaits is boxed: a stanza for a connected full JID (the common
+        // case) is queued without awaiting, and this future stays small enough that a
+        // connection can box it per stanza without copying kilobytes of state.
         let Some(k) = kind(&stanza) else { return };
         let to = match (parsed, stanza.attr_shared("to")) {
             (Some(j), _) => Some(j),
@@ -66,9 +69,10 @@ impl ServerHandle {
             (None, Some(t)) => match Jid::parse_shared(t.clone()) {
                 Ok(j) => Some(j),
                 Err(_) => {
-                    return self
-                        .bounce(&stanza, StanzaError::new(DefinedCondition::JidMalformed))
-                        .await;
+                    return Box::pin(
+                        self.bounce(&stanza, StanzaError::new(DefinedCondition::JidMalformed)),
+                    )
+                    .await;
                 }
             },
         };
@@ -77,22 +81,21 @@ impl ServerHandle {
             // No `to`: on behalf of the sender's account (RFC 6120 §10.3).
             None => match stanza.attr("from").and_then(|f| Jid::new(f).ok()) {
                 Some(from) if k == Kind::Iq => {
-                    return self.dispatch_iq(stanza, from.to_bare(), session).await;
+                    return Box::pin(self.dispatch_iq(stanza, from.to_bare(), session)).await;
                 }
                 Some(from) => from.to_bare(),
                 None => return,
             },
         };
         if !self.is_local(&to) {
-            return self
-                .bounce(
-                    &stanza,
-                    StanzaError::new(DefinedCondition::RemoteServerNotFound),
-                )
-                .await;
+            return Box::pin(self.bounce(
+                &stanza,
+                StanzaError::new(DefinedCondition::RemoteServerNotFound),
+            ))
+            .await;
         }
         if to.local().is_none() {
-            return self.to_server(stanza, k, to, session).await;
+            return Box::pin(self.to_server(stanza, k, to, session)).await;
         }
         let stanza = if to.is_full() {
             match self.sessions().send_or_return(&to, stanza) {
@@ -109,12 +112,11 @@ impl ServerHandle {
                 Kind::Message => match t {
                     "" | "normal" | "chat" | "headline" => {}
                     "groupchat" => {
-                        return self
-                            .bounce(
-                                &stanza,
-                                StanzaError::new(DefinedCondition::ServiceUnavailable),
-                            )
-                            .await;
+                        return Box::pin(self.bounce(
+                            &stanza,
+                            StanzaError::new(DefinedCondition::ServiceUnavailable),
+                        ))
+                        .await;
                     }
                     _ => return,
                 },
@@ -124,10 +126,10 @@ impl ServerHandle {
                 },
                 Kind::Iq => {
                     if matches!(t, "get" | "set") {
-                        self.bounce(
+                        Box::pin(self.bounce(
                             &stanza,
                             StanzaError::new(DefinedCondition::ServiceUnavailable),
-                        )
+                        ))
                         .await;
                     }
                     return;
@@ -136,9 +138,9 @@ impl ServerHandle {
         }
         let bare = to.to_bare();
         if k == Kind::Iq {
-            return self.dispatch_iq(stanza, bare, session).await;
+            return Box::pin(self.dispatch_iq(stanza, bare, session)).await;
         }
-        self.to_account(stanza, k, bare).await
+        Box::pin(self.to_account(stanza, k, bare)).await
     }
 
     async fn account_exists(&self, bare: &Jid) -> bool {
