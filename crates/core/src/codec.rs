@@ -46,6 +46,11 @@ pub enum CodecError {
 /// Top-level elements are written in the namespace context of the last header this codec
 /// encoded (by default `jabber:client` with the `stream` prefix), so a stanza in the content
 /// namespace carries no `xmlns` and `stream:features` keeps its prefix.
+///
+/// Buffers: a decoded element shares the bytes it was read from. While a stream is busy
+/// (input left over after an event), the decoder keeps at least 2 KiB of room in the read
+/// buffer (reserving 8 KiB when there is less), so reads stay whole. A server that wants idle
+/// streams small shrinks the buffer when a stream is quiet.
 #[derive(Debug, Clone)]
 pub struct XmlCodec {
     decoder: XmlDecoder,
@@ -254,12 +259,35 @@ impl<'a> Encoder<&'a Element> for StreamCodec {
     }
 }
 
+/// Room for the next read that a decoder leaves in the read buffer after an event, at least...
+const READ_MIN_ROOM: usize = 2048;
+/// ... by reserving this much when there is less.
+const READ_CHUNK: usize = 8192;
+
+/// Leaves room in `src` for the next read. Both decoders hand what they parse on as shared
+/// slices of the read buffer, so the room after the data shrinks with every event, and
+/// tokio-util's `FramedRead` only reserves one byte before reading: left alone, a busy
+/// stream would read a few bytes per system call, each stanza cut and parsed twice.
+///
+/// The decoders call it after an event only when input is left over (several stanzas in one
+/// read, or one cut by it): the mark of a busy stream. A stream that sends a request and
+/// waits, as during login, keeps its small buffer.
+pub(crate) fn keep_read_room(src: &mut BytesMut) {
+    if src.capacity() - src.len() < READ_MIN_ROOM {
+        src.reserve(READ_CHUNK);
+    }
+}
+
 impl Decoder for XmlCodec {
     type Item = StreamEvent;
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<StreamEvent>, CodecError> {
-        Ok(self.decoder.decode(src)?)
+        let ev = self.decoder.decode(src)?;
+        if ev.is_some() && (!src.is_empty() || self.decoder.has_buffered_input()) {
+            keep_read_room(src);
+        }
+        Ok(ev)
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<StreamEvent>, CodecError> {
@@ -300,5 +328,68 @@ impl Encoder<Element> for XmlCodec {
     fn encode(&mut self, item: Element, dst: &mut BytesMut) -> Result<(), CodecError> {
         item.write_to(dst, &self.out_ctx);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads as many back-to-back copies of `stanza` as the buffer has room for, decodes
+    /// them (holding the last 64 events, as stanzas queued for delivery would be), 2,000
+    /// times; returns the smallest room a read had.
+    fn smallest_read(codec: &mut StreamCodec, header: &[u8], stanza: &[u8]) -> usize {
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        buf.extend_from_slice(header);
+        let mut held = std::collections::VecDeque::new();
+        let mut smallest = usize::MAX;
+        for _ in 0..2000 {
+            let room = buf.capacity() - buf.len();
+            smallest = smallest.min(room);
+            let mut n = 0;
+            while n + stanza.len() <= room.max(stanza.len()) {
+                buf.extend_from_slice(stanza);
+                n += stanza.len();
+            }
+            while let Some(ev) = codec.decode(&mut buf).expect("valid") {
+                held.push_back(ev);
+                if held.len() > 64 {
+                    held.pop_front();
+                }
+            }
+        }
+        smallest
+    }
+
+    /// Without `keep_read_room` the room shrinks read by read (the decoders share what
+    /// they parse out of the buffer) down to a few bytes.
+    #[test]
+    fn a_busy_stream_keeps_room_for_whole_reads() {
+        let stanza = Element::builder("message", ns::JABBER_CLIENT)
+            .attr("to", "b@localhost/r")
+            .attr("type", "chat")
+            .child(
+                Element::builder("body", ns::JABBER_CLIENT)
+                    .text("hello")
+                    .build(),
+            )
+            .build();
+        let header = StreamHeader::new(ns::JABBER_CLIENT);
+        for format in [WireFormat::Xml, WireFormat::Bxmpp] {
+            let mut writer = StreamCodec::new(format);
+            let mut head = BytesMut::new();
+            writer
+                .encode(&StreamEvent::Header(Box::new(header.clone())), &mut head)
+                .expect("header");
+            let mut one = BytesMut::new();
+            writer
+                .encode(&StreamEvent::Element(stanza.clone()), &mut one)
+                .expect("stanza");
+            let smallest = smallest_read(&mut StreamCodec::new(format), &head, &one);
+            assert!(
+                smallest >= READ_MIN_ROOM,
+                "{format:?}: a read had only {smallest} bytes of room"
+            );
+        }
     }
 }

@@ -185,7 +185,11 @@ impl Decoder for BxmppCodec {
     type Item = StreamEvent;
     type Error = CodecError;
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<StreamEvent>, CodecError> {
-        Ok(self.decode_event(src)?)
+        let ev = self.decode_event(src)?;
+        if ev.is_some() && !src.is_empty() {
+            crate::codec::keep_read_room(src);
+        }
+        Ok(ev)
     }
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<StreamEvent>, CodecError> {
         match self.decode_event(src)? {

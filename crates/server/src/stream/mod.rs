@@ -51,17 +51,6 @@ pub(crate) enum ConnError {
 const QUIET: Duration = Duration::from_secs(2);
 /// The read buffer a quiet session keeps (reads of a small stanza still fit in one call).
 const QUIET_READ_BUFFER: usize = 512;
-/// Room for the next read a busy stream keeps at least...
-const READ_MIN_ROOM: usize = 2048;
-/// ... by reserving this much when it has less.
-const READ_CHUNK: usize = 8192;
-
-/// Makes sure the next read has at least [`READ_MIN_ROOM`] bytes of room.
-fn keep_read_room(buf: &mut BytesMut) {
-    if buf.capacity() - buf.len() < READ_MIN_ROOM {
-        buf.reserve(READ_CHUNK);
-    }
-}
 
 pub(crate) async fn serve(
     server: ServerHandle,
@@ -331,16 +320,7 @@ impl Conn {
     pub(crate) async fn next_event(&mut self) -> Result<StreamEvent, ConnError> {
         match self.framed.next().await {
             None => Err(ConnError::Eof),
-            Some(Ok(ev)) => {
-                // The codec leaves the read buffer's spare room as it found it, and the
-                // decoder hands parsed bytes on (shared, not copied), so the room shrinks
-                // read by read: left alone, a busy stream ends up reading a few bytes per
-                // system call, each stanza cut in pieces and parsed twice. Keep a chunk of
-                // room while traffic flows; a quiet stream is trimmed back (`trim_buffers`)
-                // and grows again only after its next stanza.
-                keep_read_room(self.framed.read_buffer_mut());
-                Ok(ev)
-            }
+            Some(Ok(ev)) => Ok(ev),
             Some(Err(lithos_core::CodecError::Io(e))) => Err(ConnError::Io(e)),
             Some(Err(e)) => {
                 let cond = e.condition().unwrap_or(StreamErrorCondition::NotWellFormed);
@@ -590,47 +570,5 @@ impl Conn {
         for m in self.server.modules().iter() {
             m.session_available(&self.server, info).await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use lithos_core::codec::StreamCodec;
-    use tokio_util::codec::Decoder;
-
-    /// The decoder takes what it parses out of the read buffer (shared, not copied), so
-    /// the room left for the next read shrinks; without `keep_read_room` a busy stream
-    /// ends up reading a few bytes at a time, each stanza cut and parsed twice.
-    #[test]
-    fn a_busy_stream_keeps_room_for_whole_reads() {
-        let stanza = b"<message to='b@localhost/r' type='chat'><body>hello</body></message>";
-        let mut codec = StreamCodec::new(lithos_core::codec::WireFormat::Xml);
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
-        buf.extend_from_slice(b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>");
-        let mut held = Vec::new();
-        let mut smallest_read = usize::MAX;
-        for _ in 0..2000 {
-            // A read: as much as there is room for, of a stream of back-to-back stanzas.
-            let room = buf.capacity() - buf.len();
-            smallest_read = smallest_read.min(room);
-            let mut n = 0;
-            while n + stanza.len() <= room.max(stanza.len()) {
-                buf.extend_from_slice(stanza);
-                n += stanza.len();
-            }
-            while let Some(ev) = codec.decode(&mut buf).expect("valid") {
-                // Stanzas still queued for delivery keep their bytes alive.
-                held.push(ev);
-                if held.len() > 64 {
-                    held.remove(0);
-                }
-                keep_read_room(&mut buf);
-            }
-        }
-        assert!(
-            smallest_read >= READ_MIN_ROOM,
-            "a read had only {smallest_read} bytes of room"
-        );
     }
 }
