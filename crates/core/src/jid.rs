@@ -465,10 +465,65 @@ fn stable<'a>(
 
 const LOCAL_FORBIDDEN: &[char] = &['"', '&', '\'', '/', ':', '<', '>', '@'];
 
+/// [`PREPARED`] bit: the byte may stand in a prepared localpart as it is (printable ASCII,
+/// not upper case, not one of [`LOCAL_FORBIDDEN`]).
+const LOCAL_OK: u8 = 1;
+/// [`PREPARED`] bit: the byte may stand in a label of a prepared ASCII domainpart
+/// (lower-case letter, digit, `-`, `_`).
+const LABEL_OK: u8 = 2;
+
+/// Per byte: what it may stand for in an address already in prepared form, so the usual
+/// address skips preparation in one pass.
+static PREPARED: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0x21;
+    while b <= 0x7e {
+        let c = b as u8;
+        let forbidden = matches!(c, b'"' | b'&' | b'\'' | b'/' | b':' | b'<' | b'>' | b'@');
+        if !forbidden && !c.is_ascii_uppercase() {
+            t[b] |= LOCAL_OK;
+        }
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_' {
+            t[b] |= LABEL_OK;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// True when `d` is an ASCII domain name that preparation leaves as it is: labels of 1 to 63
+/// lower-case letters, digits, `-` and `_`. (A dotted IPv4 address is one too, and is
+/// likewise kept as it is.)
+fn is_prepared_ascii_domain(d: &[u8]) -> bool {
+    let mut label = 0;
+    for &b in d {
+        if b == b'.' {
+            if label == 0 {
+                return false;
+            }
+            label = 0;
+        } else if PREPARED[b as usize] & LABEL_OK != 0 && label < 63 {
+            label += 1;
+        } else {
+            return false;
+        }
+    }
+    label > 0
+}
+
 /// Prepares a localpart: PRECIS UsernameCaseMapped plus the RFC 7622 exclusions. This is also
 /// how a SASL user name is turned into an account name.
 pub fn prep_local(s: &str) -> Result<Cow<'_, str>, JidError> {
     check_len(JidPart::Local, s)?;
+    // Already in prepared form (the usual case: addresses written by software): one pass.
+    if s.bytes().all(|b| PREPARED[b as usize] & LOCAL_OK != 0) {
+        return Ok(Cow::Borrowed(s));
+    }
+    prep_local_full(s)
+}
+
+/// [`prep_local`] without its shortcut for prepared addresses.
+fn prep_local_full(s: &str) -> Result<Cow<'_, str>, JidError> {
     let out: Cow<'_, str> = if s.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
         // ASCII fast path: IdentifierClass allows every printable ASCII character; case
         // mapping is plain lower-casing.
@@ -505,6 +560,15 @@ pub fn prep_resource(s: &str) -> Result<Cow<'_, str>, JidError> {
 pub fn prep_domain(s: &str) -> Result<Cow<'_, str>, JidError> {
     let s = s.strip_suffix('.').unwrap_or(s);
     check_len(JidPart::Domain, s)?;
+    if is_prepared_ascii_domain(s.as_bytes()) {
+        return Ok(Cow::Borrowed(s));
+    }
+    prep_domain_full(s)
+}
+
+/// [`prep_domain`] without its shortcut for prepared names (`s` without its trailing dot,
+/// and of an allowed length).
+fn prep_domain_full(s: &str) -> Result<Cow<'_, str>, JidError> {
     if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
         return match inner.parse::<Ipv6Addr>() {
             Ok(_) => Ok(Cow::Borrowed(s)),
@@ -725,6 +789,18 @@ mod tests {
             let j = Jid::new(s).unwrap();
             let shown = format!("{j}");
             assert_eq!(Jid::new(&shown).unwrap(), j);
+        }
+    }
+
+    proptest::proptest! {
+        /// The shortcuts for prepared parts give what full preparation gives.
+        #[test]
+        fn shortcuts_agree_with_full_preparation(s in "[ -~]{1,20}|[a-z0-9._-]{1,70}|[A-Za-z0-9.@/:-]{1,12}") {
+            proptest::prop_assert_eq!(prep_local(&s), prep_local_full(&s));
+            let d = s.strip_suffix('.').unwrap_or(&s);
+            if check_len(JidPart::Domain, d).is_ok() {
+                proptest::prop_assert_eq!(prep_domain(&s), prep_domain_full(d));
+            }
         }
     }
 }
