@@ -31,7 +31,9 @@ pub mod tls;
 pub use lithos_sasl as sasl;
 
 pub use config::Config;
-pub use module::{Flow, IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleRegistration};
+pub use module::{
+    ClientStanzaHook, Flow, IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleRegistration,
+};
 pub use server::{RunningServer, ServerHandle, StartError};
 pub use session::SessionInfo;
 

@@ -41,6 +41,10 @@ use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Jid};
 
 use crate::ServerHandle;
+
+/// The future a module's [`Module::client_stanza`] hook returns for a stanza it handles.
+pub type ClientStanzaHook<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Flow> + Send + 'a>>;
 use crate::config::Config;
 use crate::session::SessionInfo;
 
@@ -130,23 +134,40 @@ pub trait Module: Send + Sync + 'static {
         Vec::new()
     }
 
-    /// Whether [`client_stanza`](Self::client_stanza) wants to see `stanza`: a cheap,
-    /// synchronous filter the kernel asks first, so a stanza no module cares about (most
-    /// messages) does not pay for every module's hook (each call of an async hook allocates
-    /// and moves its whole future). The default says yes.
-    fn wants_client_stanza(&self, _stanza: &Element) -> bool {
-        true
-    }
-
     /// Every stanza a bound client sends, after its addresses are checked and `from` stamped,
-    /// before routing (when [`wants_client_stanza`](Self::wants_client_stanza) says so).
-    async fn client_stanza(
-        &self,
-        _server: &ServerHandle,
-        _session: &SessionInfo,
-        _stanza: &Element,
-    ) -> Flow {
-        Flow::Continue
+    /// before routing. A module that wants `stanza` returns the future that handles it;
+    /// one that does not returns `None`, synchronously and without allocating, so a stanza
+    /// no module cares about (most messages) costs each module one call (an async hook
+    /// would allocate and move its whole future every time). The default wants nothing.
+    ///
+    /// ```
+    /// # use lithos_server::{ClientStanzaHook, Flow, Module, ServerHandle, SessionInfo};
+    /// # use lithos_core::Element;
+    /// struct Pings;
+    /// impl Pings {
+    ///     async fn answer(&self, _server: &ServerHandle, _stanza: &Element) -> Flow {
+    ///         Flow::Continue
+    ///     }
+    /// }
+    /// #[async_trait::async_trait]
+    /// impl Module for Pings {
+    ///     fn client_stanza<'a>(
+    ///         &'a self,
+    ///         server: &'a ServerHandle,
+    ///         _session: &'a SessionInfo,
+    ///         stanza: &'a Element,
+    ///     ) -> Option<ClientStanzaHook<'a>> {
+    ///         (stanza.name() == "iq").then(|| Box::pin(self.answer(server, stanza)) as _)
+    ///     }
+    /// }
+    /// ```
+    fn client_stanza<'a>(
+        &'a self,
+        _server: &'a ServerHandle,
+        _session: &'a SessionInfo,
+        _stanza: &'a Element,
+    ) -> Option<ClientStanzaHook<'a>> {
+        None
     }
 
     /// A message or presence addressed to a local account (its bare JID, or a full JID with no

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use lithos_core::{Element, Jid, ns};
 use lithos_server::module::{Flow, Module, ModuleContext, ModuleError, ModuleRegistration};
 use lithos_server::storage::{RosterItem, StorageResult};
-use lithos_server::{ServerHandle, SessionInfo};
+use lithos_server::{ClientStanzaHook, ServerHandle, SessionInfo};
 
 #[derive(Default)]
 struct Presence {
@@ -323,74 +323,16 @@ impl Presence {
 
 #[async_trait]
 impl Module for Presence {
-    fn wants_client_stanza(&self, stanza: &Element) -> bool {
-        stanza.name() == "presence"
-    }
-
-    async fn client_stanza(
-        &self,
-        server: &ServerHandle,
-        session: &SessionInfo,
-        stanza: &Element,
-    ) -> Flow {
+    fn client_stanza<'a>(
+        &'a self,
+        server: &'a ServerHandle,
+        session: &'a SessionInfo,
+        stanza: &'a Element,
+    ) -> Option<ClientStanzaHook<'a>> {
         if stanza.name() != "presence" {
-            return Flow::Continue;
+            return None;
         }
-        let t = stanza.attr("type");
-        let Some(to) = stanza.attr("to") else {
-            match t {
-                None => {
-                    let initial = lock(&self.last)
-                        .insert(session.id, stanza.clone())
-                        .is_none();
-                    let Some(user) = session.jid.local() else {
-                        return Flow::Handled;
-                    };
-                    for c in Self::subscribers(server, user).await {
-                        let mut p = stanza.clone();
-                        p.set_attr("to", c);
-                        server.route(p).await;
-                    }
-                    Self::to_own_resources(server, session.jid.bare_str(), stanza);
-                    if initial {
-                        self.on_initial(server, session, user).await;
-                    }
-                }
-                Some("unavailable") => {
-                    lock(&self.last).remove(&session.id);
-                    self.went_unavailable(server, session, Some(stanza)).await;
-                }
-                _ => {}
-            }
-            return Flow::Handled;
-        };
-        let Ok(contact) = Jid::new(to) else {
-            return Flow::Continue;
-        };
-        match t {
-            None | Some("unavailable") => {
-                let mut d = lock(&self.directed);
-                let set = d.entry(session.id).or_default();
-                if t.is_none() {
-                    set.insert(to.to_string());
-                } else {
-                    set.remove(to);
-                }
-                Flow::Continue
-            }
-            Some(s @ ("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed")) => {
-                if let Err(e) = self
-                    .outbound(server, &session.jid, &contact.to_bare(), s)
-                    .await
-                {
-                    tracing::error!(error = %e, "subscription handling failed");
-                }
-                Flow::Handled
-            }
-            // Clients do not probe (RFC 6121 §4.3): the server does.
-            Some("probe") => Flow::Handled,
-            _ => Flow::Continue,
-        }
+        Some(Box::pin(self.handle_client_stanza(server, session, stanza)))
     }
 
     async fn to_account(
@@ -459,6 +401,75 @@ impl Module for Presence {
                     .route(presence(Some("unavailable"), &session.jid, &t))
                     .await;
             }
+        }
+    }
+}
+
+impl Presence {
+    /// The stanzas [`Module::client_stanza`] takes.
+    async fn handle_client_stanza(
+        &self,
+        server: &ServerHandle,
+        session: &SessionInfo,
+        stanza: &Element,
+    ) -> Flow {
+        if stanza.name() != "presence" {
+            return Flow::Continue;
+        }
+        let t = stanza.attr("type");
+        let Some(to) = stanza.attr("to") else {
+            match t {
+                None => {
+                    let initial = lock(&self.last)
+                        .insert(session.id, stanza.clone())
+                        .is_none();
+                    let Some(user) = session.jid.local() else {
+                        return Flow::Handled;
+                    };
+                    for c in Self::subscribers(server, user).await {
+                        let mut p = stanza.clone();
+                        p.set_attr("to", c);
+                        server.route(p).await;
+                    }
+                    Self::to_own_resources(server, session.jid.bare_str(), stanza);
+                    if initial {
+                        self.on_initial(server, session, user).await;
+                    }
+                }
+                Some("unavailable") => {
+                    lock(&self.last).remove(&session.id);
+                    self.went_unavailable(server, session, Some(stanza)).await;
+                }
+                _ => {}
+            }
+            return Flow::Handled;
+        };
+        let Ok(contact) = Jid::new(to) else {
+            return Flow::Continue;
+        };
+        match t {
+            None | Some("unavailable") => {
+                let mut d = lock(&self.directed);
+                let set = d.entry(session.id).or_default();
+                if t.is_none() {
+                    set.insert(to.to_string());
+                } else {
+                    set.remove(to);
+                }
+                Flow::Continue
+            }
+            Some(s @ ("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed")) => {
+                if let Err(e) = self
+                    .outbound(server, &session.jid, &contact.to_bare(), s)
+                    .await
+                {
+                    tracing::error!(error = %e, "subscription handling failed");
+                }
+                Flow::Handled
+            }
+            // Clients do not probe (RFC 6121 §4.3): the server does.
+            Some("probe") => Flow::Handled,
+            _ => Flow::Continue,
         }
     }
 }

@@ -10,7 +10,9 @@ use lithos_core::{Element, Jid, Payload};
 use lithos_server::module::{ModuleContext, ModuleError};
 use lithos_server::storage::rusqlite::{OptionalExtension, params};
 use lithos_server::storage::{ModuleSchema, SqliteStore};
-use lithos_server::{Flow, Module, ModuleRegistration, ServerHandle, SessionInfo};
+use lithos_server::{
+    ClientStanzaHook, Flow, Module, ModuleRegistration, ServerHandle, SessionInfo,
+};
 
 use crate::{Acknowledged, Assured, Deliver, NS, Received, stamp_message};
 
@@ -198,11 +200,26 @@ impl QosModule {
 
 #[async_trait]
 impl Module for QosModule {
-    fn wants_client_stanza(&self, stanza: &Element) -> bool {
-        stanza.name() == "iq" && stanza.children().next().is_some_and(|p| p.ns() == NS)
+    fn client_stanza<'a>(
+        &'a self,
+        server: &'a ServerHandle,
+        session: &'a SessionInfo,
+        stanza: &'a Element,
+    ) -> Option<ClientStanzaHook<'a>> {
+        if !(stanza.name() == "iq" && stanza.children().next().is_some_and(|p| p.ns() == NS)) {
+            return None;
+        }
+        Some(Box::pin(self.handle_client_stanza(server, session, stanza)))
     }
 
-    async fn client_stanza(
+    fn disco_features(&self) -> Vec<&'static str> {
+        vec![NS]
+    }
+}
+
+impl QosModule {
+    /// The stanzas [`Module::client_stanza`] takes.
+    async fn handle_client_stanza(
         &self,
         server: &ServerHandle,
         session: &SessionInfo,
@@ -274,10 +291,6 @@ impl Module for QosModule {
             Err(e) => server.bounce(stanza, e).await,
         }
         Flow::Handled
-    }
-
-    fn disco_features(&self) -> Vec<&'static str> {
-        vec![NS]
     }
 }
 

@@ -8,7 +8,9 @@ use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Jid, Payload};
 use lithos_server::module::{ModuleContext, ModuleError};
 use lithos_server::session::Delivery;
-use lithos_server::{Flow, Module, ModuleRegistration, ServerHandle, SessionInfo};
+use lithos_server::{
+    ClientStanzaHook, Flow, Module, ModuleRegistration, ServerHandle, SessionInfo,
+};
 use lithos_tuxp_things::{EDGE_RESOURCE, Registry};
 
 use crate::{Execution, NS, now_ms};
@@ -107,11 +109,26 @@ impl ExecutionModule {
 
 #[async_trait]
 impl Module for ExecutionModule {
-    fn wants_client_stanza(&self, stanza: &Element) -> bool {
-        stanza.name() == "iq" && stanza.children().any(|c| c.ns() == NS)
+    fn client_stanza<'a>(
+        &'a self,
+        server: &'a ServerHandle,
+        session: &'a SessionInfo,
+        stanza: &'a Element,
+    ) -> Option<ClientStanzaHook<'a>> {
+        if !(stanza.name() == "iq" && stanza.children().any(|c| c.ns() == NS)) {
+            return None;
+        }
+        Some(Box::pin(self.handle_client_stanza(server, session, stanza)))
     }
 
-    async fn client_stanza(
+    fn disco_features(&self) -> Vec<&'static str> {
+        vec![NS]
+    }
+}
+
+impl ExecutionModule {
+    /// The stanzas [`Module::client_stanza`] takes.
+    async fn handle_client_stanza(
         &self,
         server: &ServerHandle,
         session: &SessionInfo,
@@ -146,10 +163,6 @@ impl Module for ExecutionModule {
             Err(e) => server.bounce(stanza, e).await,
         }
         Flow::Handled
-    }
-
-    fn disco_features(&self) -> Vec<&'static str> {
-        vec![NS]
     }
 }
 

@@ -9,7 +9,9 @@ use lithos_core::{Element, Jid, Payload};
 use lithos_server::module::{ModuleContext, ModuleError};
 use lithos_server::storage::rusqlite::{OptionalExtension, params};
 use lithos_server::storage::{ModuleSchema, SqliteStore};
-use lithos_server::{Flow, Module, ModuleRegistration, ServerHandle, SessionInfo};
+use lithos_server::{
+    ClientStanzaHook, Flow, Module, ModuleRegistration, ServerHandle, SessionInfo,
+};
 use lithos_tuxp_things::{Registry, ThingCache, now_ms};
 
 use crate::{NS, Notification};
@@ -152,11 +154,32 @@ impl NotificationModule {
 
 #[async_trait]
 impl Module for NotificationModule {
-    fn wants_client_stanza(&self, stanza: &Element) -> bool {
-        stanza.name() == "iq" && stanza.children().any(|p| p.is("notification", NS))
+    fn client_stanza<'a>(
+        &'a self,
+        server: &'a ServerHandle,
+        session: &'a SessionInfo,
+        stanza: &'a Element,
+    ) -> Option<ClientStanzaHook<'a>> {
+        if !(stanza.name() == "iq" && stanza.children().any(|p| p.is("notification", NS))) {
+            return None;
+        }
+        Some(Box::pin(self.handle_client_stanza(server, session, stanza)))
     }
 
-    async fn client_stanza(
+    fn disco_features(&self) -> Vec<&'static str> {
+        vec![NS]
+    }
+
+    async fn account_deleting(&self, _server: &ServerHandle, account: &Jid) {
+        if let Some(name) = account.local() {
+            self.things.forget(name);
+        }
+    }
+}
+
+impl NotificationModule {
+    /// The stanzas [`Module::client_stanza`] takes.
+    async fn handle_client_stanza(
         &self,
         server: &ServerHandle,
         session: &SessionInfo,
@@ -201,16 +224,6 @@ impl Module for NotificationModule {
             Err(e) => lithos_tuxp_things::refuse(server, session, stanza, e),
         }
         Flow::Handled
-    }
-
-    fn disco_features(&self) -> Vec<&'static str> {
-        vec![NS]
-    }
-
-    async fn account_deleting(&self, _server: &ServerHandle, account: &Jid) {
-        if let Some(name) = account.local() {
-            self.things.forget(name);
-        }
     }
 }
 

@@ -11,7 +11,9 @@ use lithos_core::stanza::{DefinedCondition, ErrorType, StanzaError, error_reply}
 use lithos_core::{Element, Jid, Payload};
 use lithos_server::module::{IqClaim, IqRequest, IqResponse, IqTarget, ModuleContext, ModuleError};
 use lithos_server::storage::SqliteStore;
-use lithos_server::{Flow, Module, ModuleRegistration, ServerHandle, SessionInfo};
+use lithos_server::{
+    ClientStanzaHook, Flow, Module, ModuleRegistration, ServerHandle, SessionInfo,
+};
 use lithos_tuxp_things::{Registry, ThingCache, ThingRecord};
 use tokio::sync::mpsc;
 
@@ -430,26 +432,16 @@ impl Module for ReportModule {
         }]
     }
 
-    fn wants_client_stanza(&self, stanza: &Element) -> bool {
-        stanza.name() == "iq" && stanza.children().next().is_some_and(|p| p.ns() == NS)
-    }
-
-    async fn client_stanza(
-        &self,
-        server: &ServerHandle,
-        session: &SessionInfo,
-        stanza: &Element,
-    ) -> Flow {
-        let Some(payload) = is_from_thing(stanza, session) else {
-            return Flow::Continue;
-        };
-        if matches!(stanza.attr("type"), Some("result" | "error")) {
-            return Flow::Continue;
+    fn client_stanza<'a>(
+        &'a self,
+        server: &'a ServerHandle,
+        session: &'a SessionInfo,
+        stanza: &'a Element,
+    ) -> Option<ClientStanzaHook<'a>> {
+        if !(stanza.name() == "iq" && stanza.children().next().is_some_and(|p| p.ns() == NS)) {
+            return None;
         }
-        if let Err(e) = self.thing_sent(server, session, stanza, payload).await {
-            lithos_tuxp_things::refuse(server, session, stanza, e);
-        }
-        Flow::Handled
+        Some(Box::pin(self.handle_client_stanza(server, session, stanza)))
     }
 
     async fn handle_iq(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
@@ -555,6 +547,27 @@ impl Module for ReportModule {
             list.retain(|j| *j != session.jid);
             !list.is_empty()
         });
+    }
+}
+
+impl ReportModule {
+    /// The stanzas [`Module::client_stanza`] takes.
+    async fn handle_client_stanza(
+        &self,
+        server: &ServerHandle,
+        session: &SessionInfo,
+        stanza: &Element,
+    ) -> Flow {
+        let Some(payload) = is_from_thing(stanza, session) else {
+            return Flow::Continue;
+        };
+        if matches!(stanza.attr("type"), Some("result" | "error")) {
+            return Flow::Continue;
+        }
+        if let Err(e) = self.thing_sent(server, session, stanza, payload).await {
+            lithos_tuxp_things::refuse(server, session, stanza, e);
+        }
+        Flow::Handled
     }
 }
 

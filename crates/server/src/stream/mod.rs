@@ -545,10 +545,10 @@ impl Conn {
             }
         }
         for m in server.modules().iter() {
-            if !m.wants_client_stanza(&el) {
+            let Some(hook) = m.client_stanza(&server, info, &el) else {
                 continue;
-            }
-            if m.client_stanza(&server, info, &el).await == Flow::Handled {
+            };
+            if hook.await == Flow::Handled {
                 if became_available {
                     Box::pin(self.announce_available(info)).await;
                 }
