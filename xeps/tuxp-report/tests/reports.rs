@@ -332,15 +332,24 @@ async fn history_retention() {
     thing.report(celsius(1), Qos::AtLeastOnce).await.unwrap();
     thing.report(celsius(2), Qos::AtLeastOnce).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    // The next batch prunes what is older than a second, but the latest value stays.
+    // The next batch prunes what is older than a second, but the latest value stays. (On
+    // a machine slow enough to take a second between two reports, 3 may be pruned by 4's
+    // batch too, rightly: what must hold is that 1 and 2 are gone and 4 is kept.)
     thing.report(celsius(3), Qos::AtLeastOnce).await.unwrap();
     thing.report(celsius(4), Qos::AtLeastOnce).await.unwrap();
-    assert_eq!(all_history(&alice, &addr).await, ["3", "4"]);
+    let history = all_history(&alice, &addr).await;
+    assert!(
+        history == ["3", "4"] || history == ["4"],
+        "history after pruning: {history:?}"
+    );
     tokio::time::sleep(Duration::from_millis(1200)).await;
     thing.report(celsius(5), Qos::AtLeastOnce).await.unwrap();
     thing.report(celsius(6), Qos::AtLeastOnce).await.unwrap();
     let history = all_history(&alice, &addr).await;
-    assert_eq!(history, ["5", "6"]);
+    assert!(
+        history == ["5", "6"] || history == ["6"],
+        "history after pruning: {history:?}"
+    );
     let latest = alice.latest_reports(addr, T).await.unwrap();
     assert_eq!(latest.len(), 1);
     assert_eq!(latest[0].data, celsius(6));
