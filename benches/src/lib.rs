@@ -145,8 +145,8 @@ pub fn minidom_parse(input: &str) -> usize {
     root.children().count()
 }
 
-/// Stanzas for comparing BXMPP with XML: ones every vocabulary word of which is in the linked
-/// tables plus `tables/tuxp.props`. Each is written as it appears in a `jabber:client` stream.
+/// Stanzas for comparing BXMPP with XML: ones every vocabulary word of which is in the tables
+/// the linked crates register. Each is written as it appears in a `jabber:client` stream.
 /// The roster has 100 items: a BXMPP element carries at most 127 children.
 pub fn binary_corpus() -> Vec<(&'static str, String)> {
     vec![
@@ -165,20 +165,11 @@ lan-traceable='true' lan-timeout='5000'><flash xmlns='urn:leps:things:simple-lig
     ]
 }
 
-/// The vocabulary for [`binary_corpus`]: the linked tables (the TUXP crates register theirs),
-/// plus each table of `tables/tuxp.props` whose namespace no linked crate registers.
+/// The vocabulary for [`binary_corpus`]: the tables the linked crates register (the TUXP
+/// crates and `lithos-things-demo` bring theirs).
 pub fn binary_vocabulary() -> lithos_core::binary::Vocabulary {
-    let mut v = lithos_core::binary::Vocabulary::linked().expect("linked tables");
-    for block in include_str!("../tables/tuxp.props").split("\n\n") {
-        let ns = block
-            .lines()
-            .find_map(|l| l.split_once('=').filter(|(k, _)| k.len() == 8))
-            .map(|(_, ns)| ns.trim());
-        if ns.is_some_and(|ns| v.extension_for_ns(ns).is_none()) {
-            v.load("tuxp", block).expect("bench tables");
-        }
-    }
-    v
+    lithosd::link_all();
+    lithos_core::binary::Vocabulary::linked().expect("linked tables")
 }
 
 /// The LAN execution of the reference: as XML, and the element it is.
