@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::now_ms;
 
-use lithos_server::storage::rusqlite::{OptionalExtension, params};
+use lithos_server::storage::rusqlite::{OptionalExtension, params, params_from_iter};
 use lithos_server::storage::{ModuleSchema, SqliteStore, StorageError};
 
 lithos_server::inventory::submit! {
@@ -189,6 +189,14 @@ impl Registry {
         self.db.run(move |c| Ok(f(c))).await?
     }
 
+    /// Runs one statement whose parameters are `args`, in order; returns how many rows it
+    /// changed.
+    async fn execute<const N: usize>(&self, sql: &'static str, args: [&str; N]) -> R<usize> {
+        let args = args.map(str::to_string);
+        self.run(move |c| Ok(c.execute(sql, params_from_iter(args.iter()))?))
+            .await
+    }
+
     /// Records that `authorizer` allows `thing_id` to register during `validity`. Only the
     /// latest authorization of a thing counts. A registered thing cannot be authorized.
     pub async fn authorize(&self, thing_id: &str, authorizer: &str, validity: Duration) -> R<()> {
@@ -344,27 +352,18 @@ impl Registry {
 
     /// Allows `account` to command the thing (its owner always may).
     pub async fn grant(&self, thing_id: &str, account: &str) -> R<()> {
-        let (id, acct) = (thing_id.to_string(), account.to_string());
-        self.run(move |c| {
-            c.execute(
-                "INSERT INTO things_grants (thing_id, account) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                params![id, acct],
-            )?;
-            Ok(())
-        })
-        .await
+        self.execute(
+            "INSERT INTO things_grants (thing_id, account) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            [thing_id, account],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Withdraws a grant; returns whether there was one.
     pub async fn revoke(&self, thing_id: &str, account: &str) -> R<bool> {
-        let (id, acct) = (thing_id.to_string(), account.to_string());
-        self.run(move |c| {
-            Ok(c.execute(
-                "DELETE FROM things_grants WHERE thing_id = ?1 AND account = ?2",
-                params![id, acct],
-            )? > 0)
-        })
-        .await
+        let sql = "DELETE FROM things_grants WHERE thing_id = ?1 AND account = ?2";
+        Ok(self.execute(sql, [thing_id, account]).await? > 0)
     }
 
     /// Records that `follower` (a bare JID) asks to follow `event` (`{ns}name`) of the thing;
@@ -394,35 +393,15 @@ impl Registry {
 
     /// Approves a requested follow; `false` when nobody asked for it.
     pub async fn approve_follow(&self, thing_id: &str, event: &str, follower: &str) -> R<bool> {
-        let (id, ev, who) = (
-            thing_id.to_string(),
-            event.to_string(),
-            follower.to_string(),
-        );
-        self.run(move |c| {
-            Ok(c.execute(
-                "UPDATE things_follows SET approved = 1
-                 WHERE thing_id = ?1 AND event = ?2 AND follower = ?3",
-                params![id, ev, who],
-            )? > 0)
-        })
-        .await
+        let sql = "UPDATE things_follows SET approved = 1
+                   WHERE thing_id = ?1 AND event = ?2 AND follower = ?3";
+        Ok(self.execute(sql, [thing_id, event, follower]).await? > 0)
     }
 
     /// Ends a follow (requested or approved); `false` when there was none.
     pub async fn unfollow(&self, thing_id: &str, event: &str, follower: &str) -> R<bool> {
-        let (id, ev, who) = (
-            thing_id.to_string(),
-            event.to_string(),
-            follower.to_string(),
-        );
-        self.run(move |c| {
-            Ok(c.execute(
-                "DELETE FROM things_follows WHERE thing_id = ?1 AND event = ?2 AND follower = ?3",
-                params![id, ev, who],
-            )? > 0)
-        })
-        .await
+        let sql = "DELETE FROM things_follows WHERE thing_id = ?1 AND event = ?2 AND follower = ?3";
+        Ok(self.execute(sql, [thing_id, event, follower]).await? > 0)
     }
 
     /// The approved followers (bare JIDs) of `event` of the thing.
