@@ -216,12 +216,37 @@ pub struct ModuleContext<'a> {
     pub section: toml::Table,
 }
 
+impl ModuleContext<'_> {
+    /// For a module without settings: an error naming the first key its section has.
+    ///
+    /// ```
+    /// use lithos_server::{Config, module::{ModuleContext, ModuleError}};
+    /// let config = Config::default();
+    /// let mut ctx = ModuleContext { config: &config, section: Default::default() };
+    /// assert_eq!(ctx.expect_no_settings(), Ok(()));
+    /// ctx.section.insert("speed".into(), 3.into());
+    /// assert_eq!(ctx.expect_no_settings(), Err(ModuleError::unknown_key("speed")));
+    /// assert_eq!(ModuleError::unknown_key("speed").to_string(), "unknown key speed");
+    /// ```
+    pub fn expect_no_settings(&self) -> Result<(), ModuleError> {
+        match self.section.keys().next() {
+            Some(k) => Err(ModuleError::unknown_key(k)),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Why a module cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ModuleError(pub String);
 
 impl ModuleError {
+    /// A key the module's section may not have.
+    pub fn unknown_key(key: &str) -> ModuleError {
+        ModuleError(format!("unknown key {key}"))
+    }
+
     /// A setting of the module's section that must be an integer of at least `min`: its
     /// value, or the error that names `key`.
     ///

@@ -127,7 +127,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
             "max_per_account" => {
                 cap = ModuleError::integer(k, v, 0)? as usize;
             }
-            other => return Err(ModuleError(format!("unknown key {other}"))),
+            other => return Err(ModuleError::unknown_key(other)),
         }
     }
     Ok(Arc::new(Offline { cap }))

@@ -303,7 +303,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
             "max_pending_per_sender" => {
                 m.max_pending_per_sender = ModuleError::integer(k, v, 1)? as usize;
             }
-            other => return Err(ModuleError(format!("unknown key {other}"))),
+            other => return Err(ModuleError::unknown_key(other)),
         }
     }
     Ok(Arc::new(m))

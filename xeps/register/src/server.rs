@@ -303,7 +303,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
                     .ok_or_else(|| ModuleError("instructions must be a string".into()))?
                     .to_string();
             }
-            other => return Err(ModuleError(format!("unknown key {other}"))),
+            other => return Err(ModuleError::unknown_key(other)),
         }
     }
     Ok(Arc::new(Register {

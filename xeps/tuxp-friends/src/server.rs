@@ -90,9 +90,7 @@ impl Module for Friends {
 }
 
 fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
-    if let Some(k) = ctx.section.keys().next() {
-        return Err(ModuleError(format!("unknown key {k}")));
-    }
+    ctx.expect_no_settings()?;
     Ok(Arc::new(Friends))
 }
 

@@ -228,9 +228,7 @@ impl NotificationModule {
 }
 
 fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
-    if let Some(k) = ctx.section.keys().next() {
-        return Err(ModuleError(format!("unknown key {k}")));
-    }
+    ctx.expect_no_settings()?;
     Ok(Arc::new(NotificationModule {
         things: ThingCache::default(),
     }))

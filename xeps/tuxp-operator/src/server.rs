@@ -253,7 +253,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
             "authorization_validity_secs" => {
                 m.validity = Duration::from_secs(ModuleError::integer(k, v, 1)?);
             }
-            other => return Err(ModuleError(format!("unknown key {other}"))),
+            other => return Err(ModuleError::unknown_key(other)),
         }
     }
     Ok(Arc::new(m))

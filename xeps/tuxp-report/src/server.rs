@@ -590,7 +590,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
                 settings.retention = Some(Duration::from_secs(ModuleError::integer(k, v, 1)?));
             }
             "queue" => settings.queue = ModuleError::integer(k, v, 1)? as usize,
-            other => return Err(ModuleError(format!("unknown key {other}"))),
+            other => return Err(ModuleError::unknown_key(other)),
         }
     }
     Ok(Arc::new(ReportModule {

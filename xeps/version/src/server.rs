@@ -59,7 +59,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
             .ok_or_else(|| ModuleError("os must be true or false".into()))?,
     };
     if let Some(k) = ctx.section.keys().find(|k| k.as_str() != "os") {
-        return Err(ModuleError(format!("unknown key {k}")));
+        return Err(ModuleError::unknown_key(k));
     }
     Ok(Arc::new(Version { os }))
 }
