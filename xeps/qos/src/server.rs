@@ -40,10 +40,6 @@ struct QosModule {
     max_pending_per_sender: usize,
 }
 
-fn err(c: DefinedCondition, text: &str) -> StanzaError {
-    StanzaError::new(c).with_text(text.to_string())
-}
-
 fn internal(e: impl std::fmt::Display) -> StanzaError {
     tracing::error!(error = %e, "QoS handling failed");
     StanzaError::new(DefinedCondition::InternalServerError)
@@ -86,7 +82,9 @@ impl QosModule {
         to: &Jid,
         payload: &Element,
     ) -> Result<Option<Element>, StanzaError> {
-        let bad = |e: lithos_core::PayloadError| err(DefinedCondition::BadRequest, &e.to_string());
+        let bad = |e: lithos_core::PayloadError| {
+            StanzaError::explained(DefinedCondition::BadRequest, e.to_string())
+        };
         let (sender, recipient) = (from.to_string(), to.to_string());
         match payload.name() {
             "acknowledged" => {
@@ -138,7 +136,7 @@ impl QosModule {
                     .map_err(internal)?;
                 match stored {
                     Stored::Received => Ok(Some(Received { msg_id: a.msg_id }.into_element())),
-                    Stored::TooMany => Err(err(
+                    Stored::TooMany => Err(StanzaError::explained(
                         DefinedCondition::ResourceConstraint,
                         "too many assured messages from you wait for their deliver",
                     )),
@@ -190,9 +188,9 @@ impl QosModule {
                 .map_err(internal)?;
                 Ok(None)
             }
-            other => Err(err(
+            other => Err(StanzaError::explained(
                 DefinedCondition::FeatureNotImplemented,
-                &format!("<{other}/> is not a QoS request"),
+                format!("<{other}/> is not a QoS request"),
             )),
         }
     }
@@ -247,7 +245,7 @@ impl QosModule {
                     server
                         .bounce(
                             stanza,
-                            err(
+                            StanzaError::explained(
                                 DefinedCondition::NotAllowed,
                                 "assured messages are taken from contacts in the recipient's roster only",
                             ),

@@ -38,10 +38,6 @@ struct Register {
 /// A result whose error (a stanza error, which is large) is boxed.
 type IqResult<T> = Result<T, Box<StanzaError>>;
 
-fn err(c: DefinedCondition, text: &str) -> StanzaError {
-    StanzaError::new(c).with_text(text.to_string())
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -63,9 +59,9 @@ impl Register {
             .await
         {
             Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => Err(Box::new(err(
+            Ok(Err(e)) => Err(Box::new(StanzaError::explained(
                 DefinedCondition::NotAcceptable,
-                &e.to_string(),
+                e.to_string(),
             ))),
             Err(_) => Err(Box::new(StanzaError::new(
                 DefinedCondition::InternalServerError,
@@ -76,7 +72,7 @@ impl Register {
     /// An unauthenticated client asks for the form or creates an account.
     async fn pre_auth(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
         if req.listener != Listener::Client {
-            return Err(err(
+            return Err(StanzaError::explained(
                 DefinedCondition::NotAllowed,
                 "accounts are registered on the client port",
             ));
@@ -87,50 +83,61 @@ impl Register {
         let (username, password) = match Request::parse(&req.payload) {
             Ok(Request::Register { username, password }) => (username, password),
             Ok(Request::Remove) => {
-                return Err(err(
+                return Err(StanzaError::explained(
                     DefinedCondition::UnexpectedRequest,
                     "authenticate before removing an account",
                 ));
             }
             Err(RequestError::MissingField(_)) => {
-                return Err(err(
+                return Err(StanzaError::explained(
                     DefinedCondition::NotAcceptable,
                     "a user name and a password are required",
                 ));
             }
-            Err(e) => return Err(err(DefinedCondition::BadRequest, &e.to_string())),
+            Err(e) => {
+                return Err(StanzaError::explained(
+                    DefinedCondition::BadRequest,
+                    e.to_string(),
+                ));
+            }
         };
         let account = Jid::from_parts(Some(&username), server.domain().domain(), None)
             .ok()
             .and_then(|j| j.local().map(str::to_string))
             .ok_or_else(|| {
-                err(
+                StanzaError::explained(
                     DefinedCondition::NotAcceptable,
                     "the user name is not a valid JID local part",
                 )
             })?;
         if let Some(why) = self.weak_password(&password) {
-            return Err(err(DefinedCondition::NotAcceptable, &why));
+            return Err(StanzaError::explained(DefinedCondition::NotAcceptable, why));
         }
         let addr = req.peer.map(|p| p.ip());
         if let Some(ip) = addr
             && let Some(at) = lock(&self.last_by_addr).get(&ip)
             && at.elapsed() < self.settings.min_between
         {
-            return Err(err(
+            return Err(StanzaError::explained(
                 DefinedCondition::ResourceConstraint,
                 "an account was created from this address a short while ago; try again later",
             ));
         }
         let accounts = &server.storage().accounts;
         if accounts.account_exists(&account).await.map_err(internal)? {
-            return Err(err(DefinedCondition::Conflict, "the user name is taken"));
+            return Err(StanzaError::explained(
+                DefinedCondition::Conflict,
+                "the user name is taken",
+            ));
         }
         let creds = Self::credentials(password).await.map_err(|e| *e)?;
         match accounts.create_account(&account, &creds).await {
             Ok(()) => {}
             Err(StorageError::AlreadyExists) => {
-                return Err(err(DefinedCondition::Conflict, "the user name is taken"));
+                return Err(StanzaError::explained(
+                    DefinedCondition::Conflict,
+                    "the user name is taken",
+                ));
             }
             Err(e) => return Err(internal(e)),
         }
@@ -163,7 +170,7 @@ impl Register {
         match Request::parse(&req.payload) {
             Ok(Request::Remove) => {
                 if !self.settings.allow_removal {
-                    return Err(err(
+                    return Err(StanzaError::explained(
                         DefinedCondition::NotAllowed,
                         "accounts are not removed in-band here",
                     ));
@@ -186,13 +193,13 @@ impl Register {
             }
             Ok(Request::Register { username, password }) => {
                 if !self.settings.allow_password_change {
-                    return Err(err(
+                    return Err(StanzaError::explained(
                         DefinedCondition::NotAllowed,
                         "passwords are not changed in-band here",
                     ));
                 }
                 if !session.tls && server.config().c2s.require_tls {
-                    return Err(err(
+                    return Err(StanzaError::explained(
                         DefinedCondition::NotAuthorized,
                         "passwords are changed only over TLS",
                     ));
@@ -200,13 +207,13 @@ impl Register {
                 let same = Jid::from_parts(Some(&username), server.domain().domain(), None)
                     .is_ok_and(|j| j.local() == Some(user.as_str()));
                 if !same {
-                    return Err(err(
+                    return Err(StanzaError::explained(
                         DefinedCondition::NotAllowed,
                         "a user changes only their own password",
                     ));
                 }
                 if let Some(why) = self.weak_password(&password) {
-                    return Err(err(DefinedCondition::NotAcceptable, &why));
+                    return Err(StanzaError::explained(DefinedCondition::NotAcceptable, why));
                 }
                 let creds = Self::credentials(password).await.map_err(|e| *e)?;
                 server
@@ -218,11 +225,14 @@ impl Register {
                 tracing::info!(account = %own, "password changed in-band");
                 Ok(None)
             }
-            Err(RequestError::MissingField(_)) => Err(err(
+            Err(RequestError::MissingField(_)) => Err(StanzaError::explained(
                 DefinedCondition::BadRequest,
                 "a user name and a password are required",
             )),
-            Err(e) => Err(err(DefinedCondition::BadRequest, &e.to_string())),
+            Err(e) => Err(StanzaError::explained(
+                DefinedCondition::BadRequest,
+                e.to_string(),
+            )),
         }
     }
 }

@@ -17,10 +17,6 @@ use crate::{Execution, NS, now_ms};
 
 struct ExecutionModule;
 
-fn err(c: DefinedCondition, text: &str) -> StanzaError {
-    StanzaError::new(c).with_text(text.to_string())
-}
-
 impl ExecutionModule {
     /// The checks, in order; `Ok` holds the thing's edge session to forward to.
     async fn check(
@@ -31,13 +27,21 @@ impl ExecutionModule {
     ) -> Result<Jid, StanzaError> {
         // 1: a set holding one well-formed execution.
         if stanza.attr("type") != Some("set") {
-            return Err(err(DefinedCondition::BadRequest, "an execution is a set"));
+            return Err(StanzaError::explained(
+                DefinedCondition::BadRequest,
+                "an execution is a set",
+            ));
         }
         let mut payloads = stanza.children();
         let exec = match (payloads.next(), payloads.next()) {
             (Some(p), None) => Execution::from_element(p.clone())
-                .map_err(|e| err(DefinedCondition::BadRequest, &e.to_string()))?,
-            _ => return Err(err(DefinedCondition::BadRequest, "an iq holds one payload")),
+                .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e.to_string()))?,
+            _ => {
+                return Err(StanzaError::explained(
+                    DefinedCondition::BadRequest,
+                    "an iq holds one payload",
+                ));
+            }
         };
         // 2: a registered thing.
         let registry = Registry::of(server).map_err(|e| {
@@ -52,7 +56,10 @@ impl ExecutionModule {
             None => None,
         };
         let Some(thing) = thing else {
-            return Err(err(DefinedCondition::ItemNotFound, "no such thing"));
+            return Err(StanzaError::explained(
+                DefinedCondition::ItemNotFound,
+                "no such thing",
+            ));
         };
         // 3: the sender may command it.
         let sender = session.jid.local().unwrap_or_default();
@@ -62,14 +69,14 @@ impl ExecutionModule {
         })?;
         if !allowed {
             tracing::info!(thing = %thing.thing_id, sender = %session.jid, "execution refused: not the owner nor granted");
-            return Err(err(
+            return Err(StanzaError::explained(
                 DefinedCondition::Forbidden,
                 "only the thing's owner, and the accounts it granted, command it",
             ));
         }
         // 4: not expired.
         if exec.expired(now_ms()) {
-            return Err(err(
+            return Err(StanzaError::explained(
                 DefinedCondition::RemoteServerTimeout,
                 "the execution expired before it could be delivered",
             ));
@@ -81,9 +88,9 @@ impl ExecutionModule {
             let supported = lithos_tuxp_things::model(&thing.model)
                 .is_some_and(|m| m.supports_action(&exec.action));
             if !supported {
-                return Err(err(
+                return Err(StanzaError::explained(
                     DefinedCondition::ServiceUnavailable,
-                    &format!(
+                    format!(
                         "model {} does not support <{}/> in {}",
                         thing.model,
                         exec.action.name(),
@@ -98,7 +105,7 @@ impl ExecutionModule {
             .with_resource(EDGE_RESOURCE)
             .map_err(|_| StanzaError::new(DefinedCondition::InternalServerError))?;
         if server.sessions().get(&target).is_none() {
-            return Err(err(
+            return Err(StanzaError::explained(
                 DefinedCondition::RecipientUnavailable,
                 "the thing is offline",
             ));
@@ -152,7 +159,7 @@ impl ExecutionModule {
                     server
                         .bounce(
                             stanza,
-                            err(
+                            StanzaError::explained(
                                 DefinedCondition::RecipientUnavailable,
                                 "the thing is offline",
                             ),

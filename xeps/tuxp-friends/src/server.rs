@@ -15,10 +15,6 @@ use crate::{Follow, NS};
 
 struct Friends;
 
-fn err(c: DefinedCondition, text: &str) -> StanzaError {
-    StanzaError::new(c).with_text(text.to_string())
-}
-
 fn internal(e: impl std::fmt::Display) -> StanzaError {
     tracing::error!(error = %e, "follow request failed");
     StanzaError::new(DefinedCondition::InternalServerError)
@@ -35,13 +31,16 @@ impl Module for Friends {
 
     async fn handle_iq(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
         if !req.is_set {
-            return Err(err(DefinedCondition::BadRequest, "follow is a set"));
+            return Err(StanzaError::explained(
+                DefinedCondition::BadRequest,
+                "follow is a set",
+            ));
         }
         if req.session.is_none() {
             return Err(StanzaError::new(DefinedCondition::Forbidden));
         }
         let f = Follow::from_element(req.payload.clone())
-            .map_err(|e| err(DefinedCondition::BadRequest, &e.to_string()))?;
+            .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e.to_string()))?;
         let registry = Registry::of(server).map_err(internal)?;
         let thing = match f.friend.local() {
             Some(name) if f.friend.domain() == server.domain().domain() => {
@@ -50,15 +49,18 @@ impl Module for Friends {
             _ => None,
         };
         let Some(thing) = thing else {
-            return Err(err(DefinedCondition::ItemNotFound, "no such thing"));
+            return Err(StanzaError::explained(
+                DefinedCondition::ItemNotFound,
+                "no such thing",
+            ));
         };
         if lithos_tuxp_things::model(&thing.model)
             .and_then(|m| m.event_by_key(&f.event))
             .is_none()
         {
-            return Err(err(
+            return Err(StanzaError::explained(
                 DefinedCondition::ItemNotFound,
-                &format!("model {} has no event {}", thing.model, f.event),
+                format!("model {} has no event {}", thing.model, f.event),
             ));
         }
         let follower = req.from.to_bare().to_string();

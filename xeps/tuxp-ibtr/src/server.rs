@@ -20,10 +20,6 @@ struct Ibtr {
     require_authorization: bool,
 }
 
-fn err(c: DefinedCondition, text: &str) -> StanzaError {
-    StanzaError::new(c).with_text(text.to_string())
-}
-
 fn internal(e: impl std::fmt::Display) -> StanzaError {
     tracing::error!(error = %e, "thing registration failed");
     StanzaError::new(DefinedCondition::InternalServerError)
@@ -32,14 +28,17 @@ fn internal(e: impl std::fmt::Display) -> StanzaError {
 impl Ibtr {
     async fn register(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
         if req.listener != Listener::Thing {
-            return Err(err(
+            return Err(StanzaError::explained(
                 DefinedCondition::NotAllowed,
                 "things register on the things port",
             ));
         }
         // 1-4: a set holding one well-formed unregistered thing.
         if !req.is_set {
-            return Err(err(DefinedCondition::BadRequest, "registration is a set"));
+            return Err(StanzaError::explained(
+                DefinedCondition::BadRequest,
+                "registration is a set",
+            ));
         }
         let (thing_id, _key) = match ThingRegister::from_element(req.payload.clone()) {
             Ok(ThingRegister::Unregistered {
@@ -47,24 +46,29 @@ impl Ibtr {
                 registration_key,
             }) => (thing_id, registration_key),
             Ok(ThingRegister::Registered { .. }) => {
-                return Err(err(
+                return Err(StanzaError::explained(
                     DefinedCondition::BadRequest,
                     "send an unregistered thing",
                 ));
             }
-            Err(e) => return Err(err(DefinedCondition::BadRequest, &e.to_string())),
+            Err(e) => {
+                return Err(StanzaError::explained(
+                    DefinedCondition::BadRequest,
+                    e.to_string(),
+                ));
+            }
         };
         let registry = Registry::of(server).map_err(internal)?;
         // 5: not registered yet.
         if registry.by_id(&thing_id).await.map_err(internal)?.is_some() {
-            return Err(err(
+            return Err(StanzaError::explained(
                 DefinedCondition::Conflict,
                 "the thing is already registered",
             ));
         }
         // 6: a valid id of a model this server knows.
         let id = ThingId::parse(&thing_id)
-            .map_err(|e| err(DefinedCondition::NotAcceptable, &e.to_string()))?;
+            .map_err(|e| StanzaError::explained(DefinedCondition::NotAcceptable, e.to_string()))?;
         // 7: an operator authorized it, and the authorization is still pending.
         let owner = match registry
             .valid_authorization(&thing_id)
@@ -75,7 +79,7 @@ impl Ibtr {
             None if !self.require_authorization => String::new(),
             None => {
                 tracing::info!(thing = %thing_id, peer = ?req.peer, "registration without a valid authorization");
-                return Err(err(
+                return Err(StanzaError::explained(
                     DefinedCondition::NotAuthorized,
                     "no operator authorized this thing, or the authorization expired",
                 ));
@@ -101,7 +105,10 @@ impl Ibtr {
         {
             Ok(()) => {}
             Err(StorageError::AlreadyExists) => {
-                return Err(err(DefinedCondition::Conflict, "the thing's name is taken"));
+                return Err(StanzaError::explained(
+                    DefinedCondition::Conflict,
+                    "the thing's name is taken",
+                ));
             }
             Err(e) => return Err(internal(e)),
         }
@@ -120,7 +127,7 @@ impl Ibtr {
             // Undo the account, so that a retry can succeed.
             let _ = server.storage().accounts.delete_account(&name).await;
             return Err(match e {
-                RegistryError::AlreadyRegistered => err(
+                RegistryError::AlreadyRegistered => StanzaError::explained(
                     DefinedCondition::Conflict,
                     "the thing is already registered",
                 ),

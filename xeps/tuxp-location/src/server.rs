@@ -15,10 +15,6 @@ use crate::NS;
 
 struct Location;
 
-fn err(c: DefinedCondition, text: &str) -> StanzaError {
-    StanzaError::new(c).with_text(text.to_string())
-}
-
 #[async_trait]
 impl Module for Location {
     fn iq_claims(&self) -> Vec<IqClaim> {
@@ -30,10 +26,13 @@ impl Module for Location {
 
     async fn handle_iq(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
         if req.is_set || !req.payload.is("locate-things", NS) {
-            return Err(err(DefinedCondition::BadRequest, "locate-things is a get"));
+            return Err(StanzaError::explained(
+                DefinedCondition::BadRequest,
+                "locate-things is a get",
+            ));
         }
         if req.payload.has_child("thing-location", NS) {
-            return Err(err(
+            return Err(StanzaError::explained(
                 DefinedCondition::BadRequest,
                 "a request names thing ids only",
             ));
@@ -45,7 +44,10 @@ impl Module for Location {
             .map(|c| c.text().trim().to_string())
             .collect();
         if ids.is_empty() {
-            return Err(err(DefinedCondition::BadRequest, "name at least one thing"));
+            return Err(StanzaError::explained(
+                DefinedCondition::BadRequest,
+                "name at least one thing",
+            ));
         }
         let (Some(_), Some(asker)) = (req.session.as_ref(), req.from.local()) else {
             return Err(StanzaError::new(DefinedCondition::Forbidden));
@@ -58,9 +60,9 @@ impl Module for Location {
         let mut answer = Element::bare("locate-things", NS);
         for id in ids {
             let Some(thing) = registry.by_id(&id).await.map_err(internal)? else {
-                return Err(err(
+                return Err(StanzaError::explained(
                     DefinedCondition::ItemNotFound,
-                    &format!("no thing {id}"),
+                    format!("no thing {id}"),
                 ));
             };
             if !registry
@@ -68,9 +70,9 @@ impl Module for Location {
                 .await
                 .map_err(internal)?
             {
-                return Err(err(
+                return Err(StanzaError::explained(
                     DefinedCondition::Forbidden,
-                    &format!("not yours: {id}"),
+                    format!("not yours: {id}"),
                 ));
             }
             answer.append_child(

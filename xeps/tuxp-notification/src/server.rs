@@ -35,10 +35,6 @@ struct NotificationModule {
     things: ThingCache,
 }
 
-fn err(c: DefinedCondition, text: &str) -> StanzaError {
-    StanzaError::new(c).with_text(text.to_string())
-}
-
 fn internal(e: impl std::fmt::Display) -> StanzaError {
     tracing::error!(error = %e, "notification handling failed");
     StanzaError::new(DefinedCondition::InternalServerError)
@@ -58,27 +54,36 @@ impl NotificationModule {
         payload: &Element,
     ) -> Result<bool, StanzaError> {
         if stanza.attr("type") != Some("set") {
-            return Err(err(DefinedCondition::BadRequest, "a notification is a set"));
+            return Err(StanzaError::explained(
+                DefinedCondition::BadRequest,
+                "a notification is a set",
+            ));
         }
         if stanza.child_count() != 1 {
-            return Err(err(DefinedCondition::BadRequest, "an iq holds one payload"));
+            return Err(StanzaError::explained(
+                DefinedCondition::BadRequest,
+                "an iq holds one payload",
+            ));
         }
         let n = Notification::from_element(payload.clone())
-            .map_err(|e| err(DefinedCondition::BadRequest, &e.to_string()))?;
+            .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e.to_string()))?;
         let notifier = lithos_tuxp_things::speaker(stanza, session)
-            .map_err(|e| err(DefinedCondition::BadRequest, e))?;
+            .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e))?;
         let name = session.jid.local().unwrap_or_default().to_string();
         let Some(thing) = self.things.get(server, &name).await.map_err(internal)? else {
-            return Err(err(DefinedCondition::NotAllowed, "only things notify"));
+            return Err(StanzaError::explained(
+                DefinedCondition::NotAllowed,
+                "only things notify",
+            ));
         };
         let node = notifier.resource().unwrap_or("0").to_string();
         if !lithos_tuxp_things::is_lan_node(&node) {
             let declared = lithos_tuxp_things::model(&thing.model)
                 .is_some_and(|m| m.events.iter().any(|p| p.matches(&n.event)));
             if !declared {
-                return Err(err(
+                return Err(StanzaError::explained(
                     DefinedCondition::NotAcceptable,
-                    &format!(
+                    format!(
                         "model {} does not declare the event <{}/> in {}",
                         thing.model,
                         n.event.name(),
@@ -199,7 +204,7 @@ impl NotificationModule {
         if let Some(t) = stanza.attr("to")
             && !Jid::new(t).is_ok_and(|j| j.is_bare() && j.bare_eq(&session.jid))
         {
-            let e = err(
+            let e = StanzaError::explained(
                 DefinedCondition::Forbidden,
                 "a thing notifies for itself only",
             );

@@ -20,10 +20,6 @@ struct Operator {
     validity: Duration,
 }
 
-fn err(c: DefinedCondition, text: &str) -> StanzaError {
-    StanzaError::new(c).with_text(text.to_string())
-}
-
 fn internal(e: impl std::fmt::Display) -> StanzaError {
     tracing::error!(error = %e, "operator request failed");
     StanzaError::new(DefinedCondition::InternalServerError)
@@ -39,21 +35,24 @@ impl Operator {
 
     async fn auth_thing(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
         if !req.is_set {
-            return Err(err(DefinedCondition::BadRequest, "auth-thing is a set"));
+            return Err(StanzaError::explained(
+                DefinedCondition::BadRequest,
+                "auth-thing is a set",
+            ));
         }
         let a = AuthThing::from_element(req.payload.clone())
-            .map_err(|e| err(DefinedCondition::BadRequest, &e.to_string()))?;
+            .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e.to_string()))?;
         let Some(who) = Self::sender(server, &req) else {
             return Err(StanzaError::new(DefinedCondition::Forbidden));
         };
         if !self.operators.contains(&who) {
-            return Err(err(
+            return Err(StanzaError::explained(
                 DefinedCondition::Forbidden,
                 "only the operators the configuration names authorize things",
             ));
         }
         ThingId::parse(&a.thing_id)
-            .map_err(|e| err(DefinedCondition::BadRequest, &e.to_string()))?;
+            .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e.to_string()))?;
         let registry = Registry::of(server).map_err(internal)?;
         if a.canceled {
             return if registry
@@ -64,7 +63,7 @@ impl Operator {
                 tracing::info!(thing = %a.thing_id, operator = %who, "authorization cancelled");
                 Ok(None)
             } else {
-                Err(err(
+                Err(StanzaError::explained(
                     DefinedCondition::ItemNotFound,
                     "no pending authorization of yours for this thing",
                 ))
@@ -75,7 +74,7 @@ impl Operator {
                 tracing::info!(thing = %a.thing_id, operator = %who, validity = ?self.validity, "thing authorized");
                 Ok(None)
             }
-            Err(RegistryError::AlreadyRegistered) => Err(err(
+            Err(RegistryError::AlreadyRegistered) => Err(StanzaError::explained(
                 DefinedCondition::Conflict,
                 "the thing is already registered",
             )),
@@ -85,15 +84,18 @@ impl Operator {
 
     async fn approve_follow(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
         if !req.is_set {
-            return Err(err(DefinedCondition::BadRequest, "approve-follow is a set"));
+            return Err(StanzaError::explained(
+                DefinedCondition::BadRequest,
+                "approve-follow is a set",
+            ));
         }
         let a = ApproveFollow::from_element(req.payload.clone())
-            .map_err(|e| err(DefinedCondition::BadRequest, &e.to_string()))?;
+            .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e.to_string()))?;
         let Some(who) = Self::sender(server, &req) else {
             return Err(StanzaError::new(DefinedCondition::Forbidden));
         };
         if !self.operators.contains(&who) {
-            return Err(err(
+            return Err(StanzaError::explained(
                 DefinedCondition::Forbidden,
                 "only the operators the configuration names approve follows",
             ));
@@ -104,7 +106,10 @@ impl Operator {
             None => None,
         };
         let Some(thing) = thing else {
-            return Err(err(DefinedCondition::ItemNotFound, "no such thing"));
+            return Err(StanzaError::explained(
+                DefinedCondition::ItemNotFound,
+                "no such thing",
+            ));
         };
         let follower = a.follower.to_bare().to_string();
         let done = if a.canceled {
@@ -118,7 +123,7 @@ impl Operator {
         }
         .map_err(internal)?;
         if !done {
-            return Err(err(
+            return Err(StanzaError::explained(
                 DefinedCondition::ItemNotFound,
                 "nobody asked to follow that event of that thing",
             ));
@@ -129,28 +134,31 @@ impl Operator {
 
     async fn grant(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
         if !req.is_set {
-            return Err(err(
+            return Err(StanzaError::explained(
                 DefinedCondition::BadRequest,
                 "grant and revoke are sets",
             ));
         }
         let g = Grant::from_element(&req.payload)
-            .map_err(|e| err(DefinedCondition::BadRequest, &e.to_string()))?;
+            .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e.to_string()))?;
         let Some(who) = Self::sender(server, &req) else {
             return Err(StanzaError::new(DefinedCondition::Forbidden));
         };
         let registry = Registry::of(server).map_err(internal)?;
         let Some(thing) = registry.by_id(&g.thing_id).await.map_err(internal)? else {
-            return Err(err(DefinedCondition::ItemNotFound, "no such thing"));
+            return Err(StanzaError::explained(
+                DefinedCondition::ItemNotFound,
+                "no such thing",
+            ));
         };
         if thing.owner != who {
-            return Err(err(
+            return Err(StanzaError::explained(
                 DefinedCondition::Forbidden,
                 "only the thing's owner grants or revokes",
             ));
         }
         let account = local_account(server, &g.account).ok_or_else(|| {
-            err(
+            StanzaError::explained(
                 DefinedCondition::ItemNotFound,
                 "no such account on this server",
             )
@@ -162,7 +170,7 @@ impl Operator {
             .await
             .map_err(internal)?
         {
-            return Err(err(
+            return Err(StanzaError::explained(
                 DefinedCondition::ItemNotFound,
                 "no such account on this server",
             ));

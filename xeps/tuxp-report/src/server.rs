@@ -87,10 +87,6 @@ struct ReportModule {
     things: ThingCache,
 }
 
-fn err(c: DefinedCondition, text: &str) -> StanzaError {
-    StanzaError::new(c).with_text(text.to_string())
-}
-
 fn internal(e: impl std::fmt::Display) -> StanzaError {
     tracing::error!(error = %e, "report storage failed");
     StanzaError::new(DefinedCondition::InternalServerError)
@@ -143,16 +139,25 @@ impl ReportModule {
         payload: &Element,
     ) -> Result<(), StanzaError> {
         if stanza.attr("type") != Some("set") {
-            return Err(err(DefinedCondition::BadRequest, "a report is a set"));
+            return Err(StanzaError::explained(
+                DefinedCondition::BadRequest,
+                "a report is a set",
+            ));
         }
         if stanza.child_count() != 1 {
-            return Err(err(DefinedCondition::BadRequest, "an iq holds one payload"));
+            return Err(StanzaError::explained(
+                DefinedCondition::BadRequest,
+                "an iq holds one payload",
+            ));
         }
         let reporter = lithos_tuxp_things::speaker(stanza, session)
-            .map_err(|e| err(DefinedCondition::BadRequest, e))?;
+            .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e))?;
         let thing = session.jid.local().unwrap_or_default().to_string();
         let Some(record) = self.things.get(server, &thing).await.map_err(internal)? else {
-            return Err(err(DefinedCondition::NotAllowed, "only things report"));
+            return Err(StanzaError::explained(
+                DefinedCondition::NotAllowed,
+                "only things report",
+            ));
         };
         let node = reporter.resource().unwrap_or("0").to_string();
         let id = stanza.attr("id").unwrap_or_default().to_string();
@@ -160,7 +165,7 @@ impl ReportModule {
         let tx = self.writer(server).map_err(|e| *e)?;
         if payload.name() == "deliver" {
             let d = Deliver::from_element(payload.clone())
-                .map_err(|e| err(DefinedCondition::BadRequest, &e.to_string()))?;
+                .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e.to_string()))?;
             let write = Write::Release {
                 thing,
                 node,
@@ -183,15 +188,15 @@ impl ReportModule {
                 .map_err(|_| internal("the report writer stopped"));
         }
         let r = Report::from_element(payload.clone())
-            .map_err(|e| err(DefinedCondition::BadRequest, &e.to_string()))?;
+            .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e.to_string()))?;
         // The edge thing's data must be declared by its model (a gateway checks its nodes').
         if !lithos_tuxp_things::is_lan_node(&node) {
             let declared = lithos_tuxp_things::model(&record.model)
                 .is_some_and(|m| m.data.iter().any(|p| p.matches(&r.data)));
             if !declared {
-                return Err(err(
+                return Err(StanzaError::explained(
                     DefinedCondition::NotAcceptable,
-                    &format!(
+                    format!(
                         "model {} does not report <{}/> in {}",
                         record.model,
                         r.data.name(),
@@ -259,7 +264,10 @@ impl ReportModule {
             None => None,
         };
         let Some(thing) = thing else {
-            return Err(err(DefinedCondition::ItemNotFound, "no such thing"));
+            return Err(StanzaError::explained(
+                DefinedCondition::ItemNotFound,
+                "no such thing",
+            ));
         };
         let who = req.from.local().unwrap_or_default();
         let own = req.from.bare_eq(&req.to);
@@ -275,7 +283,7 @@ impl ReportModule {
         {
             return Ok(thing);
         }
-        Err(err(
+        Err(StanzaError::explained(
             DefinedCondition::Forbidden,
             "only the thing's owner, the accounts it granted and its approved followers read its reports",
         ))
@@ -363,7 +371,7 @@ fn answer(server: &ServerHandle, shared: &Shared, job: After, out: Outcome) {
     match job.ack {
         Ack::None => {}
         Ack::Received { to, from, id, .. } if out == Outcome::TooManyPending => {
-            let e = err(
+            let e = StanzaError::explained(
                 DefinedCondition::ResourceConstraint,
                 "too many QoS 2 reports wait for their delivery",
             );
@@ -456,15 +464,19 @@ impl Module for ReportModule {
                 Ok(Some(Latest { items }.into_element()))
             }
             (false, "history") => {
-                let q = History::from_element(req.payload.clone())
-                    .map_err(|e| err(DefinedCondition::BadRequest, &e.to_string()))?;
+                let q = History::from_element(req.payload.clone()).map_err(|e| {
+                    StanzaError::explained(DefinedCondition::BadRequest, e.to_string())
+                })?;
                 if let Some(set) = &q.set {
                     let known = |s: &Option<String>| {
                         s.as_deref()
                             .is_none_or(|v| v.is_empty() || v.parse::<i64>().is_ok())
                     };
                     if !known(&set.after) || !known(&set.before) {
-                        return Err(err(DefinedCondition::ItemNotFound, "no such item"));
+                        return Err(StanzaError::explained(
+                            DefinedCondition::ItemNotFound,
+                            "no such item",
+                        ));
                     }
                 }
                 let (items, set) = store::history(
@@ -490,7 +502,10 @@ impl Module for ReportModule {
             }
             (true, name @ ("subscribe" | "unsubscribe")) => {
                 let Some(session) = &req.session else {
-                    return Err(err(DefinedCondition::NotAllowed, "only clients subscribe"));
+                    return Err(StanzaError::explained(
+                        DefinedCondition::NotAllowed,
+                        "only clients subscribe",
+                    ));
                 };
                 let mut map = self
                     .shared
@@ -506,11 +521,11 @@ impl Module for ReportModule {
                 }
                 Ok(None)
             }
-            (true, "report" | "deliver") => Err(err(
+            (true, "report" | "deliver") => Err(StanzaError::explained(
                 DefinedCondition::Forbidden,
                 "a thing reports for itself only",
             )),
-            _ => Err(err(
+            _ => Err(StanzaError::explained(
                 DefinedCondition::FeatureNotImplemented,
                 "not a report query",
             )),

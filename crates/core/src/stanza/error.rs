@@ -182,6 +182,16 @@ impl StanzaError {
             application: None,
         }
     }
+    /// An error with the condition's usual type and descriptive text.
+    ///
+    /// ```
+    /// use lithos_core::stanza::{DefinedCondition, StanzaError};
+    /// let e = StanzaError::explained(DefinedCondition::BadRequest, "no thing-id");
+    /// assert_eq!(e, StanzaError::new(DefinedCondition::BadRequest).with_text("no thing-id"));
+    /// ```
+    pub fn explained(condition: DefinedCondition, text: impl Into<ByteString>) -> StanzaError {
+        StanzaError::new(condition).with_text(text)
+    }
     /// Adds descriptive text (no language).
     pub fn with_text(mut self, text: impl Into<ByteString>) -> StanzaError {
         self.text = Some((None, text.into()));
