@@ -413,9 +413,6 @@ impl Presence {
         session: &SessionInfo,
         stanza: &Element,
     ) -> Flow {
-        if stanza.name() != "presence" {
-            return Flow::Continue;
-        }
         let t = stanza.attr("type");
         let Some(to) = stanza.attr("to") else {
             match t {

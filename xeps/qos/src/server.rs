@@ -204,7 +204,10 @@ impl Module for QosModule {
         session: &'a SessionInfo,
         stanza: &'a Element,
     ) -> Option<ClientStanzaHook<'a>> {
-        if !(stanza.name() == "iq" && stanza.children().next().is_some_and(|p| p.ns() == NS)) {
+        if stanza.name() != "iq"
+            || stanza.attr("type") != Some("set")
+            || stanza.children().next().is_none_or(|p| p.ns() != NS)
+        {
             return None;
         }
         Some(Box::pin(self.handle_client_stanza(server, session, stanza)))
@@ -223,9 +226,6 @@ impl QosModule {
         session: &SessionInfo,
         stanza: &Element,
     ) -> Flow {
-        if stanza.name() != "iq" || stanza.attr("type") != Some("set") {
-            return Flow::Continue;
-        }
         let Some(payload) = stanza.children().next().filter(|p| p.ns() == NS) else {
             return Flow::Continue;
         };

@@ -122,7 +122,11 @@ impl Module for ExecutionModule {
         session: &'a SessionInfo,
         stanza: &'a Element,
     ) -> Option<ClientStanzaHook<'a>> {
-        if !(stanza.name() == "iq" && stanza.children().any(|c| c.ns() == NS)) {
+        // Answers (result, error) are routed as any iq.
+        if stanza.name() != "iq"
+            || matches!(stanza.attr("type"), Some("result" | "error"))
+            || !stanza.children().any(|c| c.ns() == NS)
+        {
             return None;
         }
         Some(Box::pin(self.handle_client_stanza(server, session, stanza)))
@@ -141,12 +145,6 @@ impl ExecutionModule {
         session: &SessionInfo,
         stanza: &Element,
     ) -> Flow {
-        if stanza.name() != "iq" || !stanza.children().any(|c| c.ns() == NS) {
-            return Flow::Continue;
-        }
-        if matches!(stanza.attr("type"), Some("result" | "error")) {
-            return Flow::Continue;
-        }
         let to = match stanza.attr("to").map(Jid::new) {
             Some(Ok(j)) if j.domain() == server.domain().domain() => j,
             // Not for a thing here: routed as any iq.

@@ -165,7 +165,13 @@ impl Module for NotificationModule {
         session: &'a SessionInfo,
         stanza: &'a Element,
     ) -> Option<ClientStanzaHook<'a>> {
-        if !(stanza.name() == "iq" && stanza.children().any(|p| p.is("notification", NS))) {
+        if stanza.name() != "iq"
+            || matches!(stanza.attr("type"), Some("result" | "error"))
+            || !stanza
+                .children()
+                .next()
+                .is_some_and(|p| p.is("notification", NS))
+        {
             return None;
         }
         Some(Box::pin(self.handle_client_stanza(server, session, stanza)))
@@ -190,9 +196,6 @@ impl NotificationModule {
         session: &SessionInfo,
         stanza: &Element,
     ) -> Flow {
-        if stanza.name() != "iq" || matches!(stanza.attr("type"), Some("result" | "error")) {
-            return Flow::Continue;
-        }
         let Some(payload) = stanza
             .children()
             .next()

@@ -446,7 +446,10 @@ impl Module for ReportModule {
         session: &'a SessionInfo,
         stanza: &'a Element,
     ) -> Option<ClientStanzaHook<'a>> {
-        if !(stanza.name() == "iq" && stanza.children().next().is_some_and(|p| p.ns() == NS)) {
+        if stanza.name() != "iq"
+            || matches!(stanza.attr("type"), Some("result" | "error"))
+            || stanza.children().next().is_none_or(|p| p.ns() != NS)
+        {
             return None;
         }
         Some(Box::pin(self.handle_client_stanza(server, session, stanza)))
@@ -576,9 +579,6 @@ impl ReportModule {
         let Some(payload) = is_from_thing(stanza, session) else {
             return Flow::Continue;
         };
-        if matches!(stanza.attr("type"), Some("result" | "error")) {
-            return Flow::Continue;
-        }
         if let Err(e) = self.thing_sent(server, session, stanza, payload).await {
             lithos_tuxp_things::refuse(server, session, stanza, e);
         }
