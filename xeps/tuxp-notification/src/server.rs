@@ -78,8 +78,8 @@ impl NotificationModule {
         };
         let node = notifier.resource().unwrap_or("0").to_string();
         if !lithos_tuxp_things::is_lan_node(&node) {
-            let declared = lithos_tuxp_things::model(&thing.model)
-                .is_some_and(|m| m.events.iter().any(|p| p.matches(&n.event)));
+            let declared =
+                lithos_tuxp_things::model(&thing.model).is_some_and(|m| m.declares_event(&n.event));
             if !declared {
                 return Err(StanzaError::explained(
                     DefinedCondition::NotAcceptable,

@@ -191,8 +191,8 @@ impl ReportModule {
             .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e.to_string()))?;
         // The edge thing's data must be declared by its model (a gateway checks its nodes').
         if !lithos_tuxp_things::is_lan_node(&node) {
-            let declared = lithos_tuxp_things::model(&record.model)
-                .is_some_and(|m| m.data.iter().any(|p| p.matches(&r.data)));
+            let declared =
+                lithos_tuxp_things::model(&record.model).is_some_and(|m| m.declares_data(&r.data));
             if !declared {
                 return Err(StanzaError::explained(
                     DefinedCondition::NotAcceptable,

@@ -67,6 +67,16 @@ impl ThingModel {
         self.actions.iter().any(|p| p.matches(action))
     }
 
+    /// Whether the model declares `event` (a notification's payload).
+    pub fn declares_event(&self, event: &lithos_core::Element) -> bool {
+        self.events.iter().any(|p| p.matches(event))
+    }
+
+    /// Whether the model declares `data` (a report's payload).
+    pub fn declares_data(&self, data: &lithos_core::Element) -> bool {
+        self.data.iter().any(|p| p.matches(data))
+    }
+
     /// The declared event whose key (`{ns}name`) is `key`.
     pub fn event_by_key(&self, key: &str) -> Option<&'static Protocol> {
         self.events.iter().find(|p| p.key() == key)
