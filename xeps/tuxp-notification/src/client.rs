@@ -4,9 +4,10 @@
 use std::future::Future;
 use std::time::Duration;
 
-use lithos_client::{Client, RequestError};
-use lithos_core::stanza::{ErrorType, Iq, Message, StanzaError};
+use lithos_client::Client;
+use lithos_core::stanza::{Iq, Message, StanzaError};
 use lithos_core::{Element, Jid, Payload};
+use lithos_qos::{Retry, RetryError, until_answered};
 
 use crate::Notification;
 
@@ -97,23 +98,16 @@ impl NotifierExt for Client {
             if !ack {
                 return c.send(iq).await.map_err(|_| NotifyError::NotConnected);
             }
-            let start = tokio::time::Instant::now();
-            let mut interval = rex.initial;
-            loop {
-                let tried = tokio::time::Instant::now();
-                let left = rex.give_up.saturating_sub(start.elapsed());
-                match c.request(iq.clone(), interval.min(left)).await {
-                    Ok(_) => return Ok(()),
-                    Err(RequestError::Stanza(e)) if e.type_ != ErrorType::Wait => {
-                        return Err(NotifyError::Refused(e));
-                    }
-                    Err(_) => {}
-                }
-                if start.elapsed() >= rex.give_up {
-                    return Err(NotifyError::NoAck(start.elapsed()));
-                }
-                tokio::time::sleep_until((tried + interval).min(start + rex.give_up)).await;
-                interval *= 2;
+            // Doubling without a ceiling of its own: the time-out bounds every wait.
+            let retry = Retry {
+                initial: rex.initial,
+                max_interval: rex.give_up,
+                give_up: rex.give_up,
+            };
+            match until_answered(&c, iq, retry).await {
+                Ok(_) => Ok(()),
+                Err(RetryError::Refused(e)) => Err(NotifyError::Refused(e)),
+                Err(RetryError::GaveUp(after)) => Err(NotifyError::NoAck(after)),
             }
         }
     }
