@@ -259,22 +259,33 @@ impl<'a> Encoder<&'a Element> for StreamCodec {
     }
 }
 
-/// Room for the next read that a decoder leaves in the read buffer after an event, at least...
+/// Room for the next read that a decoder leaves in the read buffer after an event on a busy
+/// stream (input left over), at least...
 const READ_MIN_ROOM: usize = 2048;
 /// ... by reserving this much when there is less.
 const READ_CHUNK: usize = 8192;
+/// Room left after an event on a quiet stream (nothing left over), at least...
+const READ_QUIET_MIN_ROOM: usize = 512;
+/// ... by reserving this much when there is less.
+const READ_QUIET_CHUNK: usize = 1024;
 
 /// Leaves room in `src` for the next read. Both decoders hand what they parse on as shared
 /// slices of the read buffer, so the room after the data shrinks with every event, and
-/// tokio-util's `FramedRead` only reserves one byte before reading: left alone, a busy
-/// stream would read a few bytes per system call, each stanza cut and parsed twice.
+/// tokio-util's `FramedRead` only reserves one byte before reading: left alone, a stream
+/// would read a few bytes per system call, each stanza cut and parsed again at every read.
 ///
-/// The decoders call it after an event only when input is left over (several stanzas in one
-/// read, or one cut by it): the mark of a busy stream. A stream that sends a request and
-/// waits, as during login, keeps its small buffer.
-pub(crate) fn keep_read_room(src: &mut BytesMut) {
-    if src.capacity() - src.len() < READ_MIN_ROOM {
-        src.reserve(READ_CHUNK);
+/// The decoders call it after every event. A busy stream (input left over: several stanzas
+/// in one read, or one cut by it) gets room for many stanzas per read. A quiet one, which
+/// sends a stanza now and then or a request and waits, gets room for a whole ordinary
+/// stanza, and no more: its buffer is what an idle session costs.
+pub(crate) fn keep_read_room(src: &mut BytesMut, input_left: bool) {
+    let room = src.capacity() - src.len();
+    if input_left {
+        if room < READ_MIN_ROOM {
+            src.reserve(READ_CHUNK);
+        }
+    } else if room < READ_QUIET_MIN_ROOM {
+        src.reserve(READ_QUIET_CHUNK);
     }
 }
 
@@ -284,8 +295,9 @@ impl Decoder for XmlCodec {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<StreamEvent>, CodecError> {
         let ev = self.decoder.decode(src)?;
-        if ev.is_some() && (!src.is_empty() || self.decoder.has_buffered_input()) {
-            keep_read_room(src);
+        if ev.is_some() {
+            let input_left = !src.is_empty() || self.decoder.has_buffered_input();
+            keep_read_room(src, input_left);
         }
         Ok(ev)
     }
@@ -335,21 +347,28 @@ impl Encoder<Element> for XmlCodec {
 mod tests {
     use super::*;
 
-    /// Reads as many back-to-back copies of `stanza` as the buffer has room for, decodes
-    /// them (holding the last 64 events, as stanzas queued for delivery would be), 2,000
-    /// times; returns the smallest room a read had.
-    fn smallest_read(codec: &mut StreamCodec, header: &[u8], stanza: &[u8]) -> usize {
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    /// Reads as many back-to-back copies of `stanza` as the buffer has room for (at most
+    /// `per_read`), decodes them (holding the last 64 events, as stanzas queued for delivery
+    /// would be), 2,000 times; returns the smallest room a read had after the first.
+    fn smallest_read(
+        codec: &mut StreamCodec,
+        header: &[u8],
+        stanza: &[u8],
+        per_read: usize,
+    ) -> usize {
+        let mut buf = BytesMut::with_capacity(512);
         buf.extend_from_slice(header);
         let mut held = std::collections::VecDeque::new();
         let mut smallest = usize::MAX;
-        for _ in 0..2000 {
+        for round in 0..2000 {
             let room = buf.capacity() - buf.len();
-            smallest = smallest.min(room);
+            if round > 0 {
+                smallest = smallest.min(room);
+            }
             let mut n = 0;
-            while n + stanza.len() <= room.max(stanza.len()) {
+            while n < per_read && (n + 1) * stanza.len() <= room.max(stanza.len()) {
                 buf.extend_from_slice(stanza);
-                n += stanza.len();
+                n += 1;
             }
             while let Some(ev) = codec.decode(&mut buf).expect("valid") {
                 held.push_back(ev);
@@ -385,9 +404,42 @@ mod tests {
             writer
                 .encode(&StreamEvent::Element(stanza.clone()), &mut one)
                 .expect("stanza");
-            let smallest = smallest_read(&mut StreamCodec::new(format), &head, &one);
+            let smallest = smallest_read(&mut StreamCodec::new(format), &head, &one, usize::MAX);
             assert!(
                 smallest >= READ_MIN_ROOM,
+                "{format:?}: a read had only {smallest} bytes of room"
+            );
+        }
+    }
+
+    /// A stream that sends one stanza at a time (nothing left over after each) must still
+    /// read each in one call: before the quiet reserve, reads there shrank to a few bytes
+    /// and a 150-byte message took five system calls and as many partial parses.
+    #[test]
+    fn a_quiet_stream_reads_each_stanza_whole() {
+        let stanza = Element::builder("message", ns::JABBER_CLIENT)
+            .attr("to", "user19@localhost/lg")
+            .attr("type", "chat")
+            .child(
+                Element::builder("body", ns::JABBER_CLIENT)
+                    .text("497 3006505")
+                    .build(),
+            )
+            .build();
+        let header = StreamHeader::new(ns::JABBER_CLIENT);
+        for format in [WireFormat::Xml, WireFormat::Bxmpp] {
+            let mut writer = StreamCodec::new(format);
+            let mut head = BytesMut::new();
+            writer
+                .encode(&StreamEvent::Header(Box::new(header.clone())), &mut head)
+                .expect("header");
+            let mut one = BytesMut::new();
+            writer
+                .encode(&StreamEvent::Element(stanza.clone()), &mut one)
+                .expect("stanza");
+            let smallest = smallest_read(&mut StreamCodec::new(format), &head, &one, 1);
+            assert!(
+                smallest >= READ_QUIET_MIN_ROOM,
                 "{format:?}: a read had only {smallest} bytes of room"
             );
         }

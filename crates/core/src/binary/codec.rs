@@ -186,8 +186,8 @@ impl Decoder for BxmppCodec {
     type Error = CodecError;
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<StreamEvent>, CodecError> {
         let ev = self.decode_event(src)?;
-        if ev.is_some() && !src.is_empty() {
-            crate::codec::keep_read_room(src);
+        if ev.is_some() {
+            crate::codec::keep_read_room(src, !src.is_empty());
         }
         Ok(ev)
     }
