@@ -45,6 +45,11 @@ use tokio_util::either::Either;
 
 mod things;
 
+// The generator shares the machine with the server it measures: every cycle it spends is
+// one the server does not get, so it uses the allocator the server uses.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 #[derive(Parser)]
@@ -547,6 +552,9 @@ async fn register(args: RegisterArgs) {
     );
 }
 
+/// How long a pair may make no progress before the run gives up on it.
+const STALL: Duration = Duration::from_secs(30);
+
 /// What a pair's receiver saw.
 #[derive(Default)]
 struct Received {
@@ -641,11 +649,26 @@ async fn run_messages(
             let mut seen = vec![false; m];
             let mut next = 0usize;
             let mut r = Received::default();
+            // One stall watchdog for the whole run, not a timer armed per message: at
+            // moderate rates a per-read timeout cost the generator a timer-wheel insert and
+            // removal for nearly every message.
+            let stall = tokio::time::sleep(STALL);
+            tokio::pin!(stall);
+            let mut last_progress = Instant::now();
             while r.unique < m {
-                let ev = match tokio::time::timeout(Duration::from_secs(30), b.next()).await {
-                    Ok(Some(Ok(StreamEvent::Element(e)))) => e,
-                    Ok(Some(Ok(_))) => continue,
-                    _ => break,
+                let ev = tokio::select! {
+                    ev = b.next() => match ev {
+                        Some(Ok(StreamEvent::Element(e))) => e,
+                        Some(Ok(_)) => continue,
+                        _ => break,
+                    },
+                    () = &mut stall => {
+                        if last_progress.elapsed() >= STALL {
+                            break;
+                        }
+                        stall.as_mut().reset((last_progress + STALL).into());
+                        continue;
+                    }
                 };
                 if ev.name() != "message" {
                     continue;
@@ -669,7 +692,8 @@ async fn run_messages(
                 next = seq + 1;
                 r.unique += 1;
                 r.latencies_us.push(now.saturating_sub(ts) as u32);
-                r.last_at = Some(Instant::now());
+                last_progress = Instant::now();
+                r.last_at = Some(last_progress);
                 rc.store(r.unique, std::sync::atomic::Ordering::Release);
                 rp.notify_one();
             }
@@ -682,37 +706,53 @@ async fn run_messages(
         senders.push(tokio::spawn(async move {
             let (mut sink, mut stream) = a.split();
             let drain = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
-            for seq in 0..m {
-                loop {
-                    let got = received.load(std::sync::atomic::Ordering::Acquire);
-                    if seq < got + window {
-                        break;
-                    }
-                    if tokio::time::timeout(Duration::from_secs(30), progress.notified())
+            // Pairs are staggered over the period, so the offered load is even rather than
+            // one burst of every pair at each tick.
+            let phase = pair as f64 / pairs as f64;
+            let due = |seq: usize| {
+                per_pair_rate
+                    .map(|rate| start + Duration::from_secs_f64((seq as f64 + phase) / rate))
+            };
+            let in_window =
+                |seq: usize| seq < received.load(std::sync::atomic::Ordering::Acquire) + window;
+            let mut seq = 0;
+            'run: while seq < m {
+                while !in_window(seq) {
+                    if tokio::time::timeout(STALL, progress.notified())
                         .await
                         .is_err()
                     {
+                        break 'run;
+                    }
+                }
+                if let Some(due) = due(seq) {
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                // Everything sendable now goes out in one write, as any client with a backlog
+                // does: the message just due, and those the timer's 1 ms tick made due meanwhile
+                // (each stamped when written, so the latency counts their wait).
+                loop {
+                    let ts = base.elapsed().as_micros() as u64;
+                    let msg = Element::builder("message", ns::JABBER_CLIENT)
+                        .attr("to", to.clone())
+                        .attr("type", "chat")
+                        .child(
+                            Element::builder("body", ns::JABBER_CLIENT)
+                                .text(format!("{seq} {ts}"))
+                                .build(),
+                        )
+                        .build();
+                    if sink.feed(StreamEvent::Element(msg)).await.is_err() {
+                        break 'run;
+                    }
+                    seq += 1;
+                    let more =
+                        seq < m && in_window(seq) && due(seq).is_none_or(|d| d <= Instant::now());
+                    if !more {
                         break;
                     }
                 }
-                if let Some(rate) = per_pair_rate {
-                    // Pairs are staggered over the period, so the offered load is even
-                    // rather than one burst of every pair at each tick.
-                    let phase = pair as f64 / pairs as f64;
-                    let due = start + Duration::from_secs_f64((seq as f64 + phase) / rate);
-                    tokio::time::sleep_until(due.into()).await;
-                }
-                let ts = base.elapsed().as_micros() as u64;
-                let msg = Element::builder("message", ns::JABBER_CLIENT)
-                    .attr("to", to.clone())
-                    .attr("type", "chat")
-                    .child(
-                        Element::builder("body", ns::JABBER_CLIENT)
-                            .text(format!("{seq} {ts}"))
-                            .build(),
-                    )
-                    .build();
-                if sink.send(StreamEvent::Element(msg)).await.is_err() {
+                if sink.flush().await.is_err() {
                     break;
                 }
             }
