@@ -95,6 +95,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         None => {
             init_logging(&config)?;
+            raise_open_files();
             rt.block_on(async {
                 let server = crate::RunningServer::start(config)
                     .await
@@ -126,6 +127,18 @@ pub fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Some(Command::User { action }) => rt.block_on(user(&config, action)),
+    }
+}
+
+/// Every connection holds an open file: take the hard limit, and say what it is.
+fn raise_open_files() {
+    match crate::limits::raise_open_file_limit(None) {
+        Ok(l) if l.now < 4096 => tracing::warn!(
+            limit = l.now,
+            "the open-file limit allows only about this many connections; raise the hard limit (ulimit -Hn, LimitNOFILE=)"
+        ),
+        Ok(l) => tracing::info!(limit = l.now, was = l.was, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
 }
 

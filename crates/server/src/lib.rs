@@ -18,6 +18,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod limits;
 pub mod module;
 mod outbox;
 mod router;
