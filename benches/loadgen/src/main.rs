@@ -25,6 +25,10 @@
 //! `--format bxmpp` speaks BXMPP instead of XML (Lithos only; the generator links `lithosd`
 //! for its keyword tables, not to run a server).
 //!
+//! The generator raises its open-file limit to the hard limit, and past 20,000 connections
+//! to a loopback server it opens them from 127.0.0.2, 127.0.0.3, ... (one source address
+//! and destination have only the ephemeral port range, about 28,000 ports).
+//!
 //! Accounts `<prefix><i>` with password `--password` must exist (created with `register`,
 //! or for example with `lithosd user add`).
 
@@ -259,10 +263,42 @@ async fn login(
 }
 
 /// A connection with TLS negotiated if asked (and the features read).
+/// Connections per loopback source address. A source address and a destination share the
+/// ephemeral port range (32768–60999 by default): about 28,000 connections.
+const PER_SOURCE: usize = 20_000;
+
+/// Connections this generator has opened, to spread them over source addresses.
+static OPENED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The source address of the generator's `n`th connection to `server`: the kernel's choice
+/// for the first [`PER_SOURCE`], then 127.0.0.2, 127.0.0.3, ... when the server is on
+/// loopback (the whole of 127/8 is).
+fn source_for(n: usize, server: SocketAddr) -> Option<SocketAddr> {
+    let SocketAddr::V4(a) = server else {
+        return None;
+    };
+    let k = n / PER_SOURCE;
+    if !a.ip().is_loopback() || k == 0 || k > 253 {
+        return None;
+    }
+    Some(SocketAddr::from(([127, 0, 0, 1 + k as u8], 0)))
+}
+
+/// Opens a TCP connection to `server` from the source [`source_for`] picks.
+async fn dial(server: SocketAddr) -> std::io::Result<TcpStream> {
+    let n = OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    match source_for(n, server) {
+        None => TcpStream::connect(server).await,
+        Some(source) => {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(source)?;
+            socket.connect(server).await
+        }
+    }
+}
+
 async fn secure(args: &Target, tls: Option<&tokio_rustls::TlsConnector>) -> Result<Conn, String> {
-    let tcp = TcpStream::connect(args.addr)
-        .await
-        .map_err(|e| e.to_string())?;
+    let tcp = dial(args.addr).await.map_err(|e| e.to_string())?;
     let _ = tcp.set_nodelay(true);
     let mut c = Framed::new(Either::Left(tcp), StreamCodec::new(args.format.into()));
     open(&mut c, &args.domain).await?;
@@ -820,6 +856,14 @@ fn main() {
     // Every BXMPP table of the server's modules, so the TUXP stanzas can be written in BXMPP.
     lithosd::link_all();
     let cli = Cli::parse();
+    // One open file per client: take the hard limit (the soft one is often 1,024).
+    match lithos_server::limits::raise_open_file_limit(None) {
+        Ok(l) if l.now < 65_536 => {
+            eprintln!("lithos-loadgen: at most {} open files here", l.now)
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("lithos-loadgen: cannot raise the open-file limit: {e}"),
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -838,6 +882,38 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_spread_over_loopback_sources_past_the_port_range() {
+        let local: SocketAddr = "127.0.0.1:5222".parse().expect("addr");
+        assert_eq!(source_for(0, local), None);
+        assert_eq!(source_for(PER_SOURCE - 1, local), None);
+        assert_eq!(
+            source_for(PER_SOURCE, local),
+            Some("127.0.0.2:0".parse().expect("addr"))
+        );
+        assert_eq!(
+            source_for(3 * PER_SOURCE + 5, local),
+            Some("127.0.0.4:0".parse().expect("addr"))
+        );
+        let remote: SocketAddr = "192.0.2.1:5222".parse().expect("addr");
+        assert_eq!(source_for(5 * PER_SOURCE, remote), None);
+        let v6: SocketAddr = "[::1]:5222".parse().expect("addr");
+        assert_eq!(source_for(5 * PER_SOURCE, v6), None);
+    }
+
+    #[tokio::test]
+    async fn a_connection_from_a_second_source_reaches_the_server_from_it() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let server = listener.local_addr().expect("addr");
+        OPENED.store(PER_SOURCE, std::sync::atomic::Ordering::Relaxed);
+        let (client, accepted) = tokio::join!(dial(server), listener.accept());
+        let _client = client.expect("dial");
+        let (_, peer) = accepted.expect("accept");
+        assert_eq!(peer.ip(), std::net::IpAddr::from([127, 0, 0, 2]));
+    }
 
     #[test]
     fn percentile_picks_nearest_rank() {
