@@ -265,9 +265,9 @@ const READ_MIN_ROOM: usize = 2048;
 /// ... by reserving this much when there is less.
 const READ_CHUNK: usize = 8192;
 /// Room left after an event on a quiet stream (nothing left over), at least...
-const READ_QUIET_MIN_ROOM: usize = 512;
+const READ_QUIET_MIN_ROOM: usize = 256;
 /// ... by reserving this much when there is less.
-const READ_QUIET_CHUNK: usize = 1024;
+const READ_QUIET_CHUNK: usize = 512;
 
 /// Leaves room in `src` for the next read. Both decoders hand what they parse on as shared
 /// slices of the read buffer, so the room after the data shrinks with every event, and
@@ -422,7 +422,7 @@ mod tests {
 
     /// A stream that sends one stanza at a time (nothing left over after each) must still
     /// read each in one call: before the quiet reserve, reads there shrank to a few bytes
-    /// and a 150-byte message took five system calls and as many partial parses.
+    /// and a 90-byte message took five system calls and as many partial parses.
     #[test]
     fn a_quiet_stream_reads_each_stanza_whole() {
         for (format, smallest) in smallest_reads("497 3006505", 1) {
