@@ -19,6 +19,7 @@ REPS="${REPS:-3}"
 PAIRS="${PAIRS:-100}"
 MSGS="${MSGS:-2000}"
 WINDOW="${WINDOW:-64}"
+HALF_SECS="${HALF_SECS:-3}"
 IDLE="${IDLE:-5000}"
 OUT=target/compare
 rm -rf "$OUT"
@@ -190,7 +191,9 @@ for rep in $(seq "$REPS"); do
     run "$server" "$rep" throughput messages "${T[@]}" --pairs "$PAIRS" --messages "$MSGS" --in-flight "$WINDOW"
     run "$server" "$rep" unloaded messages "${T[@]}" --pairs 10 --messages 500 --in-flight 1
     rate=$(tail -n 2 "$OUT/results.jsonl" | head -n 1 | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["msgs_per_s"] / 2))')
-    run "$server" "$rep" half-rate messages "${T[@]}" --pairs "$PAIRS" --messages $((MSGS / 4)) --in-flight "$WINDOW" --rate "$rate"
+    # Long enough to be a steady state at any server's rate: HALF_SECS seconds, at least MSGS/4 per pair.
+    half_msgs=$(( rate * HALF_SECS / PAIRS > MSGS / 4 ? rate * HALF_SECS / PAIRS : MSGS / 4 ))
+    run "$server" "$rep" half-rate messages "${T[@]}" --pairs "$PAIRS" --messages "$half_msgs" --in-flight "$WINDOW" --rate "$rate"
     stop_server "$server"
     # Idle connections and logins, on another fresh server.
     port=$((port + 1)); dir="$WORK/$server-c$rep"; mkdir -p "$dir"

@@ -436,7 +436,18 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// This process's open-file limit, once raised.
+static FILE_LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
 async fn connect(args: ConnectArgs) {
+    if let Some(&limit) = FILE_LIMIT.get()
+        && args.clients as u64 + 64 > limit
+    {
+        eprintln!(
+            "lithos-loadgen: {} clients need more open files than this process may have ({limit}; ulimit -Hn)",
+            args.clients
+        );
+    }
     let tls = args.target.tls.then(connector);
     let before = args.target.server_pid.and_then(rss_kib);
     let sem = Arc::new(Semaphore::new(args.in_flight));
@@ -858,10 +869,9 @@ fn main() {
     let cli = Cli::parse();
     // One open file per client: take the hard limit (the soft one is often 1,024).
     match lithos_server::limits::raise_open_file_limit(None) {
-        Ok(l) if l.now < 65_536 => {
-            eprintln!("lithos-loadgen: at most {} open files here", l.now)
+        Ok(l) => {
+            let _ = FILE_LIMIT.set(l.now);
         }
-        Ok(_) => {}
         Err(e) => eprintln!("lithos-loadgen: cannot raise the open-file limit: {e}"),
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
