@@ -123,8 +123,7 @@ impl Module for ExecutionModule {
         stanza: &'a Element,
     ) -> Option<ClientStanzaHook<'a>> {
         // Answers (result, error) are routed as any iq.
-        if stanza.name() != "iq"
-            || matches!(stanza.attr("type"), Some("result" | "error"))
+        if !lithos_core::stanza::iq_awaiting_answer(stanza)
             || !stanza.children().any(|c| c.ns() == NS)
         {
             return None;

@@ -165,8 +165,7 @@ impl Module for NotificationModule {
         session: &'a SessionInfo,
         stanza: &'a Element,
     ) -> Option<ClientStanzaHook<'a>> {
-        if stanza.name() != "iq"
-            || matches!(stanza.attr("type"), Some("result" | "error"))
+        if !lithos_core::stanza::iq_awaiting_answer(stanza)
             || !stanza
                 .children()
                 .next()

@@ -446,8 +446,7 @@ impl Module for ReportModule {
         session: &'a SessionInfo,
         stanza: &'a Element,
     ) -> Option<ClientStanzaHook<'a>> {
-        if stanza.name() != "iq"
-            || matches!(stanza.attr("type"), Some("result" | "error"))
+        if !lithos_core::stanza::iq_awaiting_answer(stanza)
             || stanza.children().next().is_none_or(|p| p.ns() != NS)
         {
             return None;

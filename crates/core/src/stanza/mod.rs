@@ -135,6 +135,21 @@ pub fn is_stanza(el: &Element) -> bool {
     is_content_ns(el.ns()) && matches!(el.name(), "message" | "presence" | "iq")
 }
 
+/// True for an `<iq/>` that is not itself an answer: its type is neither `result` nor
+/// `error`. That is a get or a set, or a malformed iq whose handler must answer it with an
+/// error. A cheap look at the element, for hooks that decide whether a stanza is theirs
+/// before parsing it.
+///
+/// ```
+/// use lithos_core::{Element, stanza::iq_awaiting_answer};
+/// assert!(iq_awaiting_answer(&Element::parse(r#"<iq xmlns="jabber:client" type="set" id="1"/>"#).unwrap()));
+/// assert!(!iq_awaiting_answer(&Element::parse(r#"<iq xmlns="jabber:client" type="result" id="1"/>"#).unwrap()));
+/// assert!(!iq_awaiting_answer(&Element::parse(r#"<message xmlns="jabber:client"/>"#).unwrap()));
+/// ```
+pub fn iq_awaiting_answer(el: &Element) -> bool {
+    el.name() == "iq" && !matches!(el.attr("type"), Some("result" | "error"))
+}
+
 fn not_a_stanza(el: &Element) -> InvalidStanza {
     InvalidStanza::NotAStanza {
         name: el.name().into(),
