@@ -262,7 +262,6 @@ async fn login(
     Ok(c)
 }
 
-/// A connection with TLS negotiated if asked (and the features read).
 /// Connections per loopback source address. A source address and a destination share the
 /// ephemeral port range (32768–60999 by default): about 28,000 connections.
 const PER_SOURCE: usize = 20_000;
@@ -297,6 +296,7 @@ async fn dial(server: SocketAddr) -> std::io::Result<TcpStream> {
     }
 }
 
+/// A connection with TLS negotiated if asked (and the features read).
 async fn secure(args: &Target, tls: Option<&tokio_rustls::TlsConnector>) -> Result<Conn, String> {
     let tcp = dial(args.addr).await.map_err(|e| e.to_string())?;
     let _ = tcp.set_nodelay(true);
@@ -868,7 +868,7 @@ fn main() {
     lithosd::link_all();
     let cli = Cli::parse();
     // One open file per client: take the hard limit (the soft one is often 1,024).
-    match lithos_server::limits::raise_open_file_limit(None) {
+    match lithos_server::limits::raise_open_file_limit() {
         Ok(l) => {
             let _ = FILE_LIMIT.set(l.now);
         }

@@ -132,7 +132,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
 
 /// Every connection holds an open file: take the hard limit, and say what it is.
 fn raise_open_files() {
-    match crate::limits::raise_open_file_limit(None) {
+    match crate::limits::raise_open_file_limit() {
         Ok(l) if l.now < 4096 => tracing::warn!(
             limit = l.now,
             "the open-file limit allows only about this many connections; raise the hard limit (ulimit -Hn, LimitNOFILE=)"

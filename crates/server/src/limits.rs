@@ -19,38 +19,32 @@ pub struct OpenFileLimit {
     pub hard: u64,
 }
 
-/// Raises this process's soft limit on open files to its hard limit (or to `cap`, if lower,
-/// and only ever upwards). Returns the limits, so the caller can log them.
+/// Raises this process's soft limit on open files to its hard limit (never lowers it).
+/// Returns the limits, so the caller can log them.
 ///
 /// ```
-/// let l = lithos_server::limits::raise_open_file_limit(None).expect("getrlimit");
-/// assert!(l.now >= l.was && l.now <= l.hard);
+/// let l = lithos_server::limits::raise_open_file_limit().expect("getrlimit");
+/// assert!(l.now >= l.was && l.now == l.hard);
 /// ```
-pub fn raise_open_file_limit(cap: Option<u64>) -> io::Result<OpenFileLimit> {
+pub fn raise_open_file_limit() -> io::Result<OpenFileLimit> {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let current = getrlimit(Resource::Nofile);
     // `None` means unlimited.
     let hard = current.maximum.unwrap_or(u64::MAX);
     let was = current.current.unwrap_or(u64::MAX);
-    let want = cap.map_or(hard, |c| c.min(hard));
-    if want <= was {
-        return Ok(OpenFileLimit {
-            was,
-            now: was,
-            hard,
-        });
+    if hard > was {
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: current.maximum,
+                maximum: current.maximum,
+            },
+        )
+        .map_err(io::Error::from)?;
     }
-    setrlimit(
-        Resource::Nofile,
-        Rlimit {
-            current: Some(want),
-            maximum: current.maximum,
-        },
-    )
-    .map_err(io::Error::from)?;
     Ok(OpenFileLimit {
         was,
-        now: want,
+        now: was.max(hard),
         hard,
     })
 }
@@ -58,31 +52,27 @@ pub fn raise_open_file_limit(cap: Option<u64>) -> io::Result<OpenFileLimit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
     #[test]
-    fn the_soft_limit_goes_up_to_the_cap_and_never_down() {
-        let start = raise_open_file_limit(Some(0)).expect("getrlimit");
-        assert_eq!(
-            start.now, start.was,
-            "a cap below the current limit lowers nothing"
-        );
-        // Lower the soft limit a little (always allowed), then raise it back by a cap.
-        let lower = start.was.min(65_536).saturating_sub(1).max(64);
-        rustix::process::setrlimit(
-            rustix::process::Resource::Nofile,
-            rustix::process::Rlimit {
+    fn the_soft_limit_goes_up_to_the_hard_one() {
+        let start = raise_open_file_limit().expect("getrlimit");
+        // Lower the soft limit (always allowed), then raise it again.
+        let lower = start.now.min(65_536) - 1;
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
                 current: Some(lower),
-                maximum: (start.hard != u64::MAX).then_some(start.hard),
+                maximum: getrlimit(Resource::Nofile).maximum,
             },
         )
         .expect("lowering the soft limit");
-        let target = (lower + 1).min(start.hard);
-        let raised = raise_open_file_limit(Some(target)).expect("raise");
+        let raised = raise_open_file_limit().expect("raise");
         assert_eq!(raised.was, lower);
-        assert_eq!(raised.now, target);
-        let seen = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-        assert_eq!(seen.current, Some(target));
-        // Put it back to the hard limit for the rest of the test binary.
-        raise_open_file_limit(None).expect("restore");
+        assert_eq!(raised.now, start.hard);
+        assert_eq!(getrlimit(Resource::Nofile).current, Some(start.hard));
+        // Already at the hard limit: nothing changes.
+        let again = raise_open_file_limit().expect("again");
+        assert_eq!((again.was, again.now), (start.hard, start.hard));
     }
 }
