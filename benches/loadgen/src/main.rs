@@ -11,8 +11,10 @@
 //!   to allow it (the same way on every server compared).
 //! - `messages`: P pairs, each sending M messages with W in flight (or at a fixed offered
 //!   rate): delivered messages/s, one-way latency percentiles from a timestamp in the body,
-//!   loss, duplicates and reordering (checked per pair, not assumed), and the server's CPU
-//!   milliseconds per 1,000 messages (from `/proc/<pid>/stat`).
+//!   loss, duplicates and reordering (checked per pair, not assumed), the server's CPU
+//!   milliseconds per 1,000 messages (from `/proc/<pid>/stat`), the generator's own, and
+//!   the share of the whole machine's CPU that was busy meanwhile (`machine_busy_pct`, from
+//!   `/proc/stat`: near 100, latency is queueing for a core).
 //!
 //! - `latency`: the `messages` exchange first at its maximum rate (not printed), then at
 //!   half of it: latency p50/p99/p99.9 at that offered rate, printed with the maximum.
@@ -510,7 +512,7 @@ async fn connect(args: ConnectArgs) {
     drop(conns);
 }
 
-/// Server CPU time (user + system) in milliseconds, from /proc/<pid>/stat.
+/// CPU time (user + system) of a process in milliseconds, from /proc/<pid>/stat.
 fn cpu_ms(pid: u32) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces) start after the last ')'.
@@ -518,6 +520,32 @@ fn cpu_ms(pid: u32) -> Option<f64> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
     Some(ticks * 1000.0 / clock_ticks())
+}
+
+/// The machine's CPU time so far, in clock ticks, from the first line of /proc/stat:
+/// (busy, total), where busy is everything but idle and I/O wait.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_machine_ticks(s.lines().next()?)
+}
+
+fn parse_machine_ticks(line: &str) -> Option<(u64, u64)> {
+    let mut f = line.split_whitespace();
+    if f.next()? != "cpu" {
+        return None;
+    }
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let v: Vec<u64> = f.take(8).map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let total: u64 = v.iter().sum();
+    Some((total - v.get(3)? - v.get(4)?, total))
+}
+
+/// The share of the whole machine's CPU (every core) that was busy between two readings of
+/// [`machine_ticks`], in percent: near 100 means the figures measured meanwhile were
+/// queueing for a core, whatever the server did.
+fn busy_pct(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> Option<f64> {
+    let ((b0, t0), (b1, t1)) = (before?, after?);
+    (t1 > t0).then(|| (b1 - b0) as f64 * 100.0 / (t1 - t0) as f64)
 }
 
 fn clock_ticks() -> f64 {
@@ -676,6 +704,8 @@ async fn run_messages(
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cpu_before = t.server_pid.and_then(cpu_ms);
+    let own_before = cpu_ms(std::process::id());
+    let machine_before = machine_ticks();
     let per_pair_rate = args.rate.map(|r| r / args.pairs as f64);
     let start = Instant::now();
     let mut receivers = Vec::new();
@@ -823,6 +853,8 @@ async fn run_messages(
         }
     }
     let cpu_after = t.server_pid.and_then(cpu_ms);
+    let own_after = cpu_ms(std::process::id());
+    let busy = busy_pct(machine_before, machine_ticks());
     let secs = (end - start).as_secs_f64().max(1e-9);
     let expected = args.pairs * args.messages;
     let mut lat: Vec<f64> = all
@@ -837,10 +869,17 @@ async fn run_messages(
         }
         _ => "null".into(),
     };
+    let own_cpu = match (own_before, own_after) {
+        (Some(b), Some(a)) if all.unique > 0 => {
+            format!("{:.1}", (a - b) * 1000.0 / all.unique as f64)
+        }
+        _ => "null".into(),
+    };
+    let busy = busy.map_or("null".into(), |b| format!("{b:.0}"));
     let rate = all.unique as f64 / secs;
     if print {
         println!(
-            "{{\"scenario\":\"{scenario}\"{extra},\"pairs\":{},\"messages_per_pair\":{},\"in_flight\":{},\"offered_rate\":{},\"delivered\":{},\"lost\":{},\"duplicates\":{},\"out_of_order\":{},\"msgs_per_s\":{:.0},\"latency_p50_ms\":{:.3},\"latency_p99_ms\":{:.3},\"latency_p999_ms\":{:.3},\"latency_max_ms\":{:.3},\"server_cpu_ms_per_1000\":{cpu}}}",
+            "{{\"scenario\":\"{scenario}\"{extra},\"pairs\":{},\"messages_per_pair\":{},\"in_flight\":{},\"offered_rate\":{},\"delivered\":{},\"lost\":{},\"duplicates\":{},\"out_of_order\":{},\"msgs_per_s\":{:.0},\"latency_p50_ms\":{:.3},\"latency_p99_ms\":{:.3},\"latency_p999_ms\":{:.3},\"latency_max_ms\":{:.3},\"server_cpu_ms_per_1000\":{cpu},\"loadgen_cpu_ms_per_1000\":{own_cpu},\"machine_busy_pct\":{busy}}}",
             args.pairs,
             args.messages,
             args.in_flight,
@@ -892,6 +931,26 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn machine_ticks_count_everything_but_idle_and_io_wait_as_busy() {
+        // user nice system idle iowait irq softirq steal guest guest_nice
+        let line = "cpu  100 5 50 800 20 3 7 15 40 0";
+        assert_eq!(parse_machine_ticks(line), Some((180, 1000)));
+        assert_eq!(
+            parse_machine_ticks("cpu0 1 2 3 4 5 6 7 8"),
+            None,
+            "a single core's line"
+        );
+        assert_eq!(parse_machine_ticks("cpu 1 2 x 4 5 6 7 8"), None);
+        assert_eq!(busy_pct(Some((180, 1000)), Some((330, 1200))), Some(75.0));
+        assert_eq!(
+            busy_pct(Some((180, 1000)), Some((180, 1000))),
+            None,
+            "no time passed"
+        );
+        assert_eq!(busy_pct(None, Some((180, 1000))), None);
+    }
 
     #[test]
     fn connections_spread_over_loopback_sources_past_the_port_range() {
