@@ -9,8 +9,9 @@
 # Lithos always stores salted SCRAM keys); accounts created by in-band registration, the same
 # way on every server. For each repetition and server, interleaved: a fresh server runs the
 # message scenario (throughput, then unloaded latency, then latency at half the measured
-# rate); another fresh server holds IDLE logged-in clients (memory per connection, logins/s
-# with PLAIN), then logs them in again with SCRAM-SHA-1. JSON lines are kept in
+# rate); another fresh server holds IDLE logged-in clients (logins/s with PLAIN; memory per
+# connection once they have been idle 12 s, the generator's default), then logs them in
+# again with SCRAM-SHA-1. JSON lines are kept in
 # target/compare/, and a table of medians and ratios is printed at the end. Every process
 # it starts, it stops.
 set -euo pipefail

@@ -140,8 +140,10 @@ struct ConnectArgs {
     /// Logins in progress at once.
     #[arg(long, default_value_t = 100)]
     in_flight: usize,
-    /// Seconds to hold the idle connections before measuring memory.
-    #[arg(long, default_value_t = 3)]
+    /// Seconds to hold the idle connections before measuring memory: by default long enough
+    /// for a server's sessions to go quiet and for its allocator to give back what the login
+    /// burst freed (jemalloc, in `lithosd`, returns dirty pages over 10 s).
+    #[arg(long, default_value_t = 12)]
     settle: u64,
 }
 
