@@ -37,7 +37,7 @@ for name, tag, key, _better in metrics:
     def fmt(x):
         if x is None:
             return "–"
-        return f"{x:,.0f}" if x >= 100 else f"{x:.2f}"
+        return f"{x:,.0f}" if x >= 100 or (x >= 10 and x == int(x)) else f"{x:.2f}"
 
     def ratio(a, b):
         return f"{a / b:.2f}×" if a is not None and b else "–"
