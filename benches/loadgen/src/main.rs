@@ -524,6 +524,15 @@ fn cpu_ms(pid: u32) -> Option<f64> {
     Some(ticks * 1000.0 / clock_ticks())
 }
 
+/// CPU milliseconds per 1,000 units of work between two readings of [`cpu_ms`], as a JSON
+/// number with one decimal, or `null` when a reading is missing or nothing was done.
+fn ms_per_1000(before: Option<f64>, after: Option<f64>, done: usize) -> String {
+    match (before, after) {
+        (Some(b), Some(a)) if done > 0 => format!("{:.1}", (a - b) * 1000.0 / done as f64),
+        _ => "null".into(),
+    }
+}
+
 /// The machine's CPU time so far, in clock ticks, from the first line of /proc/stat:
 /// (busy, total), where busy is everything but idle and I/O wait.
 fn machine_ticks() -> Option<(u64, u64)> {
@@ -865,18 +874,8 @@ async fn run_messages(
         .map(|&u| u as f64 / 1000.0)
         .collect();
     lat.sort_by(|a, b| a.total_cmp(b));
-    let cpu = match (cpu_before, cpu_after) {
-        (Some(b), Some(a)) if all.unique > 0 => {
-            format!("{:.1}", (a - b) * 1000.0 / all.unique as f64)
-        }
-        _ => "null".into(),
-    };
-    let own_cpu = match (own_before, own_after) {
-        (Some(b), Some(a)) if all.unique > 0 => {
-            format!("{:.1}", (a - b) * 1000.0 / all.unique as f64)
-        }
-        _ => "null".into(),
-    };
+    let cpu = ms_per_1000(cpu_before, cpu_after, all.unique);
+    let own_cpu = ms_per_1000(own_before, own_after, all.unique);
     let busy = busy.map_or("null".into(), |b| format!("{b:.0}"));
     let rate = all.unique as f64 / secs;
     if print {
@@ -933,6 +932,17 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_per_1000_is_null_without_a_reading_or_any_work() {
+        assert_eq!(ms_per_1000(Some(100.0), Some(350.0), 50_000), "5.0");
+        assert_eq!(ms_per_1000(None, Some(350.0), 50_000), "null");
+        assert_eq!(
+            ms_per_1000(Some(100.0), Some(350.0), 0),
+            "null",
+            "no division by zero"
+        );
+    }
 
     #[test]
     fn machine_ticks_count_everything_but_idle_and_io_wait_as_busy() {

@@ -11,7 +11,8 @@ use lithos_core::{Element, ns};
 use tokio::sync::Semaphore;
 
 use super::{
-    Conn, Target, authenticate_as, connector, cpu_ms, next_element, percentile, secure, send,
+    Conn, Target, authenticate_as, connector, cpu_ms, ms_per_1000, next_element, percentile,
+    secure, send,
 };
 
 const IBTR: &str = "urn:leps:tuxp:ibtr";
@@ -247,10 +248,11 @@ pub(crate) async fn things(args: ThingsArgs) {
         }
         let secs = start.elapsed().as_secs_f64();
         rates.push(total as f64 / secs);
-        cpu.push(match (cpu_before, t.server_pid.and_then(cpu_ms)) {
-            (Some(b), Some(a)) => format!("{:.1}", (a - b) * 1000.0 / total as f64),
-            _ => "null".into(),
-        });
+        cpu.push(ms_per_1000(
+            cpu_before,
+            t.server_pid.and_then(cpu_ms),
+            total,
+        ));
     }
 
     // Commands: the owner executes `flash` on the light, one at a time.
