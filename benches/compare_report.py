@@ -24,6 +24,8 @@ metrics = [
     ("generator CPU-ms per 1,000 messages, half rate", "half-rate", "loadgen_cpu_ms_per_1000", None),
     ("logins/s, PLAIN", "idle-plain", "logins_per_s", "higher"),
     ("logins/s, SCRAM-SHA-1", "scram-sha1", "logins_per_s", "higher"),
+    ("server CPU-ms per 1,000 logins, PLAIN", "idle-plain", "server_cpu_ms_per_1000_logins", "lower"),
+    ("server CPU-ms per 1,000 logins, SCRAM-SHA-1", "scram-sha1", "server_cpu_ms_per_1000_logins", "lower"),
     ("RSS per idle logged-in connection (KiB)", "idle-plain", "rss_per_connection_kib", "lower"),
 ]
 servers = ["lithos", "prosody", "ejabberd"]

@@ -4,8 +4,9 @@
 //! Scenarios print one JSON line each.
 //!
 //! - `connect`: N clients log in with bounded parallelism; reports logins/s and login latency
-//!   percentiles; then, with every client idle, the server's resident memory per connection
-//!   (read from `/proc/<pid>/status`, so the server must run on this machine).
+//!   percentiles and the server's CPU milliseconds per 1,000 logins; then, with every client
+//!   idle, the server's resident memory per connection (read from `/proc/<pid>/status`, so
+//!   the server must run on this machine).
 //!
 //! - `register`: creates the accounts by in-band registration (XEP-0077), for servers set up
 //!   to allow it (the same way on every server compared).
@@ -454,6 +455,7 @@ async fn connect(args: ConnectArgs) {
     }
     let tls = args.target.tls.then(connector);
     let before = args.target.server_pid.and_then(rss_kib);
+    let cpu_before = args.target.server_pid.and_then(cpu_ms);
     let sem = Arc::new(Semaphore::new(args.in_flight));
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(args.clients);
@@ -485,6 +487,11 @@ async fn connect(args: ConnectArgs) {
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu_logins = ms_per_1000(
+        cpu_before,
+        args.target.server_pid.and_then(cpu_ms),
+        conns.len(),
+    );
     latencies.sort_by(|a, b| a.total_cmp(b));
     tokio::time::sleep(Duration::from_secs(args.settle)).await;
     let after = args.target.server_pid.and_then(rss_kib);
@@ -493,7 +500,7 @@ async fn connect(args: ConnectArgs) {
         _ => None,
     };
     println!(
-        "{{\"scenario\":\"connect\",\"clients\":{},\"logged_in\":{},\"errors\":{},\"tls\":{},\"mech\":\"{}\",\"logins_per_s\":{:.1},\"login_p50_ms\":{:.2},\"login_p99_ms\":{:.2},\"server_rss_before_kib\":{},\"server_rss_after_kib\":{},\"rss_per_connection_kib\":{}{}}}",
+        "{{\"scenario\":\"connect\",\"clients\":{},\"logged_in\":{},\"errors\":{},\"tls\":{},\"mech\":\"{}\",\"logins_per_s\":{:.1},\"login_p50_ms\":{:.2},\"login_p99_ms\":{:.2},\"server_cpu_ms_per_1000_logins\":{cpu_logins},\"server_rss_before_kib\":{},\"server_rss_after_kib\":{},\"rss_per_connection_kib\":{}{}}}",
         args.clients,
         conns.len(),
         errors,
