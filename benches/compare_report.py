@@ -12,6 +12,7 @@ def med(server, tag, key):
     return statistics.median(vals) if vals else None
 
 
+# (row label, run tag, JSON key, which way is better; None: context, printed without ratios)
 metrics = [
     ("1:1 messages/s", "throughput", "msgs_per_s", "higher"),
     ("server CPU-ms per 1,000 messages", "throughput", "server_cpu_ms_per_1000", "lower"),
@@ -33,7 +34,7 @@ reps = max((r["rep"] for r in rows), default=0)
 print(f"Medians of {reps} interleaved repetition(s); ratios are Lithos / peer.\n")
 print("| | Lithos | Prosody | ejabberd | Lithos / Prosody | Lithos / ejabberd |")
 print("|---|---:|---:|---:|---:|---:|")
-for name, tag, key, _better in metrics:
+for name, tag, key, better in metrics:
     v = {s: med(s, tag, key) for s in servers}
 
     def fmt(x):
@@ -44,7 +45,7 @@ for name, tag, key, _better in metrics:
     def ratio(a, b):
         return f"{a / b:.2f}×" if a is not None and b else "–"
 
-    rp, re = (ratio(v["lithos"], v["prosody"]), ratio(v["lithos"], v["ejabberd"])) if _better else ("", "")
+    rp, re = (ratio(v["lithos"], v["prosody"]), ratio(v["lithos"], v["ejabberd"])) if better else ("", "")
     print(f"| {name} | {fmt(v['lithos'])} | {fmt(v['prosody'])} | {fmt(v['ejabberd'])} | {rp} | {re} |")
 bad = [r for r in rows if r.get("lost") or r.get("duplicates") or r.get("out_of_order") or r.get("errors")]
 print()
