@@ -109,8 +109,8 @@ pub struct C2sConfig {
     pub idle_timeout_secs: u64,
     /// Time allowed from connecting to binding a resource, in seconds. Default 30.
     pub negotiation_timeout_secs: u64,
-    /// Stanzas queued for a session before it counts as not reading and is closed.
-    /// Default 1024.
+    /// Stanzas queued for a session; past it, stanzas for the session are refused
+    /// (`resource-constraint` to the sender) and the session goes on. Default 1024.
     pub outbound_queue: usize,
     /// Failed SASL attempts allowed on one connection before it is closed. Default 3.
     pub max_auth_failures: u32,

@@ -41,6 +41,18 @@ impl ServerHandle {
         }
     }
 
+    /// As [`bounce`](Self::bounce), without echoing the stanza's content: for refusals that
+    /// may come in floods (a full queue, a quota), where echoing would send the flood back to
+    /// its sender, and for payloads that may hold a secret.
+    pub async fn bounce_without_payload(&self, stanza: &Element, error: StanzaError) {
+        if let Some(mut reply) = error_reply_without_payload(stanza, &error) {
+            if reply.attr("from").is_none() {
+                reply.set_attr("from", self.domain().as_shared().clone());
+            }
+            Box::pin(self.route(reply)).await;
+        }
+    }
+
     /// Routes a stanza whose `from` is set (by the kernel for client stanzas, by a module for
     /// the server's own) and whose `to`, if any, is a valid JID.
     pub async fn route(&self, stanza: Element) {
@@ -99,8 +111,21 @@ impl ServerHandle {
         }
         let stanza = if to.is_full() {
             match self.sessions().send_or_return(&to, stanza) {
-                Ok(_) => return,
-                Err(s) => s,
+                Ok(()) => return,
+                // The resource is there but reads slower than stanzas arrive for it: its
+                // queue is full. The sender hears so at once (a command must end promptly
+                // in an error, not wait); presence goes on as for an absent resource.
+                Err((Delivery::Full, s)) if k != Kind::Presence => {
+                    return Box::pin(
+                        self.bounce_without_payload(
+                            &s,
+                            StanzaError::new(DefinedCondition::ResourceConstraint)
+                                .with_text("the recipient's queue is full"),
+                        ),
+                    )
+                    .await;
+                }
+                Err((_, s)) => s,
             }
         } else {
             stanza

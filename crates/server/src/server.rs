@@ -97,6 +97,12 @@ impl ServerHandle {
     pub fn modules(&self) -> &ModuleHost {
         &self.0.modules
     }
+    /// Becomes `true` when the server starts shutting down: a module's background task
+    /// (a sweep, a writer) waits on it to end with the server.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.0.shutdown.clone()
+    }
+
     /// True when `jid` is the served domain or an address under it.
     pub fn is_local(&self, jid: &Jid) -> bool {
         jid.domain() == self.0.domain.domain()

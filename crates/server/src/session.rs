@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use lithos_core::{Element, Jid, StreamError, WireFormat};
 
+pub use crate::outbox::{MAX_STORED_IN_FLIGHT, Receipt};
 use crate::outbox::{Outbox, Refused};
 
 /// A session's identity, shared with modules.
@@ -66,8 +67,10 @@ pub enum Delivery {
     Queued,
     /// No such session.
     NoSession,
-    /// The session's queue was full: it does not read, and is being closed.
-    Overflow,
+    /// The session's queue is full (`[c2s] outbound_queue`): its client reads slower than
+    /// stanzas arrive. The stanza was not queued; the session goes on (a client that stops
+    /// reading altogether is closed by the write timeout).
+    Full,
 }
 
 /// The session table, keyed by bare JID.
@@ -124,7 +127,9 @@ impl Sessions {
     }
 
     /// Removes a session (if it is still the one bound; a replaced session does nothing).
-    /// Returns its last presence.
+    /// Returns its last presence. Once it returns, nothing more is queued for the session
+    /// (queueing happens under the table's lock), so its connection task can close the outbox
+    /// and re-route what is left in it.
     pub(crate) fn unbind(&self, info: &SessionInfo) -> Option<PresenceState> {
         let mut map = self.write();
         let key = info.jid.bare_str();
@@ -134,7 +139,6 @@ impl Sessions {
         if list.is_empty() {
             map.remove(key);
         }
-        e.outbox.close();
         Some(e.presence)
     }
 
@@ -200,27 +204,21 @@ impl Sessions {
             .map(|e| (e.info.clone(), e.presence))
     }
 
-    /// Queues a stanza for the session bound to `full`; gives the stanza back when there is
-    /// no such session, so the caller can route it elsewhere without having copied it.
-    pub fn send_or_return(&self, full: &Jid, stanza: Element) -> Result<Delivery, Element> {
+    /// Queues a stanza for the session bound to `full`; gives the stanza back, with the
+    /// reason ([`Delivery::NoSession`] or [`Delivery::Full`]), when it was not queued, so the
+    /// caller can route it elsewhere without having copied it.
+    pub fn send_or_return(&self, full: &Jid, stanza: Element) -> Result<(), (Delivery, Element)> {
         let map = self.read();
         let Some(e) = map
             .get(full.bare_str())
             .and_then(|l| l.iter().find(|e| e.info.jid == *full))
         else {
-            return Err(stanza);
+            return Err((Delivery::NoSession, stanza));
         };
-        match e.outbox.push(stanza) {
-            Ok(()) => Ok(Delivery::Queued),
-            Err(Refused::Closed(s)) => Err(s),
-            Err(Refused::Full) => {
-                e.outbox.control(Control::Close(
-                    StreamError::new(lithos_core::StreamErrorCondition::PolicyViolation)
-                        .with_text("the client does not read what is sent to it"),
-                ));
-                Ok(Delivery::Overflow)
-            }
-        }
+        e.outbox.push(stanza).map_err(|r| match r {
+            Refused::Closed(s) => (Delivery::NoSession, s),
+            Refused::Full(s) => (Delivery::Full, s),
+        })
     }
 
     /// Queues a stanza for the session bound to `full`.
@@ -247,17 +245,26 @@ impl Sessions {
         Self::queue(e, stanza)
     }
 
+    /// Hands a session a batch of stanzas that a store still holds (offline messages, for
+    /// example). They are written in order after what is queued; the receipt resolves once
+    /// the last of them is on the socket, and fails if the session ends first, in which case
+    /// none of them is re-routed: the store still has them. `None` when the session is gone,
+    /// or already holds [`MAX_STORED_IN_FLIGHT`]
+    /// stored stanzas: a store sends one batch, waits for its receipt, then sends the next,
+    /// so its backlog is paced by how fast the client reads.
+    pub fn send_stored(&self, info: &SessionInfo, batch: Vec<Element>) -> Option<Receipt> {
+        let map = self.read();
+        map.get(info.jid.bare_str())
+            .and_then(|l| l.iter().find(|e| e.info.id == info.id))?
+            .outbox
+            .push_stored(batch)
+    }
+
     fn queue(e: &Entry, stanza: Element) -> Delivery {
         match e.outbox.push(stanza) {
             Ok(()) => Delivery::Queued,
             Err(Refused::Closed(_)) => Delivery::NoSession,
-            Err(Refused::Full) => {
-                e.outbox.control(Control::Close(
-                    StreamError::new(lithos_core::StreamErrorCondition::PolicyViolation)
-                        .with_text("the client does not read what is sent to it"),
-                ));
-                Delivery::Overflow
-            }
+            Err(Refused::Full(_)) => Delivery::Full,
         }
     }
 
@@ -337,18 +344,19 @@ mod tests {
     }
 
     #[test]
-    fn full_queues_close_the_session() {
+    fn a_full_queue_refuses_without_closing_the_session() {
         let s = Sessions::default();
         let o = Arc::new(Outbox::new(1));
         let a = info(&s, "a@x/r");
         s.bind(a.clone(), o.clone());
         let el = Element::bare("message", "jabber:client");
         assert_eq!(s.send(&a.jid, el.clone()), Delivery::Queued);
-        assert_eq!(s.send(&a.jid, el.clone()), Delivery::Overflow);
-        assert_eq!(
-            control_of(&o),
-            Some(lithos_core::StreamErrorCondition::PolicyViolation)
-        );
+        assert_eq!(s.send(&a.jid, el.clone()), Delivery::Full);
+        assert!(matches!(
+            s.send_or_return(&a.jid, el.clone()),
+            Err((Delivery::Full, _))
+        ));
+        assert_eq!(control_of(&o), None, "the session is not told to close");
         assert_eq!(
             s.send(&Jid::new("a@x/other").unwrap(), el),
             Delivery::NoSession
@@ -358,6 +366,10 @@ mod tests {
         assert_eq!(
             s.send_to_id(&a, Element::bare("message", "jabber:client")),
             Delivery::NoSession
+        );
+        assert!(
+            s.send_stored(&a, vec![Element::bare("message", "jabber:client")])
+                .is_none()
         );
     }
 }

@@ -484,12 +484,34 @@ impl Presence {
             }
         }
         if let Ok(pending) = store.pending_subscriptions(user).await {
-            for (_, xml) in pending {
-                if let Ok(mut el) = Element::parse(&xml) {
+            let requests: Vec<Element> = pending
+                .into_iter()
+                .filter_map(|(_, xml)| Element::parse(&xml).ok())
+                .map(|mut el| {
                     el.set_attr("to", session.jid.as_shared().clone());
-                    server.sessions().send_to_id(session, el);
+                    el
+                })
+                .collect();
+            // The requests stay stored until answered, so they go as stored stanzas: in
+            // batches paced by the client's reading, outside the session's live queue (a few
+            // hundred requests must not fill it). The connection task calls this hook and is
+            // the one that writes, so the batches are awaited on a task of their own.
+            let (server, session) = (server.clone(), session.clone());
+            tokio::spawn(async move {
+                let mut requests = requests.into_iter();
+                loop {
+                    let batch: Vec<Element> = requests.by_ref().take(64).collect();
+                    if batch.is_empty() {
+                        return;
+                    }
+                    let Some(receipt) = server.sessions().send_stored(&session, batch) else {
+                        return;
+                    };
+                    if !receipt.written().await {
+                        return;
+                    }
                 }
-            }
+            });
         }
     }
 }

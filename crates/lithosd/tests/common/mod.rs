@@ -106,7 +106,31 @@ impl TestServer {
 
     /// A client logged in over STARTTLS with SCRAM-SHA-256, with `resource` bound.
     pub async fn login(&self, user: &str, password: &str, resource: &str) -> Client {
-        let mut c = Client::connect(self.addr()).await;
+        self.login_on(Client::connect(self.addr()).await, user, password, resource)
+            .await
+    }
+
+    /// As [`login`](Self::login), on a connection whose receive buffer is a few kilobytes:
+    /// when it stops reading, the server's writes stall at once instead of filling megabytes
+    /// of socket buffers first.
+    pub async fn login_small_window(&self, user: &str, password: &str, resource: &str) -> Client {
+        self.login_on(
+            Client::connect_small_window(self.addr()).await,
+            user,
+            password,
+            resource,
+        )
+        .await
+    }
+
+    /// Logs in on a connected client.
+    pub async fn login_on(
+        &self,
+        mut c: Client,
+        user: &str,
+        password: &str,
+        resource: &str,
+    ) -> Client {
         c.open().await;
         c.starttls(&self.tls_connector()).await;
         c.auth_scram(ScramHash::Sha256, user, password)
@@ -149,8 +173,18 @@ impl Client {
         Self::connect_with(addr, WireFormat::Xml).await
     }
 
+    /// A connection with a 4 KiB receive buffer (see [`TestServer::login_small_window`]).
+    pub async fn connect_small_window(addr: SocketAddr) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        Self::from_tcp(socket.connect(addr).await.unwrap(), WireFormat::Xml)
+    }
+
     pub async fn connect_with(addr: SocketAddr, format: WireFormat) -> Client {
-        let tcp = TcpStream::connect(addr).await.unwrap();
+        Self::from_tcp(TcpStream::connect(addr).await.unwrap(), format)
+    }
+
+    pub fn from_tcp(tcp: TcpStream, format: WireFormat) -> Client {
         Client {
             pending: Default::default(),
             framed: Framed::new(Either::Left(tcp), StreamCodec::new(format)),

@@ -177,23 +177,44 @@ pub struct OfflineMessage {
     pub stanza: String,
 }
 
+/// How much one account may hold in offline storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfflineQuota {
+    /// Messages.
+    pub messages: usize,
+    /// Bytes of stored XML, all messages together.
+    pub bytes: usize,
+}
+
 /// Messages stored for accounts with no available resource.
 #[async_trait]
 pub trait OfflineStore: Send + Sync {
-    /// Stores a message unless the account already holds `cap`; returns whether it was stored.
+    /// Stores a message unless the account would then hold more than `quota` allows; returns
+    /// whether it was stored.
     async fn store_offline(
         &self,
         username: &str,
         stanza: &str,
         stamp_ms: i64,
-        cap: usize,
+        quota: OfflineQuota,
     ) -> StorageResult<bool>;
     /// The stored messages, oldest first.
     async fn offline_messages(&self, username: &str) -> StorageResult<Vec<OfflineMessage>>;
+    /// At most `limit` stored messages with an id above `after`, oldest first: a large store
+    /// is read a batch at a time.
+    async fn offline_batch(
+        &self,
+        username: &str,
+        after: i64,
+        limit: usize,
+    ) -> StorageResult<Vec<OfflineMessage>>;
     /// Deletes delivered messages.
     async fn delete_offline(&self, username: &str, ids: &[i64]) -> StorageResult<()>;
     /// Number of stored messages.
     async fn offline_count(&self, username: &str) -> StorageResult<usize>;
+    /// Deletes every message stored before `before_ms` (milliseconds since the Unix epoch),
+    /// for every account; returns how many went.
+    async fn expire_offline(&self, before_ms: i64) -> StorageResult<usize>;
 }
 
 /// The stores a server and its modules use.

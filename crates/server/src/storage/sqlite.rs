@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    AccountStore, OfflineMessage, OfflineStore, RosterItem, RosterStore, StorageError,
-    StorageResult, Subscription,
+    AccountStore, OfflineMessage, OfflineQuota, OfflineStore, RosterItem, RosterStore,
+    StorageError, StorageResult, Subscription,
 };
 use crate::sasl::{Credentials, ScramCredential};
 use lithos_core::datetime::now_ms;
@@ -40,6 +40,13 @@ const MIGRATIONS: &[&str] = &[
         username TEXT NOT NULL, stamp_ms INTEGER NOT NULL, stanza TEXT NOT NULL
      );
      CREATE INDEX offline_by_user ON offline_messages (username, id);",
+    // 2: each offline message's size, so an account's quota counts bytes as well as
+    // messages; the index covers both, so checking a quota reads no message.
+    "ALTER TABLE offline_messages ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+     UPDATE offline_messages SET size = length(CAST(stanza AS BLOB));
+     DROP INDEX offline_by_user;
+     CREATE INDEX offline_by_user ON offline_messages (username, id, size);
+     CREATE INDEX offline_by_stamp ON offline_messages (stamp_ms);",
 ];
 
 /// The SQLite store.
@@ -477,6 +484,14 @@ impl RosterStore for SqliteStore {
     }
 }
 
+fn offline_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OfflineMessage> {
+    Ok(OfflineMessage {
+        id: r.get(0)?,
+        stamp_ms: r.get(1)?,
+        stanza: r.get(2)?,
+    })
+}
+
 #[async_trait]
 impl OfflineStore for SqliteStore {
     async fn store_offline(
@@ -484,22 +499,23 @@ impl OfflineStore for SqliteStore {
         username: &str,
         stanza: &str,
         stamp_ms: i64,
-        cap: usize,
+        quota: OfflineQuota,
     ) -> StorageResult<bool> {
         let (u, s) = (username.to_string(), stanza.to_string());
         self.run(move |conn| {
             let tx = conn.transaction()?;
-            let n: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM offline_messages WHERE username = ?1",
+            let (n, bytes): (i64, i64) = tx.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM offline_messages WHERE username = ?1",
                 params![u],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            if n as usize >= cap {
+            if n as usize >= quota.messages || bytes as usize + s.len() > quota.bytes {
                 return Ok(false);
             }
             tx.execute(
-                "INSERT INTO offline_messages (username, stamp_ms, stanza) VALUES (?1, ?2, ?3)",
-                params![u, stamp_ms, s],
+                "INSERT INTO offline_messages (username, stamp_ms, stanza, size)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![u, stamp_ms, s, s.len() as i64],
             )?;
             tx.commit()?;
             Ok(true)
@@ -508,18 +524,23 @@ impl OfflineStore for SqliteStore {
     }
 
     async fn offline_messages(&self, username: &str) -> StorageResult<Vec<OfflineMessage>> {
+        self.offline_batch(username, i64::MIN, usize::MAX).await
+    }
+
+    async fn offline_batch(
+        &self,
+        username: &str,
+        after: i64,
+        limit: usize,
+    ) -> StorageResult<Vec<OfflineMessage>> {
         let u = username.to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |conn| {
-            let mut st = conn.prepare(
-                "SELECT id, stamp_ms, stanza FROM offline_messages WHERE username = ?1 ORDER BY id",
+            let mut st = conn.prepare_cached(
+                "SELECT id, stamp_ms, stanza FROM offline_messages
+                 WHERE username = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
             )?;
-            let rows = st.query_map(params![u], |r| {
-                Ok(OfflineMessage {
-                    id: r.get(0)?,
-                    stamp_ms: r.get(1)?,
-                    stanza: r.get(2)?,
-                })
-            })?;
+            let rows = st.query_map(params![u, after, limit], offline_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
@@ -550,6 +571,16 @@ impl OfflineStore for SqliteStore {
                 |r| r.get(0),
             )?;
             Ok(n as usize)
+        })
+        .await
+    }
+
+    async fn expire_offline(&self, before_ms: i64) -> StorageResult<usize> {
+        self.run(move |conn| {
+            Ok(conn.execute(
+                "DELETE FROM offline_messages WHERE stamp_ms < ?1",
+                params![before_ms],
+            )?)
         })
         .await
     }
@@ -671,11 +702,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn offline_messages_have_a_cap() {
+    async fn offline_messages_have_a_quota_in_messages_and_bytes() {
         let s = SqliteStore::in_memory().unwrap();
-        assert!(s.store_offline("a", "<m1/>", 1, 2).await.unwrap());
-        assert!(s.store_offline("a", "<m2/>", 2, 2).await.unwrap());
-        assert!(!s.store_offline("a", "<m3/>", 3, 2).await.unwrap());
+        let two = OfflineQuota {
+            messages: 2,
+            bytes: 1000,
+        };
+        assert!(s.store_offline("a", "<m1/>", 1, two).await.unwrap());
+        assert!(s.store_offline("a", "<m2/>", 2, two).await.unwrap());
+        assert!(!s.store_offline("a", "<m3/>", 3, two).await.unwrap());
         let m = s.offline_messages("a").await.unwrap();
         assert_eq!(
             m.iter().map(|m| m.stanza.as_str()).collect::<Vec<_>>(),
@@ -683,6 +718,41 @@ mod tests {
         );
         s.delete_offline("a", &[m[0].id]).await.unwrap();
         assert_eq!(s.offline_count("a").await.unwrap(), 1);
+        // Bytes: 5 stored, 11 more fit in 16, 12 do not.
+        let small = OfflineQuota {
+            messages: 100,
+            bytes: 16,
+        };
+        assert!(
+            !s.store_offline("a", "<m-twelve/>.", 4, small)
+                .await
+                .unwrap()
+        );
+        assert!(s.store_offline("a", "<m-eleven/>", 4, small).await.unwrap());
+        // Other accounts have their own quota.
+        assert!(s.store_offline("b", "<m-eleven/>", 4, small).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn offline_messages_are_read_in_batches_and_expire() {
+        let s = SqliteStore::in_memory().unwrap();
+        let q = OfflineQuota {
+            messages: 100,
+            bytes: 100_000,
+        };
+        for i in 0..10 {
+            s.store_offline("a", &format!("<m{i}/>"), i, q)
+                .await
+                .unwrap();
+        }
+        let first = s.offline_batch("a", i64::MIN, 4).await.unwrap();
+        assert_eq!(first.len(), 4);
+        let next = s.offline_batch("a", first[3].id, 4).await.unwrap();
+        assert_eq!(next[0].stanza, "<m4/>");
+        assert_eq!(s.expire_offline(6).await.unwrap(), 6);
+        let left = s.offline_messages("a").await.unwrap();
+        assert_eq!(left[0].stanza, "<m6/>");
+        assert_eq!(left.len(), 4);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use tracing::Instrument;
 
 use crate::ServerHandle;
 use crate::module::Flow;
-use crate::outbox::Taken;
+use crate::outbox::{Item, Outbox, Taken};
 use crate::session::{Listener, PresenceState, SessionInfo};
 
 /// A connection's transport. TLS state is boxed: inline, its size (over a kilobyte) would
@@ -343,6 +343,20 @@ impl Conn {
             other => other,
         };
         let was = server.sessions().unbind(&b.info).unwrap_or_default();
+        // What was queued and never written is routed again, now that the session is gone:
+        // a message goes to another resource or to offline storage, an iq back to its sender
+        // as an error (RFC 6121 §8.5.3.2). Nothing the server took is dropped.
+        let unsent = b.outbox.close();
+        if !unsent.is_empty() {
+            tracing::info!(
+                jid = %b.info.jid,
+                stanzas = unsent.len(),
+                "re-routing what the session did not write"
+            );
+        }
+        for el in unsent {
+            Box::pin(server.route(el)).await;
+        }
         for m in server.modules().iter() {
             m.session_closed(&server, &b.info, was.available).await;
         }
@@ -375,10 +389,10 @@ impl Conn {
                     match b.outbox.take(256) {
                         Taken::Close(e) => return Err(ConnError::Stream(Box::new(e))),
                         Taken::CloseAfter(queued, e) => {
-                            Box::pin(self.write_queued(queued)).await?;
+                            Box::pin(self.write_queued(queued, &b.outbox)).await?;
                             return Err(ConnError::Stream(Box::new(e)));
                         }
-                        Taken::Stanzas(batch) => Box::pin(self.write_queued(batch)).await?,
+                        Taken::Stanzas(batch) => Box::pin(self.write_queued(batch, &b.outbox)).await?,
                     }
                 },
                 ev = self.next_event() => {
@@ -430,48 +444,68 @@ impl Conn {
         self.framed.codec_mut().release_buffers();
     }
 
-    /// Writes a batch of queued stanzas, then flushes once. A stanza this stream's format
-    /// cannot carry (BXMPP without a code for one of its namespaces) goes back to its sender
-    /// as `not-acceptable` instead of vanishing.
-    async fn write_queued(&mut self, batch: Vec<Element>) -> Result<(), ConnError> {
+    /// Writes a batch of queued stanzas, then flushes once; only then are stored stanzas
+    /// reported written (their store may delete them). A stanza this stream's format cannot
+    /// carry (BXMPP without a code for one of its namespaces) goes back to its sender as
+    /// `not-acceptable` instead of vanishing. If the batch cannot be written (an I/O error, or
+    /// a socket that takes nothing for `write_timeout_secs`), it goes back to the front of
+    /// the outbox, so the session's end re-routes it with the rest.
+    async fn write_queued(&mut self, batch: Vec<Item>, outbox: &Outbox) -> Result<(), ConnError> {
         if batch.is_empty() {
             return Ok(());
         }
         let limit = Duration::from_secs(self.server.config().c2s.write_timeout_secs);
         let framed = &mut self.framed;
         let mut refused = Vec::new();
+        let mut fed = Vec::with_capacity(batch.len());
+        // An item leaves `left` only once fed, so if the deadline drops the write midway,
+        // every item is in `fed` or `left`, none in the dropped future.
+        let mut left = std::collections::VecDeque::from(batch);
         let write = async {
-            for el in batch {
-                let event = StreamEvent::Element(el);
-                match framed.feed(&event).await {
-                    Ok(()) => {}
-                    Err(lithos_core::CodecError::Io(e)) => return Err(ConnError::Io(e)),
+            while let Some(item) = left.front() {
+                let r = SinkExt::<&Element>::feed(framed, &item.el).await;
+                let Some(item) = left.pop_front() else { break };
+                match r {
+                    Ok(()) => fed.push(item),
+                    Err(lithos_core::CodecError::Io(e)) => {
+                        fed.push(item);
+                        return Err(ConnError::Io(e));
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot encode an element for this stream; returned to its sender");
-                        if let StreamEvent::Element(el) = event {
-                            refused.push((el, e.to_string()));
-                        }
+                        refused.push((item, e.to_string()));
                     }
                 }
             }
-            SinkExt::<StreamEvent>::flush(framed)
+            SinkExt::<&Element>::flush(framed)
                 .await
                 .map_err(|e| match e {
                     lithos_core::CodecError::Io(e) => ConnError::Io(e),
                     other => ConnError::Io(std::io::Error::other(other.to_string())),
                 })
         };
-        let result = tokio::time::timeout(limit, write).await;
-        for (el, why) in refused {
-            let e = StanzaError::new(DefinedCondition::NotAcceptable)
-                .with_text(format!("the recipient's stream cannot carry it: {why}"));
-            self.server.bounce(&el, e).await;
-        }
-        match result {
+        let result = match tokio::time::timeout(limit, write).await {
             Ok(r) => r,
             Err(_) => {
                 tracing::info!("the peer does not read; closing");
                 Err(ConnError::Eof)
+            }
+        };
+        for (item, why) in refused {
+            let e = StanzaError::new(DefinedCondition::NotAcceptable)
+                .with_text(format!("the recipient's stream cannot carry it: {why}"));
+            self.server.bounce(&item.el, e).await;
+            item.written();
+        }
+        match result {
+            Ok(()) => {
+                fed.into_iter().for_each(Item::written);
+                Ok(())
+            }
+            Err(e) => {
+                fed.extend(left);
+                outbox.unshift(fed);
+                Err(e)
             }
         }
     }
