@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, LogFormat};
 use crate::module::{self, ModuleHost};
-use crate::sasl::{Credentials, DEFAULT_ITERATIONS};
+use crate::sasl::Credentials;
 use crate::storage::{SqliteStore, StorageError};
 
 /// Lithos XMPP server.
@@ -202,7 +202,8 @@ async fn user(config: &Config, action: UserAction) -> Result<(), String> {
         UserAction::Add { jid } => {
             let name = account_name(config, &jid)?;
             let pw = read_password(&format!("Password for {name}@{}: ", config.domain))?;
-            let creds = Credentials::new(&pw, DEFAULT_ITERATIONS).map_err(|e| e.to_string())?;
+            let creds = Credentials::new(&pw, config.accounts.pbkdf2_iterations)
+                .map_err(|e| e.to_string())?;
             match store.create_account(&name, &creds).await {
                 Ok(()) => {
                     println!("created {name}@{}", config.domain);
@@ -224,7 +225,8 @@ async fn user(config: &Config, action: UserAction) -> Result<(), String> {
                 return Err(format!("{name}@{} does not exist", config.domain));
             }
             let pw = read_password(&format!("New password for {name}@{}: ", config.domain))?;
-            let creds = Credentials::new(&pw, DEFAULT_ITERATIONS).map_err(|e| e.to_string())?;
+            let creds = Credentials::new(&pw, config.accounts.pbkdf2_iterations)
+                .map_err(|e| e.to_string())?;
             store
                 .set_credentials(&name, &creds)
                 .await

@@ -42,6 +42,10 @@ pub struct Config {
     pub things: ThingsConfig,
     /// TLS certificate and key.
     pub tls: TlsConfig,
+    /// What one address, connection, account or session may use.
+    pub limits: LimitsConfig,
+    /// Accounts: password hashing, deleted names.
+    pub accounts: AccountsConfig,
     /// Per-module sections, `[modules.<name>]`, each with `enabled` and the module's own keys.
     pub modules: BTreeMap<String, toml::Table>,
 }
@@ -55,6 +59,8 @@ impl Default for Config {
             c2s: C2sConfig::default(),
             things: ThingsConfig::default(),
             tls: TlsConfig::default(),
+            limits: LimitsConfig::default(),
+            accounts: AccountsConfig::default(),
             modules: BTreeMap::new(),
         }
     }
@@ -164,6 +170,98 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
 }
 
+/// Limits on what one address, connection, account or session may use. Every bound has an
+/// answer when reached, documented in `docs/configuration.md`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Networks exempt from the per-address limits, authentication bans and traffic shaping
+    /// (benchmarks, local gateways, a reverse proxy). Default loopback (`127.0.0.0/8`,
+    /// `::1/128`).
+    pub trusted_networks: Vec<ipnet::IpNet>,
+    /// Open connections from one address (outside trusted networks). Default 300.
+    pub max_connections_per_address: usize,
+    /// Connections that have not authenticated yet, from all addresses. Default 5000.
+    pub max_unauthenticated_connections: usize,
+    /// Sessions one account may have at once. Default 10.
+    pub max_resources_per_account: usize,
+    /// Addresses one session may send directed available presence to. Default 1000.
+    pub max_directed_presences: usize,
+    /// Failed authentications (SASL failures and aborts) from one address within
+    /// `auth_ban_window_secs` that ban it. Default 10.
+    pub auth_ban_failures: u32,
+    /// The window in which failures are counted, in seconds. Default 600.
+    pub auth_ban_window_secs: u64,
+    /// How long a banned address is refused, in seconds. Default 900.
+    pub auth_ban_secs: u64,
+    /// What a client connection may send, in bytes per second; a faster client is read more
+    /// slowly, not disconnected. 0: unlimited. Default 262144 (256 KiB/s).
+    pub c2s_rate: u64,
+    /// How many bytes a client may send at once above the rate. Default 1048576.
+    pub c2s_burst: u64,
+    /// As `c2s_rate`, for connections on the things listener. Default 65536.
+    pub things_rate: u64,
+    /// As `c2s_burst`, for things. Default 262144.
+    pub things_burst: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            trusted_networks: vec![
+                "127.0.0.0/8".parse().expect("literal network"),
+                "::1/128".parse().expect("literal network"),
+            ],
+            max_connections_per_address: 300,
+            max_unauthenticated_connections: 5000,
+            max_resources_per_account: 10,
+            max_directed_presences: 1000,
+            auth_ban_failures: 10,
+            auth_ban_window_secs: 600,
+            auth_ban_secs: 900,
+            c2s_rate: 256 * 1024,
+            c2s_burst: 1024 * 1024,
+            things_rate: 64 * 1024,
+            things_burst: 256 * 1024,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// Whether `ip` is in a trusted network.
+    pub fn is_trusted(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.trusted_networks.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// Accounts: how passwords are hashed, and how long a deleted account's name stays taken.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountsConfig {
+    /// PBKDF2 iterations for new SCRAM credentials (existing ones keep theirs). Default
+    /// 10000; at least 4096 (RFC 7677).
+    pub pbkdf2_iterations: u32,
+    /// How long the name of a deleted account cannot be registered again, in seconds, so
+    /// that nobody inherits what others granted the old account. Default 2592000 (30 days);
+    /// 0 frees it at once.
+    pub tombstone_secs: u64,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        AccountsConfig {
+            pbkdf2_iterations: 10_000,
+            tombstone_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
 impl Config {
     /// Parses TOML text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -203,6 +301,31 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "c2s.outbound_queue must be at least 1".into(),
             ));
+        }
+        if self.accounts.pbkdf2_iterations < 4096 {
+            return Err(ConfigError::Invalid(
+                "accounts.pbkdf2_iterations must be at least 4096".into(),
+            ));
+        }
+        let l = &self.limits;
+        if l.max_connections_per_address == 0
+            || l.max_unauthenticated_connections == 0
+            || l.max_resources_per_account == 0
+            || l.auth_ban_failures == 0
+        {
+            return Err(ConfigError::Invalid(
+                "limits.max_connections_per_address, max_unauthenticated_connections, max_resources_per_account and auth_ban_failures must be at least 1".into(),
+            ));
+        }
+        for (rate, burst, name) in [
+            (l.c2s_rate, l.c2s_burst, "c2s"),
+            (l.things_rate, l.things_burst, "things"),
+        ] {
+            if rate > 0 && burst < 4096 {
+                return Err(ConfigError::Invalid(format!(
+                    "limits.{name}_burst must be at least 4096 (one read) when {name}_rate is set"
+                )));
+            }
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Invalid(

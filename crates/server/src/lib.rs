@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admission;
 pub mod cli;
 pub mod config;
 pub mod limits;

@@ -1,15 +1,15 @@
 //! The server: shared state, listeners, shutdown.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use lithos_core::{Jid, StreamError, StreamErrorCondition};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::admission::{Admission, ConnectionCounts};
 use crate::config::Config;
 use crate::module::{HostError, ModuleHost};
 use crate::session::Listener;
@@ -61,7 +61,7 @@ pub(crate) struct ServerInner {
     pub(crate) modules: ModuleHost,
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) shutdown: watch::Receiver<bool>,
-    auth_failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    pub(crate) admission: Arc<Admission>,
 }
 
 /// A cheap handle to the running server, for modules and connection tasks.
@@ -108,21 +108,21 @@ impl ServerHandle {
         jid.domain() == self.0.domain.domain()
     }
 
-    /// Delay before answering a failed authentication from `ip`: doubles with each recent
-    /// failure (from 100 ms, at most 5 s), forgotten after a minute without failures.
-    pub(crate) fn auth_failure_delay(&self, ip: IpAddr) -> Duration {
-        let mut m = self
-            .0
-            .auth_failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        m.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
-        let e = m.entry(ip).or_insert((0, now));
-        e.0 = e.0.saturating_add(1);
-        e.1 = now;
-        Duration::from_millis(100u64.saturating_mul(1 << e.0.min(6).saturating_sub(1)))
-            .min(Duration::from_secs(5))
+    /// Open connections, and how many of them have not authenticated yet.
+    pub fn connection_counts(&self) -> ConnectionCounts {
+        self.0.admission.counts()
+    }
+
+    /// Derives SCRAM credentials for a new password with the configured PBKDF2 iterations
+    /// (`[accounts] pbkdf2_iterations`), off the async threads.
+    pub async fn derive_credentials(
+        &self,
+        password: String,
+    ) -> Result<crate::sasl::Credentials, crate::sasl::PasswordError> {
+        let iterations = self.config().accounts.pbkdf2_iterations;
+        tokio::task::spawn_blocking(move || crate::sasl::Credentials::new(&password, iterations))
+            .await
+            .unwrap_or(Err(crate::sasl::PasswordError::Invalid))
     }
 }
 
@@ -186,6 +186,7 @@ impl RunningServer {
                 listeners.push((l, direct, kind));
             }
         }
+        let limits = config.limits.clone();
         let handle = ServerHandle(Arc::new(ServerInner {
             config,
             domain,
@@ -194,7 +195,7 @@ impl RunningServer {
             modules,
             tls,
             shutdown,
-            auth_failures: Mutex::new(HashMap::new()),
+            admission: Admission::new(limits),
         }));
         let mut tasks = JoinSet::new();
         let (mut c2s_addrs, mut direct_tls_addrs, mut thing_addrs) =
@@ -283,10 +284,15 @@ async fn accept_loop(
     loop {
         tokio::select! {
             r = listener.accept() => match r {
-                Ok((tcp, peer)) => {
-                    let _ = tcp.set_nodelay(true);
-                    conns.spawn(crate::stream::serve(server.clone(), tcp, peer, direct_tls, kind));
-                }
+                Ok((tcp, peer)) => match server.0.admission.admit(peer.ip()) {
+                    Ok(ticket) => {
+                        let _ = tcp.set_nodelay(true);
+                        conns.spawn(crate::stream::serve(server.clone(), tcp, peer, direct_tls, kind, ticket));
+                    }
+                    // Refused before a byte is read: closing costs the least, and a client
+                    // that opens too many learns nothing it could not guess.
+                    Err(why) => tracing::info!(%peer, %why, "connection refused"),
+                },
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Jid, StreamError, StreamErrorCondition};
 use lithos_server::module::{ModuleContext, ModuleError};
-use lithos_server::sasl::{Credentials, DEFAULT_ITERATIONS};
+use lithos_server::sasl::Credentials;
 use lithos_server::session::Listener;
 use lithos_server::storage::StorageError;
 use lithos_server::{
@@ -54,19 +54,13 @@ impl Register {
     }
 
     /// Salted keys for `password`, computed off the async threads (PBKDF2 is slow on purpose).
-    async fn credentials(password: String) -> IqResult<Credentials> {
-        match tokio::task::spawn_blocking(move || Credentials::new(&password, DEFAULT_ITERATIONS))
-            .await
-        {
-            Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => Err(Box::new(StanzaError::explained(
+    async fn credentials(server: &ServerHandle, password: String) -> IqResult<Credentials> {
+        server.derive_credentials(password).await.map_err(|e| {
+            Box::new(StanzaError::explained(
                 DefinedCondition::NotAcceptable,
                 e.to_string(),
-            ))),
-            Err(_) => Err(Box::new(StanzaError::new(
-                DefinedCondition::InternalServerError,
-            ))),
-        }
+            ))
+        })
     }
 
     /// An unauthenticated client asks for the form or creates an account.
@@ -130,7 +124,7 @@ impl Register {
                 "the user name is taken",
             ));
         }
-        let creds = Self::credentials(password).await.map_err(|e| *e)?;
+        let creds = Self::credentials(server, password).await.map_err(|e| *e)?;
         match accounts.create_account(&account, &creds).await {
             Ok(()) => {}
             Err(StorageError::AlreadyExists) => {
@@ -215,7 +209,7 @@ impl Register {
                 if let Some(why) = self.weak_password(&password) {
                     return Err(StanzaError::explained(DefinedCondition::NotAcceptable, why));
                 }
-                let creds = Self::credentials(password).await.map_err(|e| *e)?;
+                let creds = Self::credentials(server, password).await.map_err(|e| *e)?;
                 server
                     .storage()
                     .accounts

@@ -6,7 +6,6 @@ use async_trait::async_trait;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Payload};
 use lithos_server::module::{ModuleContext, ModuleError};
-use lithos_server::sasl::{Credentials, DEFAULT_ITERATIONS};
 use lithos_server::session::Listener;
 use lithos_server::storage::StorageError;
 use lithos_server::{
@@ -89,13 +88,10 @@ impl Ibtr {
         let credentials = format!("{:08X}", rand::random::<u32>());
         let mut security_key = vec![0u8; 16];
         rand::fill(&mut security_key[..]);
-        let creds = {
-            let pw = credentials.clone();
-            tokio::task::spawn_blocking(move || Credentials::new(&pw, DEFAULT_ITERATIONS))
-                .await
-                .map_err(internal)?
-                .map_err(internal)?
-        };
+        let creds = server
+            .derive_credentials(credentials.clone())
+            .await
+            .map_err(internal)?;
         let name = id.thing_name();
         match server
             .storage()

@@ -212,7 +212,7 @@ impl XmlDecoder {
                     let scanner = self.scanner.as_mut().expect("header phase has a scanner");
                     match scanner.scan(buf, &self.limits)? {
                         Scan::NeedMore => return Ok(None),
-                        Scan::Stop(end) => return Err(self.error_in(&buf[..end])),
+                        Scan::Stop(end, why) => return Err(self.error_in(&buf[..end], why)),
                         Scan::Complete(end) => {
                             self.scanner = None;
                             let src = freeze(buf, end)?;
@@ -277,7 +277,7 @@ impl XmlDecoder {
                     let scanner = self.scanner.as_mut().expect("set above");
                     return match scanner.scan(buf, &self.limits)? {
                         Scan::NeedMore => Ok(None),
-                        Scan::Stop(end) => Err(self.error_in(&buf[..end])),
+                        Scan::Stop(end, why) => Err(self.error_in(&buf[..end], why)),
                         Scan::Complete(end) => {
                             self.scanner = None;
                             let src = freeze(buf, end)?;
@@ -408,8 +408,9 @@ impl XmlDecoder {
         Ok(Some(StreamEvent::Close))
     }
 
-    /// The exact error in bytes the scanner stopped at.
-    fn error_in(&self, bytes: &[u8]) -> XmlError {
+    /// The exact error in bytes the scanner stopped at; `why` (what the scanner expected)
+    /// when parsing them does not find it.
+    fn error_in(&self, bytes: &[u8], why: &'static str) -> XmlError {
         let Ok(s) = std::str::from_utf8(bytes) else {
             return XmlError::InvalidUtf8;
         };
@@ -428,7 +429,7 @@ impl XmlDecoder {
             p.parse_element(0).map(|_| ())
         };
         match r {
-            Err(XmlError::UnexpectedEof) | Ok(()) => XmlError::Syntax("malformed markup"),
+            Err(XmlError::UnexpectedEof) | Ok(()) => XmlError::Syntax(why),
             Err(e) => e,
         }
     }

@@ -24,6 +24,7 @@ use tokio_util::either::Either;
 use tracing::Instrument;
 
 use crate::ServerHandle;
+use crate::admission::Ticket;
 use crate::module::Flow;
 use crate::outbox::{Item, Outbox, Taken};
 use crate::session::{Listener, PresenceState, SessionInfo};
@@ -46,7 +47,18 @@ pub(crate) enum ConnError {
     Closed,
 }
 
-/// Serves one accepted TCP connection until it ends.
+/// How long the last words to a peer (a stream error, the stream's close) may take to be
+/// written before the connection is dropped anyway.
+const FAREWELL: Duration = Duration::from_secs(2);
+
+/// An encoding or transport error as a connection error.
+fn codec_io(e: lithos_core::CodecError) -> ConnError {
+    match e {
+        lithos_core::CodecError::Io(e) => ConnError::Io(e),
+        other => ConnError::Io(std::io::Error::other(other.to_string())),
+    }
+}
+
 /// How long a session must be quiet before its buffers are trimmed.
 const QUIET: Duration = Duration::from_secs(2);
 /// The read buffer a quiet session keeps (reads of a small stanza still fit in one call).
@@ -58,6 +70,7 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     direct_tls: bool,
     listener: Listener,
+    ticket: Ticket,
 ) {
     let span = match listener {
         Listener::Client => tracing::info_span!("c2s", %peer),
@@ -67,7 +80,7 @@ pub(crate) async fn serve(
         tracing::debug!("connected");
         // Boxed: the task then holds a pointer, and the connection future is allocated at
         // its own size (measured: the unboxed task was 3.8 KiB per connection).
-        match Box::pin(connection(server, tcp, peer, direct_tls, listener)).await {
+        match Box::pin(connection(server, tcp, peer, direct_tls, listener, ticket)).await {
             Ok(()) | Err(ConnError::Closed) => tracing::debug!("closed"),
             Err(ConnError::Eof) => tracing::debug!("peer went away"),
             Err(ConnError::Stream(e)) => {
@@ -128,11 +141,12 @@ async fn connection(
     peer: SocketAddr,
     direct_tls: bool,
     listener: Listener,
+    ticket: Ticket,
 ) -> Result<(), ConnError> {
     // Everything before the session runs in its own boxed future: its locals (the socket
     // before framing, TLS handshakes, SASL) are freed when it ends, and the future that
     // lives as long as the session holds only the connection itself.
-    let established = Box::pin(establish(server, tcp, peer, direct_tls, listener)).await?;
+    let established = Box::pin(establish(server, tcp, peer, direct_tls, listener, ticket)).await?;
     match established {
         Some((conn, bound)) => Box::new(conn).session(bound).await,
         None => Ok(()),
@@ -147,6 +161,7 @@ async fn establish(
     peer: SocketAddr,
     direct_tls: bool,
     listener: Listener,
+    ticket: Ticket,
 ) -> Result<Option<(Conn, Bound)>, ConnError> {
     let negotiation = Duration::from_secs(server.config().c2s.negotiation_timeout_secs);
     let deadline = Instant::now() + negotiation;
@@ -184,6 +199,7 @@ async fn establish(
         header_sent: false,
         authenticated: None,
         auth_failures: 0,
+        ticket,
     };
     loop {
         let step = match tokio::time::timeout_at(deadline, Box::pin(conn.negotiate())).await {
@@ -224,6 +240,8 @@ pub(crate) struct Conn {
     pub(crate) authenticated: Option<String>,
     /// Failed SASL attempts on this connection.
     pub(crate) auth_failures: u32,
+    /// The connection's place in the admission counts.
+    pub(crate) ticket: Ticket,
 }
 
 impl Conn {
@@ -231,10 +249,7 @@ impl Conn {
     async fn upgrade(mut self) -> Result<Conn, ConnError> {
         SinkExt::<StreamEvent>::flush(&mut self.framed)
             .await
-            .map_err(|e| match e {
-                lithos_core::CodecError::Io(e) => ConnError::Io(e),
-                other => ConnError::Io(std::io::Error::other(other.to_string())),
-            })?;
+            .map_err(codec_io)?;
         let format = self.format();
         let parts = self.framed.into_parts();
         let buffered = match &parts.codec {
@@ -289,31 +304,39 @@ impl Conn {
         self.framed
             .send(&StreamEvent::from(h))
             .await
-            .map_err(|e| match e {
-                lithos_core::CodecError::Io(e) => ConnError::Io(e),
-                other => ConnError::Io(std::io::Error::other(other.to_string())),
-            })?;
+            .map_err(codec_io)?;
         self.header_sent = true;
         Ok(())
     }
 
     /// Ends the connection after an error: a stream error (after a header, if none was sent)
-    /// and the close, for errors the peer should hear about.
+    /// and the close, for errors the peer should hear about. The goodbye gets [`FAREWELL`]
+    /// to be written: a peer that does not read is not waited on.
     async fn fail(&mut self, e: ConnError) -> Result<(), ConnError> {
         if let ConnError::Stream(se) = &e {
             let se = (**se).clone();
-            if !self.header_sent {
-                let _ = self.send_header(None).await;
-            }
-            let _ = self.send(&se.to_element()).await;
-            let _ = self.framed.send(&StreamEvent::Close).await;
-            let _ = tokio::time::timeout(
-                Duration::from_secs(1),
-                SinkExt::<StreamEvent>::close(&mut self.framed),
-            )
-            .await;
+            let goodbye = async {
+                if !self.header_sent {
+                    self.send_header(None).await?;
+                }
+                self.send(&se.to_element()).await?;
+                self.close_stream().await
+            };
+            let _ = tokio::time::timeout(FAREWELL, goodbye).await;
         }
         Err(e)
+    }
+
+    /// Writes `</stream:stream>` and shuts the transport's write side (TLS `close_notify`
+    /// included). Callers bound it with a deadline.
+    async fn close_stream(&mut self) -> Result<(), ConnError> {
+        self.framed
+            .send(&StreamEvent::Close)
+            .await
+            .map_err(codec_io)?;
+        SinkExt::<StreamEvent>::close(&mut self.framed)
+            .await
+            .map_err(codec_io)
     }
 
     /// The next event, mapping decoding errors to stream errors.
@@ -405,8 +428,7 @@ impl Conn {
                         StreamEvent::Element(el) => Box::pin(self.on_element(el, &b.info)).await?,
                         StreamEvent::KeepAlive => {}
                         StreamEvent::Close => {
-                            let _ = self.framed.send(&StreamEvent::Close).await;
-                            let _ = tokio::time::timeout(Duration::from_secs(1), SinkExt::<StreamEvent>::close(&mut self.framed)).await;
+                            let _ = tokio::time::timeout(FAREWELL, self.close_stream()).await;
                             return Err(ConnError::Closed);
                         }
                         StreamEvent::Header(_) => {
@@ -477,12 +499,7 @@ impl Conn {
                     }
                 }
             }
-            SinkExt::<&Element>::flush(framed)
-                .await
-                .map_err(|e| match e {
-                    lithos_core::CodecError::Io(e) => ConnError::Io(e),
-                    other => ConnError::Io(std::io::Error::other(other.to_string())),
-                })
+            SinkExt::<&Element>::flush(framed).await.map_err(codec_io)
         };
         let result = match tokio::time::timeout(limit, write).await {
             Ok(r) => r,

@@ -1,7 +1,6 @@
 //! Stream negotiation: header checks, STARTTLS, SASL, resource binding.
 
 use base64::Engine;
-use futures_util::SinkExt;
 use hmac::{KeyInit, Mac};
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Jid, StreamError, StreamErrorCondition, StreamEvent, StreamHeader, ns};
@@ -36,13 +35,24 @@ fn keyed(label: &str, user: &str) -> Vec<u8> {
     m.finalize().into_bytes().to_vec()
 }
 
-fn decoy(hash: ScramHash, user: &str) -> ScramCredential {
+/// SCRAM parameters for a user that does not exist: stable per name, unpredictable, with the
+/// iteration count new accounts get, so the exchange looks like a real one.
+fn decoy(hash: ScramHash, user: &str, iterations: u32) -> ScramCredential {
     let len = if hash == ScramHash::Sha1 { 20 } else { 32 };
     ScramCredential {
         salt: keyed("salt", user)[..16].to_vec(),
-        iterations: sasl::DEFAULT_ITERATIONS,
+        iterations,
         stored_key: keyed("stored", user)[..len].to_vec(),
         server_key: keyed("server", user)[..len].to_vec(),
+    }
+}
+
+/// Credentials no password matches, for checking PLAIN against an unknown user.
+fn decoy_credentials(server: &crate::ServerHandle, user: &str) -> sasl::Credentials {
+    let iterations = server.config().accounts.pbkdf2_iterations;
+    sasl::Credentials {
+        sha1: decoy(ScramHash::Sha1, user, iterations),
+        sha256: decoy(ScramHash::Sha256, user, iterations),
     }
 }
 
@@ -199,7 +209,7 @@ impl Conn {
                 StreamEvent::Element(el) => el,
                 StreamEvent::KeepAlive => continue,
                 StreamEvent::Close => {
-                    let _ = self.framed.send(&StreamEvent::Close).await;
+                    let _ = self.close_stream().await;
                     return Err(ConnError::Closed);
                 }
                 StreamEvent::Header(_) => {
@@ -218,6 +228,7 @@ impl Conn {
                     return Ok(Some(Negotiated::StartTls));
                 }
                 ("urn:ietf:params:xml:ns:xmpp-sasl", "auth") if self.authenticated.is_none() => {
+                    self.refuse_if_banned()?;
                     if self.server.config().c2s.require_tls && !self.tls {
                         self.sasl_failure(SaslError::EncryptionRequired).await?;
                         continue;
@@ -225,6 +236,7 @@ impl Conn {
                     match self.auth_start(&el).await {
                         Ok(AuthStep::Success(user, extra)) => {
                             self.sasl_success(extra).await?;
+                            self.ticket.authenticated();
                             self.authenticated = Some(user);
                             self.framed.codec_mut().reset_decoder();
                             return Ok(None);
@@ -256,6 +268,7 @@ impl Conn {
                             match state.client_final(&data) {
                                 Ok(server_final) => {
                                     self.sasl_success(Some(server_final)).await?;
+                                    self.ticket.authenticated();
                                     self.authenticated = Some(username);
                                     self.framed.codec_mut().reset_decoder();
                                     return Ok(None);
@@ -267,8 +280,10 @@ impl Conn {
                     }
                 }
                 ("urn:ietf:params:xml:ns:xmpp-sasl", "abort") => {
+                    // An abort counts as a failed attempt: otherwise a client could have the
+                    // server answer aborts forever.
                     phase = Phase::Start;
-                    self.sasl_failure(SaslError::Aborted).await?;
+                    self.auth_failed(SaslError::Aborted).await?;
                 }
                 ("jabber:client", "iq")
                     if self.authenticated.is_none()
@@ -371,8 +386,9 @@ impl Conn {
         self.send(&f).await
     }
 
-    /// A failed attempt: answered after a delay that grows with recent failures from this
-    /// address; too many on one connection end it.
+    /// A failed attempt (an abort included): answered after a delay that grows with recent
+    /// failures from this address; too many on one connection end it, and too many from one
+    /// address ban the address for a while (`[limits] auth_ban_*`).
     async fn auth_failed(&mut self, e: SaslError) -> Result<(), ConnError> {
         self.auth_failures += 1;
         let failures = self.auth_failures;
@@ -381,14 +397,25 @@ impl Conn {
             attempt = failures,
             "authentication failed"
         );
-        if e == SaslError::NotAuthorized {
-            tokio::time::sleep(self.server.auth_failure_delay(self.peer.ip())).await;
-        }
+        let delay = self.server.0.admission.failed(self.peer.ip());
+        tokio::time::sleep(delay).await;
         self.sasl_failure(e).await?;
         if failures >= self.server.config().c2s.max_auth_failures {
             return Err(stream_err(
                 StreamErrorCondition::PolicyViolation,
                 "too many failed authentication attempts",
+            ));
+        }
+        self.refuse_if_banned()
+    }
+
+    /// Ends the stream if this address is banned (it may have been banned by failures on
+    /// other connections since this one opened).
+    fn refuse_if_banned(&self) -> Result<(), ConnError> {
+        if self.server.0.admission.is_banned(self.peer.ip()) {
+            return Err(stream_err(
+                StreamErrorCondition::PolicyViolation,
+                "too many failed authentications from this address; try again later",
             ));
         }
         Ok(())
@@ -415,8 +442,15 @@ impl Conn {
                     .map(|c| c.for_hash(hash).clone());
                 let mut nonce = [0u8; 18];
                 rand::fill(&mut nonce[..]);
-                let (msg, state) =
-                    first.server_first(cred, decoy(hash, &username), &B64.encode(nonce));
+                let (msg, state) = first.server_first(
+                    cred,
+                    decoy(
+                        hash,
+                        &username,
+                        self.server.config().accounts.pbkdf2_iterations,
+                    ),
+                    &B64.encode(nonce),
+                );
                 Ok(AuthStep::Challenge(
                     msg,
                     Phase::Scram {
@@ -434,12 +468,14 @@ impl Conn {
                     .await
                     .map_err(|_| SaslError::TemporaryAuthFailure)?;
                 let password = p.password;
-                let ok = match creds {
-                    Some(c) => tokio::task::spawn_blocking(move || c.verify_password(&password))
-                        .await
-                        .unwrap_or(false),
-                    None => false,
-                };
+                // An unknown user costs the same PBKDF2 as a known one, so the time taken
+                // does not tell which names exist.
+                let known = creds.is_some();
+                let creds = creds.unwrap_or_else(|| decoy_credentials(&self.server, &username));
+                let ok = tokio::task::spawn_blocking(move || creds.verify_password(&password))
+                    .await
+                    .unwrap_or(false)
+                    && known;
                 if ok {
                     Ok(AuthStep::Success(username, None))
                 } else {
