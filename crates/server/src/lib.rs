@@ -25,6 +25,7 @@ mod outbox;
 mod router;
 mod server;
 pub mod session;
+pub mod shaper;
 pub mod storage;
 mod stream;
 pub mod tls;

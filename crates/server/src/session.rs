@@ -73,6 +73,10 @@ pub enum Delivery {
     Full,
 }
 
+/// An account has as many sessions as `[limits] max_resources_per_account` allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyResources;
+
 /// The session table, keyed by bare JID.
 #[derive(Default)]
 pub struct Sessions {
@@ -102,14 +106,27 @@ impl Sessions {
     }
 
     /// Registers a session. If another session had the same full JID, it is removed and told
-    /// to close with `<conflict/>` (RFC 6120 §7.7.2.2: the new session wins).
-    pub(crate) fn bind(&self, info: SessionInfo, outbox: Arc<Outbox>) -> Option<SessionInfo> {
+    /// to close with `<conflict/>` (RFC 6120 §7.7.2.2: the new session wins). Refused
+    /// (`Err(TooManyResources)`) when the account already has `max_resources` sessions and
+    /// this is not one of their resources (RFC 6120 §7.6.2.1: `resource-constraint`).
+    pub(crate) fn bind(
+        &self,
+        info: SessionInfo,
+        outbox: Arc<Outbox>,
+        max_resources: usize,
+    ) -> Result<Option<SessionInfo>, TooManyResources> {
         let mut map = self.write();
         let list = map.entry(info.jid.bare_str().to_string()).or_default();
         let replaced = list
             .iter()
             .position(|e| e.info.jid == info.jid)
             .map(|i| list.remove(i));
+        if replaced.is_none() && list.len() >= max_resources {
+            if list.is_empty() {
+                map.remove(info.jid.bare_str());
+            }
+            return Err(TooManyResources);
+        }
         list.push(Entry {
             info,
             outbox,
@@ -117,13 +134,13 @@ impl Sessions {
             marks: Vec::new(),
         });
         drop(map);
-        replaced.map(|old| {
+        Ok(replaced.map(|old| {
             old.outbox.control(Control::Close(
                 StreamError::new(lithos_core::StreamErrorCondition::Conflict)
                     .with_text("another session bound the same resource"),
             ));
             old.info
-        })
+        }))
     }
 
     /// Removes a session (if it is still the one bound; a replaced session does nothing).
@@ -326,12 +343,23 @@ mod tests {
         let s = Sessions::default();
         let o1 = Arc::new(Outbox::new(4));
         let first = info(&s, "a@x/r");
-        assert_eq!(s.bind(first.clone(), o1.clone()), None);
+        assert_eq!(s.bind(first.clone(), o1.clone(), 2), Ok(None));
         let second = info(&s, "a@x/r");
         assert_eq!(
-            s.bind(second.clone(), Arc::new(Outbox::new(4))),
-            Some(first.clone())
+            s.bind(second.clone(), Arc::new(Outbox::new(4)), 2),
+            Ok(Some(first.clone()))
         );
+        // Two resources at most: a third is refused, a replacement is not.
+        let other = info(&s, "a@x/other");
+        assert_eq!(s.bind(other, Arc::new(Outbox::new(4)), 2), Ok(None));
+        let third = info(&s, "a@x/third");
+        assert_eq!(
+            s.bind(third, Arc::new(Outbox::new(4)), 2),
+            Err(TooManyResources)
+        );
+        let again = info(&s, "a@x/other");
+        assert!(s.bind(again.clone(), Arc::new(Outbox::new(4)), 2).is_ok());
+        assert!(s.unbind(&again).is_some());
         assert_eq!(
             control_of(&o1),
             Some(lithos_core::StreamErrorCondition::Conflict)
@@ -348,7 +376,7 @@ mod tests {
         let s = Sessions::default();
         let o = Arc::new(Outbox::new(1));
         let a = info(&s, "a@x/r");
-        s.bind(a.clone(), o.clone());
+        s.bind(a.clone(), o.clone(), 10).unwrap();
         let el = Element::bare("message", "jabber:client");
         assert_eq!(s.send(&a.jid, el.clone()), Delivery::Queued);
         assert_eq!(s.send(&a.jid, el.clone()), Delivery::Full);

@@ -103,10 +103,13 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
     }
     let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| pem(key, e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(chain, key_der)?;
+    // XEP-0368: direct TLS clients offer ALPN `xmpp-client`. One that offers only other
+    // protocols is refused in the handshake; one that offers none is served.
+    cfg.alpn_protocols = vec![b"xmpp-client".to_vec()];
     Ok(Arc::new(cfg))
 }
 

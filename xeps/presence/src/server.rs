@@ -4,13 +4,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Jid, ns};
 use lithos_server::module::{Flow, Module, ModuleContext, ModuleError, ModuleRegistration};
 use lithos_server::storage::{RosterItem, StorageResult};
 use lithos_server::{ClientStanzaHook, ServerHandle, SessionInfo};
 
-#[derive(Default)]
 struct Presence {
+    /// Directed-presence targets one session may have (`[limits] max_directed_presences`).
+    max_directed: usize,
     /// The last available presence each session sent (for probes and new subscribers).
     last: Mutex<HashMap<u64, Element>>,
     /// Who each session sent directed available presence to (told when it goes away).
@@ -446,12 +448,34 @@ impl Presence {
         };
         match t {
             None | Some("unavailable") => {
-                let mut d = lock(&self.directed);
-                let set = d.entry(session.id).or_default();
-                if t.is_none() {
-                    set.insert(to.to_string());
-                } else {
-                    set.remove(to);
+                let refused = {
+                    let mut d = lock(&self.directed);
+                    let set = d.entry(session.id).or_default();
+                    if t.is_some() {
+                        set.remove(to);
+                        false
+                    } else if set.contains(to) {
+                        false
+                    } else if set.len() >= self.max_directed {
+                        // Each target is remembered until the session ends, to be told then:
+                        // the set is bounded ([limits] max_directed_presences).
+                        true
+                    } else {
+                        set.insert(to.to_string());
+                        false
+                    }
+                };
+                if refused {
+                    server
+                        .bounce_without_payload(
+                            stanza,
+                            StanzaError::explained(
+                                DefinedCondition::ResourceConstraint,
+                                "this session has sent directed presence to too many addresses",
+                            ),
+                        )
+                        .await;
+                    return Flow::Handled;
                 }
                 Flow::Continue
             }
@@ -516,8 +540,13 @@ impl Presence {
     }
 }
 
-fn build(_: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
-    Ok(Arc::new(Presence::default()))
+fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
+    ctx.expect_no_settings()?;
+    Ok(Arc::new(Presence {
+        max_directed: ctx.config.limits.max_directed_presences,
+        last: Mutex::default(),
+        directed: Mutex::default(),
+    }))
 }
 
 lithos_server::inventory::submit! {

@@ -28,10 +28,13 @@ use crate::admission::Ticket;
 use crate::module::Flow;
 use crate::outbox::{Item, Outbox, Taken};
 use crate::session::{Listener, PresenceState, SessionInfo};
+use crate::shaper::{Rate, Shaped};
 
 /// A connection's transport. TLS state is boxed: inline, its size (over a kilobyte) would
 /// be paid by every plaintext connection too.
-pub(crate) type Io = Either<TcpStream, Box<tokio_rustls::server::TlsStream<TcpStream>>>;
+pub(crate) type Io = Either<Tcp, Box<tokio_rustls::server::TlsStream<Tcp>>>;
+/// The TCP socket, with reads shaped (`[limits] c2s_rate`, `things_rate`).
+pub(crate) type Tcp = Shaped<TcpStream>;
 pub(crate) type Transport = Framed<Io, StreamCodec>;
 
 /// Why a connection ended.
@@ -125,14 +128,40 @@ async fn frame(server: &ServerHandle, mut io: Io) -> Result<Option<Transport>, C
     }
 }
 
-async fn tls_accept(server: &ServerHandle, tcp: TcpStream) -> Result<Io, ConnError> {
+async fn tls_accept(server: &ServerHandle, tcp: Tcp) -> Result<Io, ConnError> {
     let cfg = server
         .0
         .tls
         .clone()
         .ok_or_else(|| ConnError::Io(std::io::Error::other("no TLS configuration")))?;
     let tls = tokio_rustls::TlsAcceptor::from(cfg).accept(tcp).await?;
+    let (_, state) = tls.get_ref();
+    tracing::debug!(
+        sni = state.server_name().unwrap_or("-"),
+        alpn = state
+            .alpn_protocol()
+            .map(String::from_utf8_lossy)
+            .as_deref()
+            .unwrap_or("-"),
+        "TLS established"
+    );
     Ok(Either::Right(Box::new(tls)))
+}
+
+/// The shaping rule for a connection from `peer` on `listener`: none for trusted networks.
+fn rate_for(server: &ServerHandle, peer: SocketAddr, listener: Listener) -> Option<Rate> {
+    let l = &server.config().limits;
+    if l.is_trusted(peer.ip()) {
+        return None;
+    }
+    let (bytes_per_sec, burst) = match listener {
+        Listener::Client => (l.c2s_rate, l.c2s_burst),
+        Listener::Thing => (l.things_rate, l.things_burst),
+    };
+    Some(Rate {
+        bytes_per_sec,
+        burst,
+    })
 }
 
 async fn connection(
@@ -165,8 +194,9 @@ async fn establish(
 ) -> Result<Option<(Conn, Bound)>, ConnError> {
     let negotiation = Duration::from_secs(server.config().c2s.negotiation_timeout_secs);
     let deadline = Instant::now() + negotiation;
+    let rate = rate_for(&server, peer, listener);
     let io = if direct_tls {
-        tokio::time::timeout_at(deadline, tls_accept(&server, tcp))
+        tokio::time::timeout_at(deadline, tls_accept(&server, Shaped::new(tcp, rate)))
             .await
             .map_err(|_| ConnError::Eof)??
     } else {
@@ -175,6 +205,7 @@ async fn establish(
         let n = tokio::time::timeout_at(deadline, tcp.peek(&mut first))
             .await
             .map_err(|_| ConnError::Eof)??;
+        let tcp = Shaped::new(tcp, rate);
         if n == 1 && detect_format(&first) == Detection::Tls {
             tokio::time::timeout_at(deadline, tls_accept(&server, tcp))
                 .await

@@ -576,8 +576,25 @@ impl Conn {
         let outbox = std::sync::Arc::new(crate::outbox::Outbox::new(
             self.server.config().c2s.outbound_queue,
         ));
-        if let Some(old) = self.server.sessions().bind(info.clone(), outbox.clone()) {
-            tracing::info!(jid = %old.jid, "replaced by a new session for the same resource");
+        let max = self.server.config().limits.max_resources_per_account;
+        match self
+            .server
+            .sessions()
+            .bind(info.clone(), outbox.clone(), max)
+        {
+            Ok(Some(old)) => {
+                tracing::info!(jid = %old.jid, "replaced by a new session for the same resource")
+            }
+            Ok(None) => {}
+            Err(crate::session::TooManyResources) => {
+                tracing::info!(account = %bare, max, "too many resources; bind refused");
+                self.send(&error(StanzaError::explained(
+                    DefinedCondition::ResourceConstraint,
+                    format!("this account has {max} sessions already"),
+                )))
+                .await?;
+                return Ok(None);
+            }
         }
         self.send(&reply(Some(
             Element::builder("bind", ns::XMPP_BIND)
