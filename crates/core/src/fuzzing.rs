@@ -149,3 +149,37 @@ pub fn bxmpp_stream(data: &[u8]) {
         }
     }
 }
+
+/// The BXMPP → XML cross-check on arbitrary bytes: every element the BXMPP decoder accepts,
+/// written as XML into a client stream, is accepted by the XML decoder and reads back equal.
+/// So a client speaking BXMPP cannot hand an XML recipient anything an XML client could not
+/// have sent (issue 14, defect 5: duplicate attributes and control characters did).
+pub fn bxmpp_to_xml(data: &[u8]) {
+    let vocab = Vocabulary::global();
+    let (events, _) = run_bxmpp(&[data], &vocab);
+    const HEADER: &[u8] = b"<stream:stream xmlns='jabber:client' \
+        xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
+    let ctx = NsContext::stream(crate::ns::JABBER_CLIENT);
+    let limits = Limits {
+        max_stanza_size: usize::MAX,
+        ..Limits::default()
+    };
+    for ev in &events {
+        let StreamEvent::Element(el) = ev else {
+            continue;
+        };
+        let mut xml = HEADER.to_vec();
+        el.write_to(&mut xml, &ctx);
+        let text = String::from_utf8_lossy(&xml[HEADER.len()..]).into_owned();
+        let (read, err) = run(&[&xml], &limits);
+        if let Some(e) = err {
+            panic!("the XML decoder refuses what the BXMPP decoder accepted: {e} on {text}");
+        }
+        match read.as_slice() {
+            [StreamEvent::Header(_), StreamEvent::Element(back)] => {
+                assert_eq!(back, el, "read back differently: {text}")
+            }
+            other => panic!("expected one element from {text}, got {other:?}"),
+        }
+    }
+}

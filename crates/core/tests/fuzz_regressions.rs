@@ -52,3 +52,8 @@ fn element_roundtrip_regressions() {
 fn bxmpp_stream_regressions() {
     replay("bxmpp_stream", lithos_core::fuzzing::bxmpp_stream);
 }
+
+#[test]
+fn bxmpp_to_xml_regressions() {
+    assert!(replay("bxmpp_to_xml", lithos_core::fuzzing::bxmpp_to_xml) >= 1);
+}

@@ -115,6 +115,46 @@ async fn direct_tls_and_generated_resources() {
     assert!(jid.starts_with("juliet@localhost/lithos-"), "{jid}");
 }
 
+/// A TLS client configuration trusting the server's certificate and offering `alpn`.
+fn tls_with_alpn(s: &TestServer, alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in
+        rustls::pki_types::CertificateDer::pem_file_iter(s.dir.path().join("tls/cert.pem")).unwrap()
+    {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+}
+
+#[tokio::test]
+async fn direct_tls_negotiates_alpn_xmpp_client() {
+    // XEP-0368: the client offers ALPN `xmpp-client` (and names the domain in SNI).
+    let s = TestServer::start("").await;
+    let tcp = tokio::net::TcpStream::connect(s.tls_addr()).await.unwrap();
+    let tls = tls_with_alpn(&s, &[b"xmpp-client"])
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"xmpp-client"[..]));
+    // A client offering only another protocol is refused in the handshake.
+    let tcp = tokio::net::TcpStream::connect(s.tls_addr()).await.unwrap();
+    assert!(
+        tls_with_alpn(&s, &[b"h2"])
+            .connect("localhost".try_into().unwrap(), tcp)
+            .await
+            .is_err()
+    );
+}
+
 #[tokio::test]
 async fn wrong_passwords_are_throttled_then_cut_off() {
     // Loopback is a trusted network by default, which is never delayed.

@@ -244,3 +244,131 @@ async fn a_client_that_does_not_read_is_disconnected() {
     assert_eq!(pong.attr("type"), Some("result"));
     drop(j);
 }
+
+/// A BXMPP message document built byte by byte (the encoder would not write a duplicate
+/// attribute): `attrs` on `<message>`, and a `<body>` holding `body`, all plain ASCII.
+fn bxmpp_message(attrs: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let vocab = lithos_core::binary::Vocabulary::global();
+    let code = |k: &str| vocab.default_extension().code_of(k).unwrap();
+    let mut doc = vec![0xFF, code("message"), attrs.len() as u8, 1];
+    for (k, v) in attrs {
+        doc.push(code(k));
+        doc.extend_from_slice(v.as_bytes());
+        doc.push(0xFE);
+    }
+    doc.extend_from_slice(&[code("body"), 0, 0x80]);
+    doc.extend_from_slice(body.as_bytes());
+    doc.push(0xFF);
+    doc
+}
+
+async fn bxmpp_thing(s: &TestServer) -> Client {
+    let mut b = Client::connect_with(s.addr(), lithos_core::codec::WireFormat::Bxmpp).await;
+    b.open().await;
+    b.auth_plain("thing", "pw").await.unwrap();
+    b.bind(Some("0")).await;
+    b
+}
+
+#[tokio::test]
+async fn a_bxmpp_client_cannot_forge_a_sender_or_smuggle_control_characters() {
+    // Issue 14, defect 5: a BXMPP client delivered <message from='mallory' from='admin'>
+    // with U+0001 in its body to an XML recipient, whose stream then broke.
+    let s = TestServer::start("[c2s]\nrequire_tls = false\nallow_plain_without_tls = true").await;
+    s.add_user("juliet", "j").await;
+    s.add_user("thing", "pw").await;
+    let mut j = s.login("juliet", "j", "balcony").await;
+    let to = ("to", "juliet@localhost/balcony");
+    // The document is well formed as BXMPP: sent alone it is delivered.
+    let mut b = bxmpp_thing(&s).await;
+    b.send_raw(&bxmpp_message(&[to, ("id", "ok")], "hello"))
+        .await;
+    let m = j.recv_where(|e| e.name() == "message").await;
+    assert_eq!(m.attr("from"), Some("thing@localhost/0"));
+
+    b.send_raw(&bxmpp_message(
+        &[
+            to,
+            ("from", "thing@localhost/0"),
+            ("from", "admin@localhost/x"),
+        ],
+        "hi",
+    ))
+    .await;
+    assert_eq!(b.expect_stream_error().await, C::NotWellFormed);
+
+    let mut b = bxmpp_thing(&s).await;
+    b.send_raw(&bxmpp_message(&[to], "hi\u{1}there")).await;
+    assert_eq!(b.expect_stream_error().await, C::NotWellFormed);
+
+    // Juliet received neither, and her stream is sound.
+    j.expect_none_of("message", Duration::from_millis(300))
+        .await;
+    let pong = j
+        .iq(
+            "get",
+            Some("localhost"),
+            Element::bare("ping", "urn:xmpp:ping"),
+        )
+        .await;
+    assert_eq!(pong.attr("type"), Some("result"));
+}
+
+#[tokio::test]
+async fn malformed_iqs_get_bad_request_wherever_they_go() {
+    // Issue 14, defect 6: each of these was accepted in silence.
+    let s = TestServer::start("").await;
+    let (_j, mut r) = pair(&s).await;
+    for to in ["localhost", "juliet@localhost", "juliet@localhost/balcony"] {
+        for (id, xml) in [
+            (
+                "t1",
+                format!("<iq to='{to}' type='poke' id='t1'><ping xmlns='urn:xmpp:ping'/></iq>"),
+            ),
+            (
+                "t2",
+                format!("<iq to='{to}' id='t2'><ping xmlns='urn:xmpp:ping'/></iq>"),
+            ),
+            ("t3", format!("<iq to='{to}' type='get' id='t3'/>")),
+            (
+                "t4",
+                format!(
+                    "<iq to='{to}' type='set' id='t4'><ping xmlns='urn:xmpp:ping'/><ping xmlns='urn:xmpp:ping'/></iq>"
+                ),
+            ),
+        ] {
+            r.send(stanza(&xml)).await;
+            let e = r.recv_where(|e| e.attr("id") == Some(id)).await;
+            assert_eq!(e.attr("type"), Some("error"), "{xml}: {e}");
+            assert_eq!(error_condition(&e).as_deref(), Some("bad-request"), "{xml}");
+        }
+        // No id: the error cannot name the request, but it comes.
+        r.send(stanza(&format!(
+            "<iq to='{to}' type='get'><ping xmlns='urn:xmpp:ping'/></iq>"
+        )))
+        .await;
+        let e = r
+            .recv_where(|e| e.name() == "iq" && e.attr("id").is_none())
+            .await;
+        assert_eq!(error_condition(&e).as_deref(), Some("bad-request"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn the_legacy_session_iq_is_answered_with_an_empty_result() {
+    // Issue 14, defect 7: advertised as optional, then refused with service-unavailable.
+    let s = TestServer::start("").await;
+    s.add_user("juliet", "j").await;
+    let mut j = s.login("juliet", "j", "balcony").await;
+    for to in [None, Some("localhost")] {
+        let r = j
+            .iq(
+                "set",
+                to,
+                Element::bare("session", "urn:ietf:params:xml:ns:xmpp-session"),
+            )
+            .await;
+        assert_eq!(r.attr("type"), Some("result"), "{r}");
+        assert_eq!(r.children().count(), 0);
+    }
+}

@@ -10,6 +10,7 @@ use super::{BYTE_TYPE, BYTES_TYPE, DOC, ESCAPE, NOREPLACE, SPLITTER};
 use crate::element::{Attribute, Element, Node};
 use crate::ns;
 use crate::stream::StreamHeader;
+use crate::xml::chars::check_chars;
 
 /// What a document holds.
 #[derive(Debug)]
@@ -115,30 +116,36 @@ impl<'v> Reader<'v> {
             self.pos += 1;
         }
         let raw = &self.frame[start..end];
-        match raw {
-            [] => Err(BxmppError::EmptyValue),
-            [code] => Ok(ByteString::from_static(Self::keyword(ext, *code)?)),
+        let text = match raw {
+            [] => return Err(BxmppError::EmptyValue),
+            [code] => return Ok(ByteString::from_static(Self::keyword(ext, *code)?)),
             [BYTE_TYPE, rest @ ..] => {
                 let data = unescape(rest);
-                match data.as_slice() {
+                return match data.as_slice() {
                     [b] => Ok(ByteString::from(format!("$B{{{b}}}"))),
                     _ => Err(BxmppError::BadRawByte),
-                }
+                };
             }
             [BYTES_TYPE, rest @ ..] => {
                 let data = unescape(rest);
                 let b64 = base64::engine::general_purpose::STANDARD.encode(data);
-                Ok(ByteString::from(format!("$B[{b64}]")))
+                return Ok(ByteString::from(format!("$B[{b64}]")));
             }
             // A one-character literal: shared static strings for ASCII, no allocation.
-            [NOREPLACE, c] if c.is_ascii() => Ok(ByteString::from_static(ASCII[*c as usize])),
+            [NOREPLACE, c] if c.is_ascii() => ByteString::from_static(ASCII[*c as usize]),
             [NOREPLACE, ..] if !escapes => ByteString::try_from(self.frame.slice(start + 1..end))
-                .map_err(|_| BxmppError::InvalidUtf8),
-            [NOREPLACE, rest @ ..] => text(unescape(rest)),
+                .map_err(|_| BxmppError::InvalidUtf8)?,
+            [NOREPLACE, rest @ ..] => text(unescape(rest))?,
             _ if !escapes => ByteString::try_from(self.frame.slice(start..end))
-                .map_err(|_| BxmppError::InvalidUtf8),
-            _ => text(unescape(raw)),
-        }
+                .map_err(|_| BxmppError::InvalidUtf8)?,
+            _ => text(unescape(raw))?,
+        };
+        // What XML cannot carry, BXMPP must not smuggle to an XML peer (RFC 6120 §11).
+        check_chars(text.as_bytes()).map_err(|e| match e {
+            crate::xml::XmlError::IllegalChar(c) => BxmppError::IllegalChar(c),
+            _ => BxmppError::InvalidUtf8,
+        })?;
+        Ok(text)
     }
 
     /// Reads an element's name (and namespace code, if any): its extension, namespace and
@@ -214,12 +221,24 @@ impl<'v> Reader<'v> {
             let kind = ext.name_kind(code);
             let value = self.value(ext)?;
             let attr = match kind {
+                // `xmlns` declares a namespace in XML: as an attribute it would let a binary
+                // client change what an XML recipient reads.
+                NameKind::Plain if k == "xmlns" => return Err(ext.not_a_name(k)),
                 NameKind::Plain => Attribute::new(ByteString::from_static(k), value),
                 NameKind::Xml => {
                     Attribute::with_ns(ns::XML, ByteString::from_static(&k[4..]), value)
                 }
                 _ => return Err(ext.not_a_name(k)),
             };
+            // One value per attribute, as in XML: a second `from` must not slip past the
+            // check of the first.
+            if el
+                .attrs
+                .iter()
+                .any(|a| a.name == attr.name && a.ns == attr.ns)
+            {
+                return Err(BxmppError::DuplicateAttribute(k.to_string()));
+            }
             el.attrs.push(attr);
         }
         let nodes = n_children + has_text as usize;
@@ -342,6 +361,72 @@ fn unescape(data: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::{ASCII, find_special};
+    use crate::binary::{BxmppError, Vocabulary, decode_document, encode_document};
+    use crate::element::{Attribute, Element};
+
+    fn message(attrs: &[(&str, &str)], body: &str) -> Element {
+        let mut m = Element::builder("message", "jabber:client")
+            .child(
+                Element::builder("body", "jabber:client")
+                    .text(body.to_string())
+                    .build(),
+            )
+            .build();
+        for (k, v) in attrs {
+            m.attrs.push(Attribute::new(k.to_string(), v.to_string()));
+        }
+        m
+    }
+
+    /// Issue 14, defect 5: what the XML decoder refuses, the BXMPP decoder refuses too, so a
+    /// binary client cannot hand an XML recipient a stanza it could not have sent as XML.
+    #[test]
+    fn refuses_what_xml_refuses() {
+        let vocab = Vocabulary::global();
+        let decode = |el: &Element| {
+            let bytes = encode_document(&vocab, el).expect("the encoder writes it");
+            decode_document(&vocab, bytes)
+        };
+        assert_eq!(
+            decode(&message(
+                &[
+                    ("from", "mallory@example.com"),
+                    ("from", "admin@example.com")
+                ],
+                "hi"
+            )),
+            Err(BxmppError::DuplicateAttribute("from".into()))
+        );
+        for bad in ["\u{1}", "a\u{0}b", "x\u{1b}[2J", "\u{fffe}", "\u{ffff}"] {
+            let c = bad
+                .chars()
+                .find(|c| !c.is_ascii_alphanumeric() && *c != '[')
+                .unwrap();
+            assert_eq!(
+                decode(&message(&[], bad)),
+                Err(BxmppError::IllegalChar(c as u32)),
+                "{bad:?}"
+            );
+            assert_eq!(
+                decode(&message(&[("id", bad)], "ok")),
+                Err(BxmppError::IllegalChar(c as u32)),
+                "attribute {bad:?}"
+            );
+        }
+        // What XML allows still passes: tabs, line breaks, any other character.
+        let fine = message(&[("id", "a\tb")], "line\nnext\r\u{e9}\u{1F600}");
+        assert_eq!(decode(&fine), Ok(fine));
+    }
+
+    #[test]
+    fn duplicate_attribute_and_illegal_characters_are_not_well_formed() {
+        use crate::StreamErrorCondition as C;
+        assert_eq!(BxmppError::IllegalChar(1).condition(), C::NotWellFormed);
+        assert_eq!(
+            BxmppError::DuplicateAttribute("from".into()).condition(),
+            C::NotWellFormed
+        );
+    }
 
     #[test]
     fn find_special_finds_the_first_byte_from_0xfd() {

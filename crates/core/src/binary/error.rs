@@ -82,6 +82,12 @@ pub enum BxmppError {
     /// The input ended inside a document.
     #[error("the stream ended inside a document")]
     UnexpectedEof,
+    /// A value with a character XML forbids (a control character, U+FFFE, U+FFFF).
+    #[error("character U+{0:04X} is not allowed in XML, nor in BXMPP")]
+    IllegalChar(u32),
+    /// The same attribute twice on one element.
+    #[error("attribute {0:?} appears twice")]
+    DuplicateAttribute(String),
 }
 
 impl BxmppError {
@@ -91,9 +97,12 @@ impl BxmppError {
         match self {
             BxmppError::FrameTooLarge(_) | BxmppError::TooDeep(_) => C::PolicyViolation,
             BxmppError::InvalidUtf8 => C::UnsupportedEncoding,
-            BxmppError::BadFrameStart(_) | BxmppError::Truncated | BxmppError::UnexpectedEof => {
-                C::NotWellFormed
-            }
+            BxmppError::BadFrameStart(_)
+            | BxmppError::Truncated
+            | BxmppError::UnexpectedEof
+            // As the XML decoder answers the same faults.
+            | BxmppError::IllegalChar(_)
+            | BxmppError::DuplicateAttribute(_) => C::NotWellFormed,
             _ => C::BadFormat,
         }
     }

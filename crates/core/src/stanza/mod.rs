@@ -150,6 +150,38 @@ pub fn iq_awaiting_answer(el: &Element) -> bool {
     el.name() == "iq" && !matches!(el.attr("type"), Some("result" | "error"))
 }
 
+/// Why an `<iq/>` element is not a valid iq (RFC 6120 §8.2.3), if it is not: it must have an
+/// `id`, a `type` of get, set, result or error, and a get or set exactly one payload. The
+/// answer to such an iq is `bad-request`.
+///
+/// ```
+/// use lithos_core::{Element, stanza::iq_shape_error};
+/// let iq = |xml: &str| Element::parse(xml).unwrap();
+/// assert_eq!(iq_shape_error(&iq(r#"<iq xmlns="jabber:client" type="get" id="1"><ping xmlns="urn:xmpp:ping"/></iq>"#)), None);
+/// assert!(iq_shape_error(&iq(r#"<iq xmlns="jabber:client" type="get"><ping xmlns="urn:xmpp:ping"/></iq>"#)).is_some());
+/// assert!(iq_shape_error(&iq(r#"<iq xmlns="jabber:client" type="poke" id="1"/>"#)).is_some());
+/// assert!(iq_shape_error(&iq(r#"<iq xmlns="jabber:client" type="set" id="1"/>"#)).is_some());
+/// assert!(iq_shape_error(&iq(r#"<iq xmlns="jabber:client" type="result" id="1"/>"#)).is_none());
+/// ```
+pub fn iq_shape_error(el: &Element) -> Option<&'static str> {
+    if el.attr("id").is_none_or(str::is_empty) {
+        return Some("an iq needs an id");
+    }
+    match el.attr("type") {
+        Some("get" | "set") => {
+            let mut payloads = el.children();
+            match (payloads.next(), payloads.next()) {
+                (Some(_), None) => None,
+                (None, _) => Some("a get or set iq needs a payload"),
+                (Some(_), Some(_)) => Some("a get or set iq carries exactly one payload"),
+            }
+        }
+        Some("result" | "error") => None,
+        Some(_) => Some("the type of an iq is get, set, result or error"),
+        None => Some("an iq needs a type"),
+    }
+}
+
 fn not_a_stanza(el: &Element) -> InvalidStanza {
     InvalidStanza::NotAStanza {
         name: el.name().into(),

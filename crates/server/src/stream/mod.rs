@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use lithos_core::codec::{Detection, StreamCodec, WireFormat, detect_format};
-use lithos_core::stanza::{DefinedCondition, StanzaError, is_stanza};
+use lithos_core::stanza::{DefinedCondition, StanzaError, iq_shape_error, is_stanza};
 use lithos_core::{
     Element, Jid, Limits, StreamError, StreamErrorCondition, StreamEvent, StreamHeader, XmlCodec,
     binary::BxmppCodec,
@@ -595,6 +595,28 @@ impl Conn {
         if !speaks_for_node {
             el.set_attr("from", info.jid.as_shared().clone());
         }
+        if el.name() == "iq" {
+            if let Some(why) = iq_shape_error(&el) {
+                Box::pin(server.bounce_without_payload(
+                    &el,
+                    StanzaError::new(DefinedCondition::BadRequest).with_text(why),
+                ))
+                .await;
+                return Ok(());
+            }
+            if is_legacy_session(&el, &server) {
+                // RFC 3921 session establishment: long obsolete (RFC 6121 drops it) but
+                // still sent by older clients; offered as <optional/> and answered empty.
+                let reply = Element::builder("iq", lithos_core::ns::JABBER_CLIENT)
+                    .attr("type", "result")
+                    .attr("id", el.attr_shared("id").cloned().unwrap_or_default())
+                    .attr("to", info.jid.as_shared().clone())
+                    .attr("from", server.domain().as_shared().clone())
+                    .build();
+                server.sessions().send_to_id(info, reply);
+                return Ok(());
+            }
+        }
         let to = match el.attr_shared("to").map(|t| Jid::parse_shared(t.clone())) {
             None => None,
             Some(Ok(j)) => Some(j),
@@ -653,4 +675,13 @@ impl Conn {
             m.session_available(&self.server, info).await;
         }
     }
+}
+
+/// `<iq type='set'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>` for the server.
+fn is_legacy_session(iq: &Element, server: &ServerHandle) -> bool {
+    iq.attr("type") == Some("set")
+        && iq.has_child("session", lithos_core::ns::XMPP_SESSION.as_ref())
+        && iq
+            .attr("to")
+            .is_none_or(|to| Jid::new(to).is_ok_and(|j| j == *server.domain()))
 }
