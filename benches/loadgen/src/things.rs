@@ -178,6 +178,7 @@ pub(crate) async fn things(args: ThingsArgs) {
     for (k, id) in std::iter::once(&light).chain(&ids).enumerate() {
         let auth = Element::builder("auth-thing", OPERATOR)
             .attr("thing-id", id.clone())
+            .attr("registration-key", "LOADGEN-KEY")
             .build();
         if let Err(e) = request(&mut op, iq("set", &format!("a{k}"), Some(&t.domain), auth)).await {
             return fail("authorization", e);

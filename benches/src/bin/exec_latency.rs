@@ -66,7 +66,7 @@ fn main() {
                 .expect("alice connects");
             let id = format!("SL-01-BE0C000{i}");
             alice
-                .authorize_thing(&id, Duration::from_secs(5))
+                .authorize_thing(&id, "k", Duration::from_secs(5))
                 .await
                 .expect("authorized");
             let (_thing, _te) = ThingRuntime::new(&id, "k", "localhost")

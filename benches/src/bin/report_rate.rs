@@ -67,14 +67,17 @@ fn main() {
             let id = format!("STR-01-{i:08X}");
             let name = id.to_lowercase();
             registry
-                .register(ThingRecord {
-                    thing_id: id,
-                    thing_name: name.clone(),
-                    model: "STR-01".into(),
-                    owner: "alice".into(),
-                    registered_ms: 0,
-                    security_key: vec![0; 16],
-                })
+                .register(
+                    ThingRecord {
+                        thing_id: id,
+                        thing_name: name.clone(),
+                        model: "STR-01".into(),
+                        owner: "alice".into(),
+                        registered_ms: 0,
+                        security_key: vec![0; 16],
+                    },
+                    None,
+                )
                 .await
                 .expect("registered");
             let creds = lithos_server::sasl::Credentials::new("secret", 4096).expect("creds");

@@ -61,6 +61,22 @@ fn account_lifecycle() {
     assert!(!ok && out.contains("does not exist"), "{out}");
     let (_, out) = lithosd(d, &["user", "list"], "");
     assert_eq!(out.trim(), "dave@localhost");
+
+    // A deleted name stays taken (issue 14, defect 8), unless the administrator says so.
+    let (ok, out) = lithosd(
+        d,
+        &["user", "add", "alice"],
+        "third password
+",
+    );
+    assert!(!ok && out.contains("was deleted"), "{out}");
+    let (ok, out) = lithosd(
+        d,
+        &["user", "add", "alice", "--reuse-deleted-name"],
+        "third password
+",
+    );
+    assert!(ok && out.contains("created alice@localhost"), "{out}");
 }
 
 #[test]

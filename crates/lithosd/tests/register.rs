@@ -184,6 +184,51 @@ async fn registrations_from_one_address_are_throttled() {
 }
 
 #[tokio::test]
+async fn parallel_registrations_from_one_address_cannot_all_pass() {
+    // Issue 14: the per-address check and its record were apart, with PBKDF2 between them:
+    // requests sent together all passed.
+    let s =
+        TestServer::start("[modules.register]\nenabled = true\nmin_seconds_between = 600\n").await;
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(unauthenticated(&s).await);
+    }
+    // Every request is on the wire before any is answered.
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.send(
+            Element::builder("iq", "jabber:client")
+                .attr("type", "set")
+                .attr("id", "reg")
+                .child(query(&[
+                    ("username", &format!("p{i}")),
+                    ("password", "password-p"),
+                ]))
+                .build(),
+        )
+        .await;
+    }
+    let mut created = 0;
+    for c in clients.iter_mut() {
+        let r = c.recv_where(|e| e.attr("id") == Some("reg")).await;
+        match r.attr("type") {
+            Some("result") => created += 1,
+            _ => assert_eq!(condition(&r).as_deref(), Some("resource-constraint"), "{r}"),
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(
+        s.handle()
+            .storage()
+            .accounts
+            .list_accounts()
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
 async fn a_user_changes_their_password() {
     let s = TestServer::start(ENABLED).await;
     s.add_user("juliet", "capulet-1").await;

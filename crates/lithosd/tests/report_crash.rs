@@ -19,6 +19,8 @@ use lithos_tuxp_operator::OperatorExt;
 use lithos_tuxp_report::{History, Qos, ReporterExt, ReportsExt, Retry};
 
 const CYCLES: usize = 20;
+/// The test thing's registration key.
+const KEY: &str = "REGISTRATION-KEY";
 const IN_FLIGHT: usize = 32;
 const T: Duration = Duration::from_secs(10);
 
@@ -158,8 +160,8 @@ async fn survive_kills(format: WireFormat) {
         .await
         .unwrap();
     let id = "STR-01-C0C0C0C0";
-    alice.authorize_thing(id, T).await.unwrap();
-    let creds = ThingRuntime::new(id, "REGISTRATION-KEY", "localhost")
+    alice.authorize_thing(id, KEY, T).await.unwrap();
+    let creds = ThingRuntime::new(id, KEY, "localhost")
         .address(format!("127.0.0.1:{things}"))
         .trust(trust.clone())
         .format(format)

@@ -53,13 +53,20 @@ pub enum UserAction {
     Add {
         /// The account, `name` or `name@domain`.
         jid: String,
+        /// Create it even though an account of that name was deleted recently (its
+        /// tombstone stands: `[accounts] tombstone_secs`).
+        #[arg(long)]
+        reuse_deleted_name: bool,
     },
     /// Change an account's password, read from standard input.
     Passwd {
         /// The account.
         jid: String,
     },
-    /// Delete an account and everything stored for it.
+    /// Delete an account and everything stored for it: things it owns become unowned and
+    /// their credentials are revoked, grants and follows it held go, and its name stays
+    /// taken for `[accounts] tombstone_secs`. With the server running, prefer in-band
+    /// removal (XEP-0077), which also ends its sessions at once.
     Del {
         /// The account.
         jid: String,
@@ -197,10 +204,27 @@ async fn user(config: &Config, action: UserAction) -> Result<(), String> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
     let store = SqliteStore::open(&config.database_path()).map_err(|e| e.to_string())?;
+    store.set_tombstone_secs(config.accounts.tombstone_secs);
     use crate::storage::AccountStore;
     match action {
-        UserAction::Add { jid } => {
+        UserAction::Add {
+            jid,
+            reuse_deleted_name,
+        } => {
             let name = account_name(config, &jid)?;
+            if let Some(ms) = store.tombstone(&name).await.map_err(|e| e.to_string())? {
+                if !reuse_deleted_name {
+                    return Err(format!(
+                        "{name}@{} was deleted {}; its name stays taken for [accounts] tombstone_secs so that nobody inherits what others granted it (--reuse-deleted-name creates it anyway)",
+                        config.domain,
+                        lithos_core::datetime::format(ms)
+                    ));
+                }
+                store
+                    .remove_tombstone(&name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
             let pw = read_password(&format!("Password for {name}@{}: ", config.domain))?;
             let creds = Credentials::new(&pw, config.accounts.pbkdf2_iterations)
                 .map_err(|e| e.to_string())?;
@@ -236,7 +260,7 @@ async fn user(config: &Config, action: UserAction) -> Result<(), String> {
         }
         UserAction::Del { jid } => {
             let name = account_name(config, &jid)?;
-            match store.delete_account(&name).await {
+            match store.delete_account(&name, &config.domain).await {
                 Ok(()) => {
                     println!("deleted {name}@{}", config.domain);
                     Ok(())

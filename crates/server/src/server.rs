@@ -108,6 +108,47 @@ impl ServerHandle {
         jid.domain() == self.0.domain.domain()
     }
 
+    /// Deletes the account `account` (a bare JID of this domain): the modules hear
+    /// `account_deleting`, the store deletes it with everything kept for it and leaves a
+    /// tombstone (see [`AccountStore::delete_account`](crate::storage::AccountStore::delete_account)),
+    /// the modules hear `account_deleted`, and every session of the account writes what is
+    /// queued for it (the answer to a removal request, say) and ends with `not-authorized`.
+    pub async fn delete_account(&self, account: &Jid) -> Result<(), StorageError> {
+        let Some(user) = account.local() else {
+            return Err(StorageError::NotFound);
+        };
+        let account = account.to_bare();
+        for m in self.modules().iter() {
+            m.account_deleting(self, &account).await;
+        }
+        self.storage()
+            .accounts
+            .delete_account(user, self.domain().domain())
+            .await?;
+        for m in self.modules().iter() {
+            m.account_deleted(self, &account).await;
+        }
+        self.sessions().close_account(
+            account.bare_str(),
+            &StreamError::new(StreamErrorCondition::NotAuthorized)
+                .with_text("the account has been removed"),
+        );
+        tracing::info!(%account, "account deleted");
+        Ok(())
+    }
+
+    /// Records a failed authentication from `ip` (a module's own kind: a thing registration
+    /// with the wrong key, say), as SASL failures are: returns how long to wait before
+    /// answering it, and past `[limits] auth_ban_failures` the address is banned.
+    pub fn authentication_failed(&self, ip: std::net::IpAddr) -> Duration {
+        self.0.admission.failed(ip)
+    }
+
+    /// Whether `ip` is banned after failed authentications.
+    pub fn is_banned(&self, ip: std::net::IpAddr) -> bool {
+        self.0.admission.is_banned(ip)
+    }
+
     /// Open connections, and how many of them have not authenticated yet.
     pub fn connection_counts(&self) -> ConnectionCounts {
         self.0.admission.counts()
@@ -155,7 +196,8 @@ impl RunningServer {
             path: config.data_dir.clone(),
             error,
         })?;
-        let storage = Storage::sqlite(SqliteStore::open(&config.database_path())?);
+        let store = SqliteStore::open(&config.database_path())?;
+        let storage = Storage::sqlite(store);
         Self::start_with_storage(config, storage).await
     }
 
@@ -167,6 +209,9 @@ impl RunningServer {
         // Check the linked BXMPP tables now, so a conflict stops start-up instead of failing
         // the first binary client.
         lithos_core::binary::Vocabulary::linked()?;
+        if let Some(s) = storage.sqlite_store() {
+            s.set_tombstone_secs(config.accounts.tombstone_secs);
+        }
         let tls = Some(crate::tls::load(&config)?);
         let modules = ModuleHost::start(&config)?;
         tracing::info!(modules = ?modules.names(), "modules started");

@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! export LITHOS_PASSWORD='alice passphrase'
-//! controller --jid alice@localhost --pinned-cert lithos-data/tls/cert.pem authorize SL-01-0A1B2C3D
+//! controller --jid alice@localhost --pinned-cert lithos-data/tls/cert.pem authorize SL-01-0A1B2C3D --key HELLO-THING-KEY
 //! controller --jid alice@localhost --pinned-cert lithos-data/tls/cert.pem flash SL-01-0A1B2C3D --repeat 3
 //! ```
 
@@ -43,8 +43,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Allow a thing to register (for the server's validity time); you will own it.
-    Authorize { thing_id: String },
+    /// Allow a thing to register (for the server's validity time) with the registration key
+    /// it will present (on its label, or given to it when it was made); you will own it.
+    Authorize {
+        thing_id: String,
+        /// The thing's registration key.
+        #[arg(long)]
+        key: String,
+    },
     /// Withdraw your pending authorization.
     Cancel { thing_id: String },
     /// Allow another account to command your thing.
@@ -157,10 +163,10 @@ async fn main() -> ExitCode {
     let deadline = Duration::from_millis(cli.deadline_ms);
     let start = Instant::now();
     let code = match cli.command {
-        Command::Authorize { thing_id } => report(
+        Command::Authorize { thing_id, key } => report(
             "authorize",
             client
-                .authorize_thing(&thing_id, deadline)
+                .authorize_thing(&thing_id, &key, deadline)
                 .await
                 .map(|_| None),
             start.elapsed(),

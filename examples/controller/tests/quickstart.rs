@@ -53,12 +53,14 @@ async fn authorize_then_command() {
     let (code, out) = run(&["flash", "SL-01-0A1B2C3D"]).await.unwrap();
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("error item-not-found"), "{out}");
-    let (code, out) = run(&["authorize", "SL-01-0A1B2C3D"]).await.unwrap();
+    let (code, out) = run(&["authorize", "SL-01-0A1B2C3D", "--key", "HELLO-THING-KEY"])
+        .await
+        .unwrap();
     assert_eq!(code, 0, "{out}");
 
     let flashes = Arc::new(AtomicUsize::new(0));
     let counter = flashes.clone();
-    let (thing, _events) = ThingRuntime::new("SL-01-0A1B2C3D", "k", "localhost")
+    let (thing, _events) = ThingRuntime::new("SL-01-0A1B2C3D", "HELLO-THING-KEY", "localhost")
         .address(server.thing_addrs[0].to_string())
         .trust(Trust::pinned_file(&cert).unwrap())
         .on_action(

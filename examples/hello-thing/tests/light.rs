@@ -39,6 +39,7 @@ async fn registers_runs_and_stops() {
     lithos_tuxp_operator::OperatorExt::authorize_thing(
         &alice,
         "SL-01-0A1B2C3D",
+        "HELLO-THING-KEY",
         Duration::from_secs(5),
     )
     .await

@@ -24,9 +24,14 @@
 //! a late duplicate is not delivered again. That is the broker's part of MQTT's QoS 2.
 //!
 //! **Limits.** The server refuses assured messages from senders the recipient has not put in
-//! its roster (`not-allowed`) and keeps at most `max_pending_per_sender` undelivered assured
-//! messages per sender (`resource-constraint`); the client plugin keeps at most 64 per sender
-//! and 4,096 in all.
+//! its roster (`not-allowed`; the account's own resources are trusted). Undelivered assured
+//! messages are bounded per sending account (all its resources together) and per recipient,
+//! in messages and in bytes, and expire (`[modules.qos]`: `max_pending_per_sender` 100,
+//! `max_pending_bytes_per_sender` 1 MiB, `max_pending_per_recipient` 1000,
+//! `max_pending_bytes_per_recipient` 4 MiB, `expire_after_secs` one day); past a bound the
+//! sender gets `resource-constraint`. A message id belongs to the sending account, so a
+//! deliver from another of its resources (after a reconnection) finds the message. The
+//! client plugin keeps at most 64 per sender and 4,096 in all.
 
 #![forbid(unsafe_code)]
 

@@ -19,10 +19,14 @@ use crate::{Acknowledged, Assured, Deliver, NS, Received, stamp_message};
 /// How long a delivered id is remembered.
 const REMEMBER_MS: i64 = 24 * 3600 * 1000;
 
+/// How often expired pending messages and old delivered ids are swept.
+const SWEEP: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Pending assured messages and the ids delivered lately.
 pub const SCHEMA: ModuleSchema = ModuleSchema {
     module: "qos",
-    migrations: &["CREATE TABLE qos_pending (
+    migrations: &[
+        "CREATE TABLE qos_pending (
             sender TEXT NOT NULL, msg_id TEXT NOT NULL, recipient TEXT NOT NULL,
             stamp_ms INTEGER NOT NULL, stanza TEXT NOT NULL,
             PRIMARY KEY (sender, msg_id)
@@ -31,13 +35,64 @@ pub const SCHEMA: ModuleSchema = ModuleSchema {
             sender TEXT NOT NULL, msg_id TEXT NOT NULL, stamp_ms INTEGER NOT NULL,
             PRIMARY KEY (sender, msg_id)
          );
-         CREATE INDEX qos_delivered_by_stamp ON qos_delivered (stamp_ms);"],
+         CREATE INDEX qos_delivered_by_stamp ON qos_delivered (stamp_ms);",
+        // 2 (issue 14): a sender is its bare JID, so its quota and its message ids hold
+        // across resources (a deliver from a new resource finds the message); sizes, so
+        // quotas count bytes; lookups by recipient and age.
+        "CREATE TABLE qos_pending_2 (
+            sender TEXT NOT NULL, msg_id TEXT NOT NULL, recipient TEXT NOT NULL,
+            stamp_ms INTEGER NOT NULL, stanza TEXT NOT NULL, size INTEGER NOT NULL,
+            PRIMARY KEY (sender, msg_id)
+         );
+         INSERT OR IGNORE INTO qos_pending_2
+            SELECT CASE WHEN instr(sender, '/') > 0 THEN substr(sender, 1, instr(sender, '/') - 1)
+                        ELSE sender END,
+                   msg_id, recipient, stamp_ms, stanza, length(CAST(stanza AS BLOB))
+            FROM qos_pending;
+         DROP TABLE qos_pending;
+         ALTER TABLE qos_pending_2 RENAME TO qos_pending;
+         CREATE INDEX qos_pending_by_recipient ON qos_pending (recipient);
+         CREATE INDEX qos_pending_by_stamp ON qos_pending (stamp_ms);
+         CREATE TABLE qos_delivered_2 (
+            sender TEXT NOT NULL, msg_id TEXT NOT NULL, stamp_ms INTEGER NOT NULL,
+            PRIMARY KEY (sender, msg_id)
+         );
+         INSERT OR IGNORE INTO qos_delivered_2
+            SELECT CASE WHEN instr(sender, '/') > 0 THEN substr(sender, 1, instr(sender, '/') - 1)
+                        ELSE sender END,
+                   msg_id, stamp_ms
+            FROM qos_delivered;
+         DROP TABLE qos_delivered;
+         ALTER TABLE qos_delivered_2 RENAME TO qos_delivered;
+         CREATE INDEX qos_delivered_by_stamp ON qos_delivered (stamp_ms);",
+    ],
+    account_deleted: &[
+        "DELETE FROM qos_pending WHERE sender = ?2 OR recipient = ?2",
+        "DELETE FROM qos_delivered WHERE sender = ?2",
+    ],
 };
 
 lithos_server::inventory::submit! { SCHEMA }
 
+/// How much may wait for its deliver, per bare JID.
+#[derive(Debug, Clone, Copy)]
+struct Quota {
+    /// Messages one sender (any of its resources) may have pending.
+    per_sender: usize,
+    /// Their bytes.
+    bytes_per_sender: usize,
+    /// Messages pending for one recipient, from all senders.
+    per_recipient: usize,
+    /// Their bytes.
+    bytes_per_recipient: usize,
+}
+
 struct QosModule {
-    max_pending_per_sender: usize,
+    quota: Quota,
+    /// Pending messages older than this are dropped; 0 keeps them until delivered.
+    expire_after_ms: i64,
+    /// The sweep, started with the first assured message.
+    sweeper: std::sync::OnceLock<()>,
 }
 
 fn internal(e: impl std::fmt::Display) -> StanzaError {
@@ -47,10 +102,65 @@ fn internal(e: impl std::fmt::Display) -> StanzaError {
 
 enum Stored {
     Received,
-    TooMany,
+    /// Over a quota: which one.
+    Over(&'static str),
 }
 
 impl QosModule {
+    /// The oldest stamp a pending message may have and still count.
+    fn cutoff(&self) -> i64 {
+        if self.expire_after_ms > 0 {
+            now_ms().saturating_sub(self.expire_after_ms)
+        } else {
+            i64::MIN
+        }
+    }
+
+    /// Starts, once, the sweep that drops expired pending messages and old delivered ids.
+    fn start_sweeper(&self, server: &ServerHandle) {
+        self.sweeper.get_or_init(|| {
+            let (server, expire) = (server.clone(), self.expire_after_ms);
+            let mut stop = server.shutdown_signal();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(SWEEP);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = stop.changed() => return,
+                    }
+                    let Some(db) = server.storage().sqlite_store().cloned() else {
+                        return;
+                    };
+                    let swept = db
+                        .run(move |c| {
+                            let now = now_ms();
+                            let tx = c.transaction()?;
+                            let pending = if expire > 0 {
+                                tx.execute(
+                                    "DELETE FROM qos_pending WHERE stamp_ms < ?1",
+                                    params![now - expire],
+                                )?
+                            } else {
+                                0
+                            };
+                            tx.execute(
+                                "DELETE FROM qos_delivered WHERE stamp_ms < ?1",
+                                params![now - REMEMBER_MS],
+                            )?;
+                            tx.commit()?;
+                            Ok(pending)
+                        })
+                        .await;
+                    match swept {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(messages = n, "expired assured messages dropped"),
+                        Err(e) => tracing::error!(error = %e, "sweeping assured messages failed"),
+                    }
+                }
+            });
+        });
+    }
+
     /// Whether `recipient` (a local account) trusts `sender`: itself, or a contact in its
     /// roster.
     async fn trusts(
@@ -85,24 +195,35 @@ impl QosModule {
         let bad = |e: lithos_core::PayloadError| {
             StanzaError::explained(DefinedCondition::BadRequest, e.to_string())
         };
-        let (sender, recipient) = (from.to_string(), to.to_string());
+        // The message says which resource sent it; its id and the quotas belong to the
+        // sender's account, whichever resource sends the deliver.
+        let (full_sender, recipient) = (from.to_string(), to.to_string());
+        let sender = from.bare_str().to_string();
         match payload.name() {
             "acknowledged" => {
                 let a = Acknowledged::from_element(payload.clone()).map_err(bad)?;
                 // Delivered to the account's sessions, or committed to its offline store,
                 // before the acknowledgement.
                 server
-                    .route(stamp_message(a.message, &sender, &recipient))
+                    .route(stamp_message(a.message, &full_sender, &recipient))
                     .await;
                 Ok(None)
             }
             "assured" => {
+                self.start_sweeper(server);
                 let a = Assured::from_element(payload.clone()).map_err(bad)?;
-                let stanza = stamp_message(a.message, &sender, &recipient).to_xml();
-                let (id, max) = (a.msg_id.clone(), self.max_pending_per_sender);
+                let stanza = stamp_message(a.message, &full_sender, &recipient).to_xml();
+                let (id, q) = (a.msg_id.clone(), self.quota);
+                let cutoff = self.cutoff();
                 let stored = db
                     .run(move |c| {
                         let tx = c.transaction()?;
+                        // Expired messages free their place at once (the sweep tidies up the
+                        // rest every minute).
+                        tx.execute(
+                            "DELETE FROM qos_pending WHERE (sender = ?1 OR recipient = ?2) AND stamp_ms < ?3",
+                            params![sender, recipient, cutoff],
+                        )?;
                         let known = tx
                             .query_row(
                                 "SELECT 1 FROM qos_delivered WHERE sender = ?1 AND msg_id = ?2
@@ -116,18 +237,32 @@ impl QosModule {
                         if known {
                             return Ok(Stored::Received);
                         }
-                        let n: i64 = tx.query_row(
-                            "SELECT COUNT(*) FROM qos_pending WHERE sender = ?1",
-                            params![sender],
-                            |r| r.get(0),
-                        )?;
-                        if n as usize >= max {
-                            return Ok(Stored::TooMany);
+                        let usage = |column: &str, who: &str| {
+                            tx.query_row(
+                                &format!(
+                                    "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM qos_pending WHERE {column} = ?1"
+                                ),
+                                params![who],
+                                |r| Ok((r.get::<_, i64>(0)? as usize, r.get::<_, i64>(1)? as usize)),
+                            )
+                        };
+                        let size = stanza.len();
+                        let (n, bytes) = usage("sender", &sender)?;
+                        if n >= q.per_sender || bytes + size > q.bytes_per_sender {
+                            return Ok(Stored::Over(
+                                "too many assured messages from your account wait for their deliver",
+                            ));
+                        }
+                        let (n, bytes) = usage("recipient", &recipient)?;
+                        if n >= q.per_recipient || bytes + size > q.bytes_per_recipient {
+                            return Ok(Stored::Over(
+                                "too many assured messages wait for their deliver to this recipient",
+                            ));
                         }
                         tx.execute(
-                            "INSERT INTO qos_pending (sender, msg_id, recipient, stamp_ms, stanza)
-                             VALUES (?1, ?2, ?3, ?4, ?5)",
-                            params![sender, id, recipient, now_ms(), stanza],
+                            "INSERT INTO qos_pending (sender, msg_id, recipient, stamp_ms, stanza, size)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                            params![sender, id, recipient, now_ms(), stanza, size as i64],
                         )?;
                         tx.commit()?;
                         Ok(Stored::Received)
@@ -136,20 +271,22 @@ impl QosModule {
                     .map_err(internal)?;
                 match stored {
                     Stored::Received => Ok(Some(Received { msg_id: a.msg_id }.into_element())),
-                    Stored::TooMany => Err(StanzaError::explained(
+                    Stored::Over(why) => Err(StanzaError::explained(
                         DefinedCondition::ResourceConstraint,
-                        "too many assured messages from you wait for their deliver",
+                        why,
                     )),
                 }
             }
             "deliver" => {
                 let d = Deliver::from_element(payload.clone()).map_err(bad)?;
                 let (s, id) = (sender.clone(), d.msg_id.clone());
+                let cutoff = self.cutoff();
                 let pending: Option<String> = db
                     .run(move |c| {
                         Ok(c.query_row(
-                            "SELECT stanza FROM qos_pending WHERE sender = ?1 AND msg_id = ?2",
-                            params![s, id],
+                            "SELECT stanza FROM qos_pending
+                             WHERE sender = ?1 AND msg_id = ?2 AND stamp_ms >= ?3",
+                            params![s, id, cutoff],
                             |r| r.get(0),
                         )
                         .optional()?)
@@ -171,15 +308,10 @@ impl QosModule {
                         "DELETE FROM qos_pending WHERE sender = ?1 AND msg_id = ?2",
                         params![sender, id],
                     )?;
-                    let now = now_ms();
                     tx.execute(
                         "INSERT OR IGNORE INTO qos_delivered (sender, msg_id, stamp_ms)
                          VALUES (?1, ?2, ?3)",
-                        params![sender, id, now],
-                    )?;
-                    tx.execute(
-                        "DELETE FROM qos_delivered WHERE stamp_ms < ?1",
-                        params![now - REMEMBER_MS],
+                        params![sender, id, now_ms()],
                     )?;
                     tx.commit()?;
                     Ok(())
@@ -293,18 +425,29 @@ impl QosModule {
 }
 
 fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
-    let mut m = QosModule {
-        max_pending_per_sender: 100,
+    let mut quota = Quota {
+        per_sender: 100,
+        bytes_per_sender: 1024 * 1024,
+        per_recipient: 1000,
+        bytes_per_recipient: 4 * 1024 * 1024,
     };
+    let mut expire_after_secs = 24 * 3600;
     for (k, v) in &ctx.section {
+        let n = || ModuleError::integer(k, v, 1).map(|n| n as usize);
         match k.as_str() {
-            "max_pending_per_sender" => {
-                m.max_pending_per_sender = ModuleError::integer(k, v, 1)? as usize;
-            }
+            "max_pending_per_sender" => quota.per_sender = n()?,
+            "max_pending_bytes_per_sender" => quota.bytes_per_sender = n()?,
+            "max_pending_per_recipient" => quota.per_recipient = n()?,
+            "max_pending_bytes_per_recipient" => quota.bytes_per_recipient = n()?,
+            "expire_after_secs" => expire_after_secs = ModuleError::integer(k, v, 0)?,
             other => return Err(ModuleError::unknown_key(other)),
         }
     }
-    Ok(Arc::new(m))
+    Ok(Arc::new(QosModule {
+        quota,
+        expire_after_ms: i64::try_from(expire_after_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+        sweeper: std::sync::OnceLock::new(),
+    }))
 }
 
 lithos_server::inventory::submit! {

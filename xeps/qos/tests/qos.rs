@@ -265,3 +265,83 @@ async fn through_the_server_in_xml() {
 async fn through_the_server_in_bxmpp() {
     through_the_server(WireFormat::Bxmpp).await;
 }
+
+/// Alice's second session, as `alice@localhost/<resource>`.
+async fn alice_as(s: &TestServer, resource: &str) -> (Client, Events) {
+    lithos_client::ClientBuilder::new(&format!("alice@localhost/{resource}"), "alice-password")
+        .unwrap()
+        .address(s.server.c2s_addrs[0].to_string())
+        .trust(s.trust())
+        .connect()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pending_assured_messages_are_bounded_per_account_in_count_and_bytes_and_expire() {
+    // Issue 14, defect 11: the quota was per full JID (a new resource, a new quota), counted
+    // messages only, excepted messages to oneself, and nothing expired.
+    let s = TestServer::start(
+        "\n[modules.qos]\nmax_pending_per_sender = 3\nmax_pending_bytes_per_sender = 4096\nexpire_after_secs = 1\n",
+    )
+    .await;
+    let (alice, _ae) = s.user("alice", WireFormat::Xml).await;
+    let (other, _oe) = alice_as(&s, "other").await;
+    let (bob, _be) = s.user("bob", WireFormat::Xml).await;
+    befriend(&s, &bob).await;
+    bob.close().await;
+    let bob_bare = jid("bob@localhost");
+    let alice_bare = jid("alice@localhost");
+    raw(&alice, &bob_bare, "1", assured("q-1", "x"))
+        .await
+        .unwrap();
+    raw(&other, &bob_bare, "2", assured("q-2", "x"))
+        .await
+        .unwrap();
+    // To herself: trusted, and counted like the rest.
+    raw(&other, &alice_bare, "3", assured("q-3", "x"))
+        .await
+        .unwrap();
+    for (c, id) in [(&alice, "q-4"), (&other, "q-5")] {
+        let e = raw(c, &bob_bare, id, assured(id, "x")).await.unwrap_err();
+        assert_eq!(
+            condition(&e),
+            Some(DefinedCondition::ResourceConstraint),
+            "{id}"
+        );
+    }
+    // A deliver from the other resource finds alice's message (ids belong to the account).
+    raw(&other, &bob_bare, "d1", deliver("q-1")).await.unwrap();
+    raw(&alice, &bob_bare, "4", assured("q-4", "x"))
+        .await
+        .unwrap();
+    // Bytes: one large message is refused though the count allows it.
+    raw(&other, &bob_bare, "d2", deliver("q-2")).await.unwrap();
+    let big = "y".repeat(5000);
+    let e = raw(&alice, &bob_bare, "5", assured("q-big", &big))
+        .await
+        .unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::ResourceConstraint));
+    // Expiry: after a second the pending ones are gone; their deliver delivers nothing, and
+    // the quota is free again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for i in 0..3 {
+        let id = format!("r-{i}");
+        raw(&alice, &bob_bare, &id, assured(&id, "z"))
+            .await
+            .unwrap();
+    }
+    raw(&alice, &bob_bare, "d4", deliver("q-4")).await.unwrap();
+    let (bob, mut bob_events) = s.user("bob", WireFormat::Xml).await;
+    bob.send_presence(Presence::available()).await.unwrap();
+    let got: Vec<String> = bodies(&mut bob_events, Duration::from_millis(800))
+        .await
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(
+        got,
+        ["x", "x"],
+        "q-1 and q-2 only: q-4 expired before its deliver"
+    );
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
-use lithos_core::{Element, Jid, StreamError, StreamErrorCondition};
+use lithos_core::{Element, Jid};
 use lithos_server::module::{ModuleContext, ModuleError};
 use lithos_server::sasl::Credentials;
 use lithos_server::session::Listener;
@@ -37,6 +37,21 @@ struct Register {
 
 /// A result whose error (a stanza error, which is large) is boxed.
 type IqResult<T> = Result<T, Box<StanzaError>>;
+
+/// An address's turn to create an account, given back when dropped unless kept.
+struct Turn<'a> {
+    map: &'a Mutex<HashMap<IpAddr, Instant>>,
+    ip: Option<IpAddr>,
+    kept: bool,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        if let (Some(ip), false) = (self.ip, self.kept) {
+            lock(self.map).remove(&ip);
+        }
+    }
+}
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -107,15 +122,25 @@ impl Register {
         if let Some(why) = self.weak_password(&password) {
             return Err(StanzaError::explained(DefinedCondition::NotAcceptable, why));
         }
-        let addr = req.peer.map(|p| p.ip());
-        if let Some(ip) = addr
-            && let Some(at) = lock(&self.last_by_addr).get(&ip)
-            && at.elapsed() < self.settings.min_between
-        {
-            return Err(StanzaError::explained(
-                DefinedCondition::ResourceConstraint,
-                "an account was created from this address a short while ago; try again later",
-            ));
+        // The address's turn is taken here, under the lock, before anything is awaited:
+        // parallel requests from one address cannot all pass. A request that fails gives
+        // the turn back.
+        let mut turn = Turn {
+            map: &self.last_by_addr,
+            ip: None,
+            kept: false,
+        };
+        if let Some(ip) = req.peer.map(|p| p.ip()) {
+            let mut last = lock(&self.last_by_addr);
+            last.retain(|_, t| t.elapsed() < self.settings.min_between);
+            if last.contains_key(&ip) {
+                return Err(StanzaError::explained(
+                    DefinedCondition::ResourceConstraint,
+                    "an account was created from this address a short while ago; try again later",
+                ));
+            }
+            last.insert(ip, Instant::now());
+            turn.ip = Some(ip);
         }
         let accounts = &server.storage().accounts;
         if accounts.account_exists(&account).await.map_err(internal)? {
@@ -135,11 +160,7 @@ impl Register {
             }
             Err(e) => return Err(internal(e)),
         }
-        if let Some(ip) = addr {
-            let mut last = lock(&self.last_by_addr);
-            last.retain(|_, t| t.elapsed() < self.settings.min_between);
-            last.insert(ip, Instant::now());
-        }
+        turn.kept = true;
         tracing::info!(account = %account, peer = ?req.peer, "account registered in-band");
         Ok(None)
     }
@@ -169,20 +190,13 @@ impl Register {
                         "accounts are not removed in-band here",
                     ));
                 }
-                for m in server.modules().iter() {
-                    m.account_deleting(server, &own).await;
-                }
-                match server.storage().accounts.delete_account(&user).await {
+                // XEP-0077 §3.2: the result, then every session of the account ends
+                // (delete_account asks them to write what is queued first).
+                match server.delete_account(&own).await {
                     Ok(()) | Err(StorageError::NotFound) => {}
                     Err(e) => return Err(internal(e)),
                 }
                 tracing::info!(account = %own, "account removed in-band");
-                // XEP-0077 §3.2: the result, then every session of the account ends.
-                server.sessions().close_account(
-                    own.bare_str(),
-                    &StreamError::new(StreamErrorCondition::NotAuthorized)
-                        .with_text("the account has been removed"),
-                );
                 Ok(None)
             }
             Ok(Request::Register { username, password }) => {

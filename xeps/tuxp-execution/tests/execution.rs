@@ -5,7 +5,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{T, TestServer, condition};
+use common::{KEY, T, TestServer, condition};
 use lithos_client::{RequestError, WireFormat};
 use lithos_core::stanza::{DefinedCondition, Iq};
 use lithos_core::{Element, Jid, Payload};
@@ -145,7 +145,10 @@ async fn outcomes_in_bxmpp() {
 async fn a_result_payload_comes_back() {
     let s = TestServer::start("").await;
     let (alice, _ae) = s.user("alice", WireFormat::Xml).await;
-    alice.authorize_thing("SC-01-CAFE0001", T).await.unwrap();
+    alice
+        .authorize_thing("SC-01-CAFE0001", KEY, T)
+        .await
+        .unwrap();
     let (_camera, _ce) = s
         .runtime("SC-01-CAFE0001", WireFormat::Bxmpp)
         .on_action(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{T, TestServer};
+use common::{KEY, T, TestServer};
 use lithos_client::{RequestError, WireFormat};
 use lithos_core::{Jid, Payload};
 use lithos_things_demo::light::Flash;
@@ -65,7 +65,7 @@ async fn story(format: WireFormat) {
     let s = TestServer::start("").await;
     let (alice, _ae) = s.user("alice", format).await;
     let id = "SL-01-0C0FFEE0";
-    alice.authorize_thing(id, T).await.unwrap();
+    alice.authorize_thing(id, KEY, T).await.unwrap();
     let (proxy, stall) = stallable_proxy(s.things_addr()).await;
     let flashes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = flashes.clone();

@@ -5,7 +5,11 @@ mod common;
 use std::time::Duration;
 
 use common::{T, TestServer, condition};
-use lithos_client::{ClientBuilder, WireFormat};
+
+/// The key the test devices present.
+const KEY: &str = "KEY-1234";
+use lithos_client::{ClientBuilder, RequestError, WireFormat};
+use lithos_core::Payload;
 use lithos_core::stanza::DefinedCondition;
 use lithos_tuxp_ibtr::{RegisterError, register_thing};
 use lithos_tuxp_operator::OperatorExt;
@@ -28,7 +32,7 @@ async fn registration_cases(format: WireFormat) {
         .format(format);
     let register = |id: &'static str| {
         let things = things.clone();
-        async move { register_thing(&things, id, "KEY-1234", T).await }
+        async move { register_thing(&things, id, KEY, T).await }
     };
 
     // Nobody authorized it.
@@ -37,18 +41,38 @@ async fn registration_cases(format: WireFormat) {
         DefinedCondition::NotAuthorized
     );
     // Only configured operators authorize; ids must be well formed.
-    let e = bob.authorize_thing("SL-01-0A1B2C3D", T).await.unwrap_err();
+    let e = bob
+        .authorize_thing("SL-01-0A1B2C3D", KEY, T)
+        .await
+        .unwrap_err();
     assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
-    let e = alice.authorize_thing("XX-0A1B2C3D", T).await.unwrap_err();
+    let e = alice
+        .authorize_thing("XX-0A1B2C3D", KEY, T)
+        .await
+        .unwrap_err();
     assert_eq!(condition(&e), Some(DefinedCondition::BadRequest));
-    // An unknown model is not acceptable at registration.
+    // An operator gives the device's key with the authorization.
+    let no_key = lithos_tuxp_operator::AuthThing {
+        thing_id: "SL-01-0A1B2C3D".into(),
+        registration_key: None,
+        canceled: false,
+    }
+    .into_element();
+    let no_key = lithos_core::stanza::Iq::set("", no_key)
+        .with_to(lithos_core::Jid::new("localhost").unwrap());
+    let e = alice.request(no_key, T).await.unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::BadRequest));
+    // An unknown model is refused like everything else (a stranger learns nothing).
     assert_eq!(
         refused(register("XX-0A1B2C3D").await),
-        DefinedCondition::NotAcceptable
+        DefinedCondition::NotAuthorized
     );
 
     // Cancelled, then nothing left to cancel.
-    alice.authorize_thing("SL-01-0A1B2C3D", T).await.unwrap();
+    alice
+        .authorize_thing("SL-01-0A1B2C3D", KEY, T)
+        .await
+        .unwrap();
     alice
         .cancel_authorization("SL-01-0A1B2C3D", T)
         .await
@@ -64,19 +88,41 @@ async fn registration_cases(format: WireFormat) {
     );
 
     // Expired (validity 1 s here).
-    alice.authorize_thing("SL-01-0A1B2C3D", T).await.unwrap();
+    alice
+        .authorize_thing("SL-01-0A1B2C3D", KEY, T)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
         refused(register("SL-01-0A1B2C3D").await),
         DefinedCondition::NotAuthorized
     );
 
-    // Authorized: registered, owned by alice, and it logs in with SCRAM.
-    alice.authorize_thing("SL-01-0A1B2C3D", T).await.unwrap();
+    // Authorized, but the wrong key: refused, word for word as an id nobody authorized.
+    alice
+        .authorize_thing("SL-01-0A1B2C3D", KEY, T)
+        .await
+        .unwrap();
+    let wrong = register_thing(&things, "SL-01-0A1B2C3D", "KEY-9999", T).await;
+    let unknown = register_thing(&things, "SL-01-0BADBAD0", KEY, T).await;
+    match (wrong, unknown) {
+        (Err(RegisterError::Refused(a)), Err(RegisterError::Refused(b))) => {
+            let (RequestError::Stanza(a), RequestError::Stanza(b)) = (a, b) else {
+                panic!("stanza errors expected")
+            };
+            assert_eq!(a.condition, DefinedCondition::NotAuthorized);
+            assert_eq!((a.condition, a.text.clone()), (b.condition, b.text.clone()));
+        }
+        other => panic!("expected two refusals, got {other:?}"),
+    }
+
+    // The right key: registered, owned by alice, and it logs in with SCRAM.
     let r = register("SL-01-0A1B2C3D").await.unwrap();
     assert_eq!(r.thing_name, "sl-01-0a1b2c3d");
     assert_eq!(r.security_key.len(), 16);
-    assert_eq!(r.credentials.len(), 8);
+    // 128 bits of credentials, as 32 hex digits.
+    assert_eq!(r.credentials.len(), 32);
+    assert!(r.credentials.chars().all(|c| c.is_ascii_hexdigit()));
     let (thing, _te) = ClientBuilder::new("sl-01-0a1b2c3d@localhost/0", &r.credentials)
         .unwrap()
         .address(s.things_addr())
@@ -91,13 +137,14 @@ async fn registration_cases(format: WireFormat) {
     let rec = registry.by_id("SL-01-0A1B2C3D").await.unwrap().unwrap();
     assert_eq!((rec.owner.as_str(), rec.model.as_str()), ("alice", "SL-01"));
 
-    // Again: conflict, and it cannot be authorized any more.
+    // Again (the authorization served once): refused alike, and it cannot be authorized
+    // any more.
     assert_eq!(
         refused(register("SL-01-0A1B2C3D").await),
-        DefinedCondition::Conflict
+        DefinedCondition::NotAuthorized
     );
     let e = alice
-        .authorize_thing("SL-01-0A1B2C3D", T)
+        .authorize_thing("SL-01-0A1B2C3D", KEY, T)
         .await
         .unwrap_err();
     assert_eq!(condition(&e), Some(DefinedCondition::Conflict));
@@ -118,4 +165,39 @@ async fn registration_in_xml() {
 #[tokio::test]
 async fn registration_in_bxmpp() {
     registration_cases(WireFormat::Bxmpp).await;
+}
+
+#[tokio::test]
+async fn guessing_registrations_get_the_address_banned() {
+    // Issue 14, defect 9: no throttle. Failures count as failed authentications of the
+    // address: delayed, then banned (loopback is trusted by default, so not here).
+    let s = TestServer::start(
+        "[limits]\ntrusted_networks = []\nauth_ban_failures = 3\nauth_ban_secs = 60",
+    )
+    .await;
+    let (alice, _ae) = s.user("alice", WireFormat::Xml).await;
+    alice
+        .authorize_thing("SL-01-0A1B2C3D", KEY, T)
+        .await
+        .unwrap();
+    let things = ClientBuilder::new("registration@localhost", "")
+        .unwrap()
+        .address(s.things_addr())
+        .trust(s.trust())
+        .format(WireFormat::Xml);
+    let started = std::time::Instant::now();
+    for guess in ["AAAA", "BBBB", "CCCC"] {
+        assert_eq!(
+            refused(register_thing(&things, "SL-01-0A1B2C3D", guess, T).await),
+            DefinedCondition::NotAuthorized
+        );
+    }
+    // 100 + 200 + 400 ms of delay at least.
+    assert!(started.elapsed() >= Duration::from_millis(650));
+    // Banned now: even the right key is refused from this address.
+    assert!(
+        register_thing(&things, "SL-01-0A1B2C3D", KEY, T)
+            .await
+            .is_err()
+    );
 }

@@ -24,6 +24,22 @@ fn internal(e: impl std::fmt::Display) -> StanzaError {
     StanzaError::new(DefinedCondition::InternalServerError)
 }
 
+/// The one answer to every refused registration: whether the id is unknown, malformed,
+/// registered, not authorized, or the key is wrong, a stranger learns nothing.
+fn refused() -> StanzaError {
+    StanzaError::explained(
+        DefinedCondition::NotAuthorized,
+        "this thing is not authorized to register, or its registration key is wrong",
+    )
+}
+
+/// Random credentials for a thing: 128 bits, as 32 hex digits.
+fn new_credentials() -> String {
+    let mut b = [0u8; 16];
+    rand::fill(&mut b[..]);
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}
+
 impl Ibtr {
     async fn register(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
         if req.listener != Listener::Thing {
@@ -32,14 +48,14 @@ impl Ibtr {
                 "things register on the things port",
             ));
         }
-        // 1-4: a set holding one well-formed unregistered thing.
+        // A set holding one well-formed unregistered thing.
         if !req.is_set {
             return Err(StanzaError::explained(
                 DefinedCondition::BadRequest,
                 "registration is a set",
             ));
         }
-        let (thing_id, _key) = match ThingRegister::from_element(req.payload.clone()) {
+        let (thing_id, key) = match ThingRegister::from_element(req.payload.clone()) {
             Ok(ThingRegister::Unregistered {
                 thing_id,
                 registration_key,
@@ -57,80 +73,130 @@ impl Ibtr {
                 ));
             }
         };
-        let registry = Registry::of(server).map_err(internal)?;
-        // 5: not registered yet.
-        if registry.by_id(&thing_id).await.map_err(internal)?.is_some() {
-            return Err(StanzaError::explained(
-                DefinedCondition::Conflict,
-                "the thing is already registered",
-            ));
+        let ip = req.peer.map(|p| p.ip());
+        if ip.is_some_and(|ip| server.is_banned(ip)) {
+            return Err(refused());
         }
-        // 6: a valid id of a model this server knows.
-        let id = ThingId::parse(&thing_id)
-            .map_err(|e| StanzaError::explained(DefinedCondition::NotAcceptable, e.to_string()))?;
-        // 7: an operator authorized it, and the authorization is still pending.
-        let owner = match registry
-            .valid_authorization(&thing_id)
+        match self.admit(server, &thing_id, &key).await {
+            Ok(Some(ok)) => self.complete(server, ok).await,
+            Ok(None) => {
+                // Counted as a failed authentication of the address: delayed, and past
+                // [limits] auth_ban_failures the address is banned.
+                if let Some(ip) = ip {
+                    tokio::time::sleep(server.authentication_failed(ip)).await;
+                }
+                Err(refused())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether `thing_id` may register with `key`, and as what; `None` for every reason
+    /// it may not (logged here, answered alike).
+    async fn admit(
+        &self,
+        server: &ServerHandle,
+        thing_id: &str,
+        key: &str,
+    ) -> Result<Option<Admitted>, StanzaError> {
+        let registry = Registry::of(server).map_err(internal)?;
+        let Ok(id) = ThingId::parse(thing_id) else {
+            tracing::info!(thing = %thing_id, "registration refused: not a thing id of a known model");
+            return Ok(None);
+        };
+        let existing = registry.by_id(thing_id).await.map_err(internal)?;
+        if existing.as_ref().is_some_and(|t| !t.owner.is_empty()) {
+            tracing::info!(thing = %thing_id, "registration refused: already registered");
+            return Ok(None);
+        }
+        let authorization = registry
+            .valid_authorization(thing_id)
             .await
-            .map_err(internal)?
-        {
-            Some(a) => a.authorizer,
-            None if !self.require_authorization => String::new(),
+            .map_err(internal)?;
+        let (owner, authorization) = match authorization {
+            Some(a) if a.accepts_key(key) => (a.authorizer.clone(), Some(a.id)),
+            Some(_) => {
+                tracing::info!(thing = %thing_id, "registration refused: wrong registration key");
+                return Ok(None);
+            }
+            // Open registration (closed test networks only): unowned, and never over a thing
+            // registered already.
+            None if !self.require_authorization && existing.is_none() => (String::new(), None),
             None => {
-                tracing::info!(thing = %thing_id, peer = ?req.peer, "registration without a valid authorization");
-                return Err(StanzaError::explained(
-                    DefinedCondition::NotAuthorized,
-                    "no operator authorized this thing, or the authorization expired",
-                ));
+                tracing::info!(thing = %thing_id, "registration refused: no valid authorization");
+                return Ok(None);
             }
         };
-        // 8: credentials (stored as salted keys only), the account, the record.
-        let credentials = format!("{:08X}", rand::random::<u32>());
+        Ok(Some(Admitted {
+            id,
+            owner,
+            authorization,
+            again: existing.is_some(),
+        }))
+    }
+
+    /// Creates (or, for an unowned thing registering again, renews) the thing's account and
+    /// registry record; answers its credentials.
+    async fn complete(&self, server: &ServerHandle, a: Admitted) -> IqResponse {
+        let registry = Registry::of(server).map_err(internal)?;
+        let credentials = new_credentials();
         let mut security_key = vec![0u8; 16];
         rand::fill(&mut security_key[..]);
         let creds = server
             .derive_credentials(credentials.clone())
             .await
             .map_err(internal)?;
-        let name = id.thing_name();
-        match server
-            .storage()
-            .accounts
-            .create_account(&name, &creds)
-            .await
-        {
-            Ok(()) => {}
+        let name = a.id.thing_name();
+        let accounts = &server.storage().accounts;
+        let created = match accounts.create_account(&name, &creds).await {
+            Ok(()) => true,
+            // An unowned thing registering again may still have its account (open
+            // registration): it gets new credentials.
+            Err(StorageError::AlreadyExists) if a.again => {
+                match accounts.set_credentials(&name, &creds).await {
+                    Ok(()) => false,
+                    Err(e) => return Err(internal(e)),
+                }
+            }
             Err(StorageError::AlreadyExists) => {
-                return Err(StanzaError::explained(
-                    DefinedCondition::Conflict,
-                    "the thing's name is taken",
-                ));
+                tracing::info!(thing = %a.id, "registration refused: an account has the thing's name");
+                return Err(refused());
             }
             Err(e) => return Err(internal(e)),
-        }
+        };
         let record = ThingRecord {
-            thing_id: thing_id.clone(),
+            thing_id: a.id.to_string(),
             thing_name: name.clone(),
-            model: id.model().name.to_string(),
-            owner: owner.clone(),
+            model: a.id.model().name.to_string(),
+            owner: a.owner.clone(),
             registered_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0),
             security_key: security_key.clone(),
         };
-        if let Err(e) = registry.register(record).await {
-            // Undo the account, so that a retry can succeed.
-            let _ = server.storage().accounts.delete_account(&name).await;
+        if let Err(e) = registry.register(record, a.authorization).await {
+            if created {
+                // Undo the account just created: no tombstone for a name nobody used.
+                let _ = accounts
+                    .delete_account(&name, server.domain().domain())
+                    .await;
+                let _ = accounts.remove_tombstone(&name).await;
+            }
             return Err(match e {
-                RegistryError::AlreadyRegistered => StanzaError::explained(
-                    DefinedCondition::Conflict,
-                    "the thing is already registered",
-                ),
+                RegistryError::AlreadyRegistered => refused(),
                 other => internal(other),
             });
         }
-        tracing::info!(thing = %thing_id, %owner, "thing registered");
+        if a.again {
+            // Sessions of the thing under its old credentials end.
+            server.sessions().close_account(
+                &format!("{name}@{}", server.domain().domain()),
+                &lithos_core::StreamError::new(lithos_core::StreamErrorCondition::NotAuthorized)
+                    .with_text("the thing registered again"),
+            );
+        }
+        tracing::info!(thing = %a.id, owner = %a.owner, again = a.again, "thing registered");
         Ok(Some(
             ThingRegister::Registered {
                 thing_name: name,
@@ -140,6 +206,17 @@ impl Ibtr {
             .into_element(),
         ))
     }
+}
+
+/// A registration that may go ahead.
+struct Admitted {
+    id: ThingId,
+    /// The authorizing operator (empty: open registration).
+    owner: String,
+    /// The authorization to consume.
+    authorization: Option<i64>,
+    /// The thing is registered already, without an owner: it registers again.
+    again: bool,
 }
 
 #[async_trait]

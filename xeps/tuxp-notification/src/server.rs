@@ -27,6 +27,7 @@ pub const SCHEMA: ModuleSchema = ModuleSchema {
             PRIMARY KEY (thing, node, id)
          );
          CREATE INDEX notification_seen_by_stamp ON notification_seen (stamp_ms);"],
+    account_deleted: &["DELETE FROM notification_seen WHERE thing = ?1"],
 };
 
 lithos_server::inventory::submit! { SCHEMA }
@@ -178,6 +179,11 @@ impl Module for NotificationModule {
 
     fn disco_features(&self) -> Vec<&'static str> {
         vec![NS]
+    }
+
+    async fn account_deleted(&self, _server: &ServerHandle, _account: &Jid) {
+        // Things the account owned changed owner: what is cached of any thing may be stale.
+        self.things.clear();
     }
 
     async fn account_deleting(&self, _server: &ServerHandle, account: &Jid) {

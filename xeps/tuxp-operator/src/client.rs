@@ -11,10 +11,12 @@ use crate::{ApproveFollow, AuthThing, Grant};
 
 /// Operator and owner requests from a [`Client`] (to its own server).
 pub trait OperatorExt {
-    /// Allows `thing_id` to register for the server's validity time; the caller will own it.
+    /// Allows `thing_id` to register for the server's validity time, presenting
+    /// `registration_key` (the device's key); the caller will own it.
     fn authorize_thing(
         &self,
         thing_id: &str,
+        registration_key: &str,
         timeout: Duration,
     ) -> impl Future<Output = Result<(), RequestError>> + Send;
     /// Withdraws the caller's pending authorization.
@@ -60,16 +62,27 @@ impl OperatorExt for Client {
     fn authorize_thing(
         &self,
         thing_id: &str,
+        registration_key: &str,
         timeout: Duration,
     ) -> impl Future<Output = Result<(), RequestError>> + Send {
-        auth(self.clone(), thing_id.to_string(), false, timeout)
+        let a = AuthThing {
+            thing_id: thing_id.to_string(),
+            registration_key: Some(registration_key.to_string()),
+            canceled: false,
+        };
+        auth(self.clone(), a, timeout)
     }
     fn cancel_authorization(
         &self,
         thing_id: &str,
         timeout: Duration,
     ) -> impl Future<Output = Result<(), RequestError>> + Send {
-        auth(self.clone(), thing_id.to_string(), true, timeout)
+        let a = AuthThing {
+            thing_id: thing_id.to_string(),
+            registration_key: None,
+            canceled: true,
+        };
+        auth(self.clone(), a, timeout)
     }
     fn set_grant(
         &self,
@@ -93,14 +106,9 @@ impl OperatorExt for Client {
     }
 }
 
-async fn auth(
-    c: Client,
-    thing_id: String,
-    canceled: bool,
-    timeout: Duration,
-) -> Result<(), RequestError> {
+async fn auth(c: Client, a: AuthThing, timeout: Duration) -> Result<(), RequestError> {
     let server = Jid::new(c.jid().domain()).map_err(|_| RequestError::Disconnected)?;
-    let p = AuthThing { thing_id, canceled }.into_element();
+    let p = a.into_element();
     c.request(Iq::set("", p).with_to(server), timeout)
         .await
         .map(drop)

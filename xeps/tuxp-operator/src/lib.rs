@@ -3,11 +3,14 @@
 //! Who may bring a thing in and who may command it.
 //!
 //! - `urn:leps:tuxp:operator` (Lithosphere reference §3.0, §3.8): an operator authorizes a
-//!   thing id to register, `<auth-thing thing-id="SL-01-0A1B2C3D"/>`, for a limited time
-//!   (300 s by default); `canceled="true"` withdraws it. The operator becomes the owner of
-//!   the thing that registers with it. Lithos names its operators in the configuration
-//!   (Lithosphere let any account authorize) and makes cancellation work (Lithosphere's
-//!   server ignored it).
+//!   thing id to register, `<auth-thing thing-id="SL-01-0A1B2C3D"
+//!   registration-key="…"/>`, for a limited time (300 s by default); `canceled="true"`
+//!   withdraws it. The operator becomes the owner of the thing that registers with it.
+//!   Lithos names its operators in the configuration (Lithosphere let any account
+//!   authorize), makes cancellation work (Lithosphere's server ignored it), and checks the
+//!   registration key the device presents against the one its operator gave
+//!   (`registration-key`, a Lithos attribute: Lithosphere never checked the key, so anyone
+//!   who knew a pending thing id could register as that thing).
 //! - `urn:lithos:tuxp:grant` (a Lithos addition): the owner allows another account to
 //!   command the thing, `<grant thing-id="…" account="bob@example.com"/>`, or withdraws it,
 //!   `<revoke …/>`. Only the owner and the accounts it granted may execute actions on a thing.
@@ -44,6 +47,7 @@ pub const BXMPP_TABLE: &str = "\
 0x0a=canceled
 0x0b=true
 0x0c=false
+0x0d=registration-key
 [urn:lithos:tuxp:grant]
 0xf00x12=urn:lithos:tuxp:grant
 0x00=grant
@@ -56,11 +60,14 @@ lithos_core::inventory::submit! {
     lithos_core::binary::TableRegistration { name: "lithos-tuxp-operator", properties: BXMPP_TABLE }
 }
 
-/// `<auth-thing thing-id="…" canceled="true"?/>`.
+/// `<auth-thing thing-id="…" registration-key="…"? canceled="true"?/>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthThing {
     /// The thing allowed to register.
     pub thing_id: String,
+    /// The registration key the thing must present (printed on the device, or given to it
+    /// when it was made).
+    pub registration_key: Option<String>,
     /// Withdraw the authorization instead.
     pub canceled: bool,
 }
@@ -79,11 +86,27 @@ impl Payload for AuthThing {
             })?
             .to_string();
         let canceled = canceled_attr(&el, "auth-thing")?;
-        Ok(AuthThing { thing_id, canceled })
+        let registration_key = match el.attr("registration-key") {
+            None => None,
+            Some("") => {
+                return Err(PayloadError::InvalidAttribute {
+                    element: "auth-thing",
+                    attribute: "registration-key",
+                    value: String::new(),
+                });
+            }
+            Some(k) => Some(k.to_string()),
+        };
+        Ok(AuthThing {
+            thing_id,
+            registration_key,
+            canceled,
+        })
     }
     fn into_element(self) -> Element {
         Element::builder(Self::NAME, NS)
             .attr("thing-id", self.thing_id)
+            .opt_attr("registration-key", self.registration_key)
             .opt_attr("canceled", self.canceled.then_some("true"))
             .build()
     }
@@ -235,8 +258,20 @@ mod tests {
         assert_eq!(p.into_element(), a);
         let c = AuthThing {
             thing_id: "SL-01-0A1B2C3D".into(),
+            registration_key: None,
             canceled: true,
         };
+        let k = AuthThing {
+            thing_id: "SL-01-0A1B2C3D".into(),
+            registration_key: Some("HELLO-THING-KEY".into()),
+            canceled: false,
+        };
+        assert_eq!(AuthThing::from_element(k.clone().into_element()), Ok(k));
+        let empty = Element::parse(
+            r#"<auth-thing xmlns="urn:leps:tuxp:operator" thing-id="SL-01-0A1B2C3D" registration-key=""/>"#,
+        )
+        .unwrap();
+        assert!(AuthThing::from_element(empty).is_err());
         assert_eq!(AuthThing::from_element(c.clone().into_element()), Ok(c));
         assert!(AuthThing::from_element(Element::bare("auth-thing", NS)).is_err());
         let g = Grant {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
-use lithos_core::{Jid, Payload};
+use lithos_core::{Jid, Payload, StreamError, StreamErrorCondition};
 use lithos_server::module::{ModuleContext, ModuleError};
 use lithos_server::{
     IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleRegistration, ServerHandle,
@@ -18,6 +18,11 @@ struct Operator {
     /// Account names (local parts) allowed to authorize things.
     operators: Vec<String>,
     validity: Duration,
+    /// Refuse authorizations without a registration key (Lithosphere's clients send none).
+    require_registration_key: bool,
+    /// Things of accounts being deleted, by account: their sessions end once the deletion
+    /// has revoked their credentials.
+    orphaned: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
 }
 
 fn internal(e: impl std::fmt::Display) -> StanzaError {
@@ -69,7 +74,21 @@ impl Operator {
                 ))
             };
         }
-        match registry.authorize(&a.thing_id, &who, self.validity).await {
+        if a.registration_key.is_none() && self.require_registration_key {
+            return Err(StanzaError::explained(
+                DefinedCondition::BadRequest,
+                "give the thing's registration key (registration-key): the thing must present it to register",
+            ));
+        }
+        match registry
+            .authorize(
+                &a.thing_id,
+                &who,
+                self.validity,
+                a.registration_key.as_deref(),
+            )
+            .await
+        {
             Ok(()) => {
                 tracing::info!(thing = %a.thing_id, operator = %who, validity = ?self.validity, "thing authorized");
                 Ok(None)
@@ -225,12 +244,52 @@ impl Module for Operator {
     fn disco_features(&self) -> Vec<&'static str> {
         vec![NS, NS_GRANT]
     }
+
+    async fn account_deleting(&self, server: &ServerHandle, account: &Jid) {
+        let Some(user) = account.local() else { return };
+        match Registry::of(server) {
+            Ok(r) => match r.owned_by(user).await {
+                Ok(things) if !things.is_empty() => {
+                    self.orphans().insert(user.to_string(), things);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "listing the things of a deleted account failed")
+                }
+            },
+            Err(e) => tracing::error!(error = %e, "no thing registry"),
+        }
+    }
+
+    async fn account_deleted(&self, server: &ServerHandle, account: &Jid) {
+        let Some(user) = account.local() else { return };
+        let Some(things) = self.orphans().remove(user) else {
+            return;
+        };
+        // The deletion revoked their credentials; their sessions end now, not at their next
+        // login.
+        let end = StreamError::new(StreamErrorCondition::NotAuthorized)
+            .with_text("the thing's owner was deleted; its credentials are revoked");
+        for name in things {
+            if let Ok(j) = Jid::from_parts(Some(&name), server.domain().domain(), None) {
+                server.sessions().close_account(j.bare_str(), &end);
+            }
+        }
+    }
+}
+
+impl Operator {
+    fn orphans(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Vec<String>>> {
+        self.orphaned.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     let mut m = Operator {
         operators: Vec::new(),
         validity: Duration::from_secs(300),
+        require_registration_key: true,
+        orphaned: Default::default(),
     };
     for (k, v) in &ctx.section {
         match k.as_str() {
@@ -260,6 +319,11 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
             }
             "authorization_validity_secs" => {
                 m.validity = Duration::from_secs(ModuleError::integer(k, v, 1)?);
+            }
+            "require_registration_key" => {
+                m.require_registration_key = v.as_bool().ok_or_else(|| {
+                    ModuleError("require_registration_key must be true or false".into())
+                })?;
             }
             other => return Err(ModuleError::unknown_key(other)),
         }

@@ -538,6 +538,11 @@ impl Module for ReportModule {
         vec![NS]
     }
 
+    async fn account_deleted(&self, _server: &ServerHandle, _account: &Jid) {
+        // Things the account owned changed owner: what is cached of any thing may be stale.
+        self.things.clear();
+    }
+
     async fn account_deleting(&self, _server: &ServerHandle, account: &Jid) {
         if let Some(name) = account.local() {
             self.things.forget(name);

@@ -42,6 +42,12 @@ pub const SCHEMA: ModuleSchema = ModuleSchema {
             PRIMARY KEY (thing, node, report_id)
          );",
     ],
+    // A thing's account deleted: its reports go with it.
+    account_deleted: &[
+        "DELETE FROM report_history WHERE thing = ?1",
+        "DELETE FROM report_latest WHERE thing = ?1",
+        "DELETE FROM report_pending WHERE thing = ?1",
+    ],
 };
 
 lithos_server::inventory::submit! { SCHEMA }

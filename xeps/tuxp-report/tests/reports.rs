@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{T, TestServer, condition};
+use common::{KEY, T, TestServer, condition};
 use lithos_client::{Client, Event, Events, WireFormat};
 use lithos_core::stanza::{DefinedCondition, Iq, IqPayload};
 use lithos_core::{Element, Jid, Payload};
@@ -28,7 +28,7 @@ fn celsius(v: u32) -> Element {
 /// `STR-01-<serial>`, authorized by alice, registered and online.
 async fn reporter(s: &TestServer, alice: &Client, serial: &str, format: WireFormat) -> Client {
     let id = format!("STR-01-{serial}");
-    alice.authorize_thing(&id, T).await.unwrap();
+    alice.authorize_thing(&id, KEY, T).await.unwrap();
     let (thing, _events) = s.runtime(&id, format).start().await.unwrap();
     thing
 }

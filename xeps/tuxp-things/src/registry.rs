@@ -44,6 +44,36 @@ lithos_server::inventory::submit! {
                 requested_ms INTEGER NOT NULL,
                 PRIMARY KEY (thing_id, event, follower)
              );",
+            // 3: the registration key an operator gives with an authorization (its SHA-256;
+            // issue 14: the key was never checked), and lookups by account for deletions.
+            "ALTER TABLE things_authorizations ADD COLUMN key_hash BLOB;
+             CREATE INDEX things_by_owner ON things_registered (owner);
+             CREATE INDEX things_grants_by_account ON things_grants (account);
+             CREATE INDEX things_follows_by_follower ON things_follows (follower);
+             CREATE INDEX things_authorizations_by_authorizer ON things_authorizations (authorizer);",
+        ],
+        account_deleted: &[
+            // The account is a thing: it leaves the registry, with who may command and follow
+            // it, so a new account of its name inherits none of it.
+            "DELETE FROM things_grants WHERE thing_id IN
+                (SELECT thing_id FROM things_registered WHERE thing_name = ?1)",
+            "DELETE FROM things_follows WHERE thing_id IN
+                (SELECT thing_id FROM things_registered WHERE thing_name = ?1)",
+            "DELETE FROM things_authorizations WHERE thing_id IN
+                (SELECT thing_id FROM things_registered WHERE thing_name = ?1)",
+            "DELETE FROM things_registered WHERE thing_name = ?1",
+            // Things it owns become unowned: the grants their owner gave go, and their
+            // credentials are revoked (an operator's new authorization lets them register
+            // again, under a new owner).
+            "DELETE FROM things_grants WHERE thing_id IN
+                (SELECT thing_id FROM things_registered WHERE owner = ?1)",
+            "DELETE FROM accounts WHERE username IN
+                (SELECT thing_name FROM things_registered WHERE owner = ?1)",
+            "UPDATE things_registered SET owner = '' WHERE owner = ?1",
+            // What it was granted, what it follows, and the authorizations it gave.
+            "DELETE FROM things_grants WHERE account = ?1",
+            "DELETE FROM things_follows WHERE follower = ?2",
+            "UPDATE things_authorizations SET canceled = 1 WHERE authorizer = ?1 AND canceled = 0",
         ],
     }
 }
@@ -97,10 +127,32 @@ pub struct ThingRecord {
 /// An operator's authorization for a thing to register.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authorization {
+    /// Its row, to consume it when the thing registers.
+    pub id: i64,
     /// The operator's account.
     pub authorizer: String,
     /// When it stops being valid, in milliseconds since the Unix epoch.
     pub expires_ms: i64,
+    /// The SHA-256 of the registration key the operator gave, if one was given.
+    pub key_hash: Option<Vec<u8>>,
+}
+
+impl Authorization {
+    /// Whether `key` is the registration key the operator gave (compared in constant time);
+    /// true for an authorization given without a key.
+    pub fn accepts_key(&self, key: &str) -> bool {
+        use sha2::Digest;
+        use subtle::ConstantTimeEq;
+        match &self.key_hash {
+            None => true,
+            Some(h) => bool::from(sha2::Sha256::digest(key.as_bytes()).as_slice().ct_eq(h)),
+        }
+    }
+}
+
+fn key_hash(key: &str) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(key.as_bytes()).to_vec()
 }
 
 /// Registered things by account name, for modules that look one up for every stanza a thing
@@ -138,6 +190,11 @@ impl ThingCache {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(name);
+    }
+
+    /// Drops everything (an account was deleted: things it owned changed owner).
+    pub fn clear(&self) {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 
@@ -197,28 +254,45 @@ impl Registry {
             .await
     }
 
-    /// Records that `authorizer` allows `thing_id` to register during `validity`. Only the
-    /// latest authorization of a thing counts. A registered thing cannot be authorized.
-    pub async fn authorize(&self, thing_id: &str, authorizer: &str, validity: Duration) -> R<()> {
+    /// Records that `authorizer` allows `thing_id` to register during `validity`, with
+    /// `key` (the registration key the device will present; only its SHA-256 is kept). Only
+    /// the latest authorization of a thing counts. A registered thing cannot be authorized,
+    /// unless it has no owner (its owner's account was deleted): it registers again under
+    /// the new one.
+    pub async fn authorize(
+        &self,
+        thing_id: &str,
+        authorizer: &str,
+        validity: Duration,
+        key: Option<&str>,
+    ) -> R<()> {
         let (id, by) = (thing_id.to_string(), authorizer.to_string());
+        let hash = key.map(key_hash);
         self.run(move |c| {
             let tx = c.transaction()?;
-            let registered: bool = tx
+            let owned: bool = tx
                 .query_row(
-                    "SELECT 1 FROM things_registered WHERE thing_id = ?1",
+                    "SELECT 1 FROM things_registered WHERE thing_id = ?1 AND owner != ''",
                     params![id],
                     |_| Ok(()),
                 )
                 .optional()?
                 .is_some();
-            if registered {
+            if owned {
                 return Err(RegistryError::AlreadyRegistered);
             }
             let now = now_ms();
             tx.execute(
-                "INSERT INTO things_authorizations (thing_id, authorizer, authorized_ms, expires_ms)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![id, by, now, now.saturating_add(validity.as_millis() as i64)],
+                "INSERT INTO things_authorizations
+                    (thing_id, authorizer, authorized_ms, expires_ms, key_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    id,
+                    by,
+                    now,
+                    now.saturating_add(validity.as_millis() as i64),
+                    hash
+                ],
             )?;
             tx.commit()?;
             Ok(())
@@ -249,35 +323,43 @@ impl Registry {
         self.run(move |c| {
             let latest = c
                 .query_row(
-                    "SELECT authorizer, expires_ms, canceled FROM things_authorizations
+                    "SELECT id, authorizer, expires_ms, canceled, key_hash FROM things_authorizations
                      WHERE thing_id = ?1 ORDER BY id DESC LIMIT 1",
                     params![id],
                     |r| {
                         Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, i64>(1)?,
-                            r.get::<_, bool>(2)?,
+                            Authorization {
+                                id: r.get(0)?,
+                                authorizer: r.get(1)?,
+                                expires_ms: r.get(2)?,
+                                key_hash: r.get(4)?,
+                            },
+                            r.get::<_, bool>(3)?,
                         ))
                     },
                 )
                 .optional()?;
-            Ok(latest.and_then(|(authorizer, expires_ms, canceled)| {
-                (!canceled && expires_ms > now_ms()).then_some(Authorization {
-                    authorizer,
-                    expires_ms,
-                })
-            }))
+            Ok(latest.and_then(|(a, canceled)| (!canceled && a.expires_ms > now_ms()).then_some(a)))
         })
         .await
     }
 
-    /// Records a registered thing; `AlreadyRegistered` if its id or name is taken.
-    pub async fn register(&self, thing: ThingRecord) -> R<()> {
+    /// Records a registered thing, consuming the authorization it registered with (if
+    /// any), so that it cannot serve twice. A thing registered before without an owner
+    /// (unowned: its owner's account was deleted) is registered again: new owner, new
+    /// security key. `AlreadyRegistered` if its id or name is taken otherwise.
+    pub async fn register(&self, thing: ThingRecord, authorization: Option<i64>) -> R<()> {
         self.run(move |c| {
-            let n = c.execute(
+            let tx = c.transaction()?;
+            let n = tx.execute(
                 "INSERT INTO things_registered
                     (thing_id, thing_name, model, owner, registered_ms, security_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (thing_id) DO UPDATE SET
+                    owner = excluded.owner, registered_ms = excluded.registered_ms,
+                    security_key = excluded.security_key
+                 WHERE things_registered.owner = '' AND excluded.owner != ''
+                   AND things_registered.thing_name = excluded.thing_name",
                 params![
                     thing.thing_id,
                     thing.thing_name,
@@ -286,10 +368,28 @@ impl Registry {
                     thing.registered_ms,
                     thing.security_key
                 ],
-            )?;
+            );
+            let n = match n {
+                Ok(n) => n,
+                // The name is taken by another thing (a UNIQUE violation on thing_name).
+                Err(lithos_server::storage::rusqlite::Error::SqliteFailure(e, _))
+                    if e.code
+                        == lithos_server::storage::rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    0
+                }
+                Err(e) => return Err(e.into()),
+            };
             if n == 0 {
                 return Err(RegistryError::AlreadyRegistered);
             }
+            if let Some(a) = authorization {
+                tx.execute(
+                    "UPDATE things_authorizations SET canceled = 1 WHERE id = ?1",
+                    params![a],
+                )?;
+            }
+            tx.commit()?;
             Ok(())
         })
         .await
@@ -332,6 +432,19 @@ impl Registry {
                 record,
             )
             .optional()?)
+        })
+        .await
+    }
+
+    /// The account names of the things `owner` owns.
+    pub async fn owned_by(&self, owner: &str) -> R<Vec<String>> {
+        let owner = owner.to_string();
+        self.run(move |c| {
+            let mut st = c.prepare(
+                "SELECT thing_name FROM things_registered WHERE owner = ?1 AND owner != ''",
+            )?;
+            let rows = st.query_map(params![owner], |r| r.get(0))?;
+            Ok(rows.collect::<Result<Vec<String>, _>>()?)
         })
         .await
     }
@@ -480,7 +593,7 @@ mod tests {
         let (_d, r) = registry();
         let id = "SL-01-0A1B2C3D";
         assert_eq!(r.valid_authorization(id).await.unwrap(), None);
-        r.authorize(id, "alice", Duration::from_secs(300))
+        r.authorize(id, "alice", Duration::from_secs(300), Some("KEY"))
             .await
             .unwrap();
         assert_eq!(
@@ -492,30 +605,39 @@ mod tests {
         assert!(r.cancel_authorization(id, "alice").await.unwrap());
         assert_eq!(r.valid_authorization(id).await.unwrap(), None);
         // A newer one replaces the cancelled one; an expired one counts as none.
-        r.authorize(id, "bob", Duration::from_millis(0))
+        r.authorize(id, "bob", Duration::from_millis(0), None)
             .await
             .unwrap();
         assert_eq!(r.valid_authorization(id).await.unwrap(), None);
-        r.authorize(id, "carol", Duration::from_secs(60))
+        r.authorize(id, "carol", Duration::from_secs(60), Some("KEY"))
             .await
             .unwrap();
-        assert_eq!(
-            r.valid_authorization(id).await.unwrap().unwrap().authorizer,
-            "carol"
-        );
+        let a = r.valid_authorization(id).await.unwrap().unwrap();
+        assert_eq!(a.authorizer, "carol");
+        // The key is checked, not stored: only its hash is.
+        assert!(a.accepts_key("KEY"));
+        assert!(!a.accepts_key("KEY "));
+        assert!(!a.accepts_key(""));
+        assert_ne!(a.key_hash.as_deref(), Some(&b"KEY"[..]));
     }
 
     #[tokio::test]
     async fn registration_ownership_and_grants() {
         let (_d, r) = registry();
         let t = thing("SL-01-0A1B2C3D", "alice");
-        r.register(t.clone()).await.unwrap();
+        r.authorize(&t.thing_id, "alice", Duration::from_secs(60), Some("K"))
+            .await
+            .unwrap();
+        let a = r.valid_authorization(&t.thing_id).await.unwrap().unwrap();
+        r.register(t.clone(), Some(a.id)).await.unwrap();
+        // The authorization served once.
+        assert_eq!(r.valid_authorization(&t.thing_id).await.unwrap(), None);
         assert_eq!(
-            r.register(t.clone()).await,
+            r.register(t.clone(), None).await,
             Err(RegistryError::AlreadyRegistered)
         );
         assert_eq!(
-            r.authorize(&t.thing_id, "alice", Duration::from_secs(60))
+            r.authorize(&t.thing_id, "alice", Duration::from_secs(60), None)
                 .await,
             Err(RegistryError::AlreadyRegistered)
         );
@@ -526,6 +648,27 @@ mod tests {
         assert!(r.may_execute(&t, "bob").await.unwrap());
         assert!(r.revoke(&t.thing_id, "bob").await.unwrap());
         assert!(!r.may_execute(&t, "bob").await.unwrap());
+        // Unowned (its owner's account was deleted), it may be authorized and registered
+        // again, under a new owner; another thing cannot take its name.
+        r.run(|c| {
+            c.execute("UPDATE things_registered SET owner = ''", [])?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        r.authorize(&t.thing_id, "carol", Duration::from_secs(60), None)
+            .await
+            .unwrap();
+        r.register(thing("SL-01-0A1B2C3D", "carol"), None)
+            .await
+            .unwrap();
+        assert_eq!(r.by_id(&t.thing_id).await.unwrap().unwrap().owner, "carol");
+        let mut impostor = thing("SL-01-99999999", "mallory");
+        impostor.thing_name = t.thing_name.clone();
+        assert_eq!(
+            r.register(impostor, None).await,
+            Err(RegistryError::AlreadyRegistered)
+        );
         r.unregister(&t.thing_id).await.unwrap();
         assert_eq!(r.by_id(&t.thing_id).await.unwrap(), None);
         assert_eq!(

@@ -388,7 +388,7 @@ impl XmlDecoder {
     fn close(&mut self, buf: &mut BytesMut) -> Result<Option<StreamEvent>, XmlError> {
         // Look for the '>' only as far as a name may reach, so the answer does not depend on
         // how much of the stream has arrived.
-        let window = self.limits.max_name_len + 16;
+        let window = self.limits.max_name_len.saturating_add(16);
         let Some(end) = memchr(b'>', &buf[..buf.len().min(window)]) else {
             if buf.len() >= window {
                 return Err(XmlError::NameTooLong(self.limits.max_name_len));

@@ -196,7 +196,7 @@ impl Scanner {
 
     fn run(&mut self, buf: &[u8], limits: &Limits) -> Result<Scan, XmlError> {
         // Never look further than one byte past the limit.
-        let buf = &buf[..buf.len().min(limits.max_stanza_size + 1)];
+        let buf = &buf[..buf.len().min(limits.max_stanza_size.saturating_add(1))];
         let stop = |at: usize, why: &'static str| Ok(Scan::Stop(at, why));
         while self.pos < buf.len() {
             let rest = &buf[self.pos..];

@@ -43,12 +43,23 @@ pub type StorageResult<T> = Result<T, StorageError>;
 /// Accounts and their credentials. User names are prepared localparts.
 #[async_trait]
 pub trait AccountStore: Send + Sync {
-    /// Creates an account; `AlreadyExists` if the name is taken.
+    /// Creates an account; `AlreadyExists` if the name is taken, or was deleted too
+    /// recently (its tombstone stands).
     async fn create_account(&self, username: &str, creds: &Credentials) -> StorageResult<()>;
     /// Replaces an account's credentials; `NotFound` if there is no such account.
     async fn set_credentials(&self, username: &str, creds: &Credentials) -> StorageResult<()>;
-    /// Deletes an account and everything stored for it; `NotFound` if there is none.
-    async fn delete_account(&self, username: &str) -> StorageResult<()>;
+    /// Deletes an account and everything stored for it (what modules keep too: see
+    /// [`ModuleSchema::account_deleted`]); takes it out of other accounts' rosters'
+    /// subscriptions; and leaves a tombstone, so the name cannot be created again for a while
+    /// (`[accounts] tombstone_secs`) and nobody inherits what others granted it. `domain` is
+    /// the served domain (some records hold bare JIDs). `NotFound` if there is no such account.
+    async fn delete_account(&self, username: &str, domain: &str) -> StorageResult<()>;
+    /// When the account `username` was deleted (milliseconds since the Unix epoch), if its
+    /// tombstone still stands.
+    async fn tombstone(&self, username: &str) -> StorageResult<Option<i64>>;
+    /// Removes a tombstone, so the name can be created again at once (an administrator's
+    /// decision).
+    async fn remove_tombstone(&self, username: &str) -> StorageResult<()>;
     /// The credentials of an account, if it exists.
     async fn credentials(&self, username: &str) -> StorageResult<Option<Credentials>>;
     /// True when the account exists.
@@ -238,7 +249,8 @@ pub struct Storage {
 /// lithos_server::inventory::submit! {
 ///     lithos_server::storage::ModuleSchema {
 ///         module: "example",
-///         migrations: &["CREATE TABLE example_notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)"],
+///         migrations: &["CREATE TABLE example_notes (id INTEGER PRIMARY KEY, author TEXT NOT NULL)"],
+///         account_deleted: &["DELETE FROM example_notes WHERE author = ?1"],
 ///     }
 /// }
 /// ```
@@ -247,6 +259,11 @@ pub struct ModuleSchema {
     pub module: &'static str,
     /// SQL batches, applied in order, each once.
     pub migrations: &'static [&'static str],
+    /// Statements run, in order, in the transaction that deletes an account, with `?1` the
+    /// account's name (localpart) and `?2` its bare JID: the module forgets what belonged to
+    /// the account and revokes what it was granted, whichever way the account is deleted
+    /// (in-band, or `lithosd user delete` with no server running).
+    pub account_deleted: &'static [&'static str],
 }
 
 inventory::collect!(ModuleSchema);

@@ -47,13 +47,41 @@ const MIGRATIONS: &[&str] = &[
      DROP INDEX offline_by_user;
      CREATE INDEX offline_by_user ON offline_messages (username, id, size);
      CREATE INDEX offline_by_stamp ON offline_messages (stamp_ms);",
+    // 3: names of deleted accounts, kept for a while so that nobody inherits what others
+    // granted them; contacts looked up by JID when an account goes.
+    "CREATE TABLE account_tombstones (username TEXT PRIMARY KEY, deleted_ms INTEGER NOT NULL);
+     CREATE INDEX roster_by_contact ON roster_items (contact);
+     CREATE INDEX pending_by_contact ON pending_subscriptions (contact);",
+];
+
+/// What an account's deletion does to the kernel's tables, before the modules' statements:
+/// `?1` the name, `?2` the bare JID.
+const ACCOUNT_DELETED: &[&str] = &[
+    "DELETE FROM roster_items WHERE username = ?1",
+    "DELETE FROM roster_versions WHERE username = ?1",
+    "DELETE FROM pending_subscriptions WHERE username = ?1",
+    "DELETE FROM offline_messages WHERE username = ?1",
+    // Others' rosters keep the contact but no subscription either way: a new account of the
+    // same name must not receive their presence, nor pass for their trusted contact.
+    "UPDATE roster_versions SET version = version + 1 WHERE username IN
+        (SELECT username FROM roster_items WHERE contact = ?2
+            AND (subscription != 'none' OR ask != 0 OR approved != 0))",
+    "UPDATE roster_items SET subscription = 'none', ask = 0, approved = 0 WHERE contact = ?2",
+    "DELETE FROM pending_subscriptions WHERE contact = ?2",
+    "INSERT INTO account_tombstones (username, deleted_ms) VALUES (?1, ?3)
+        ON CONFLICT (username) DO UPDATE SET deleted_ms = ?3",
 ];
 
 /// The SQLite store.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// How long a deleted account's name stays taken, in seconds.
+    tombstone_secs: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// The default of `[accounts] tombstone_secs`.
+const TOMBSTONE_SECS: u64 = 30 * 24 * 3600;
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -99,7 +127,23 @@ impl SqliteStore {
         Self::module_migrations(&mut conn)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            tombstone_secs: Arc::new(TOMBSTONE_SECS.into()),
         })
+    }
+
+    /// Sets how long a deleted account's name cannot be created again (`[accounts]
+    /// tombstone_secs`; 30 days unless set).
+    pub fn set_tombstone_secs(&self, secs: u64) {
+        self.tombstone_secs
+            .store(secs, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The oldest deletion whose tombstone still stands, in milliseconds since the epoch.
+    fn tombstone_cutoff(&self) -> i64 {
+        let secs = self
+            .tombstone_secs
+            .load(std::sync::atomic::Ordering::Relaxed);
+        now_ms().saturating_sub(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX))
     }
 
     /// Applies every linked module's migrations that have not run yet.
@@ -204,9 +248,22 @@ fn row_to_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<RosterItem> {
 impl AccountStore for SqliteStore {
     async fn create_account(&self, username: &str, creds: &Credentials) -> StorageResult<()> {
         let (u, c) = (username.to_string(), creds.clone());
+        let cutoff = self.tombstone_cutoff();
         self.run(move |conn| {
             let now = now_ms();
-            let r = conn.execute(
+            let tx = conn.transaction()?;
+            let buried: bool = tx
+                .query_row(
+                    "SELECT 1 FROM account_tombstones WHERE username = ?1 AND deleted_ms > ?2",
+                    params![u, cutoff],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if buried {
+                return Err(StorageError::AlreadyExists);
+            }
+            let r = tx.execute(
                 "INSERT INTO accounts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     u,
@@ -222,14 +279,20 @@ impl AccountStore for SqliteStore {
                 ],
             );
             match r {
-                Ok(_) => Ok(()),
+                Ok(_) => {}
                 Err(rusqlite::Error::SqliteFailure(e, _))
                     if e.code == rusqlite::ErrorCode::ConstraintViolation =>
                 {
-                    Err(StorageError::AlreadyExists)
+                    return Err(StorageError::AlreadyExists);
                 }
-                Err(e) => Err(e.into()),
+                Err(e) => return Err(e.into()),
             }
+            tx.execute(
+                "DELETE FROM account_tombstones WHERE username = ?1",
+                params![u],
+            )?;
+            tx.commit()?;
+            Ok(())
         })
         .await
     }
@@ -262,26 +325,68 @@ impl AccountStore for SqliteStore {
         .await
     }
 
-    async fn delete_account(&self, username: &str) -> StorageResult<()> {
+    async fn delete_account(&self, username: &str, domain: &str) -> StorageResult<()> {
         let u = username.to_string();
+        let bare = format!("{username}@{domain}");
         self.run(move |conn| {
             let tx = conn.transaction()?;
             let n = tx.execute("DELETE FROM accounts WHERE username = ?1", params![u])?;
             if n == 0 {
                 return Err(StorageError::NotFound);
             }
-            for table in [
-                "roster_items",
-                "roster_versions",
-                "pending_subscriptions",
-                "offline_messages",
-            ] {
-                tx.execute(
-                    &format!("DELETE FROM {table} WHERE username = ?1"),
-                    params![u],
-                )?;
+            let now = now_ms();
+            for sql in ACCOUNT_DELETED {
+                let mut st = tx.prepare(sql)?;
+                // Each statement names the parameters it uses; bind only those.
+                let n = st.parameter_count();
+                let all: [&dyn rusqlite::ToSql; 3] = [&u, &bare, &now];
+                st.execute(&all[..n])?;
+            }
+            let mut schemas: Vec<&super::ModuleSchema> =
+                inventory::iter::<super::ModuleSchema>.into_iter().collect();
+            schemas.sort_by_key(|s| s.module);
+            for s in schemas {
+                for sql in s.account_deleted {
+                    let mut st = tx.prepare(sql)?;
+                    let n = st.parameter_count();
+                    let all: [&dyn rusqlite::ToSql; 2] = [&u, &bare];
+                    if n > 2 {
+                        return Err(StorageError::Backend(format!(
+                            "module {}: an account_deleted statement uses more than ?1 and ?2",
+                            s.module
+                        )));
+                    }
+                    st.execute(&all[..n])?;
+                }
             }
             tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn tombstone(&self, username: &str) -> StorageResult<Option<i64>> {
+        let u = username.to_string();
+        let cutoff = self.tombstone_cutoff();
+        self.run(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT deleted_ms FROM account_tombstones WHERE username = ?1 AND deleted_ms > ?2",
+                    params![u, cutoff],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn remove_tombstone(&self, username: &str) -> StorageResult<()> {
+        let u = username.to_string();
+        self.run(move |conn| {
+            conn.execute(
+                "DELETE FROM account_tombstones WHERE username = ?1",
+                params![u],
+            )?;
             Ok(())
         })
         .await
@@ -597,6 +702,7 @@ mod tests {
                 "CREATE TABLE test_notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)",
                 "ALTER TABLE test_notes ADD COLUMN author TEXT",
             ],
+            account_deleted: &["DELETE FROM test_notes WHERE author = ?1"],
         }
     }
 
@@ -664,12 +770,73 @@ mod tests {
         ));
         s.create_account("romeo", &creds()).await.unwrap();
         assert_eq!(s.list_accounts().await.unwrap(), ["juliet", "romeo"]);
-        s.delete_account("juliet").await.unwrap();
+        s.delete_account("juliet", "x").await.unwrap();
         assert!(!s.account_exists("juliet").await.unwrap());
         assert!(matches!(
-            s.delete_account("juliet").await,
+            s.delete_account("juliet", "x").await,
             Err(StorageError::NotFound)
         ));
+    }
+
+    /// Issue 14, defect 8: a deleted account's name is not free for the next registrant,
+    /// and nothing others gave the old account passes to a new one.
+    #[tokio::test]
+    async fn deletion_leaves_a_tombstone_and_takes_the_account_out_of_others_rosters() {
+        let s = SqliteStore::in_memory().unwrap();
+        s.create_account("juliet", &creds()).await.unwrap();
+        s.create_account("romeo", &creds()).await.unwrap();
+        let juliet_in_romeos = RosterItem {
+            jid: "juliet@x".into(),
+            name: Some("J".into()),
+            subscription: Subscription::Both,
+            ask: false,
+            approved: true,
+            groups: vec![],
+        };
+        let v = s.put_roster_item("romeo", &juliet_in_romeos).await.unwrap();
+        s.put_pending_subscription("romeo", "juliet@x", "<presence/>")
+            .await
+            .unwrap();
+        s.run(|c| {
+            c.execute(
+                "INSERT INTO test_notes (text, author) VALUES ('mine', 'juliet'), ('his', 'romeo')",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+        s.delete_account("juliet", "x").await.unwrap();
+        assert!(s.tombstone("juliet").await.unwrap().is_some());
+        assert!(matches!(
+            s.create_account("juliet", &creds()).await,
+            Err(StorageError::AlreadyExists)
+        ));
+        // Romeo keeps his contact, with no subscription either way, at a new version.
+        let (v2, items) = s.roster("romeo").await.unwrap();
+        assert!(v2 > v);
+        assert_eq!(items[0].subscription, Subscription::None);
+        assert!(!items[0].approved);
+        assert!(s.pending_subscriptions("romeo").await.unwrap().is_empty());
+        // A module's statements ran in the same transaction.
+        let authors: Vec<String> = s
+            .run(|c| {
+                let mut st = c.prepare("SELECT author FROM test_notes ORDER BY author")?;
+                let rows = st.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<Result<Vec<String>, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(authors, ["romeo"]);
+
+        // Once the tombstone has gone (or an administrator removes it), the name is free.
+        s.remove_tombstone("juliet").await.unwrap();
+        s.create_account("juliet", &creds()).await.unwrap();
+        s.delete_account("juliet", "x").await.unwrap();
+        s.set_tombstone_secs(0);
+        assert!(s.tombstone("juliet").await.unwrap().is_none());
+        s.create_account("juliet", &creds()).await.unwrap();
     }
 
     #[tokio::test]

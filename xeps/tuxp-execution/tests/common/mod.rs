@@ -13,6 +13,9 @@ use lithos_server::{Config, RunningServer};
 use lithos_tuxp_execution::thing::{ThingRuntime, action_handler};
 use lithos_tuxp_operator::OperatorExt;
 
+/// The registration key every test thing has (operators authorize it with this key).
+pub const KEY: &str = "REGISTRATION-KEY";
+
 pub const T: Duration = Duration::from_secs(5);
 
 pub struct TestServer {
@@ -76,7 +79,7 @@ impl TestServer {
 
     /// A thing runtime for `id`, pointed at the things port.
     pub fn runtime(&self, id: &str, format: WireFormat) -> ThingRuntime {
-        ThingRuntime::new(id, "REGISTRATION-KEY", "localhost")
+        ThingRuntime::new(id, KEY, "localhost")
             .address(self.things_addr())
             .trust(self.trust())
             .format(format)
@@ -92,7 +95,7 @@ impl TestServer {
         format: WireFormat,
     ) -> (String, Client, Arc<AtomicUsize>) {
         let id = format!("SL-01-{serial}");
-        alice.authorize_thing(&id, T).await.unwrap();
+        alice.authorize_thing(&id, KEY, T).await.unwrap();
         let flashes = Arc::new(AtomicUsize::new(0));
         let counter = flashes.clone();
         let (thing, _events) = self

@@ -1,0 +1,127 @@
+//! Deleting an account leaves nothing for the next account of its name to inherit (issue 14,
+//! defect 8): things it owned are unowned and cannot log in, grants it held and gave are gone,
+//! and its name stays taken for a while.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{T, TestServer, condition};
+use lithos_client::{ClientBuilder, Mechanism, WireFormat};
+use lithos_core::stanza::DefinedCondition;
+use lithos_core::{Jid, Payload};
+use lithos_server::storage::StorageError;
+use lithos_things_demo::light::Flash;
+use lithos_tuxp_execution::ControllerExt;
+use lithos_tuxp_operator::OperatorExt;
+use lithos_tuxp_things::Registry;
+
+fn jid(s: &str) -> Jid {
+    Jid::new(s).unwrap()
+}
+
+#[tokio::test]
+async fn a_deleted_owner_leaves_unowned_things_that_cannot_log_in() {
+    let s = TestServer::start("").await;
+    let format = WireFormat::Xml;
+    let (alice, _ae) = s.user("alice", format).await;
+    let (bob, _be) = s.user("bob", format).await;
+    let (id, light, _flashes) = s.light(&alice, "0A1B2C3D", format).await;
+    let addr = jid("sl-01-0a1b2c3d@localhost");
+    alice
+        .set_grant(&id, jid("bob@localhost"), false, T)
+        .await
+        .unwrap();
+    bob.execute(addr.clone(), Flash { repeat: 1 }.into_element(), T)
+        .await
+        .unwrap();
+    let handle = s.server.handle().clone();
+    let registry = Registry::of(&handle).unwrap();
+    let before = registry.by_id(&id).await.unwrap().unwrap();
+    assert_eq!(before.owner, "alice");
+
+    handle
+        .delete_account(&jid("alice@localhost"))
+        .await
+        .unwrap();
+
+    // The light is unowned, its session ended, and its credentials no longer log in.
+    let after = registry.by_id(&id).await.unwrap().unwrap();
+    assert_eq!(after.owner, "");
+    let mut gone = false;
+    for _ in 0..100 {
+        if !handle.sessions().is_online("sl-01-0a1b2c3d@localhost") {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gone, "the light's session goes with its owner");
+    drop(light);
+    assert!(
+        !handle
+            .storage()
+            .accounts
+            .account_exists("sl-01-0a1b2c3d")
+            .await
+            .unwrap(),
+        "its credentials are revoked"
+    );
+    // Bob's grant went with the owner who gave it.
+    let e = bob
+        .execute(addr, Flash { repeat: 1 }.into_element(), T)
+        .await
+        .unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
+    // Nobody can take the name "alice" (and with it the operator role the configuration
+    // gives that name) while the tombstone stands.
+    let creds = lithos_server::sasl::Credentials::new("new-alice", 4096).unwrap();
+    assert!(matches!(
+        handle
+            .storage()
+            .accounts
+            .create_account("alice", &creds)
+            .await,
+        Err(StorageError::AlreadyExists)
+    ));
+    let again = ClientBuilder::new("alice@localhost/app", "alice-password")
+        .unwrap()
+        .address(s.server.c2s_addrs[0].to_string())
+        .trust(s.trust())
+        .mechanisms(vec![Mechanism::ScramSha256])
+        .connect()
+        .await;
+    assert!(again.is_err(), "the deleted account does not log in");
+}
+
+#[tokio::test]
+async fn a_deleted_grantee_passes_nothing_to_the_next_account_of_its_name() {
+    let s = TestServer::start("").await;
+    let format = WireFormat::Xml;
+    let (alice, _ae) = s.user("alice", format).await;
+    let (id, _light, _flashes) = s.light(&alice, "0A1B2C3E", format).await;
+    alice
+        .set_grant(&id, jid("bob@localhost"), false, T)
+        .await
+        .unwrap();
+    let handle = s.server.handle().clone();
+    handle.delete_account(&jid("bob@localhost")).await.unwrap();
+    // Even once an administrator frees the name, the new bob has no grant.
+    handle
+        .storage()
+        .accounts
+        .remove_tombstone("bob")
+        .await
+        .unwrap();
+    s.add_user("bob", "bob-password").await;
+    let (bob, _be) = s.user("bob", format).await;
+    let e = bob
+        .execute(
+            jid("sl-01-0a1b2c3e@localhost"),
+            Flash { repeat: 1 }.into_element(),
+            T,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
+}
