@@ -54,13 +54,18 @@ impl Module for Friends {
                 "no such thing",
             ));
         };
+        // A follower follows one event (notifications) or one kind of report data: what
+        // it is approved for is all it receives of the thing.
         if lithos_tuxp_things::model(&thing.model)
-            .and_then(|m| m.event_by_key(&f.event))
+            .filter(|m| m.event_by_key(&f.event).is_some() || m.data_by_key(&f.event).is_some())
             .is_none()
         {
             return Err(StanzaError::explained(
                 DefinedCondition::ItemNotFound,
-                format!("model {} has no event {}", thing.model, f.event),
+                format!(
+                    "model {} has no event or report data {}",
+                    thing.model, f.event
+                ),
             ));
         }
         let follower = req.from.to_bare().to_string();

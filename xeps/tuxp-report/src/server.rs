@@ -14,7 +14,8 @@ use lithos_server::storage::SqliteStore;
 use lithos_server::{
     ClientStanzaHook, Flow, Module, ModuleRegistration, ServerHandle, SessionInfo,
 };
-use lithos_tuxp_things::{Registry, ThingCache, ThingRecord};
+use lithos_tuxp_things::{AccessChange, Registry, ThingCache, ThingRecord};
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use crate::store::{self, NewReport, Outcome, Write};
@@ -63,20 +64,152 @@ struct After {
     report_id: Option<String>,
 }
 
+/// What a live subscriber may see of a thing's reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Sees {
+    /// Everything: the thing itself, its owner, an account it granted.
+    All,
+    /// The data kinds (`{ns}name`) an operator approved this follower for.
+    Only(Arc<[String]>),
+}
+
+impl Sees {
+    fn allows(&self, data_key: &str) -> bool {
+        match self {
+            Sees::All => true,
+            Sees::Only(keys) => keys.iter().any(|k| k == data_key),
+        }
+    }
+}
+
+/// A session following a thing's reports live.
+#[derive(Debug, Clone)]
+struct Subscriber {
+    jid: Jid,
+    sees: Sees,
+    /// The thing's id, and its access generation when `sees` was decided: while the
+    /// generation is another, nothing is sent (access may have been withdrawn) until the
+    /// subscription is checked again.
+    thing_id: Arc<str>,
+    checked: u64,
+}
+
+impl Subscriber {
+    fn current(&self) -> bool {
+        lithos_tuxp_things::access_generation(&self.thing_id) == self.checked
+    }
+}
+
 /// State the writer task shares with the module.
+#[derive(Default)]
 struct Shared {
     /// Subscribers per thing name.
-    subscribers: Mutex<HashMap<String, Vec<Jid>>>,
+    subscribers: Mutex<HashMap<String, Vec<Subscriber>>>,
+    /// The names of things with subscribers, by thing id (access changes name the id).
+    names: Mutex<HashMap<String, String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {
-    fn subscribers(&self, thing: &str) -> Vec<Jid> {
-        self.subscribers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    fn subscribers(&self, thing: &str) -> Vec<Subscriber> {
+        lock(&self.subscribers)
             .get(thing)
             .cloned()
             .unwrap_or_default()
+    }
+}
+
+/// What `who` may see of `thing`'s live reports, or `None` when nothing.
+async fn report_access(
+    server: &ServerHandle,
+    registry: &Registry,
+    thing: &ThingRecord,
+    who: &Jid,
+) -> Result<Option<Sees>, StanzaError> {
+    let local = who.domain() == server.domain().domain();
+    if local && who.local() == Some(thing.thing_name.as_str()) {
+        return Ok(Some(Sees::All));
+    }
+    if local
+        && registry
+            .may_execute(thing, who.local().unwrap_or_default())
+            .await
+            .map_err(internal)?
+    {
+        return Ok(Some(Sees::All));
+    }
+    // A follower sees the report data it is approved for, nothing else (a follow of an
+    // event is for notifications).
+    let model = lithos_tuxp_things::model(&thing.model);
+    let keys: Vec<String> = registry
+        .followed(&thing.thing_id, who.bare_str())
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .filter(|k| model.is_some_and(|m| m.data_by_key(k).is_some()))
+        .collect();
+    Ok((!keys.is_empty()).then(|| Sees::Only(keys.into())))
+}
+
+/// Checks every live subscription of the thing `thing_id` (all of them when `None`) again,
+/// after access was withdrawn: a subscriber that may no longer see the reports is dropped,
+/// one that may see less sees less.
+async fn recheck(server: &ServerHandle, shared: &Shared, thing_id: Option<&str>) {
+    let Ok(registry) = Registry::of(server) else {
+        return;
+    };
+    let names: Vec<String> = match thing_id {
+        Some(id) => lock(&shared.names).get(id).cloned().into_iter().collect(),
+        None => lock(&shared.subscribers).keys().cloned().collect(),
+    };
+    for name in names {
+        let thing = match registry.by_name(&name).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "checking report subscriptions failed");
+                continue;
+            }
+        };
+        let mut decided: Vec<(Jid, Option<Sees>)> = Vec::new();
+        // The generation before the checks: a change during them makes them stale again.
+        let generation = thing
+            .as_ref()
+            .map(|t| lithos_tuxp_things::access_generation(&t.thing_id));
+        if let Some(thing) = &thing {
+            for sub in shared.subscribers(&name) {
+                match report_access(server, &registry, thing, &sub.jid).await {
+                    Ok(sees) => decided.push((sub.jid, sees)),
+                    Err(_) => decided.push((sub.jid, None)),
+                }
+            }
+        }
+        let mut map = lock(&shared.subscribers);
+        let Some(list) = map.get_mut(&name) else {
+            continue;
+        };
+        list.retain_mut(|sub| {
+            match decided.iter().find(|(j, _)| *j == sub.jid) {
+                // Unregistered thing: nobody follows it any more.
+                None if thing.is_none() => false,
+                None => true,
+                Some((_, None)) => {
+                    tracing::info!(subscriber = %sub.jid, thing = %name, "live reports stopped: access withdrawn");
+                    false
+                }
+                Some((_, Some(sees))) => {
+                    sub.sees = sees.clone();
+                    sub.checked = generation.unwrap_or(sub.checked);
+                    true
+                }
+            }
+        });
+        if list.is_empty() {
+            map.remove(&name);
+            lock(&shared.names).retain(|_, n| *n != name);
+        }
     }
 }
 
@@ -85,6 +218,8 @@ struct ReportModule {
     shared: Arc<Shared>,
     writer: OnceLock<Result<mpsc::Sender<Job>, String>>,
     things: ThingCache,
+    /// The task that drops subscriptions when access is withdrawn, started with the first.
+    watcher: OnceLock<()>,
 }
 
 fn internal(e: impl std::fmt::Display) -> StanzaError {
@@ -128,6 +263,31 @@ impl ReportModule {
             })
             .clone()
             .map_err(|e| Box::new(internal(e)))
+    }
+
+    /// Starts, once, the task that checks live subscriptions again whenever access to a
+    /// thing is withdrawn (a grant revoked, a follow ended, an account deleted).
+    fn watch_access(&self, server: &ServerHandle) {
+        self.watcher.get_or_init(|| {
+            let (server, shared) = (server.clone(), self.shared.clone());
+            let mut changes = lithos_tuxp_things::access_changes();
+            let mut stop = server.shutdown_signal();
+            tokio::spawn(async move {
+                loop {
+                    let change = tokio::select! {
+                        c = changes.recv() => c,
+                        _ = stop.changed() => return,
+                    };
+                    match change {
+                        Ok(AccessChange::Thing(id)) => recheck(&server, &shared, Some(&id)).await,
+                        Ok(AccessChange::All) | Err(RecvError::Lagged(_)) => {
+                            recheck(&server, &shared, None).await
+                        }
+                        Err(RecvError::Closed) => return,
+                    }
+                }
+            });
+        });
     }
 
     /// A report or deliver from a thing's session: checked, then queued for the writer.
@@ -250,43 +410,76 @@ impl ReportModule {
             .map_err(|_| internal("the report writer stopped"))
     }
 
-    /// The thing addressed by an owner's query, checked against the requester: its owner,
-    /// an account it granted, itself, or (`followers_too`) an approved follower of any of
-    /// its events.
-    async fn queried_thing(
-        server: &ServerHandle,
+    /// The thing a query addresses.
+    async fn addressed_thing(
+        registry: &Registry,
         req: &IqRequest,
-        followers_too: bool,
     ) -> Result<ThingRecord, StanzaError> {
-        let registry = Registry::of(server).map_err(internal)?;
         let thing = match req.to.local() {
             Some(name) => registry.by_name(name).await.map_err(internal)?,
             None => None,
         };
-        let Some(thing) = thing else {
+        thing.ok_or_else(|| StanzaError::explained(DefinedCondition::ItemNotFound, "no such thing"))
+    }
+
+    /// The thing addressed by a query of its stored reports, checked against the
+    /// requester: itself, its owner, or an account it granted.
+    async fn queried_thing(
+        server: &ServerHandle,
+        req: &IqRequest,
+    ) -> Result<ThingRecord, StanzaError> {
+        let registry = Registry::of(server).map_err(internal)?;
+        let thing = Self::addressed_thing(&registry, req).await?;
+        match report_access(server, &registry, &thing, &req.from).await? {
+            Some(Sees::All) => Ok(thing),
+            _ => Err(StanzaError::explained(
+                DefinedCondition::Forbidden,
+                "only the thing's owner and the accounts it granted read its stored reports",
+            )),
+        }
+    }
+
+    /// `<subscribe/>` and `<unsubscribe/>`: live reports for a session, filtered to what the
+    /// subscriber may see (a follower: the data it follows), and dropped when that access is
+    /// withdrawn.
+    async fn subscription(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
+        let Some(session) = &req.session else {
             return Err(StanzaError::explained(
-                DefinedCondition::ItemNotFound,
-                "no such thing",
+                DefinedCondition::NotAllowed,
+                "only clients subscribe",
             ));
         };
-        let who = req.from.local().unwrap_or_default();
-        let own = req.from.bare_eq(&req.to);
-        if own || registry.may_execute(&thing, who).await.map_err(internal)? {
-            return Ok(thing);
+        let registry = Registry::of(server).map_err(internal)?;
+        let thing = Self::addressed_thing(&registry, &req).await?;
+        if req.payload.name() == "unsubscribe" {
+            let mut map = lock(&self.shared.subscribers);
+            if let Some(list) = map.get_mut(&thing.thing_name) {
+                list.retain(|s| s.jid != session.jid);
+                if list.is_empty() {
+                    map.remove(&thing.thing_name);
+                }
+            }
+            return Ok(None);
         }
-        let follower = req.from.to_bare().to_string();
-        if followers_too
-            && registry
-                .follows_any(&thing.thing_id, &follower)
-                .await
-                .map_err(internal)?
-        {
-            return Ok(thing);
-        }
-        Err(StanzaError::explained(
-            DefinedCondition::Forbidden,
-            "only the thing's owner, the accounts it granted and its approved followers read its reports",
-        ))
+        let checked = lithos_tuxp_things::access_generation(&thing.thing_id);
+        let Some(sees) = report_access(server, &registry, &thing, &session.jid).await? else {
+            return Err(StanzaError::explained(
+                DefinedCondition::Forbidden,
+                "only the thing's owner, the accounts it granted and followers approved for its report data follow its reports",
+            ));
+        };
+        self.watch_access(server);
+        lock(&self.shared.names).insert(thing.thing_id.clone(), thing.thing_name.clone());
+        let mut map = lock(&self.shared.subscribers);
+        let list = map.entry(thing.thing_name.clone()).or_default();
+        list.retain(|s| s.jid != session.jid);
+        list.push(Subscriber {
+            jid: session.jid.clone(),
+            sees,
+            thing_id: thing.thing_id.as_str().into(),
+            checked,
+        });
+        Ok(None)
     }
 }
 
@@ -394,7 +587,13 @@ fn answer(server: &ServerHandle, shared: &Shared, job: After, out: Outcome) {
     }
     if let Outcome::Stored(item) = out {
         let thing = job.reporter.local().unwrap_or_default();
-        let subs = shared.subscribers(thing);
+        let key = lithos_tuxp_things::key_of(&item.data);
+        let subs: Vec<Jid> = shared
+            .subscribers(thing)
+            .into_iter()
+            .filter(|s| s.sees.allows(&key) && s.current())
+            .map(|s| s.jid)
+            .collect();
         if subs.is_empty() {
             return;
         }
@@ -455,8 +654,10 @@ impl Module for ReportModule {
     }
 
     async fn handle_iq(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
-        let live = req.payload.name() == "subscribe" || req.payload.name() == "unsubscribe";
-        let thing = Self::queried_thing(server, &req, live).await?;
+        if req.is_set && matches!(req.payload.name(), "subscribe" | "unsubscribe") {
+            return self.subscription(server, req).await;
+        }
+        let thing = Self::queried_thing(server, &req).await?;
         let db = Self::db(server).map_err(|e| *e)?;
         match (req.is_set, req.payload.name()) {
             (false, "latest") => {
@@ -502,27 +703,6 @@ impl Module for ReportModule {
                     .into_element(),
                 ))
             }
-            (true, name @ ("subscribe" | "unsubscribe")) => {
-                let Some(session) = &req.session else {
-                    return Err(StanzaError::explained(
-                        DefinedCondition::NotAllowed,
-                        "only clients subscribe",
-                    ));
-                };
-                let mut map = self
-                    .shared
-                    .subscribers
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                let list = map.entry(thing.thing_name.clone()).or_default();
-                list.retain(|j| *j != session.jid);
-                if name == "subscribe" {
-                    list.push(session.jid.clone());
-                } else if list.is_empty() {
-                    map.remove(&thing.thing_name);
-                }
-                Ok(None)
-            }
             (true, "report" | "deliver") => Err(StanzaError::explained(
                 DefinedCondition::Forbidden,
                 "a thing reports for itself only",
@@ -539,18 +719,16 @@ impl Module for ReportModule {
     }
 
     async fn account_deleted(&self, _server: &ServerHandle, _account: &Jid) {
-        // Things the account owned changed owner: what is cached of any thing may be stale.
+        // Things the account owned changed owner, grants and follows went: what is cached of
+        // any thing may be stale, and live subscriptions are checked again.
         self.things.clear();
+        lithos_tuxp_things::access_changed(AccessChange::All);
     }
 
     async fn account_deleting(&self, _server: &ServerHandle, account: &Jid) {
         if let Some(name) = account.local() {
             self.things.forget(name);
-            self.shared
-                .subscribers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(name);
+            lock(&self.shared.subscribers).remove(name);
         }
     }
 
@@ -560,15 +738,12 @@ impl Module for ReportModule {
         session: &SessionInfo,
         _was_available: bool,
     ) {
-        let mut map = self
-            .shared
-            .subscribers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut map = lock(&self.shared.subscribers);
         map.retain(|_, list| {
-            list.retain(|j| *j != session.jid);
+            list.retain(|s| s.jid != session.jid);
             !list.is_empty()
         });
+        lock(&self.shared.names).retain(|_, name| map.contains_key(name));
     }
 }
 
@@ -614,11 +789,10 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     }
     Ok(Arc::new(ReportModule {
         settings,
-        shared: Arc::new(Shared {
-            subscribers: Mutex::new(HashMap::new()),
-        }),
+        shared: Arc::new(Shared::default()),
         writer: OnceLock::new(),
         things: ThingCache::default(),
+        watcher: OnceLock::new(),
     }))
 }
 

@@ -22,7 +22,10 @@ pub use model::{Protocol, ThingModel, key_of, model, models};
 #[cfg(feature = "server")]
 pub use node::{is_lan_node, refuse, speaker};
 #[cfg(feature = "server")]
-pub use registry::{Authorization, Registry, RegistryError, ThingCache, ThingRecord};
+pub use registry::{
+    AccessChange, Authorization, Registry, RegistryError, ThingCache, ThingRecord, access_changed,
+    access_changes, access_generation,
+};
 
 #[doc(hidden)]
 pub use inventory;

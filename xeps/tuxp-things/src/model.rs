@@ -81,6 +81,11 @@ impl ThingModel {
     pub fn event_by_key(&self, key: &str) -> Option<&'static Protocol> {
         self.events.iter().find(|p| p.key() == key)
     }
+
+    /// The declared report data whose key (`{ns}name`) is `key`.
+    pub fn data_by_key(&self, key: &str) -> Option<&'static Protocol> {
+        self.data.iter().find(|p| p.key() == key)
+    }
 }
 
 inventory::collect!(ThingModel);

@@ -78,6 +78,77 @@ lithos_server::inventory::submit! {
     }
 }
 
+/// What a module holding access-dependent state (live report subscriptions, say) must
+/// check again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessChange {
+    /// Who may command or follow this thing (by id) changed: a grant was revoked, a follow
+    /// ended, or the thing left the registry.
+    Thing(String),
+    /// Anything may have changed (an account was deleted, or a listener fell behind).
+    All,
+}
+
+fn access_channel() -> &'static tokio::sync::broadcast::Sender<AccessChange> {
+    static CHANNEL: std::sync::OnceLock<tokio::sync::broadcast::Sender<AccessChange>> =
+        std::sync::OnceLock::new();
+    CHANNEL.get_or_init(|| tokio::sync::broadcast::channel(1024).0)
+}
+
+/// Withdrawn access, as it happens. Revocations are rare, so the channel is shared by every
+/// registry of the process (a listener checks its own server's state again); a listener that
+/// falls behind gets `Lagged`, after which it must check everything.
+pub fn access_changes() -> tokio::sync::broadcast::Receiver<AccessChange> {
+    access_channel().subscribe()
+}
+
+/// Generations of access: the whole process's (bumped by [`AccessChange::All`]), and each
+/// thing's whose access changed.
+struct Generations {
+    all: u64,
+    things: std::collections::HashMap<String, u64>,
+}
+
+fn generations() -> std::sync::MutexGuard<'static, Generations> {
+    static G: std::sync::OnceLock<std::sync::Mutex<Generations>> = std::sync::OnceLock::new();
+    G.get_or_init(|| {
+        std::sync::Mutex::new(Generations {
+            all: 0,
+            things: std::collections::HashMap::new(),
+        })
+    })
+    .lock()
+    .unwrap_or_else(|e| e.into_inner())
+}
+
+/// A number that changes, synchronously, whenever access to `thing_id` may have been
+/// withdrawn. A module that decided something on access at generation `g` (a live
+/// subscription, say) acts on it only while the generation is still `g`, and checks again
+/// when it is not: so nothing is delivered after a revocation has been answered, even before
+/// the [`access_changes`] listener ran.
+pub fn access_generation(thing_id: &str) -> u64 {
+    let g = generations();
+    g.all
+        .wrapping_add(g.things.get(thing_id).copied().unwrap_or(0))
+}
+
+/// Tells every [`access_changes`] listener, and moves the [`access_generation`] on first
+/// (an account's deletion is told by the modules that hear it, with [`AccessChange::All`]).
+pub fn access_changed(change: AccessChange) {
+    {
+        let mut g = generations();
+        match &change {
+            AccessChange::Thing(id) => {
+                let n = g.things.entry(id.clone()).or_insert(0);
+                *n = n.wrapping_add(1);
+            }
+            AccessChange::All => g.all = g.all.wrapping_add(1),
+        }
+    }
+    // No listener: nothing holds state that depends on access.
+    let _ = access_channel().send(change);
+}
+
 /// Why a registry operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
@@ -419,7 +490,9 @@ impl Registry {
             }
             Ok(())
         })
-        .await
+        .await?;
+        access_changed(AccessChange::Thing(thing_id.to_string()));
+        Ok(())
     }
 
     /// A registered thing by id.
@@ -473,10 +546,13 @@ impl Registry {
         Ok(())
     }
 
-    /// Withdraws a grant; returns whether there was one.
+    /// Withdraws a grant; returns whether there was one. Tells [`access_changes`]
+    /// listeners.
     pub async fn revoke(&self, thing_id: &str, account: &str) -> R<bool> {
         let sql = "DELETE FROM things_grants WHERE thing_id = ?1 AND account = ?2";
-        Ok(self.execute(sql, [thing_id, account]).await? > 0)
+        let revoked = self.execute(sql, [thing_id, account]).await? > 0;
+        access_changed(AccessChange::Thing(thing_id.to_string()));
+        Ok(revoked)
     }
 
     /// Records that `follower` (a bare JID) asks to follow `event` (`{ns}name`) of the thing;
@@ -511,10 +587,26 @@ impl Registry {
         Ok(self.execute(sql, [thing_id, event, follower]).await? > 0)
     }
 
-    /// Ends a follow (requested or approved); `false` when there was none.
+    /// Ends a follow (requested or approved); `false` when there was none. Tells
+    /// [`access_changes`] listeners.
     pub async fn unfollow(&self, thing_id: &str, event: &str, follower: &str) -> R<bool> {
         let sql = "DELETE FROM things_follows WHERE thing_id = ?1 AND event = ?2 AND follower = ?3";
-        Ok(self.execute(sql, [thing_id, event, follower]).await? > 0)
+        let ended = self.execute(sql, [thing_id, event, follower]).await? > 0;
+        access_changed(AccessChange::Thing(thing_id.to_string()));
+        Ok(ended)
+    }
+
+    /// What `follower` (a bare JID) is approved to follow of the thing: `{ns}name` keys.
+    pub async fn followed(&self, thing_id: &str, follower: &str) -> R<Vec<String>> {
+        let (id, who) = (thing_id.to_string(), follower.to_string());
+        self.run(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT event FROM things_follows WHERE thing_id = ?1 AND follower = ?2 AND approved = 1",
+            )?;
+            let rows = st.query_map(params![id, who], |r| r.get(0))?;
+            Ok(rows.collect::<Result<Vec<String>, _>>()?)
+        })
+        .await
     }
 
     /// The approved followers (bare JIDs) of `event` of the thing.
