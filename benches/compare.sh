@@ -3,6 +3,12 @@
 #
 #   bash benches/compare.sh            # 3 interleaved repetitions (about 15 minutes)
 #   REPS=1 IDLE=1000 bash benches/compare.sh   # a quick look
+#   LITHOS_BASE=/path/to/old/lithosd LITHOS_SHAPED=1 bash benches/compare.sh
+#                                      # also an A/B: another build of lithosd ("lithos-base",
+#                                      # run with the configuration it knows), and this one
+#                                      # with every connection shaped ("lithos-shaped": no
+#                                      # trusted network, a rate too high to slow anyone, so
+#                                      # the token bucket runs on every read)
 #
 # Each server gets a private configuration, data directory and loopback port; plaintext,
 # SASL PLAIN, passwords stored in plain where the server allows it (Prosody, ejabberd;
@@ -57,7 +63,7 @@ wait_port() {
   return 1
 }
 
-start_lithos() { # dir port
+start_lithos() { # dir port [extra configuration] [binary]
   cat > "$1/lithos.toml" <<TOML
 domain = "localhost"
 data_dir = "$1/data"
@@ -76,8 +82,9 @@ negotiation_timeout_secs = 120
 enabled = true
 min_seconds_between = 0
 min_password_length = 1
+${3:-}
 TOML
-  "$LITHOSD" --config "$1/lithos.toml" > "$1/server.log" 2>&1 &
+  "${4:-$LITHOSD}" --config "$1/lithos.toml" > "$1/server.log" 2>&1 &
   PID=$!
   wait_port "$2"
   SERVER_PID=$PID
@@ -163,6 +170,17 @@ YML
   SERVER_PID=$(pgrep -n -u ejabberd beam.smp)
 }
 
+# The A/B variants.
+start_lithos-base() { start_lithos "$1" "$2" "" "$LITHOS_BASE"; }
+start_lithos-shaped() {
+  start_lithos "$1" "$2" "[limits]
+trusted_networks = []
+c2s_rate = 1073741824
+c2s_burst = 1073741824
+max_connections_per_address = 1000000
+max_unauthenticated_connections = 1000000"
+}
+
 stop_server() {
   if [ "$1" = ejabberd ]; then
     pkill -u ejabberd beam.smp 2>/dev/null || true
@@ -180,9 +198,12 @@ run() { # server rep scenario-tag args...
   "$LOADGEN" "$@" | sed "s/^{/{\"server\":\"$server\",\"rep\":$rep,\"tag\":\"$tag\",/" | tee -a "$OUT/results.jsonl"
 }
 
+SERVERS=(lithos prosody ejabberd)
+[ -n "${LITHOS_BASE:-}" ] && SERVERS+=(lithos-base)
+[ -n "${LITHOS_SHAPED:-}" ] && SERVERS+=(lithos-shaped)
 port=31000
 for rep in $(seq "$REPS"); do
-  for server in lithos prosody ejabberd; do
+  for server in "${SERVERS[@]}"; do
     echo "== repetition $rep: $server" >&2
     # Messages, on a fresh server.
     port=$((port + 1)); dir="$WORK/$server-m$rep"; mkdir -p "$dir"

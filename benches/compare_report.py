@@ -47,6 +47,33 @@ for name, tag, key, better in metrics:
 
     rp, re = (ratio(v["lithos"], v["prosody"]), ratio(v["lithos"], v["ejabberd"])) if better else ("", "")
     print(f"| {name} | {fmt(v['lithos'])} | {fmt(v['prosody'])} | {fmt(v['ejabberd'])} | {rp} | {re} |")
+# The A/B, when compare.sh ran the variants: this build against another one, and with
+# every connection shaped.
+ab = [s for s in ("lithos-base", "lithos-shaped") if any(r["server"] == s for r in rows)]
+if ab:
+    print()
+    print("A/B, same run: `lithos` is this build with its defaults; " + ", ".join(
+        {"lithos-base": "`lithos-base` the build given as LITHOS_BASE",
+         "lithos-shaped": "`lithos-shaped` this build with every connection shaped"}[s] for s in ab) + ".\n")
+    cols = ["lithos-base"] * ("lithos-base" in ab) + ["lithos"] + ["lithos-shaped"] * ("lithos-shaped" in ab)
+    head = " | ".join(cols)
+    ratios = (["lithos / lithos-base"] if "lithos-base" in ab else []) + (["lithos-shaped / lithos"] if "lithos-shaped" in ab else [])
+    print(f"| | {head} | " + " | ".join(ratios) + " |")
+    print("|---|" + "---:|" * (len(cols) + len(ratios)))
+    for name, tag, key, better in metrics:
+        if better is None:
+            continue
+        v = {s: med(s, tag, key) for s in cols}
+
+        def f(x):
+            return "–" if x is None else (f"{x:,.0f}" if x >= 100 else f"{x:.2f}")
+
+        def r(a, b):
+            return f"{a / b:.3f}×" if a is not None and b else "–"
+
+        rs = ([r(v["lithos"], v["lithos-base"])] if "lithos-base" in ab else []) + (
+            [r(v["lithos-shaped"], v["lithos"])] if "lithos-shaped" in ab else [])
+        print(f"| {name} | " + " | ".join(f(v[c]) for c in cols) + " | " + " | ".join(rs) + " |")
 bad = [r for r in rows if r.get("lost") or r.get("duplicates") or r.get("out_of_order") or r.get("errors")]
 print()
 print("loss, duplicates, reordering, login errors: " + ("none" if not bad else json.dumps(bad)))

@@ -70,6 +70,16 @@ impl Item {
     }
 }
 
+/// Why a stored batch was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredRefused {
+    /// The session ended (or never was).
+    Gone,
+    /// The session holds [`MAX_STORED_IN_FLIGHT`] stored stanzas already (or the batch was
+    /// empty or larger than that): wait for some to be written.
+    Busy,
+}
+
 /// Resolves once a stored batch has been written to the session's socket; fails if the
 /// session ended first (the batch is then still in its store, whole).
 #[derive(Debug)]
@@ -142,15 +152,21 @@ impl Outbox {
     }
 
     /// Queues a batch that a store still holds; the receipt tells when all of it is written.
-    /// Refused whole (`None`) when the session ended, or when more than
-    /// [`MAX_STORED_IN_FLIGHT`] stored stanzas would be waiting.
-    pub(crate) fn push_stored(&self, mut batch: Vec<Element>) -> Option<Receipt> {
+    /// Refused whole when the session ended ([`StoredRefused::Gone`]), or when more than
+    /// [`MAX_STORED_IN_FLIGHT`] stored stanzas would be waiting ([`StoredRefused::Busy`]:
+    /// try again once some are written).
+    pub(crate) fn push_stored(&self, mut batch: Vec<Element>) -> Result<Receipt, StoredRefused> {
         let mut s = self.lock();
         let n = batch.len();
-        if s.closed || s.stored + n > MAX_STORED_IN_FLIGHT {
-            return None;
+        if s.closed {
+            return Err(StoredRefused::Gone);
         }
-        let last = batch.pop()?;
+        if s.stored + n > MAX_STORED_IN_FLIGHT {
+            return Err(StoredRefused::Busy);
+        }
+        let Some(last) = batch.pop() else {
+            return Err(StoredRefused::Busy);
+        };
         let (tx, rx) = oneshot::channel();
         s.queue.extend(batch.into_iter().map(|el| Item {
             el,
@@ -163,7 +179,7 @@ impl Outbox {
         s.stored += n;
         drop(s);
         self.notify.notify_one();
-        Some(Receipt(rx))
+        Ok(Receipt(rx))
     }
 
     /// Puts items the connection could not write back at the front, in order, so that
@@ -332,9 +348,11 @@ mod tests {
         // Stored stanzas in flight are bounded.
         assert!(
             o.push_stored((0..MAX_STORED_IN_FLIGHT).map(el).collect())
-                .is_some()
+                .is_ok()
         );
-        assert!(o.push_stored(vec![el(0)]).is_none());
+        assert_eq!(o.push_stored(vec![el(0)]).unwrap_err(), StoredRefused::Busy);
+        o.close();
+        assert_eq!(o.push_stored(vec![el(0)]).unwrap_err(), StoredRefused::Gone);
     }
 
     #[tokio::test]

@@ -149,6 +149,37 @@ impl ServerHandle {
         self.0.admission.is_banned(ip)
     }
 
+    /// Writes `stanzas`, which a store still holds, to `session`: in batches of 64, each
+    /// after the previous one is on the socket, so a large backlog goes at the client's pace
+    /// and never fills its queue. Returns `true` once all are written, `false` if the session
+    /// ended first (the store keeps what it has not deleted). Call it from a task of its own,
+    /// not from a hook the session's connection task awaits: that task does the writing.
+    pub async fn deliver_stored(
+        &self,
+        session: &crate::SessionInfo,
+        stanzas: Vec<lithos_core::Element>,
+    ) -> bool {
+        const BATCH: usize = 64;
+        let mut stanzas = stanzas.into_iter().peekable();
+        while stanzas.peek().is_some() {
+            let batch: Vec<_> = stanzas.by_ref().take(BATCH).collect();
+            let receipt = loop {
+                match self.sessions().send_stored(session, batch.clone()) {
+                    Ok(r) => break r,
+                    Err(crate::session::StoredRefused::Gone) => return false,
+                    // Other stored stanzas wait to be written (another store's): in a moment.
+                    Err(crate::session::StoredRefused::Busy) => {
+                        tokio::time::sleep(Duration::from_millis(20)).await
+                    }
+                }
+            };
+            if !receipt.written().await {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Open connections, and how many of them have not authenticated yet.
     pub fn connection_counts(&self) -> ConnectionCounts {
         self.0.admission.counts()

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use lithos_core::{Element, Jid, StreamError, WireFormat};
 
-pub use crate::outbox::{MAX_STORED_IN_FLIGHT, Receipt};
+pub use crate::outbox::{MAX_STORED_IN_FLIGHT, Receipt, StoredRefused};
 use crate::outbox::{Outbox, Refused};
 
 /// A session's identity, shared with modules.
@@ -265,14 +265,20 @@ impl Sessions {
     /// Hands a session a batch of stanzas that a store still holds (offline messages, for
     /// example). They are written in order after what is queued; the receipt resolves once
     /// the last of them is on the socket, and fails if the session ends first, in which case
-    /// none of them is re-routed: the store still has them. `None` when the session is gone,
-    /// or already holds [`MAX_STORED_IN_FLIGHT`]
-    /// stored stanzas: a store sends one batch, waits for its receipt, then sends the next,
-    /// so its backlog is paced by how fast the client reads.
-    pub fn send_stored(&self, info: &SessionInfo, batch: Vec<Element>) -> Option<Receipt> {
+    /// none of them is re-routed: the store still has them. Refused when the session is gone,
+    /// or already holds [`MAX_STORED_IN_FLIGHT`] stored stanzas. A store sends one batch,
+    /// waits for its receipt, then sends the next, so its backlog is paced by how fast the
+    /// client reads; [`ServerHandle::deliver_stored`](crate::ServerHandle::deliver_stored)
+    /// does that.
+    pub fn send_stored(
+        &self,
+        info: &SessionInfo,
+        batch: Vec<Element>,
+    ) -> Result<Receipt, StoredRefused> {
         let map = self.read();
         map.get(info.jid.bare_str())
-            .and_then(|l| l.iter().find(|e| e.info.id == info.id))?
+            .and_then(|l| l.iter().find(|e| e.info.id == info.id))
+            .ok_or(StoredRefused::Gone)?
             .outbox
             .push_stored(batch)
     }
@@ -395,9 +401,10 @@ mod tests {
             s.send_to_id(&a, Element::bare("message", "jabber:client")),
             Delivery::NoSession
         );
-        assert!(
+        assert_eq!(
             s.send_stored(&a, vec![Element::bare("message", "jabber:client")])
-                .is_none()
+                .unwrap_err(),
+            StoredRefused::Gone
         );
     }
 }

@@ -66,7 +66,9 @@ pub struct Shaped<T> {
 impl<T> Shaped<T> {
     /// Wraps `inner`; `None` (or a rate of 0) reads without limit.
     pub fn new(inner: T, rate: Option<Rate>) -> Shaped<T> {
-        let bucket = rate.filter(|r| r.bytes_per_sec > 0).map(|rate| {
+        let bucket = rate.filter(|r| r.bytes_per_sec > 0).map(|mut rate| {
+            // A bucket that holds nothing would never let a byte through.
+            rate.burst = rate.burst.max(1);
             Box::new(Bucket {
                 rate,
                 tokens: rate.burst,

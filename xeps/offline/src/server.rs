@@ -58,6 +58,39 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Offline {
+    /// Hands `user`'s store to `session` on a task of its own, unless a task is doing so
+    /// already (it reads the store to its end, so it also takes what arrives meanwhile).
+    fn start_delivery(&self, server: &ServerHandle, session: &SessionInfo, user: &str) {
+        if !lock(&self.delivering).insert(user.to_string()) {
+            return;
+        }
+        // The connection task that calls the hooks is the one that writes the session's
+        // stanzas, so delivery runs on its own task and waits for the writes there.
+        let (server, session, user) = (server.clone(), session.clone(), user.to_string());
+        let delivering = self.delivering.clone();
+        let expire = self.expire_after_ms;
+        tokio::spawn(async move {
+            let mut session = session;
+            loop {
+                let drained = deliver(server.clone(), session, user.clone(), expire).await;
+                lock(&delivering).remove(&user);
+                // A message stored between the last read and now found this task still
+                // running and started none: look once more.
+                let more = drained
+                    && server
+                        .storage()
+                        .offline
+                        .offline_count(&user)
+                        .await
+                        .is_ok_and(|n| n > 0);
+                match next_recipient(&server, &user) {
+                    Some(next) if more && lock(&delivering).insert(user.clone()) => session = next,
+                    _ => return,
+                }
+            }
+        });
+    }
+
     /// Starts the expiry sweep once, on the server's runtime.
     fn start_sweeper(&self, server: &ServerHandle) {
         if self.expire_after_ms == 0 {
@@ -92,13 +125,13 @@ impl Offline {
 
 /// Hands `user`'s stored messages to `session`, a batch at a time, deleting each batch once
 /// it is written. When the session ends first, goes on with another available resource of
-/// the account, if there is one.
+/// the account, if there is one. Returns `true` when it read the store to its end.
 async fn deliver(
     server: ServerHandle,
     mut session: SessionInfo,
     user: String,
     expire_after_ms: i64,
-) {
+) -> bool {
     let store = server.storage().offline.clone();
     let mut after = i64::MIN;
     loop {
@@ -106,10 +139,12 @@ async fn deliver(
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "reading offline messages failed");
-                return;
+                return false;
             }
         };
-        let Some(last) = batch.last() else { return };
+        let Some(last) = batch.last() else {
+            return true;
+        };
         let next_after = last.id;
         let oldest_kept = if expire_after_ms > 0 {
             now_ms() - expire_after_ms
@@ -140,18 +175,14 @@ async fn deliver(
             && let Err(e) = store.delete_offline(&user, &dropped).await
         {
             tracing::error!(error = %e, "deleting offline messages failed");
-            return;
+            return false;
         }
         if !stanzas.is_empty() {
-            let written = match server.sessions().send_stored(&session, stanzas) {
-                Some(receipt) => receipt.written().await,
-                None => false,
-            };
-            if !written {
-                // The session ended (or cannot take more): the batch is still stored. Another
+            if !server.deliver_stored(&session, stanzas).await {
+                // The session ended: the batch is still stored. Another
                 // available resource takes over from the start; none, and the messages wait.
                 let Some(other) = next_recipient(&server, &user) else {
-                    return;
+                    return false;
                 };
                 session = other;
                 after = i64::MIN;
@@ -159,7 +190,7 @@ async fn deliver(
             }
             if let Err(e) = store.delete_offline(&user, &ids).await {
                 tracing::error!(error = %e, "deleting delivered offline messages failed");
-                return;
+                return false;
             }
         }
         after = next_after;
@@ -214,7 +245,14 @@ impl Module for Offline {
             .store_offline(user, &copy.to_xml(), stamp, self.quota)
             .await
         {
-            Ok(true) => Flow::Handled,
+            Ok(true) => {
+                // A session may have become available while the message was being stored,
+                // and found the store empty: it is delivered now, not at its next login.
+                if let Some(session) = next_recipient(server, user) {
+                    self.start_delivery(server, &session, user);
+                }
+                Flow::Handled
+            }
             Ok(false) => {
                 tracing::info!(account = %account, "offline storage full");
                 server
@@ -245,19 +283,7 @@ impl Module for Offline {
         if priority < 0 {
             return;
         }
-        if !lock(&self.delivering).insert(user.to_string()) {
-            // Another session of the account is being handed the store already.
-            return;
-        }
-        // The connection task that calls this hook is the one that writes the session's
-        // stanzas, so delivery runs on its own task and waits for the writes there.
-        let (server, session, user) = (server.clone(), session.clone(), user.to_string());
-        let delivering = self.delivering.clone();
-        let expire = self.expire_after_ms;
-        tokio::spawn(async move {
-            deliver(server, session, user.clone(), expire).await;
-            lock(&delivering).remove(&user);
-        });
+        self.start_delivery(server, session, user);
     }
 }
 

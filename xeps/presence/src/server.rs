@@ -520,22 +520,12 @@ impl Presence {
             // batches paced by the client's reading, outside the session's live queue (a few
             // hundred requests must not fill it). The connection task calls this hook and is
             // the one that writes, so the batches are awaited on a task of their own.
-            let (server, session) = (server.clone(), session.clone());
-            tokio::spawn(async move {
-                let mut requests = requests.into_iter();
-                loop {
-                    let batch: Vec<Element> = requests.by_ref().take(64).collect();
-                    if batch.is_empty() {
-                        return;
-                    }
-                    let Some(receipt) = server.sessions().send_stored(&session, batch) else {
-                        return;
-                    };
-                    if !receipt.written().await {
-                        return;
-                    }
-                }
-            });
+            if !requests.is_empty() {
+                let (server, session) = (server.clone(), session.clone());
+                tokio::spawn(async move {
+                    server.deliver_stored(&session, requests).await;
+                });
+            }
         }
     }
 }

@@ -29,9 +29,9 @@
 //! in messages and in bytes, and expire (`[modules.qos]`: `max_pending_per_sender` 100,
 //! `max_pending_bytes_per_sender` 1 MiB, `max_pending_per_recipient` 1000,
 //! `max_pending_bytes_per_recipient` 4 MiB, `expire_after_secs` one day); past a bound the
-//! sender gets `resource-constraint`. A message id belongs to the sending account, so a
-//! deliver from another of its resources (after a reconnection) finds the message. The
-//! client plugin keeps at most 64 per sender and 4,096 in all.
+//! sender gets `resource-constraint`. A deliver for a message that expired (or never came)
+//! gets `item-not-found`; a repeated deliver, an empty result. The client plugin keeps at
+//! most 64 per sender and 4,096 in all.
 
 #![forbid(unsafe_code)]
 

@@ -36,39 +36,21 @@ pub const SCHEMA: ModuleSchema = ModuleSchema {
             PRIMARY KEY (sender, msg_id)
          );
          CREATE INDEX qos_delivered_by_stamp ON qos_delivered (stamp_ms);",
-        // 2 (issue 14): a sender is its bare JID, so its quota and its message ids hold
-        // across resources (a deliver from a new resource finds the message); sizes, so
-        // quotas count bytes; lookups by recipient and age.
-        "CREATE TABLE qos_pending_2 (
-            sender TEXT NOT NULL, msg_id TEXT NOT NULL, recipient TEXT NOT NULL,
-            stamp_ms INTEGER NOT NULL, stanza TEXT NOT NULL, size INTEGER NOT NULL,
-            PRIMARY KEY (sender, msg_id)
-         );
-         INSERT OR IGNORE INTO qos_pending_2
-            SELECT CASE WHEN instr(sender, '/') > 0 THEN substr(sender, 1, instr(sender, '/') - 1)
-                        ELSE sender END,
-                   msg_id, recipient, stamp_ms, stanza, length(CAST(stanza AS BLOB))
-            FROM qos_pending;
-         DROP TABLE qos_pending;
-         ALTER TABLE qos_pending_2 RENAME TO qos_pending;
+        // 2 (issue 14): quotas per sending account (all its resources), in bytes too, and
+        // lookups by recipient and age. A message id stays its sending resource's.
+        "ALTER TABLE qos_pending ADD COLUMN sender_bare TEXT NOT NULL DEFAULT '';
+         ALTER TABLE qos_pending ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+         UPDATE qos_pending SET
+            sender_bare = CASE WHEN instr(sender, '/') > 0
+                               THEN substr(sender, 1, instr(sender, '/') - 1) ELSE sender END,
+            size = length(CAST(stanza AS BLOB));
+         CREATE INDEX qos_pending_by_sender_bare ON qos_pending (sender_bare);
          CREATE INDEX qos_pending_by_recipient ON qos_pending (recipient);
-         CREATE INDEX qos_pending_by_stamp ON qos_pending (stamp_ms);
-         CREATE TABLE qos_delivered_2 (
-            sender TEXT NOT NULL, msg_id TEXT NOT NULL, stamp_ms INTEGER NOT NULL,
-            PRIMARY KEY (sender, msg_id)
-         );
-         INSERT OR IGNORE INTO qos_delivered_2
-            SELECT CASE WHEN instr(sender, '/') > 0 THEN substr(sender, 1, instr(sender, '/') - 1)
-                        ELSE sender END,
-                   msg_id, stamp_ms
-            FROM qos_delivered;
-         DROP TABLE qos_delivered;
-         ALTER TABLE qos_delivered_2 RENAME TO qos_delivered;
-         CREATE INDEX qos_delivered_by_stamp ON qos_delivered (stamp_ms);",
+         CREATE INDEX qos_pending_by_stamp ON qos_pending (stamp_ms);",
     ],
     account_deleted: &[
-        "DELETE FROM qos_pending WHERE sender = ?2 OR recipient = ?2",
-        "DELETE FROM qos_delivered WHERE sender = ?2",
+        "DELETE FROM qos_pending WHERE sender_bare = ?2 OR recipient = ?2",
+        "DELETE FROM qos_delivered WHERE sender = ?2 OR substr(sender, 1, length(?2) + 1) = ?2 || '/'",
     ],
 };
 
@@ -195,10 +177,11 @@ impl QosModule {
         let bad = |e: lithos_core::PayloadError| {
             StanzaError::explained(DefinedCondition::BadRequest, e.to_string())
         };
-        // The message says which resource sent it; its id and the quotas belong to the
-        // sender's account, whichever resource sends the deliver.
-        let (full_sender, recipient) = (from.to_string(), to.to_string());
-        let sender = from.bare_str().to_string();
+        // A message id is its sending resource's (as the protoXEP has it); the quotas are
+        // its account's, all resources together.
+        let (sender, recipient) = (from.to_string(), to.to_string());
+        let sender_bare = from.bare_str().to_string();
+        let full_sender = sender.clone();
         match payload.name() {
             "acknowledged" => {
                 let a = Acknowledged::from_element(payload.clone()).map_err(bad)?;
@@ -221,8 +204,8 @@ impl QosModule {
                         // Expired messages free their place at once (the sweep tidies up the
                         // rest every minute).
                         tx.execute(
-                            "DELETE FROM qos_pending WHERE (sender = ?1 OR recipient = ?2) AND stamp_ms < ?3",
-                            params![sender, recipient, cutoff],
+                            "DELETE FROM qos_pending WHERE (sender_bare = ?1 OR recipient = ?2) AND stamp_ms < ?3",
+                            params![sender_bare, recipient, cutoff],
                         )?;
                         let known = tx
                             .query_row(
@@ -247,7 +230,7 @@ impl QosModule {
                             )
                         };
                         let size = stanza.len();
-                        let (n, bytes) = usage("sender", &sender)?;
+                        let (n, bytes) = usage("sender_bare", &sender_bare)?;
                         if n >= q.per_sender || bytes + size > q.bytes_per_sender {
                             return Ok(Stored::Over(
                                 "too many assured messages from your account wait for their deliver",
@@ -260,9 +243,10 @@ impl QosModule {
                             ));
                         }
                         tx.execute(
-                            "INSERT INTO qos_pending (sender, msg_id, recipient, stamp_ms, stanza, size)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                            params![sender, id, recipient, now_ms(), stanza, size as i64],
+                            "INSERT INTO qos_pending
+                                (sender, msg_id, recipient, stamp_ms, stanza, sender_bare, size)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                            params![sender, id, recipient, now_ms(), stanza, sender_bare, size as i64],
                         )?;
                         tx.commit()?;
                         Ok(Stored::Received)
@@ -281,21 +265,39 @@ impl QosModule {
                 let d = Deliver::from_element(payload.clone()).map_err(bad)?;
                 let (s, id) = (sender.clone(), d.msg_id.clone());
                 let cutoff = self.cutoff();
-                let pending: Option<String> = db
+                let (pending, delivered): (Option<String>, bool) = db
                     .run(move |c| {
-                        Ok(c.query_row(
-                            "SELECT stanza FROM qos_pending
-                             WHERE sender = ?1 AND msg_id = ?2 AND stamp_ms >= ?3",
-                            params![s, id, cutoff],
-                            |r| r.get(0),
-                        )
-                        .optional()?)
+                        let pending = c
+                            .query_row(
+                                "SELECT stanza FROM qos_pending
+                                 WHERE sender = ?1 AND msg_id = ?2 AND stamp_ms >= ?3",
+                                params![s, id, cutoff],
+                                |r| r.get(0),
+                            )
+                            .optional()?;
+                        let delivered = pending.is_none()
+                            && c.query_row(
+                                "SELECT 1 FROM qos_delivered WHERE sender = ?1 AND msg_id = ?2",
+                                params![s, id],
+                                |_| Ok(()),
+                            )
+                            .optional()?
+                            .is_some();
+                        Ok((pending, delivered))
                     })
                     .await
                     .map_err(internal)?;
                 let Some(xml) = pending else {
-                    // Delivered already (or never received): answered, nothing delivered.
-                    return Ok(None);
+                    // Delivered already (a repeated deliver): answered, nothing delivered.
+                    // Never received, or expired before its deliver: the sender must know.
+                    return if delivered {
+                        Ok(None)
+                    } else {
+                        Err(StanzaError::explained(
+                            DefinedCondition::ItemNotFound,
+                            "no such message waits for its deliver: never received, or expired",
+                        ))
+                    };
                 };
                 let message = Element::parse(&xml).map_err(internal)?;
                 // Delivered (or stored offline) first, then forgotten: a crash in between

@@ -310,8 +310,14 @@ async fn pending_assured_messages_are_bounded_per_account_in_count_and_bytes_and
             "{id}"
         );
     }
-    // A deliver from the other resource finds alice's message (ids belong to the account).
-    raw(&other, &bob_bare, "d1", deliver("q-1")).await.unwrap();
+    // A message id is its resource's: the other resource's deliver finds nothing.
+    let e = raw(&other, &bob_bare, "d0", deliver("q-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::ItemNotFound));
+    raw(&alice, &bob_bare, "d1", deliver("q-1")).await.unwrap();
+    // Repeated: answered, delivered once.
+    raw(&alice, &bob_bare, "d1", deliver("q-1")).await.unwrap();
     raw(&alice, &bob_bare, "4", assured("q-4", "x"))
         .await
         .unwrap();
@@ -331,7 +337,11 @@ async fn pending_assured_messages_are_bounded_per_account_in_count_and_bytes_and
             .await
             .unwrap();
     }
-    raw(&alice, &bob_bare, "d4", deliver("q-4")).await.unwrap();
+    // The expired message's deliver says so.
+    let e = raw(&alice, &bob_bare, "d4", deliver("q-4"))
+        .await
+        .unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::ItemNotFound));
     let (bob, mut bob_events) = s.user("bob", WireFormat::Xml).await;
     bob.send_presence(Presence::available()).await.unwrap();
     let got: Vec<String> = bodies(&mut bob_events, Duration::from_millis(800))

@@ -39,6 +39,12 @@ async fn a_deleted_owner_leaves_unowned_things_that_cannot_log_in() {
     let registry = Registry::of(&handle).unwrap();
     let before = registry.by_id(&id).await.unwrap().unwrap();
     assert_eq!(before.owner, "alice");
+    let accounts = handle.storage().accounts.clone();
+    let keys = accounts
+        .credentials("sl-01-0a1b2c3d")
+        .await
+        .unwrap()
+        .unwrap();
 
     handle
         .delete_account(&jid("alice@localhost"))
@@ -58,15 +64,24 @@ async fn a_deleted_owner_leaves_unowned_things_that_cannot_log_in() {
     }
     assert!(gone, "the light's session goes with its owner");
     drop(light);
-    assert!(
-        !handle
-            .storage()
-            .accounts
-            .account_exists("sl-01-0a1b2c3d")
-            .await
-            .unwrap(),
-        "its credentials are revoked"
-    );
+    // Its credentials are revoked: other keys, which no password derives; the account (and
+    // with it the name) stays, so nobody else can take the thing's address.
+    let revoked = accounts
+        .credentials("sl-01-0a1b2c3d")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(revoked.sha256.stored_key, keys.sha256.stored_key);
+    assert_ne!(revoked.sha1.stored_key, keys.sha1.stored_key);
+    assert!(matches!(
+        accounts
+            .create_account(
+                "sl-01-0a1b2c3d",
+                &lithos_server::sasl::Credentials::new("squat", 4096).unwrap()
+            )
+            .await,
+        Err(StorageError::AlreadyExists)
+    ));
     // Bob's grant went with the owner who gave it.
     let e = bob
         .execute(addr, Flash { repeat: 1 }.into_element(), T)

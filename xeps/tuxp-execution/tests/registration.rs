@@ -149,6 +149,19 @@ async fn registration_cases(format: WireFormat) {
         .unwrap_err();
     assert_eq!(condition(&e), Some(DefinedCondition::Conflict));
 
+    // An id that differs only in case has the same account name: refused, and the
+    // registered thing keeps its record.
+    alice
+        .authorize_thing("SL-01-0a1b2c3d", KEY, T)
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(register("SL-01-0a1b2c3d").await),
+        DefinedCondition::NotAuthorized
+    );
+    let rec = registry.by_id("SL-01-0A1B2C3D").await.unwrap().unwrap();
+    assert_eq!(rec.owner, "alice");
+
     // Registration is offered on the things port only.
     let on_client_port = things.clone().address(s.server.c2s_addrs[0].to_string());
     assert!(matches!(

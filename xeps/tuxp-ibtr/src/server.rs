@@ -109,6 +109,24 @@ impl Ibtr {
             tracing::info!(thing = %thing_id, "registration refused: already registered");
             return Ok(None);
         }
+        // Another thing's account name (ids differing only in case share one), or a person's.
+        let name = id.thing_name();
+        let name_taken = match registry.by_name(&name).await.map_err(internal)? {
+            Some(other) => other.thing_id != thing_id,
+            None => {
+                existing.is_none()
+                    && server
+                        .storage()
+                        .accounts
+                        .account_exists(&name)
+                        .await
+                        .map_err(internal)?
+            }
+        };
+        if name_taken {
+            tracing::info!(thing = %thing_id, "registration refused: its account name is taken");
+            return Ok(None);
+        }
         let authorization = registry
             .valid_authorization(thing_id)
             .await
@@ -135,8 +153,8 @@ impl Ibtr {
         }))
     }
 
-    /// Creates (or, for an unowned thing registering again, renews) the thing's account and
-    /// registry record; answers its credentials.
+    /// Records the thing (or, for an unowned thing registering again, renews its record) and
+    /// gives its account new credentials; answers them.
     async fn complete(&self, server: &ServerHandle, a: Admitted) -> IqResponse {
         let registry = Registry::of(server).map_err(internal)?;
         let credentials = new_credentials();
@@ -147,23 +165,6 @@ impl Ibtr {
             .await
             .map_err(internal)?;
         let name = a.id.thing_name();
-        let accounts = &server.storage().accounts;
-        let created = match accounts.create_account(&name, &creds).await {
-            Ok(()) => true,
-            // An unowned thing registering again may still have its account (open
-            // registration): it gets new credentials.
-            Err(StorageError::AlreadyExists) if a.again => {
-                match accounts.set_credentials(&name, &creds).await {
-                    Ok(()) => false,
-                    Err(e) => return Err(internal(e)),
-                }
-            }
-            Err(StorageError::AlreadyExists) => {
-                tracing::info!(thing = %a.id, "registration refused: an account has the thing's name");
-                return Err(refused());
-            }
-            Err(e) => return Err(internal(e)),
-        };
         let record = ThingRecord {
             thing_id: a.id.to_string(),
             thing_name: name.clone(),
@@ -175,16 +176,32 @@ impl Ibtr {
                 .unwrap_or(0),
             security_key: security_key.clone(),
         };
-        if let Err(e) = registry.register(record, a.authorization).await {
-            if created {
-                // Undo the account just created: no tombstone for a name nobody used.
-                let _ = accounts
-                    .delete_account(&name, server.domain().domain())
-                    .await;
-                let _ = accounts.remove_tombstone(&name).await;
+        // The record first: it is what can conflict (id or name taken meanwhile), and it is
+        // undone alone, without touching any account.
+        match registry.register(record, a.authorization).await {
+            Ok(()) => {}
+            Err(RegistryError::AlreadyRegistered) => return Err(refused()),
+            Err(e) => return Err(internal(e)),
+        }
+        let accounts = &server.storage().accounts;
+        let account = if a.again {
+            // An unowned thing keeps its account (its credentials were revoked): new ones.
+            match accounts.set_credentials(&name, &creds).await {
+                Err(StorageError::NotFound) => accounts.create_account(&name, &creds).await,
+                other => other,
+            }
+        } else {
+            accounts.create_account(&name, &creds).await
+        };
+        if let Err(e) = account {
+            if !a.again {
+                let _ = registry.unregister(&a.id.to_string()).await;
             }
             return Err(match e {
-                RegistryError::AlreadyRegistered => refused(),
+                StorageError::AlreadyExists => {
+                    tracing::info!(thing = %a.id, "registration refused: an account took the thing's name meanwhile");
+                    refused()
+                }
                 other => internal(other),
             });
         }

@@ -63,12 +63,16 @@ lithos_server::inventory::submit! {
                 (SELECT thing_id FROM things_registered WHERE thing_name = ?1)",
             "DELETE FROM things_registered WHERE thing_name = ?1",
             // Things it owns become unowned: the grants their owner gave go, and their
-            // credentials are revoked (an operator's new authorization lets them register
-            // again, under a new owner).
+            // credentials are revoked: their stored SCRAM keys are replaced with random bytes
+            // no password derives. Their accounts stay (the name stays taken, its data the
+            // thing's); an operator's new authorization lets them register again, under a new
+            // owner, with new credentials.
             "DELETE FROM things_grants WHERE thing_id IN
                 (SELECT thing_id FROM things_registered WHERE owner = ?1)",
-            "DELETE FROM accounts WHERE username IN
-                (SELECT thing_name FROM things_registered WHERE owner = ?1)",
+            "UPDATE accounts SET
+                sha1_stored_key = randomblob(20), sha1_server_key = randomblob(20),
+                sha256_stored_key = randomblob(32), sha256_server_key = randomblob(32)
+             WHERE username IN (SELECT thing_name FROM things_registered WHERE owner = ?1)",
             "UPDATE things_registered SET owner = '' WHERE owner = ?1",
             // What it was granted, what it follows, and the authorizations it gave.
             "DELETE FROM things_grants WHERE account = ?1",

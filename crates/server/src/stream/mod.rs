@@ -136,6 +136,18 @@ async fn tls_accept(server: &ServerHandle, tcp: Tcp) -> Result<Io, ConnError> {
         .ok_or_else(|| ConnError::Io(std::io::Error::other("no TLS configuration")))?;
     let tls = tokio_rustls::TlsAcceptor::from(cfg).accept(tcp).await?;
     let (_, state) = tls.get_ref();
+    // XEP-0368: a direct TLS client names the XMPP domain in SNI. Another name is not
+    // refused here (the stream header's `to` is checked next), but it is worth a log line:
+    // it usually means a client or a DNS record set up for another host.
+    if let Some(sni) = state.server_name()
+        && !sni.eq_ignore_ascii_case(server.domain().domain())
+    {
+        tracing::info!(
+            sni,
+            domain = server.domain().domain(),
+            "TLS client asked for another name (SNI)"
+        );
+    }
     tracing::debug!(
         sni = state.server_name().unwrap_or("-"),
         alpn = state
@@ -509,24 +521,18 @@ impl Conn {
         }
         let limit = Duration::from_secs(self.server.config().c2s.write_timeout_secs);
         let framed = &mut self.framed;
-        let mut refused = Vec::new();
-        let mut fed = Vec::with_capacity(batch.len());
-        // An item leaves `left` only once fed, so if the deadline drops the write midway,
-        // every item is in `fed` or `left`, none in the dropped future.
-        let mut left = std::collections::VecDeque::from(batch);
+        // Indexes of the stanzas this stream's format cannot carry (rare), with why.
+        let mut refused: Vec<(usize, String)> = Vec::new();
+        // The batch is only borrowed by the write: if the deadline drops it midway, every
+        // stanza is still here, to go back to the outbox.
         let write = async {
-            while let Some(item) = left.front() {
-                let r = SinkExt::<&Element>::feed(framed, &item.el).await;
-                let Some(item) = left.pop_front() else { break };
-                match r {
-                    Ok(()) => fed.push(item),
-                    Err(lithos_core::CodecError::Io(e)) => {
-                        fed.push(item);
-                        return Err(ConnError::Io(e));
-                    }
+            for (i, item) in batch.iter().enumerate() {
+                match SinkExt::<&Element>::feed(framed, &item.el).await {
+                    Ok(()) => {}
+                    Err(lithos_core::CodecError::Io(e)) => return Err(ConnError::Io(e)),
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot encode an element for this stream; returned to its sender");
-                        refused.push((item, e.to_string()));
+                        refused.push((i, e.to_string()));
                     }
                 }
             }
@@ -539,20 +545,25 @@ impl Conn {
                 Err(ConnError::Eof)
             }
         };
-        for (item, why) in refused {
+        for (i, why) in &refused {
             let e = StanzaError::new(DefinedCondition::NotAcceptable)
                 .with_text(format!("the recipient's stream cannot carry it: {why}"));
-            self.server.bounce(&item.el, e).await;
-            item.written();
+            self.server.bounce(&batch[*i].el, e).await;
         }
+        let was_refused = |i: usize| refused.iter().any(|(k, _)| *k == i);
         match result {
+            // Written (or, for the refused, answered): a store may forget them.
             Ok(()) => {
-                fed.into_iter().for_each(Item::written);
+                batch.into_iter().for_each(Item::written);
                 Ok(())
             }
             Err(e) => {
-                fed.extend(left);
-                outbox.unshift(fed);
+                let (answered, unsent): (Vec<_>, Vec<_>) = batch
+                    .into_iter()
+                    .enumerate()
+                    .partition(|(i, _)| was_refused(*i));
+                answered.into_iter().for_each(|(_, item)| item.written());
+                outbox.unshift(unsent.into_iter().map(|(_, item)| item).collect());
                 Err(e)
             }
         }
