@@ -3,6 +3,7 @@
 #
 #   bash benches/compare.sh            # 3 interleaved repetitions (about 15 minutes)
 #   REPS=1 IDLE=1000 bash benches/compare.sh   # a quick look
+#   PEERS=0 ...                        # Lithos only (with the A/B below: no peer needed)
 #   LITHOS_BASE=/path/to/old/lithosd LITHOS_SHAPED=1 bash benches/compare.sh
 #                                      # also an A/B: another build of lithosd ("lithos-base",
 #                                      # run with the configuration it knows), and this one
@@ -32,7 +33,8 @@ OUT=target/compare
 rm -rf "$OUT"
 mkdir -p "$OUT"
 export DEBIAN_FRONTEND=noninteractive
-for pkg in prosody ejabberd; do
+PEERS="${PEERS:-1}"
+[ "$PEERS" = 0 ] || for pkg in prosody ejabberd; do
   if ! dpkg -s "$pkg" >/dev/null 2>&1; then
     apt-get install -y "$pkg" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "$pkg" >/dev/null; }
   fi
@@ -198,7 +200,8 @@ run() { # server rep scenario-tag args...
   "$LOADGEN" "$@" | sed "s/^{/{\"server\":\"$server\",\"rep\":$rep,\"tag\":\"$tag\",/" | tee -a "$OUT/results.jsonl"
 }
 
-SERVERS=(lithos prosody ejabberd)
+SERVERS=(lithos)
+[ "$PEERS" = 0 ] || SERVERS+=(prosody ejabberd)
 [ -n "${LITHOS_BASE:-}" ] && SERVERS+=(lithos-base)
 [ -n "${LITHOS_SHAPED:-}" ] && SERVERS+=(lithos-shaped)
 port=31000

@@ -195,6 +195,14 @@ impl Outbox {
         }
     }
 
+    /// Gives the queue's memory back when it is empty (the session has been quiet a while).
+    pub(crate) fn release(&self) {
+        let mut s = self.lock();
+        if s.queue.is_empty() && s.queue.capacity() > 0 {
+            s.queue = VecDeque::new();
+        }
+    }
+
     /// Asks the connection task to close; the first request wins.
     pub(crate) fn control(&self, c: Control) {
         let mut s = self.lock();
@@ -249,10 +257,12 @@ impl Outbox {
             None => {
                 let n = s.queue.len().min(max);
                 let batch: Vec<Item> = s.queue.drain(..n).collect();
-                s.stored -= batch
-                    .iter()
-                    .filter(|i| !matches!(i.origin, Origin::Live))
-                    .count();
+                if s.stored > 0 {
+                    s.stored -= batch
+                        .iter()
+                        .filter(|i| !matches!(i.origin, Origin::Live))
+                        .count();
+                }
                 if s.queue.is_empty() && s.queue.capacity() > KEEP {
                     s.queue = VecDeque::new();
                 }

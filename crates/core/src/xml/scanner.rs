@@ -22,14 +22,14 @@ enum State {
     Content,
     /// Just after `<`.
     Lt,
-    /// In a start tag's name.
-    TagName,
+    /// In a start tag's name, which began at this offset.
+    TagName(usize),
     /// In a start tag, where an attribute, `/` or `>` may come (after white space).
     InTag,
     /// Just after an attribute value: white space, `/` or `>` must follow.
     AfterValue,
-    /// In an attribute name.
-    AttrName,
+    /// In an attribute name, which began at this offset.
+    AttrName(usize),
     /// After an attribute name and white space: `=` must come.
     AfterAttrName,
     /// After `=`: a quote must come.
@@ -38,8 +38,8 @@ enum State {
     Quote(u8),
     /// After `/` in a start tag: `>` must follow.
     Slash,
-    /// In an end tag's name.
-    EndTagName,
+    /// In an end tag's name, which began at this offset.
+    EndTagName(usize),
     /// After an end tag's name: white space, then `>`.
     EndTagSpace,
     /// In a reference, in content (`None`) or in a value quoted with this byte.
@@ -81,8 +81,6 @@ pub(crate) enum Scan {
 pub(crate) struct Scanner {
     state: State,
     pos: usize,
-    /// Where the name being read began.
-    mark: usize,
     /// The names of the open elements, as offsets into the element's bytes.
     open: Vec<(usize, usize)>,
     /// In header mode the element is complete when its start tag ends.
@@ -144,7 +142,6 @@ impl Scanner {
         Scanner {
             state: State::Lt,
             pos: 1,
-            mark: 1,
             open: Vec::new(),
             header: false,
         }
@@ -184,6 +181,19 @@ impl Scanner {
         None
     }
 
+    /// The byte after an end tag's name (or after white space there): more white space, or
+    /// the `>` that closes the element.
+    fn end_tag_byte(&mut self, b: u8) -> Result<Option<Scan>, XmlError> {
+        match b {
+            c if is_space(c) => {
+                self.state = State::EndTagSpace;
+                Ok(None)
+            }
+            b'>' => Ok(self.closed()),
+            _ => Ok(Some(Scan::Stop(self.pos, END_TAG))),
+        }
+    }
+
     /// An element ended (`/>` or a matching end tag): complete if it was the top one.
     fn closed(&mut self) -> Option<Scan> {
         self.open.pop();
@@ -216,32 +226,28 @@ impl Scanner {
                 State::Lt => {
                     self.pos += 1;
                     match b {
-                        b'/' => {
-                            self.mark = self.pos;
-                            self.state = State::EndTagName;
-                        }
+                        b'/' => self.state = State::EndTagName(self.pos),
                         b'!' => self.state = State::Bang(0),
                         b'?' => self.state = State::Pi(0),
                         _ if is_name_start(b) => {
                             if self.open.len() >= limits.max_depth {
                                 return Err(XmlError::TooDeep(limits.max_depth));
                             }
-                            self.mark = self.pos - 1;
-                            self.state = State::TagName;
+                            self.state = State::TagName(self.pos - 1);
                         }
                         _ => return stop(self.pos, NAME_START),
                     }
                 }
-                State::TagName => {
+                State::TagName(mark) => {
                     let n = rest.iter().position(|&c| !is_name_byte(c));
                     let Some(i) = n else {
                         self.pos = buf.len();
-                        name_fits(self.mark, self.pos, limits)?;
+                        name_fits(mark, self.pos, limits)?;
                         continue;
                     };
                     self.pos += i + 1;
-                    name_fits(self.mark, self.pos - 1, limits)?;
-                    self.open.push((self.mark, self.pos - 1));
+                    name_fits(mark, self.pos - 1, limits)?;
+                    self.open.push((mark, self.pos - 1));
                     match rest[i] {
                         c if is_space(c) => self.state = State::InTag,
                         b'/' => self.state = State::Slash,
@@ -264,20 +270,19 @@ impl Scanner {
                             }
                         }
                         c if self.state == State::InTag && is_name_start(c) => {
-                            self.mark = self.pos - 1;
-                            self.state = State::AttrName
+                            self.state = State::AttrName(self.pos - 1)
                         }
                         _ => return stop(self.pos, IN_TAG),
                     }
                 }
-                State::AttrName => {
+                State::AttrName(mark) => {
                     let Some(i) = rest.iter().position(|&c| !is_name_byte(c)) else {
                         self.pos = buf.len();
-                        name_fits(self.mark, self.pos, limits)?;
+                        name_fits(mark, self.pos, limits)?;
                         continue;
                     };
                     self.pos += i + 1;
-                    name_fits(self.mark, self.pos - 1, limits)?;
+                    name_fits(mark, self.pos - 1, limits)?;
                     match rest[i] {
                         c if is_space(c) => self.state = State::AfterAttrName,
                         b'=' => self.state = State::BeforeValue,
@@ -363,40 +368,30 @@ impl Scanner {
                         return Ok(done);
                     }
                 }
-                State::EndTagName | State::EndTagSpace => {
-                    let i = if self.state == State::EndTagName {
-                        match rest.iter().position(|&c| !is_name_byte(c)) {
-                            Some(i) => i,
-                            None => {
-                                self.pos = buf.len();
-                                name_fits(self.mark, self.pos, limits)?;
-                                continue;
-                            }
-                        }
-                    } else {
-                        0
+                State::EndTagName(mark) => {
+                    let Some(i) = rest.iter().position(|&c| !is_name_byte(c)) else {
+                        self.pos = buf.len();
+                        name_fits(mark, self.pos, limits)?;
+                        continue;
                     };
                     let name_end = self.pos + i;
                     self.pos += i + 1;
-                    let c = rest[i];
-                    if self.state == State::EndTagName {
-                        name_fits(self.mark, name_end, limits)?;
-                        // The name must be the innermost open element's.
-                        let Some(&(from, to)) = self.open.last() else {
-                            return stop(self.pos, END_TAG);
-                        };
-                        if buf[self.mark..name_end] != buf[from..to] {
-                            return Err(mismatch(&buf[from..to], &buf[self.mark..name_end]));
-                        }
+                    name_fits(mark, name_end, limits)?;
+                    // The name must be the innermost open element's.
+                    let Some(&(from, to)) = self.open.last() else {
+                        return stop(self.pos, END_TAG);
+                    };
+                    if buf[mark..name_end] != buf[from..to] {
+                        return Err(mismatch(&buf[from..to], &buf[mark..name_end]));
                     }
-                    match c {
-                        c if is_space(c) => self.state = State::EndTagSpace,
-                        b'>' => {
-                            if let Some(done) = self.closed() {
-                                return Ok(done);
-                            }
-                        }
-                        _ => return stop(self.pos, END_TAG),
+                    if let Some(done) = self.end_tag_byte(rest[i])? {
+                        return Ok(done);
+                    }
+                }
+                State::EndTagSpace => {
+                    self.pos += 1;
+                    if let Some(done) = self.end_tag_byte(b)? {
+                        return Ok(done);
                     }
                 }
                 State::Bang(n) => {

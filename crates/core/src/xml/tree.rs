@@ -239,12 +239,19 @@ struct StartTag<'s> {
 #[derive(Debug, Default)]
 struct Scope {
     bindings: Vec<(ByteString, ByteString)>,
-    /// For each binding above `base` with a prefix: the index of the one it shadows.
-    shadows: Vec<Option<usize>>,
-    /// Prefix → index of its innermost binding above `base`.
-    index: HashMap<Bytes, usize>,
     /// The stream header's bindings end here.
     base: usize,
+    /// The index of prefixed bindings above `base`, made when the first is declared (most
+    /// stanzas declare none: an idle stream holds no index).
+    index: Option<Box<Index>>,
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    /// Prefix → index of its innermost binding above `base`.
+    map: HashMap<Bytes, usize>,
+    /// For each prefixed binding above `base`, in order: the binding it shadows.
+    shadows: Vec<Option<usize>>,
 }
 
 impl Scope {
@@ -252,8 +259,7 @@ impl Scope {
         Scope {
             base: bindings.len(),
             bindings,
-            shadows: Vec::new(),
-            index: HashMap::new(),
+            index: None,
         }
     }
 
@@ -262,13 +268,12 @@ impl Scope {
     }
 
     fn push(&mut self, prefix: ByteString, uri: ByteString) {
-        let at = self.bindings.len();
-        let shadowed = if prefix.is_empty() {
-            None
-        } else {
-            self.index.insert(prefix.as_bytes().clone(), at)
-        };
-        self.shadows.push(shadowed);
+        if !prefix.is_empty() {
+            let at = self.bindings.len();
+            let index = self.index.get_or_insert_with(Box::default);
+            let shadowed = index.map.insert(prefix.as_bytes().clone(), at);
+            index.shadows.push(shadowed);
+        }
         self.bindings.push((prefix, uri));
     }
 
@@ -278,16 +283,18 @@ impl Scope {
             let Some((prefix, _)) = self.bindings.pop() else {
                 break;
             };
-            let shadowed = self.shadows.pop().flatten();
             if prefix.is_empty() {
                 continue;
             }
-            match shadowed {
+            let Some(index) = self.index.as_mut() else {
+                continue;
+            };
+            match index.shadows.pop().flatten() {
                 Some(i) => {
-                    self.index.insert(prefix.as_bytes().clone(), i);
+                    index.map.insert(prefix.as_bytes().clone(), i);
                 }
                 None => {
-                    self.index.remove(prefix.as_bytes());
+                    index.map.remove(prefix.as_bytes());
                 }
             }
         }
@@ -295,7 +302,7 @@ impl Scope {
 
     /// The namespace bound to a non-empty prefix.
     fn resolve(&self, prefix: &[u8]) -> Option<&ByteString> {
-        if let Some(&i) = self.index.get(prefix) {
+        if let Some(&i) = self.index.as_ref().and_then(|x| x.map.get(prefix)) {
             return Some(&self.bindings[i].1);
         }
         self.bindings[..self.base]
@@ -305,11 +312,12 @@ impl Scope {
             .map(|(_, n)| n)
     }
 
-    /// Frees the index's memory once empty (a quiet stream).
+    /// Frees what a quiet stream does not need: the index, and room beyond the header's
+    /// bindings.
     fn release(&mut self) {
-        if self.index.is_empty() && self.index.capacity() > 0 {
-            self.index = HashMap::new();
-            self.shadows = Vec::new();
+        if self.bindings.len() == self.base {
+            self.index = None;
+            self.bindings.shrink_to_fit();
         }
     }
 }

@@ -485,6 +485,7 @@ impl Conn {
                         return Err(ConnError::Stream(Box::new(StreamError::new(StreamErrorCondition::ConnectionTimeout))));
                     }
                     self.trim_buffers();
+                    b.outbox.release();
                     trimmed = true;
                 }
                 _ = shutdown.changed() => {
