@@ -9,7 +9,8 @@ if ! command -v prosody >/dev/null 2>&1; then
   apt-get install -y prosody >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y prosody >/dev/null; }
 fi
 dir="$(mktemp -d)"
-port=$((20000 + RANDOM % 20000))
+# Below the ephemeral range (32768 and up), where a client socket may hold the port.
+port=$((20000 + RANDOM % 12000))
 pid=""
 trap '[ -n "$pid" ] && { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }; rm -rf "$dir"' EXIT
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \

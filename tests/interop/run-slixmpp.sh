@@ -10,7 +10,8 @@ PYTHON="$2"
 ECHO_BOT="${3:-}"
 here="$(cd "$(dirname "$0")" && pwd)"
 dir="$(mktemp -d)"
-port=$((20000 + RANDOM % 20000))
+# Below the ephemeral range (32768 and up), where a client socket may hold the port.
+port=$((20000 + RANDOM % 12000))
 bot=""
 trap 'kill $bot "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 cat > "$dir/lithos.toml" <<TOML
