@@ -12,28 +12,20 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{Client, connector_for};
+use common::{
+    Client, bxmpp_message, chat_burst, connector_for, error_condition, flood, process, stanza,
+};
 use futures_util::{SinkExt, StreamExt};
 use lithos_core::codec::WireFormat;
-use lithos_core::{Element, StreamErrorCondition as C, StreamEvent, ns};
+use lithos_core::{StreamErrorCondition as C, StreamEvent, ns};
 use lithos_server::sasl::scram::ScramHash;
-use tokio::io::AsyncWriteExt;
 
 const NEGOTIATION_SECS: u64 = 3;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `lithosd`, started as a process, killed when dropped.
 struct Lithosd {
@@ -50,32 +42,8 @@ impl Drop for Lithosd {
     }
 }
 
-fn add_user(config: &Path, name: &str, password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lithosd"))
-        .arg("--config")
-        .arg(config)
-        .args(["user", "add", name])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 async fn start(dir: &Path) -> Lithosd {
-    let port = free_port();
+    let port = process::free_port();
     let config = dir.join("lithos.toml");
     std::fs::write(
         &config,
@@ -98,22 +66,12 @@ async fn start(dir: &Path) -> Lithosd {
         ("romeo", "romeo-password"),
         ("thing", "thing-password"),
     ] {
-        add_user(&config, u, p);
+        process::add_user(&config, u, p);
     }
     let log = dir.join("lithosd.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_lithosd"))
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("lithosd starts");
+    let child = process::spawn(&config, &log);
+    process::wait_listening(port, &log).await;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let until = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < until, "lithosd did not listen");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     Lithosd {
         child,
         addr,
@@ -208,13 +166,7 @@ async fn alive(s: &Lithosd, watcher: &mut Client, after: &str) {
     )
     .await
     .unwrap_or_else(|_| panic!("after {after}: no login within 10 s\n{}", s.log()));
-    let pong = a
-        .iq(
-            "get",
-            Some("localhost"),
-            Element::bare("ping", "urn:xmpp:ping"),
-        )
-        .await;
+    let pong = a.ping().await;
     assert_eq!(pong.attr("type"), Some("result"), "after {after}: {pong}");
     let id = format!("alive-{after}");
     a.send(stanza(&format!(
@@ -226,17 +178,6 @@ async fn alive(s: &Lithosd, watcher: &mut Client, after: &str) {
         .await;
     assert_eq!(m.attr("from"), Some(&*format!("alice@localhost/{after}")));
     a.close().await;
-}
-
-fn stanza(xml: &str) -> Element {
-    common::stanza(xml)
-}
-
-fn error_condition(e: &Element) -> Option<String> {
-    e.get_child("error", "jabber:client")?
-        .children()
-        .find(|c| c.ns() == "urn:ietf:params:xml:ns:xmpp-stanzas" && c.name() != "text")
-        .map(|c| c.name().to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,19 +216,15 @@ async fn non_reading_client_after_the_deadline(s: &Lithosd) {
     c.open().await;
     // Registration forms are answered before authentication, once the stream is encrypted.
     c.starttls(&s.connector).await;
-    let tokio_util::either::Either::Right(mut tcp) = c.framed.into_inner() else {
+    let tokio_util::either::Either::Right(tcp) = c.framed.into_inner() else {
         unreachable!()
     };
     let local = tcp.get_ref().0.local_addr().unwrap();
-    let ask = "<iq type='get' id='r'><query xmlns='jabber:iq:register'/></iq>".repeat(100);
-    let flood = tokio::spawn(async move {
-        for _ in 0..2000 {
-            if tcp.write_all(ask.as_bytes()).await.is_err() {
-                break;
-            }
-        }
-        tcp
-    });
+    let flood = flood(
+        tcp,
+        "<iq type='get' id='r'><query xmlns='jabber:iq:register'/></iq>".repeat(100),
+        2000,
+    );
     let took = s
         .until_closed(
             local,
@@ -306,19 +243,15 @@ async fn non_reading_client_after_the_deadline(s: &Lithosd) {
 async fn abort_flood(s: &Lithosd) {
     let mut c = s.client_from("127.0.0.3", WireFormat::Xml, true).await;
     c.open().await;
-    let tokio_util::either::Either::Left(mut tcp) = c.framed.into_inner() else {
+    let tokio_util::either::Either::Left(tcp) = c.framed.into_inner() else {
         unreachable!()
     };
     let local = tcp.local_addr().unwrap();
-    let abort = "<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>".repeat(1000);
-    let flood = tokio::spawn(async move {
-        for _ in 0..1000 {
-            if tcp.write_all(abort.as_bytes()).await.is_err() {
-                break;
-            }
-        }
-        tcp
-    });
+    let flood = flood(
+        tcp,
+        "<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>".repeat(1000),
+        1000,
+    );
     // Well before the negotiation deadline: delays of 100, 200 and 400 ms, then the close.
     s.until_closed(local, Duration::from_secs(NEGOTIATION_SECS), "abort flood")
         .await;
@@ -348,22 +281,6 @@ async fn malformed_xml(s: &Lithosd) {
             .unwrap_or_else(|_| panic!("{garbage:?} after authentication: no answer in 1 s"));
         assert_eq!(cond, C::NotWellFormed, "{garbage:?}");
     }
-}
-
-/// A BXMPP message document built byte by byte: `attrs` on `<message>`, a `<body>` of ASCII.
-fn bxmpp_message(attrs: &[(&str, &str)], body: &str) -> Vec<u8> {
-    let vocab = lithos_core::binary::Vocabulary::global();
-    let code = |k: &str| vocab.default_extension().code_of(k).unwrap();
-    let mut doc = vec![0xFF, code("message"), attrs.len() as u8, 1];
-    for (k, v) in attrs {
-        doc.push(code(k));
-        doc.extend_from_slice(v.as_bytes());
-        doc.push(0xFE);
-    }
-    doc.extend_from_slice(&[code("body"), 0, 0x80]);
-    doc.extend_from_slice(body.as_bytes());
-    doc.push(0xFF);
-    doc
 }
 
 /// A BXMPP client forging a second `from`, or smuggling a control character, is cut off;
@@ -396,19 +313,9 @@ async fn offline_store_larger_than_the_queue(s: &Lithosd) {
     let mut r = s
         .login("127.0.0.6", "romeo", "orchard", WireFormat::Xml)
         .await;
-    let mut burst = String::new();
-    for i in 0..1000 {
-        burst.push_str(&format!(
-            "<message to='juliet@localhost' type='chat' id='o{i}'><body>{i}</body></message>"
-        ));
-    }
-    r.send_xml(&burst).await;
-    r.iq(
-        "get",
-        Some("localhost"),
-        Element::bare("ping", "urn:xmpp:ping"),
-    )
-    .await;
+    r.send_xml(&chat_burst("juliet@localhost", "o", 1000, "stored"))
+        .await;
+    r.ping().await;
     let mut j = s
         .login("127.0.0.6", "juliet", "balcony", WireFormat::Xml)
         .await;
@@ -427,13 +334,7 @@ async fn offline_store_larger_than_the_queue(s: &Lithosd) {
     }
     let want: Vec<String> = (0..1000).map(|i| format!("o{i}")).collect();
     assert_eq!(got, want);
-    let pong = j
-        .iq(
-            "get",
-            Some("localhost"),
-            Element::bare("ping", "urn:xmpp:ping"),
-        )
-        .await;
+    let pong = j.ping().await;
     assert_eq!(pong.attr("type"), Some("result"));
     j.close().await;
     // Delivered once: the next session finds the store empty.

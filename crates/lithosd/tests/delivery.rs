@@ -6,16 +6,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{Client, TestServer, stanza};
+use common::{Client, TestServer, chat_burst, error_condition, stanza};
 use futures_util::{SinkExt, StreamExt};
 use lithos_core::{Element, StreamEvent};
-
-fn error_condition(e: &Element) -> Option<String> {
-    let err = e.get_child("error", "jabber:client")?;
-    err.children()
-        .find(|c| c.ns() == "urn:ietf:params:xml:ns:xmpp-stanzas" && c.name() != "text")
-        .map(|c| c.name().to_string())
-}
 
 /// Every message id a client's socket still holds, read until the server's close (or until
 /// the bytes stop: a stanza cut by the close does not count as received).
@@ -95,20 +88,10 @@ async fn an_offline_store_larger_than_the_queue_arrives_whole_and_is_then_delete
     s.add_user("juliet", "j").await;
     s.add_user("romeo", "r").await;
     let mut r = s.login("romeo", "r", "orchard").await;
-    let mut burst = String::new();
-    for i in 0..1000 {
-        burst.push_str(&format!(
-            "<message to='juliet@localhost' type='chat' id='m{i}'><body>message {i}</body></message>"
-        ));
-    }
-    r.send_xml(&burst).await;
+    r.send_xml(&chat_burst("juliet@localhost", "m", 1000, "stored"))
+        .await;
     // Answered after every message before it was handled.
-    r.iq(
-        "get",
-        Some("localhost"),
-        Element::bare("ping", "urn:xmpp:ping"),
-    )
-    .await;
+    r.ping().await;
     assert_eq!(offline_count(&s, "juliet").await, 1000);
     for i in 0..40 {
         s.handle()
@@ -159,13 +142,7 @@ async fn an_offline_store_larger_than_the_queue_arrives_whole_and_is_then_delete
     }
     assert_eq!(offline_count(&s, "juliet").await, 0);
     // The session still works.
-    let pong = j
-        .iq(
-            "get",
-            Some("localhost"),
-            Element::bare("ping", "urn:xmpp:ping"),
-        )
-        .await;
+    let pong = j.ping().await;
     assert_eq!(pong.attr("type"), Some("result"));
 }
 
@@ -178,19 +155,9 @@ async fn an_offline_store_survives_a_session_that_stops_reading() {
     s.add_user("romeo", "r").await;
     let mut r = s.login("romeo", "r", "orchard").await;
     let body = "x".repeat(16 * 1024);
-    let mut burst = String::new();
-    for i in 0..200 {
-        burst.push_str(&format!(
-            "<message to='juliet@localhost' type='chat' id='m{i}'><body>{body}</body></message>"
-        ));
-    }
-    r.send_xml(&burst).await;
-    r.iq(
-        "get",
-        Some("localhost"),
-        Element::bare("ping", "urn:xmpp:ping"),
-    )
-    .await;
+    r.send_xml(&chat_burst("juliet@localhost", "m", 200, &body))
+        .await;
+    r.ping().await;
     assert_eq!(offline_count(&s, "juliet").await, 200);
 
     let mut j = s.login_small_window("juliet", "j", "balcony").await;
@@ -231,29 +198,14 @@ async fn a_session_that_stops_reading_gives_back_its_queue() {
     s.add_user("romeo", "r").await;
     let mut j = s.login_small_window("juliet", "j", "balcony").await;
     j.send(stanza("<presence/>")).await;
-    j.iq(
-        "get",
-        Some("localhost"),
-        Element::bare("ping", "urn:xmpp:ping"),
-    )
-    .await;
+    j.ping().await;
     let mut r = s.login("romeo", "r", "orchard").await;
     // Enough that the server's socket buffers (which grow to a few megabytes on loopback)
     // fill and its writes stall.
     let body = "y".repeat(64 * 1024);
-    let mut burst = String::new();
-    for i in 0..100 {
-        burst.push_str(&format!(
-            "<message to='juliet@localhost' type='chat' id='q{i}'><body>{body}</body></message>"
-        ));
-    }
-    r.send_xml(&burst).await;
-    r.iq(
-        "get",
-        Some("localhost"),
-        Element::bare("ping", "urn:xmpp:ping"),
-    )
-    .await;
+    r.send_xml(&chat_burst("juliet@localhost", "q", 100, &body))
+        .await;
+    r.ping().await;
     until_offline(&s, "juliet@localhost").await;
     let first = drain(j).await;
     assert!(first.len() < 100, "the small window took everything");
@@ -286,12 +238,7 @@ async fn a_flood_to_a_full_jid_is_refused_with_an_error_and_the_session_lives() 
     s.add_user("romeo", "r").await;
     let mut j = s.login_small_window("juliet", "j", "balcony").await;
     j.send(stanza("<presence/>")).await;
-    j.iq(
-        "get",
-        Some("localhost"),
-        Element::bare("ping", "urn:xmpp:ping"),
-    )
-    .await;
+    j.ping().await;
     let r = s.login("romeo", "r", "orchard").await;
     // Romeo reads on his own task while he sends, so his errors are not refused in turn.
     let (mut out, mut inp) = r.framed.split();
@@ -357,12 +304,6 @@ async fn a_flood_to_a_full_jid_is_refused_with_an_error_and_the_session_lives() 
     assert_eq!(got.len(), got_set.len(), "a message arrived twice");
     assert!(got_set.is_disjoint(&bounced), "delivered and refused");
     assert_eq!(got_set.len() + bounced.len(), 400);
-    let pong = j
-        .iq(
-            "get",
-            Some("localhost"),
-            Element::bare("ping", "urn:xmpp:ping"),
-        )
-        .await;
+    let pong = j.ping().await;
     assert_eq!(pong.attr("type"), Some("result"));
 }

@@ -3,22 +3,13 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
 
-use common::{Client, connector_for};
+use common::{Client, connector_for, process};
 use lithos_core::Element;
 use lithos_server::sasl::ScramHash;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Lithosd {
     child: Child,
@@ -28,23 +19,9 @@ struct Lithosd {
 impl Lithosd {
     /// Starts the binary and waits until it accepts connections.
     async fn start(dir: &Path, config: &Path, addr: SocketAddr) -> Lithosd {
-        let log = std::fs::File::create(dir.join("lithosd.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_lithosd"))
-            .arg("--config")
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("lithosd starts");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "lithosd did not listen: {}",
-                std::fs::read_to_string(dir.join("lithosd.log")).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let log = dir.join("lithosd.log");
+        let child = process::spawn(config, &log);
+        process::wait_listening(addr.port(), &log).await;
         Lithosd { child, addr }
     }
 
@@ -97,7 +74,9 @@ fn register(user: &str, password: &str) -> Element {
 async fn acknowledged_writes_survive_sigkill() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", process::free_port())
+        .parse()
+        .unwrap();
     let config = dir.join("lithos.toml");
     std::fs::write(
         &config,
@@ -105,7 +84,7 @@ async fn acknowledged_writes_survive_sigkill() {
             "domain = 'localhost'\ndata_dir = '{}'\n[things]\nlisten = ['127.0.0.1:0']\n[c2s]\nlisten = ['{addr}']\ndirect_tls = ['127.0.0.1:{}']\n\
              [modules.register]\nenabled = true\nmin_seconds_between = 0\n",
             dir.join("data").display(),
-            free_port()
+            process::free_port()
         ),
     )
     .unwrap();
@@ -144,13 +123,7 @@ async fn acknowledged_writes_survive_sigkill() {
                 .build(),
         )
         .await;
-    let r = romeo
-        .iq(
-            "get",
-            Some("localhost"),
-            Element::bare("ping", "urn:xmpp:ping"),
-        )
-        .await;
+    let r = romeo.ping().await;
     assert_eq!(r.attr("type"), Some("result"), "{r}");
     server.kill_9();
 

@@ -340,13 +340,7 @@ async fn disco_version_ping() {
         "Lithos"
     );
     assert!(vq.get_child("os", "jabber:iq:version").is_none());
-    let p = j
-        .iq(
-            "get",
-            Some("localhost"),
-            Element::bare("ping", "urn:xmpp:ping"),
-        )
-        .await;
+    let p = j.ping().await;
     assert_eq!(p.attr("type"), Some("result"));
     // Without a `to`, a ping is answered by the server too.
     let p = j

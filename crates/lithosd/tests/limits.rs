@@ -5,16 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, TestServer, stanza};
+use common::{Client, TestServer, error_condition, stanza};
 use lithos_core::codec::WireFormat;
 use lithos_core::{Element, ns};
-
-fn error_condition(e: &Element) -> Option<String> {
-    let err = e.get_child("error", "jabber:client")?;
-    err.children()
-        .find(|c| c.ns() == "urn:ietf:params:xml:ns:xmpp-stanzas" && c.name() != "text")
-        .map(|c| c.name().to_string())
-}
 
 async fn connect_from(addr: std::net::SocketAddr, source: &str) -> Client {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();

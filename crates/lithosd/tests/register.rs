@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Client, TestServer};
+use common::{Client, TestServer, error_condition};
 use lithos_core::{Element, StreamErrorCondition};
 use lithos_server::sasl::ScramHash;
 use lithos_server::storage::{RosterItem, Subscription};
@@ -21,13 +21,6 @@ fn query(fields: &[(&str, &str)]) -> Element {
         q.append_child(f);
     }
     q
-}
-
-fn condition(iq: &Element) -> Option<String> {
-    iq.get_child("error", "jabber:client")?
-        .children()
-        .find(|c| c.ns() == "urn:ietf:params:xml:ns:xmpp-stanzas")
-        .map(|c| c.name().to_string())
 }
 
 fn offers_registration(c: &Client) -> bool {
@@ -96,7 +89,11 @@ async fn registration_needs_tls_then_creates_an_account() {
 
     // Refusals: missing field, short password (not echoed back), malformed user name.
     let r = c.iq("set", None, query(&[("username", "romeo")])).await;
-    assert_eq!(condition(&r).as_deref(), Some("not-acceptable"), "{r}");
+    assert_eq!(
+        error_condition(&r).as_deref(),
+        Some("not-acceptable"),
+        "{r}"
+    );
     let r = c
         .iq(
             "set",
@@ -104,7 +101,11 @@ async fn registration_needs_tls_then_creates_an_account() {
             query(&[("username", "romeo"), ("password", "short")]),
         )
         .await;
-    assert_eq!(condition(&r).as_deref(), Some("not-acceptable"), "{r}");
+    assert_eq!(
+        error_condition(&r).as_deref(),
+        Some("not-acceptable"),
+        "{r}"
+    );
     assert!(
         !r.to_string().contains("short"),
         "the password is echoed: {r}"
@@ -116,7 +117,11 @@ async fn registration_needs_tls_then_creates_an_account() {
             query(&[("username", "ro@meo"), ("password", "long enough")]),
         )
         .await;
-    assert_eq!(condition(&r).as_deref(), Some("not-acceptable"), "{r}");
+    assert_eq!(
+        error_condition(&r).as_deref(),
+        Some("not-acceptable"),
+        "{r}"
+    );
 
     // Success, then the same name again is a conflict (also with other case: names fold).
     let r = c
@@ -134,7 +139,7 @@ async fn registration_needs_tls_then_creates_an_account() {
             query(&[("username", "romeo"), ("password", "montague!")]),
         )
         .await;
-    assert_eq!(condition(&r).as_deref(), Some("conflict"), "{r}");
+    assert_eq!(error_condition(&r).as_deref(), Some("conflict"), "{r}");
 
     // The same stream then authenticates with the new account.
     c.auth_scram(ScramHash::Sha256, "romeo", "montague!")
@@ -172,7 +177,11 @@ async fn registrations_from_one_address_are_throttled() {
             query(&[("username", "a2"), ("password", "password-2")]),
         )
         .await;
-    assert_eq!(condition(&r).as_deref(), Some("resource-constraint"), "{r}");
+    assert_eq!(
+        error_condition(&r).as_deref(),
+        Some("resource-constraint"),
+        "{r}"
+    );
     assert!(
         !s.handle()
             .storage()
@@ -212,7 +221,11 @@ async fn parallel_registrations_from_one_address_cannot_all_pass() {
         let r = c.recv_where(|e| e.attr("id") == Some("reg")).await;
         match r.attr("type") {
             Some("result") => created += 1,
-            _ => assert_eq!(condition(&r).as_deref(), Some("resource-constraint"), "{r}"),
+            _ => assert_eq!(
+                error_condition(&r).as_deref(),
+                Some("resource-constraint"),
+                "{r}"
+            ),
         }
     }
     assert_eq!(created, 1);
@@ -251,7 +264,7 @@ async fn a_user_changes_their_password() {
             query(&[("username", "nurse"), ("password", "stolen-pw")]),
         )
         .await;
-    assert_eq!(condition(&r).as_deref(), Some("not-allowed"), "{r}");
+    assert_eq!(error_condition(&r).as_deref(), Some("not-allowed"), "{r}");
     let r = c
         .iq(
             "set",
@@ -259,11 +272,15 @@ async fn a_user_changes_their_password() {
             query(&[("username", "juliet"), ("password", "")]),
         )
         .await;
-    assert_eq!(condition(&r).as_deref(), Some("not-acceptable"), "{r}");
+    assert_eq!(
+        error_condition(&r).as_deref(),
+        Some("not-acceptable"),
+        "{r}"
+    );
     let r = c
         .iq("set", Some("nurse@localhost"), Element::bare("query", NS))
         .await;
-    assert_eq!(condition(&r).as_deref(), Some("forbidden"), "{r}");
+    assert_eq!(error_condition(&r).as_deref(), Some("forbidden"), "{r}");
 
     let r = c
         .iq(
@@ -321,7 +338,7 @@ async fn removing_an_account_ends_its_sessions_and_subscriptions() {
     let r = r1
         .iq("set", None, query(&[("remove", ""), ("username", "romeo")]))
         .await;
-    assert_eq!(condition(&r).as_deref(), Some("bad-request"), "{r}");
+    assert_eq!(error_condition(&r).as_deref(), Some("bad-request"), "{r}");
 
     let r = r1.iq("set", None, query(&[("remove", "")])).await;
     assert_eq!(r.attr("type"), Some("result"), "{r}");

@@ -3,14 +3,15 @@
 //! saw acknowledged is in the history, QoS 1 ones at least once, QoS 2 ones exactly once
 //! (and an unacknowledged QoS 2 report at most once).
 
-use std::collections::HashMap;
-use std::io::Write as _;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::process;
 use lithos_client::{ClientBuilder, Reconnect, Trust, WireFormat};
 use lithos_core::{Element, Jid};
 use lithos_rsm::ResultSet;
@@ -24,14 +25,6 @@ const KEY: &str = "REGISTRATION-KEY";
 const IN_FLIGHT: usize = 32;
 const T: Duration = Duration::from_secs(10);
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Server {
     child: Child,
     config: PathBuf,
@@ -39,34 +32,8 @@ struct Server {
 }
 
 impl Server {
-    fn spawn(config: &Path, log: &Path) -> Child {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
-        Command::new(env!("CARGO_BIN_EXE_lithosd"))
-            .arg("--config")
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("lithosd starts")
-    }
-
     async fn wait_listening(&self, port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "lithosd did not listen: {}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        process::wait_listening(port, &self.log).await;
     }
 
     fn kill_9(&mut self) {
@@ -75,7 +42,7 @@ impl Server {
     }
 
     fn restart(&mut self) {
-        self.child = Self::spawn(&self.config, &self.log);
+        self.child = process::spawn(&self.config, &self.log);
     }
 }
 
@@ -84,30 +51,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn add_user(config: &Path, name: &str, password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lithosd"))
-        .arg("--config")
-        .arg(config)
-        .args(["user", "add", name])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn celsius(seq: u32) -> Element {
@@ -130,7 +73,7 @@ async fn survive_kills(format: WireFormat) {
     lithosd::link_all();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (c2s, things) = (free_port(), free_port());
+    let (c2s, things) = (process::free_port(), process::free_port());
     let config = dir.join("lithos.toml");
     std::fs::write(
         &config,
@@ -142,10 +85,10 @@ async fn survive_kills(format: WireFormat) {
         ),
     )
     .unwrap();
-    add_user(&config, "alice", "alice-password");
+    process::add_user(&config, "alice", "alice-password");
     let log = dir.join("lithosd.log");
     let mut server = Server {
-        child: Server::spawn(&config, &log),
+        child: process::spawn(&config, &log),
         config: config.clone(),
         log,
     };

@@ -4,16 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, TestServer, stanza};
+use common::{Client, TestServer, bxmpp_message, error_condition, stanza};
 use lithos_core::Element;
 use lithos_core::StreamErrorCondition as C;
-
-fn error_condition(e: &Element) -> Option<String> {
-    let err = e.get_child("error", "jabber:client")?;
-    err.children()
-        .find(|c| c.ns() == "urn:ietf:params:xml:ns:xmpp-stanzas" && c.name() != "text")
-        .map(|c| c.name().to_string())
-}
 
 async fn pair(s: &TestServer) -> (Client, Client) {
     s.add_user("juliet", "j").await;
@@ -234,32 +227,9 @@ async fn a_client_that_does_not_read_is_disconnected() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Romeo is unaffected.
-    let pong = r
-        .iq(
-            "get",
-            Some("localhost"),
-            Element::bare("ping", "urn:xmpp:ping"),
-        )
-        .await;
+    let pong = r.ping().await;
     assert_eq!(pong.attr("type"), Some("result"));
     drop(j);
-}
-
-/// A BXMPP message document built byte by byte (the encoder would not write a duplicate
-/// attribute): `attrs` on `<message>`, and a `<body>` holding `body`, all plain ASCII.
-fn bxmpp_message(attrs: &[(&str, &str)], body: &str) -> Vec<u8> {
-    let vocab = lithos_core::binary::Vocabulary::global();
-    let code = |k: &str| vocab.default_extension().code_of(k).unwrap();
-    let mut doc = vec![0xFF, code("message"), attrs.len() as u8, 1];
-    for (k, v) in attrs {
-        doc.push(code(k));
-        doc.extend_from_slice(v.as_bytes());
-        doc.push(0xFE);
-    }
-    doc.extend_from_slice(&[code("body"), 0, 0x80]);
-    doc.extend_from_slice(body.as_bytes());
-    doc.push(0xFF);
-    doc
 }
 
 async fn bxmpp_thing(s: &TestServer) -> Client {
@@ -304,13 +274,7 @@ async fn a_bxmpp_client_cannot_forge_a_sender_or_smuggle_control_characters() {
     // Juliet received neither, and her stream is sound.
     j.expect_none_of("message", Duration::from_millis(300))
         .await;
-    let pong = j
-        .iq(
-            "get",
-            Some("localhost"),
-            Element::bare("ping", "urn:xmpp:ping"),
-        )
-        .await;
+    let pong = j.ping().await;
     assert_eq!(pong.attr("type"), Some("result"));
 }
 

@@ -6,11 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, TestServer};
+use common::{Client, TestServer, flood};
 use futures_util::StreamExt;
 use lithos_core::StreamErrorCondition as C;
 use lithos_server::sasl::scram::ScramHash;
-use tokio::io::AsyncWriteExt;
 
 /// The stream error the server answers `garbage` with, once the stream is open; it must
 /// come within a second (the negotiation timeout is 30 s).
@@ -84,18 +83,14 @@ async fn a_client_that_never_reads_is_dropped_at_the_negotiation_deadline() {
         "[modules.register]\nenabled = true\n[c2s]\nrequire_tls = false\nnegotiation_timeout_secs = 2",
     )
     .await;
-    let mut tcp = opened_small_window(&s).await;
+    let tcp = opened_small_window(&s).await;
     // Registration forms are answered before authentication: ask for one again and again,
     // and never read an answer.
-    let ask = "<iq type='get' id='r'><query xmlns='jabber:iq:register'/></iq>".repeat(100);
-    let flood = tokio::spawn(async move {
-        for _ in 0..2000 {
-            if tcp.write_all(ask.as_bytes()).await.is_err() {
-                break;
-            }
-        }
-        tcp
-    });
+    let flood = flood(
+        tcp,
+        "<iq type='get' id='r'><query xmlns='jabber:iq:register'/></iq>".repeat(100),
+        2000,
+    );
     // The deadline (2 s), the goodbye's own deadline (2 s), and some slack.
     let took = until_no_connection(&s, Duration::from_secs(8)).await;
     assert!(
@@ -108,16 +103,12 @@ async fn a_client_that_never_reads_is_dropped_at_the_negotiation_deadline() {
 #[tokio::test]
 async fn sasl_aborts_count_as_failures() {
     let s = TestServer::start("[c2s]\nrequire_tls = false").await;
-    let mut tcp = opened_small_window(&s).await;
-    let abort = "<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>".repeat(1000);
-    let flood = tokio::spawn(async move {
-        for _ in 0..1000 {
-            if tcp.write_all(abort.as_bytes()).await.is_err() {
-                break;
-            }
-        }
-        tcp
-    });
+    let tcp = opened_small_window(&s).await;
+    let flood = flood(
+        tcp,
+        "<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>".repeat(1000),
+        1000,
+    );
     // Three failures end the stream; the negotiation timeout (30 s) is not waited for.
     until_no_connection(&s, Duration::from_secs(5)).await;
     flood.abort();

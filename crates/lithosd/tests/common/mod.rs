@@ -524,3 +524,142 @@ pub fn stanza(xml: &str) -> Element {
 pub fn buf(s: &str) -> BytesMut {
     BytesMut::from(s.as_bytes())
 }
+
+/// The defined condition of a stanza error (`<iq type='error'>`, a bounced message...).
+pub fn error_condition(e: &Element) -> Option<String> {
+    e.get_child("error", "jabber:client")?
+        .children()
+        .find(|c| c.ns() == "urn:ietf:params:xml:ns:xmpp-stanzas" && c.name() != "text")
+        .map(|c| c.name().to_string())
+}
+
+/// `n` chat messages to `to` as one write, ids `<prefix>0`, `<prefix>1`, ..., each with
+/// `body`.
+pub fn chat_burst(to: &str, prefix: &str, n: usize, body: &str) -> String {
+    (0..n)
+        .map(|i| {
+            format!("<message to='{to}' type='chat' id='{prefix}{i}'><body>{body}</body></message>")
+        })
+        .collect()
+}
+
+/// A BXMPP message document built byte by byte (the encoder would not write a duplicate
+/// attribute or a control character): `attrs` on `<message>`, and a `<body>` holding
+/// `body`, all plain ASCII.
+pub fn bxmpp_message(attrs: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let vocab = lithos_core::binary::Vocabulary::global();
+    let code = |k: &str| vocab.default_extension().code_of(k).unwrap();
+    let mut doc = vec![0xFF, code("message"), attrs.len() as u8, 1];
+    for (k, v) in attrs {
+        doc.push(code(k));
+        doc.extend_from_slice(v.as_bytes());
+        doc.push(0xFE);
+    }
+    doc.extend_from_slice(&[code("body"), 0, 0x80]);
+    doc.extend_from_slice(body.as_bytes());
+    doc.push(0xFF);
+    doc
+}
+
+impl Client {
+    /// Pings the server and returns its answer: everything sent before was handled by then.
+    pub async fn ping(&mut self) -> Element {
+        self.iq(
+            "get",
+            Some("localhost"),
+            Element::bare("ping", "urn:xmpp:ping"),
+        )
+        .await
+    }
+}
+
+/// For tests that run the `lithosd` binary as a process.
+pub mod process {
+    use std::io::Write as _;
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// A loopback port nothing listens on now.
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// `lithosd --config CONFIG user add NAME`, the password on standard input.
+    pub fn add_user(config: &Path, name: &str, password: &str) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lithosd"))
+            .arg("--config")
+            .arg(config)
+            .args(["user", "add", name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `lithosd --config CONFIG`, its standard error appended to `log`.
+    pub fn spawn(config: &Path, log: &Path) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_lithosd"))
+            .arg("--config")
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("lithosd starts")
+    }
+
+    /// Waits until something accepts connections on 127.0.0.1:`port`; panics after 30 s
+    /// with the server's `log`.
+    pub async fn wait_listening(port: u16, log: &Path) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "lithosd did not listen: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Writes `chunk` `times` times on its own task, reading nothing, until the server stops
+/// taking bytes or closes: what a client that never reads does. Abort the task when done.
+pub fn flood<W>(mut w: W, chunk: String, times: usize) -> tokio::task::JoinHandle<W>
+where
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        for _ in 0..times {
+            if w.write_all(chunk.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+        w
+    })
+}
