@@ -23,6 +23,7 @@
 # it starts, it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lithos-config.sh
 REPS="${REPS:-3}"
 PAIRS="${PAIRS:-100}"
 MSGS="${MSGS:-2000}"
@@ -66,26 +67,7 @@ wait_port() {
 }
 
 start_lithos() { # dir port [extra configuration] [binary]
-  cat > "$1/lithos.toml" <<TOML
-domain = "localhost"
-data_dir = "$1/data"
-[log]
-level = "error"
-[things]
-listen = []
-[c2s]
-listen = ["127.0.0.1:$2"]
-direct_tls = []
-require_tls = false
-allow_plain_without_tls = true
-idle_timeout_secs = 3600
-negotiation_timeout_secs = 120
-[modules.register]
-enabled = true
-min_seconds_between = 0
-min_password_length = 1
-${3:-}
-TOML
+  lithos_config "$1" "$2" "${3:-}" > "$1/lithos.toml"
   "${4:-$LITHOSD}" --config "$1/lithos.toml" > "$1/server.log" 2>&1 &
   PID=$!
   wait_port "$2"
@@ -174,14 +156,7 @@ YML
 
 # The A/B variants.
 start_lithos-base() { start_lithos "$1" "$2" "" "$LITHOS_BASE"; }
-start_lithos-shaped() {
-  start_lithos "$1" "$2" "[limits]
-trusted_networks = []
-c2s_rate = 1073741824
-c2s_burst = 1073741824
-max_connections_per_address = 1000000
-max_unauthenticated_connections = 1000000"
-}
+start_lithos-shaped() { start_lithos "$1" "$2" "$SHAPED_LIMITS"; }
 
 stop_server() {
   if [ "$1" = ejabberd ]; then

@@ -12,6 +12,7 @@
 # Prints one line per run (variant, CPU-ms per 1,000, messages/s) and the medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lithos-config.sh
 REPS="${REPS:-8}"
 MSGS="${MSGS:-10000}"
 cargo build -q --release -p lithos-loadgen
@@ -25,34 +26,8 @@ results="$WORK/results"
 run_one() { # name binary port
   local d="$WORK/$1-$3" extra=""
   mkdir -p "$d"
-  if [ "$1" = shaped ]; then
-    extra="[limits]
-trusted_networks = []
-c2s_rate = 1073741824
-c2s_burst = 1073741824
-max_connections_per_address = 1000000
-max_unauthenticated_connections = 1000000"
-  fi
-  cat > "$d/lithos.toml" <<TOML
-domain = "localhost"
-data_dir = "$d/data"
-[log]
-level = "error"
-[things]
-listen = []
-[c2s]
-listen = ["127.0.0.1:$3"]
-direct_tls = []
-require_tls = false
-allow_plain_without_tls = true
-idle_timeout_secs = 3600
-negotiation_timeout_secs = 120
-[modules.register]
-enabled = true
-min_seconds_between = 0
-min_password_length = 1
-$extra
-TOML
+  [ "$1" = shaped ] && extra="$SHAPED_LIMITS"
+  lithos_config "$d" "$3" "$extra" > "$d/lithos.toml"
   "$2" --config "$d/lithos.toml" > "$d/server.log" 2>&1 &
   PID=$!
   for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$3") 2>/dev/null && break; sleep 0.1; done

@@ -59,6 +59,15 @@ struct State {
     failures: HashMap<IpAddr, Failures>,
 }
 
+impl State {
+    fn banned(&self, ip: IpAddr, now: Instant) -> bool {
+        self.failures
+            .get(&ip)
+            .and_then(|f| f.banned_until)
+            .is_some_and(|until| until > now)
+    }
+}
+
 /// See the module docs.
 pub struct Admission {
     limits: LimitsConfig,
@@ -139,11 +148,7 @@ impl Admission {
         let now = Instant::now();
         let mut s = self.lock();
         if !trusted {
-            if s.failures
-                .get(&ip)
-                .and_then(|f| f.banned_until)
-                .is_some_and(|until| until > now)
-            {
+            if s.banned(ip, now) {
                 return Err(Refusal::Banned);
             }
             if s.per_address.get(&ip).copied().unwrap_or(0)
@@ -169,14 +174,7 @@ impl Admission {
     /// Whether `ip` is banned now (checked again at each authentication attempt, so a
     /// connection opened before the ban gains nothing).
     pub(crate) fn is_banned(&self, ip: IpAddr) -> bool {
-        let now = Instant::now();
-        !self.limits.is_trusted(ip)
-            && self
-                .lock()
-                .failures
-                .get(&ip)
-                .and_then(|f| f.banned_until)
-                .is_some_and(|until| until > now)
+        !self.limits.is_trusted(ip) && self.lock().banned(ip, Instant::now())
     }
 
     /// Records a failed authentication from `ip`; returns how long to wait before answering

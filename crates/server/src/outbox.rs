@@ -152,20 +152,23 @@ impl Outbox {
     }
 
     /// Queues a batch that a store still holds; the receipt tells when all of it is written.
-    /// Refused whole when the session ended ([`StoredRefused::Gone`]), or when more than
-    /// [`MAX_STORED_IN_FLIGHT`] stored stanzas would be waiting ([`StoredRefused::Busy`]:
-    /// try again once some are written).
-    pub(crate) fn push_stored(&self, mut batch: Vec<Element>) -> Result<Receipt, StoredRefused> {
+    /// Refused whole, and handed back, when the session ended ([`StoredRefused::Gone`]), or
+    /// when more than [`MAX_STORED_IN_FLIGHT`] stored stanzas would be waiting
+    /// ([`StoredRefused::Busy`]: try again once some are written).
+    pub(crate) fn push_stored(
+        &self,
+        mut batch: Vec<Element>,
+    ) -> Result<Receipt, (StoredRefused, Vec<Element>)> {
         let mut s = self.lock();
         let n = batch.len();
         if s.closed {
-            return Err(StoredRefused::Gone);
+            return Err((StoredRefused::Gone, batch));
         }
-        if s.stored + n > MAX_STORED_IN_FLIGHT {
-            return Err(StoredRefused::Busy);
+        if n == 0 || s.stored + n > MAX_STORED_IN_FLIGHT {
+            return Err((StoredRefused::Busy, batch));
         }
         let Some(last) = batch.pop() else {
-            return Err(StoredRefused::Busy);
+            return Err((StoredRefused::Busy, batch));
         };
         let (tx, rx) = oneshot::channel();
         s.queue.extend(batch.into_iter().map(|el| Item {
@@ -360,9 +363,15 @@ mod tests {
             o.push_stored((0..MAX_STORED_IN_FLIGHT).map(el).collect())
                 .is_ok()
         );
-        assert_eq!(o.push_stored(vec![el(0)]).unwrap_err(), StoredRefused::Busy);
+        assert_eq!(
+            o.push_stored(vec![el(0)]).unwrap_err().0,
+            StoredRefused::Busy
+        );
         o.close();
-        assert_eq!(o.push_stored(vec![el(0)]).unwrap_err(), StoredRefused::Gone);
+        assert_eq!(
+            o.push_stored(vec![el(0)]).unwrap_err().0,
+            StoredRefused::Gone
+        );
     }
 
     #[tokio::test]

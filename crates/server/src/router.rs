@@ -33,19 +33,20 @@ fn type_of(el: &Element) -> &str {
 impl ServerHandle {
     /// Sends a stanza error back to the sender of `stanza` (nothing if it is an error itself).
     pub async fn bounce(&self, stanza: &Element, error: StanzaError) {
-        if let Some(mut reply) = error_reply(stanza, &error) {
-            if reply.attr("from").is_none() {
-                reply.set_attr("from", self.domain().as_shared().clone());
-            }
-            Box::pin(self.route(reply)).await;
-        }
+        self.send_error_reply(error_reply(stanza, &error)).await
     }
 
     /// As [`bounce`](Self::bounce), without echoing the stanza's content: for refusals that
     /// may come in floods (a full queue, a quota), where echoing would send the flood back to
     /// its sender, and for payloads that may hold a secret.
     pub async fn bounce_without_payload(&self, stanza: &Element, error: StanzaError) {
-        if let Some(mut reply) = error_reply_without_payload(stanza, &error) {
+        self.send_error_reply(error_reply_without_payload(stanza, &error))
+            .await
+    }
+
+    /// Routes an error reply, from the server when the stanza it answers named no `to`.
+    async fn send_error_reply(&self, reply: Option<Element>) {
+        if let Some(mut reply) = reply {
             if reply.attr("from").is_none() {
                 reply.set_attr("from", self.domain().as_shared().clone());
             }

@@ -162,13 +162,14 @@ impl ServerHandle {
         const BATCH: usize = 64;
         let mut stanzas = stanzas.into_iter().peekable();
         while stanzas.peek().is_some() {
-            let batch: Vec<_> = stanzas.by_ref().take(BATCH).collect();
+            let mut batch: Vec<_> = stanzas.by_ref().take(BATCH).collect();
             let receipt = loop {
-                match self.sessions().send_stored(session, batch.clone()) {
+                match self.sessions().send_stored(session, batch) {
                     Ok(r) => break r,
-                    Err(crate::session::StoredRefused::Gone) => return false,
+                    Err((crate::session::StoredRefused::Gone, _)) => return false,
                     // Other stored stanzas wait to be written (another store's): in a moment.
-                    Err(crate::session::StoredRefused::Busy) => {
+                    Err((crate::session::StoredRefused::Busy, back)) => {
+                        batch = back;
                         tokio::time::sleep(Duration::from_millis(20)).await
                     }
                 }
@@ -178,6 +179,27 @@ impl ServerHandle {
             }
         }
         true
+    }
+
+    /// Runs `work` every `period` (first right away) on a task of its own, until the server
+    /// shuts down: a module's sweep of what expired, say.
+    pub fn every<F, Fut>(&self, period: Duration, mut work: F)
+    where
+        F: FnMut(ServerHandle) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let server = self.clone();
+        let mut stop = self.shutdown_signal();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => return,
+                }
+                work(server.clone()).await;
+            }
+        });
     }
 
     /// Open connections, and how many of them have not authenticated yet.

@@ -265,8 +265,9 @@ impl Sessions {
     /// Hands a session a batch of stanzas that a store still holds (offline messages, for
     /// example). They are written in order after what is queued; the receipt resolves once
     /// the last of them is on the socket, and fails if the session ends first, in which case
-    /// none of them is re-routed: the store still has them. Refused when the session is gone,
-    /// or already holds [`MAX_STORED_IN_FLIGHT`] stored stanzas. A store sends one batch,
+    /// none of them is re-routed: the store still has them. Refused, and the batch handed
+    /// back, when the session is gone or already holds [`MAX_STORED_IN_FLIGHT`] stored
+    /// stanzas. A store sends one batch,
     /// waits for its receipt, then sends the next, so its backlog is paced by how fast the
     /// client reads; [`ServerHandle::deliver_stored`](crate::ServerHandle::deliver_stored)
     /// does that.
@@ -274,13 +275,15 @@ impl Sessions {
         &self,
         info: &SessionInfo,
         batch: Vec<Element>,
-    ) -> Result<Receipt, StoredRefused> {
+    ) -> Result<Receipt, (StoredRefused, Vec<Element>)> {
         let map = self.read();
-        map.get(info.jid.bare_str())
+        match map
+            .get(info.jid.bare_str())
             .and_then(|l| l.iter().find(|e| e.info.id == info.id))
-            .ok_or(StoredRefused::Gone)?
-            .outbox
-            .push_stored(batch)
+        {
+            Some(e) => e.outbox.push_stored(batch),
+            None => Err((StoredRefused::Gone, batch)),
+        }
     }
 
     fn queue(e: &Entry, stanza: Element) -> Delivery {
@@ -403,7 +406,8 @@ mod tests {
         );
         assert_eq!(
             s.send_stored(&a, vec![Element::bare("message", "jabber:client")])
-                .unwrap_err(),
+                .unwrap_err()
+                .0,
             StoredRefused::Gone
         );
     }

@@ -96,29 +96,16 @@ impl Offline {
         if self.expire_after_ms == 0 {
             return;
         }
+        let after = self.expire_after_ms;
         self.sweeper.get_or_init(|| {
-            let server = server.clone();
-            let after = self.expire_after_ms;
-            let mut stop = server.shutdown_signal();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(SWEEP);
-                loop {
-                    tokio::select! {
-                        _ = tick.tick() => {}
-                        _ = stop.changed() => return,
-                    }
-                    match server
-                        .storage()
-                        .offline
-                        .expire_offline(now_ms() - after)
-                        .await
-                    {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(messages = n, "expired offline messages deleted"),
-                        Err(e) => tracing::error!(error = %e, "expiring offline messages failed"),
-                    }
+            server.every(SWEEP, move |server| async move {
+                let cutoff = now_ms() - after;
+                match server.storage().offline.expire_offline(cutoff).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(messages = n, "expired offline messages deleted"),
+                    Err(e) => tracing::error!(error = %e, "expiring offline messages failed"),
                 }
-            });
+            })
         });
     }
 }

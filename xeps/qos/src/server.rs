@@ -100,46 +100,38 @@ impl QosModule {
 
     /// Starts, once, the sweep that drops expired pending messages and old delivered ids.
     fn start_sweeper(&self, server: &ServerHandle) {
+        let expire = self.expire_after_ms;
         self.sweeper.get_or_init(|| {
-            let (server, expire) = (server.clone(), self.expire_after_ms);
-            let mut stop = server.shutdown_signal();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(SWEEP);
-                loop {
-                    tokio::select! {
-                        _ = tick.tick() => {}
-                        _ = stop.changed() => return,
-                    }
-                    let Some(db) = server.storage().sqlite_store().cloned() else {
-                        return;
-                    };
-                    let swept = db
-                        .run(move |c| {
-                            let now = now_ms();
-                            let tx = c.transaction()?;
-                            let pending = if expire > 0 {
-                                tx.execute(
-                                    "DELETE FROM qos_pending WHERE stamp_ms < ?1",
-                                    params![now - expire],
-                                )?
-                            } else {
-                                0
-                            };
+            server.every(SWEEP, move |server| async move {
+                let Some(db) = server.storage().sqlite_store().cloned() else {
+                    return;
+                };
+                let swept = db
+                    .run(move |c| {
+                        let now = now_ms();
+                        let tx = c.transaction()?;
+                        let pending = if expire > 0 {
                             tx.execute(
-                                "DELETE FROM qos_delivered WHERE stamp_ms < ?1",
-                                params![now - REMEMBER_MS],
-                            )?;
-                            tx.commit()?;
-                            Ok(pending)
-                        })
-                        .await;
-                    match swept {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(messages = n, "expired assured messages dropped"),
-                        Err(e) => tracing::error!(error = %e, "sweeping assured messages failed"),
-                    }
+                                "DELETE FROM qos_pending WHERE stamp_ms < ?1",
+                                params![now - expire],
+                            )?
+                        } else {
+                            0
+                        };
+                        tx.execute(
+                            "DELETE FROM qos_delivered WHERE stamp_ms < ?1",
+                            params![now - REMEMBER_MS],
+                        )?;
+                        tx.commit()?;
+                        Ok(pending)
+                    })
+                    .await;
+                match swept {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(messages = n, "expired assured messages dropped"),
+                    Err(e) => tracing::error!(error = %e, "sweeping assured messages failed"),
                 }
-            });
+            })
         });
     }
 

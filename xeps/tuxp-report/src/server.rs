@@ -74,10 +74,12 @@ enum Sees {
 }
 
 impl Sees {
-    fn allows(&self, data_key: &str) -> bool {
+    /// Whether a report whose data has `data_key` may go to this subscriber (`None`: the key
+    /// was not computed, since no subscriber needed it).
+    fn allows(&self, data_key: Option<&str>) -> bool {
         match self {
             Sees::All => true,
-            Sees::Only(keys) => keys.iter().any(|k| k == data_key),
+            Sees::Only(keys) => data_key.is_some_and(|d| keys.iter().any(|k| k == d)),
         }
     }
 }
@@ -92,12 +94,6 @@ struct Subscriber {
     /// subscription is checked again.
     thing_id: Arc<str>,
     checked: u64,
-}
-
-impl Subscriber {
-    fn current(&self) -> bool {
-        lithos_tuxp_things::access_generation(&self.thing_id) == self.checked
-    }
 }
 
 /// State the writer task shares with the module.
@@ -587,11 +583,20 @@ fn answer(server: &ServerHandle, shared: &Shared, job: After, out: Outcome) {
     }
     if let Outcome::Stored(item) = out {
         let thing = job.reporter.local().unwrap_or_default();
-        let key = lithos_tuxp_things::key_of(&item.data);
-        let subs: Vec<Jid> = shared
-            .subscribers(thing)
+        let subs = shared.subscribers(thing);
+        let Some(first) = subs.first() else {
+            return;
+        };
+        // Once per report, not per subscriber: the thing's access generation (one lock),
+        // and the data's key only if a follower needs it.
+        let generation = lithos_tuxp_things::access_generation(&first.thing_id);
+        let key = subs
+            .iter()
+            .any(|s| matches!(s.sees, Sees::Only(_)))
+            .then(|| lithos_tuxp_things::key_of(&item.data));
+        let subs: Vec<Jid> = subs
             .into_iter()
-            .filter(|s| s.sees.allows(&key) && s.current())
+            .filter(|s| s.checked == generation && s.sees.allows(key.as_deref()))
             .map(|s| s.jid)
             .collect();
         if subs.is_empty() {

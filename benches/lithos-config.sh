@@ -1,0 +1,36 @@
+# Sourced by compare.sh and cpu-ab.sh: the configuration every benchmark gives lithosd.
+#
+# lithos_config DIR PORT [EXTRA]: prints it for a server keeping its data in DIR/data and
+# listening on 127.0.0.1:PORT (plaintext, PLAIN allowed, in-band registration open), with
+# EXTRA appended.
+lithos_config() {
+  cat <<TOML
+domain = "localhost"
+data_dir = "$1/data"
+[log]
+level = "error"
+[things]
+listen = []
+[c2s]
+listen = ["127.0.0.1:$2"]
+direct_tls = []
+require_tls = false
+allow_plain_without_tls = true
+idle_timeout_secs = 3600
+negotiation_timeout_secs = 120
+[modules.register]
+enabled = true
+min_seconds_between = 0
+min_password_length = 1
+${3:-}
+TOML
+}
+
+# What makes the "shaped" variant: no trusted network, and a rate too high to slow anyone,
+# so the token bucket runs on every read.
+SHAPED_LIMITS="[limits]
+trusted_networks = []
+c2s_rate = 1073741824
+c2s_burst = 1073741824
+max_connections_per_address = 1000000
+max_unauthenticated_connections = 1000000"
