@@ -57,6 +57,8 @@ struct State {
     counts: ConnectionCounts,
     per_address: HashMap<IpAddr, usize>,
     failures: HashMap<IpAddr, Failures>,
+    /// When `failures` was last rid of what no longer counts.
+    swept: Option<Instant>,
 }
 
 impl State {
@@ -72,7 +74,14 @@ impl State {
 pub struct Admission {
     limits: LimitsConfig,
     state: Mutex<State>,
+    /// Most addresses whose failures are remembered ([`MAX_FAILING`]).
+    max_failing: usize,
 }
+
+/// Most addresses whose failed authentications are remembered at once. Past it, the address
+/// that failed least recently is forgotten first, banned ones last, so a flood of failures
+/// from ever new addresses costs bounded memory and does not lift the bans.
+pub const MAX_FAILING: usize = 65_536;
 
 impl std::fmt::Debug for Admission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -130,6 +139,7 @@ impl Admission {
         Arc::new(Admission {
             limits,
             state: Mutex::new(State::default()),
+            max_failing: MAX_FAILING,
         })
     }
 
@@ -189,11 +199,27 @@ impl Admission {
         let window = Duration::from_secs(self.limits.auth_ban_window_secs);
         let forget = window.max(DELAY_MEMORY);
         let mut s = self.lock();
-        // Forget addresses whose failures and ban are over, so the table stays small.
-        s.failures.retain(|_, f| {
-            f.banned_until.is_some_and(|u| u > now)
-                || f.last.is_some_and(|l| now.duration_since(l) < forget)
-        });
+        // Forget addresses whose failures and ban are over (at most once a second: it walks
+        // the whole table).
+        if s.swept
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            s.failures.retain(|_, f| {
+                f.banned_until.is_some_and(|u| u > now)
+                    || f.last.is_some_and(|l| now.duration_since(l) < forget)
+            });
+            s.swept = Some(now);
+        }
+        if s.failures.len() >= self.max_failing && !s.failures.contains_key(&ip) {
+            let oldest = s
+                .failures
+                .iter()
+                .min_by_key(|(_, f)| (f.banned_until.is_some_and(|u| u > now), f.last))
+                .map(|(a, _)| *a);
+            if let Some(a) = oldest {
+                s.failures.remove(&a);
+            }
+        }
         let f = s.failures.entry(ip).or_default();
         if f.window_start
             .is_none_or(|w| now.duration_since(w) >= window)
@@ -280,6 +306,27 @@ mod tests {
         }
         assert!(!a.is_banned(lo));
         assert!(a.admit(lo).is_ok());
+    }
+
+    #[test]
+    fn the_failure_table_is_bounded() {
+        let a = Admission::new(limits("auth_ban_failures = 2"));
+        let mut a = Arc::into_inner(a).unwrap();
+        a.max_failing = 3;
+        let ip = |n: u8| IpAddr::from([192, 0, 2, n]);
+        a.failed(ip(1));
+        a.failed(ip(1));
+        assert!(a.is_banned(ip(1)));
+        for n in 2..=4 {
+            a.failed(ip(n));
+        }
+        // Four addresses failed, three are remembered: the one not banned that failed least
+        // recently went; the ban stays.
+        assert_eq!(a.lock().failures.len(), 3);
+        assert!(a.is_banned(ip(1)));
+        assert!(!a.lock().failures.contains_key(&ip(2)));
+        a.failed(ip(4));
+        assert!(a.is_banned(ip(4)));
     }
 
     #[test]
