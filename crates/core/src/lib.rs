@@ -29,10 +29,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+// The derives name `::lithos_core`, which this crate uses too.
+extern crate self as lithos_core;
+
 pub mod binary;
 pub mod codec;
 pub mod datetime;
 pub mod element;
+pub mod extension;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod jid;
@@ -49,7 +53,13 @@ pub use element::{Attribute, Element, ElementBuilder, Node};
 #[doc(hidden)]
 pub use inventory;
 pub use jid::{BareJid, FullJid, Jid, JidError};
-pub use payload::{Payload, PayloadError};
+/// Derives [`AttrValue`] for an enum of unit variants.
+pub use lithos_derive::AttrValue;
+/// Derives [`Payload`] for a struct (see the trait for its attributes).
+pub use lithos_derive::Payload;
+/// Links every `lithos-*` crate the calling package depends on (see [`extension!`]).
+pub use lithos_derive::link_extensions;
+pub use payload::{AttrValue, Payload, PayloadError};
 pub use stream::{StreamEvent, StreamHeader};
 pub use stream_error::{StreamError, StreamErrorCondition};
 pub use xml::{Limits, XmlError};

@@ -13,7 +13,7 @@
 //! assert_eq!(Ping::from_element(el), Ok(Ping));
 //! ```
 
-use lithos_core::{Element, Payload, PayloadError};
+use lithos_core::Payload;
 
 #[cfg(feature = "client")]
 mod client;
@@ -34,20 +34,9 @@ lithos_core::inventory::submit! {
 }
 
 /// A ping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Payload)]
+#[payload(ns = NS, name = "ping")]
 pub struct Ping;
-
-impl Payload for Ping {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "ping";
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        Ok(Ping)
-    }
-    fn into_element(self) -> Element {
-        Element::bare(Self::NAME, Self::NS)
-    }
-}
 
 /// Makes sure this crate, and the module and table it registers, are linked into the
 /// program: a binary that names the crate nowhere else calls this once.
@@ -63,6 +52,15 @@ pub fn link() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lithos_core::Element;
+
+    #[test]
+    fn strict() {
+        let el = |xml: &str| Element::parse(xml).unwrap();
+        assert!(Ping::from_element(el("<ping xmlns='urn:xmpp:ping' a='1'/>")).is_err());
+        assert!(Ping::from_element(el("<ping xmlns='urn:xmpp:ping'><x/></ping>")).is_err());
+        assert!(Ping::from_element(el("<ping xmlns='urn:xmpp:ping'>\n </ping>")).is_ok());
+    }
 
     #[test]
     fn wrong_element() {

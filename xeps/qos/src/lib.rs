@@ -35,7 +35,7 @@
 
 #![forbid(unsafe_code)]
 
-use lithos_core::{Element, Payload, PayloadError};
+use lithos_core::{Element, Payload};
 
 #[cfg(feature = "client")]
 mod client;
@@ -73,135 +73,48 @@ pub enum Level {
     ExactlyOnce,
 }
 
-fn invalid(what: impl Into<String>) -> PayloadError {
-    PayloadError::Invalid(what.into())
-}
-
-/// The embedded `<message/>` of `el`, and its `msgId` when `with_id`.
-fn embedded(el: &Element, with_id: bool) -> Result<(Element, Option<String>), PayloadError> {
-    let id = match (with_id, el.attr("msgId")) {
-        (true, Some(id)) if !id.is_empty() && id.len() <= 128 => Some(id.to_string()),
-        (true, _) => return Err(invalid(format!("<{}/> needs a msgId", el.name()))),
-        (false, _) => None,
-    };
-    let mut children = el.children();
-    match (children.next(), children.next()) {
-        (Some(m), None) if m.name() == "message" => Ok((m.clone(), id)),
-        _ => Err(invalid(format!(
-            "<{}/> holds exactly one <message/>",
-            el.name()
-        ))),
-    }
+/// A message id: 1 to 128 bytes.
+fn msg_id_ok(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128
 }
 
 /// `<acknowledged/>`: a message delivered at least once.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "acknowledged")]
 pub struct Acknowledged {
     /// The message (its `to` and `from` are ignored).
+    #[payload(element, name = "message")]
     pub message: Element,
-}
-
-impl Payload for Acknowledged {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "acknowledged";
-
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        Ok(Acknowledged {
-            message: embedded(&el, false)?.0,
-        })
-    }
-
-    fn into_element(self) -> Element {
-        Element::builder(Self::NAME, NS).child(self.message).build()
-    }
 }
 
 /// `<assured msgId="…"/>`: a message delivered exactly once, phase 1.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "assured")]
 pub struct Assured {
     /// Unique per sender (full JID) while outstanding.
+    #[payload(attr = "msgId", check = msg_id_ok)]
     pub msg_id: String,
     /// The message (its `to` and `from` are ignored).
+    #[payload(element, name = "message")]
     pub message: Element,
 }
 
-impl Payload for Assured {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "assured";
-
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        let (message, id) = embedded(&el, true)?;
-        Ok(Assured {
-            msg_id: id.unwrap_or_default(),
-            message,
-        })
-    }
-
-    fn into_element(self) -> Element {
-        Element::builder(Self::NAME, NS)
-            .attr("msgId", self.msg_id)
-            .child(self.message)
-            .build()
-    }
-}
-
-fn msg_id(el: &Element) -> Result<String, PayloadError> {
-    match el.attr("msgId") {
-        Some(id) if !id.is_empty() => Ok(id.to_string()),
-        _ => Err(invalid(format!("<{}/> needs a msgId", el.name()))),
-    }
-}
-
 /// `<received msgId="…"/>`: the answer to [`Assured`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "received")]
 pub struct Received {
     /// The message id.
+    #[payload(attr = "msgId", check = msg_id_ok)]
     pub msg_id: String,
-}
-
-impl Payload for Received {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "received";
-
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        Ok(Received {
-            msg_id: msg_id(&el)?,
-        })
-    }
-
-    fn into_element(self) -> Element {
-        Element::builder(Self::NAME, NS)
-            .attr("msgId", self.msg_id)
-            .build()
-    }
 }
 
 /// `<deliver msgId="…"/>`: phase 2 of exactly once.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "deliver")]
 pub struct Deliver {
     /// The message id.
+    #[payload(attr = "msgId", check = msg_id_ok)]
     pub msg_id: String,
-}
-
-impl Payload for Deliver {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "deliver";
-
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        Ok(Deliver {
-            msg_id: msg_id(&el)?,
-        })
-    }
-
-    fn into_element(self) -> Element {
-        Element::builder(Self::NAME, NS)
-            .attr("msgId", self.msg_id)
-            .build()
-    }
 }
 
 /// The embedded message made safe: `to` and `from` taken from the iq that carried it.

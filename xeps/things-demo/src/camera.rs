@@ -1,6 +1,6 @@
 //! `urn:leps:things:simple-camera`: take a photo (the result names the file).
 
-use lithos_core::{Element, Payload, PayloadError};
+use lithos_core::Payload;
 
 /// The namespace.
 pub const NS: &str = "urn:leps:things:simple-camera";
@@ -24,13 +24,17 @@ lithos_core::inventory::submit! {
 
 /// `<take-photo/>`: as a request, `prepare_time` (seconds); as its result (the same element,
 /// as Lithosphere writes it), the photo's file name and URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "take-photo")]
 pub struct TakePhoto {
     /// Seconds to prepare.
+    #[payload(attr)]
     pub prepare_time: Option<u32>,
     /// The photo's file name (result).
+    #[payload(attr)]
     pub photo_file_name: Option<String>,
     /// Where to fetch it (result).
+    #[payload(attr)]
     pub photo_url: Option<String>,
 }
 
@@ -42,33 +46,5 @@ impl TakePhoto {
             photo_file_name: None,
             photo_url: None,
         }
-    }
-}
-
-impl Payload for TakePhoto {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "take-photo";
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        let prepare_time = match el.attr("prepare-time") {
-            None => None,
-            Some(v) => Some(v.parse().map_err(|_| PayloadError::InvalidAttribute {
-                element: "take-photo",
-                attribute: "prepare-time",
-                value: v.to_string(),
-            })?),
-        };
-        Ok(TakePhoto {
-            prepare_time,
-            photo_file_name: el.attr("photo-file-name").map(str::to_string),
-            photo_url: el.attr("photo-url").map(str::to_string),
-        })
-    }
-    fn into_element(self) -> Element {
-        Element::builder(Self::NAME, Self::NS)
-            .opt_attr("prepare-time", self.prepare_time.map(|t| t.to_string()))
-            .opt_attr("photo-file-name", self.photo_file_name)
-            .opt_attr("photo-url", self.photo_url)
-            .build()
     }
 }

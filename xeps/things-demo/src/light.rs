@@ -1,6 +1,6 @@
 //! `urn:leps:things:simple-light`: flash, turn on, turn off; the switch's state changes.
 
-use lithos_core::{Element, Payload, PayloadError};
+use lithos_core::Payload;
 
 /// The namespace.
 pub const NS: &str = "urn:leps:things:simple-light";
@@ -21,72 +21,33 @@ lithos_core::inventory::submit! {
     lithos_core::binary::TableRegistration { name: "lithos-things-demo/light", properties: BXMPP_TABLE }
 }
 
+fn at_least_once(n: &u32) -> bool {
+    *n >= 1
+}
+
 /// `<flash repeat="n"/>`: flash `repeat` times (at least once).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "flash")]
 pub struct Flash {
     /// How many times; absent means once.
+    #[payload(attr, default = 1, check = at_least_once)]
     pub repeat: u32,
 }
 
-impl Payload for Flash {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "flash";
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        let repeat = match el.attr("repeat") {
-            None => 1,
-            Some(v) => v.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                PayloadError::InvalidAttribute {
-                    element: "flash",
-                    attribute: "repeat",
-                    value: v.to_string(),
-                }
-            })?,
-        };
-        Ok(Flash { repeat })
-    }
-    fn into_element(self) -> Element {
-        Element::builder(Self::NAME, Self::NS)
-            .attr("repeat", self.repeat.to_string())
-            .build()
-    }
-}
-
 /// `<turn-on/>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "turn-on")]
 pub struct TurnOn;
 
-impl Payload for TurnOn {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "turn-on";
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        Ok(TurnOn)
-    }
-    fn into_element(self) -> Element {
-        Element::bare(Self::NAME, Self::NS)
-    }
-}
-
 /// `<turn-off/>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "turn-off")]
 pub struct TurnOff;
-
-impl Payload for TurnOff {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "turn-off";
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        Ok(TurnOff)
-    }
-    fn into_element(self) -> Element {
-        Element::bare(Self::NAME, Self::NS)
-    }
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lithos_core::Element;
 
     #[test]
     fn flash_repeat_is_checked() {

@@ -13,7 +13,7 @@
 //! assert_eq!(ShutdownSystem::from_element(el), Ok(ShutdownSystem { restart: true }));
 //! ```
 
-use lithos_core::{Element, Payload, PayloadError};
+use lithos_core::Payload;
 use lithos_tuxp_things::Protocol;
 
 /// The namespace.
@@ -42,44 +42,17 @@ lithos_core::inventory::submit! {
 }
 
 /// `<stop/>`: end the thing program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Payload)]
+#[payload(ns = NS, name = "stop")]
 pub struct Stop;
 
-impl Payload for Stop {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "stop";
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        Ok(Stop)
-    }
-    fn into_element(self) -> Element {
-        Element::bare(Self::NAME, Self::NS)
-    }
-}
-
 /// `<shutdown-system/>`: shut the device down, or reboot it with `restart`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Payload)]
+#[payload(ns = NS, name = "shutdown-system")]
 pub struct ShutdownSystem {
     /// Reboot rather than power off.
+    #[payload(flag = "restart")]
     pub restart: bool,
-}
-
-impl Payload for ShutdownSystem {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "shutdown-system";
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        Ok(ShutdownSystem {
-            restart: el.has_child("restart", NS),
-        })
-    }
-    fn into_element(self) -> Element {
-        let mut el = Element::bare(Self::NAME, Self::NS);
-        if self.restart {
-            el.append_child(Element::bare("restart", NS));
-        }
-        el
-    }
 }
 
 /// Links this crate's registrations into the program.
@@ -91,6 +64,7 @@ pub fn link() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lithos_core::Element;
     use lithos_core::binary::{Vocabulary, decode_document, encode_document};
 
     #[test]

@@ -28,7 +28,8 @@
 //! cannot happen. It assumes the controller's and the thing's clocks agree (NTP); a thing
 //! without a clock should not set `max_skew` below its drift.
 
-use lithos_core::{Element, Payload, PayloadError};
+use lithos_core::payload::value::java_boolean;
+use lithos_core::{Element, Payload};
 
 #[cfg(feature = "client")]
 mod controller;
@@ -62,15 +63,20 @@ lithos_core::inventory::submit! {
 }
 
 /// An execution: one action, with how to carry it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "execution")]
 pub struct Execution {
     /// The action (an element of the thing's protocol, such as `<flash/>`).
+    #[payload(element)]
     pub action: Element,
     /// Ask a gateway for an answer from the LAN node it relays to.
+    #[payload(attr, with = java_boolean, default, skip_default)]
     pub lan_traceable: bool,
     /// How long a gateway waits for the LAN node, in milliseconds.
+    #[payload(attr)]
     pub lan_timeout: Option<u32>,
     /// After this time (milliseconds since the Unix epoch, UTC) the action must not run.
+    #[payload(attr = "expires", with = lithos_core::datetime)]
     pub expires_ms: Option<i64>,
 }
 
@@ -88,70 +94,6 @@ impl Execution {
     /// Whether it expired by `now_ms`.
     pub fn expired(&self, now_ms: i64) -> bool {
         self.expires_ms.is_some_and(|e| now_ms >= e)
-    }
-}
-
-fn invalid(what: &str) -> PayloadError {
-    PayloadError::Invalid(what.to_string())
-}
-
-impl Payload for Execution {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "execution";
-
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        let mut e = Execution::new(Element::bare("x", "x"));
-        for a in el.attrs() {
-            if !a.ns().is_empty() {
-                return Err(invalid("execution takes no namespaced attributes"));
-            }
-            match a.name() {
-                // Lithosphere: `Boolean.valueOf`, anything but "true" is false.
-                "lan-traceable" => e.lan_traceable = a.value() == "true",
-                "lan-timeout" => {
-                    e.lan_timeout =
-                        Some(
-                            a.value()
-                                .parse()
-                                .map_err(|_| PayloadError::InvalidAttribute {
-                                    element: "execution",
-                                    attribute: "lan-timeout",
-                                    value: a.value().to_string(),
-                                })?,
-                        )
-                }
-                "expires" => {
-                    e.expires_ms =
-                        Some(lithos_core::datetime::parse(a.value()).ok_or_else(|| {
-                            PayloadError::InvalidAttribute {
-                                element: "execution",
-                                attribute: "expires",
-                                value: a.value().to_string(),
-                            }
-                        })?)
-                }
-                other => return Err(invalid(&format!("execution takes no attribute {other}"))),
-            }
-        }
-        let mut children = el.children();
-        match (children.next(), children.next()) {
-            (Some(action), None) => e.action = action.clone(),
-            _ => return Err(invalid("an execution holds exactly one action")),
-        }
-        Ok(e)
-    }
-
-    fn into_element(self) -> Element {
-        Element::builder(Self::NAME, NS)
-            .opt_attr("lan-traceable", self.lan_traceable.then_some("true"))
-            .opt_attr("lan-timeout", self.lan_timeout.map(|t| t.to_string()))
-            .opt_attr(
-                "expires",
-                self.expires_ms.map(lithos_core::datetime::format),
-            )
-            .child(self.action)
-            .build()
     }
 }
 

@@ -20,7 +20,7 @@
 
 #![forbid(unsafe_code)]
 
-use lithos_core::{Element, Jid, Payload, PayloadError};
+use lithos_core::{Jid, Payload};
 
 #[cfg(feature = "client")]
 mod client;
@@ -51,71 +51,27 @@ lithos_core::inventory::submit! {
     lithos_core::binary::TableRegistration { name: "lithos-tuxp-friends", properties: BXMPP_TABLE }
 }
 
+/// `{ns}name`.
+fn event_name(v: &str) -> bool {
+    v.starts_with('{') && v.contains('}')
+}
+
 /// `<follow/>`: a request (or, in the answer, its state).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "follow")]
 pub struct Follow {
     /// The thing followed (its bare JID).
+    #[payload(attr)]
     pub friend: Jid,
     /// The event, `{ns}name`.
+    #[payload(attr, check = event_name)]
     pub event: String,
     /// Withdraw or end the follow.
+    #[payload(attr, default, skip_default)]
     pub canceled: bool,
     /// In the answer: whether an operator approved it.
+    #[payload(attr)]
     pub approved: Option<bool>,
-}
-
-fn flag(el: &Element, attribute: &'static str) -> Result<Option<bool>, PayloadError> {
-    match el.attr(attribute) {
-        None => Ok(None),
-        Some("true") => Ok(Some(true)),
-        Some("false") => Ok(Some(false)),
-        Some(v) => Err(PayloadError::InvalidAttribute {
-            element: "follow",
-            attribute,
-            value: v.to_string(),
-        }),
-    }
-}
-
-impl Payload for Follow {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "follow";
-
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        let friend = el.attr("friend").ok_or(PayloadError::MissingAttribute {
-            element: "follow",
-            attribute: "friend",
-        })?;
-        let friend = Jid::new(friend).map_err(|_| PayloadError::InvalidAttribute {
-            element: "follow",
-            attribute: "friend",
-            value: friend.to_string(),
-        })?;
-        let event = el
-            .attr("event")
-            .filter(|e| e.starts_with('{') && e.contains('}'))
-            .ok_or_else(|| PayloadError::Invalid("follow needs an event written {ns}name".into()))?
-            .to_string();
-        Ok(Follow {
-            friend,
-            event,
-            canceled: flag(&el, "canceled")?.unwrap_or(false),
-            approved: flag(&el, "approved")?,
-        })
-    }
-
-    fn into_element(self) -> Element {
-        Element::builder(Self::NAME, NS)
-            .attr("friend", self.friend.as_shared().clone())
-            .attr("event", self.event)
-            .opt_attr("canceled", self.canceled.then_some("true"))
-            .opt_attr(
-                "approved",
-                self.approved.map(|a| if a { "true" } else { "false" }),
-            )
-            .build()
-    }
 }
 
 /// Links this crate's registrations into the program.
@@ -146,7 +102,7 @@ mod tests {
             r#"<follow xmlns="urn:leps:tacp:friends" friend="a@b" event="{x}y" canceled="yes"/>"#,
         ] {
             assert!(
-                Follow::from_element(Element::parse(bad).unwrap()).is_err(),
+                Follow::from_element(lithos_core::Element::parse(bad).unwrap()).is_err(),
                 "{bad}"
             );
         }

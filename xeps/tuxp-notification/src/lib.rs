@@ -26,7 +26,8 @@
 
 #![forbid(unsafe_code)]
 
-use lithos_core::{Element, Payload, PayloadError};
+use lithos_core::payload::value::java_boolean;
+use lithos_core::{Element, Payload};
 
 #[cfg(feature = "client")]
 mod client;
@@ -59,53 +60,15 @@ lithos_core::inventory::submit! {
 }
 
 /// A notification: one event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "notification")]
 pub struct Notification {
     /// Whether the thing wants an acknowledgement.
+    #[payload(attr, with = java_boolean, default, skip_default)]
     pub ack_required: bool,
     /// The event (such as `<switch-state-changed/>`).
+    #[payload(element)]
     pub event: Element,
-}
-
-impl Payload for Notification {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "notification";
-
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        let mut ack_required = false;
-        for a in el.attrs() {
-            match (a.ns(), a.name()) {
-                // Lithosphere: `Boolean.valueOf`, anything but "true" is false.
-                ("", "ack-required") => ack_required = a.value() == "true",
-                (_, other) => {
-                    return Err(PayloadError::Invalid(format!(
-                        "notification takes no attribute {other}"
-                    )));
-                }
-            }
-        }
-        let mut children = el.children();
-        let event = match (children.next(), children.next()) {
-            (Some(e), None) => e.clone(),
-            _ => {
-                return Err(PayloadError::Invalid(
-                    "a notification holds exactly one event".into(),
-                ));
-            }
-        };
-        Ok(Notification {
-            ack_required,
-            event,
-        })
-    }
-
-    fn into_element(self) -> Element {
-        Element::builder(Self::NAME, NS)
-            .opt_attr("ack-required", self.ack_required.then_some("true"))
-            .child(self.event)
-            .build()
-    }
 }
 
 /// Links this crate's registrations into the program.

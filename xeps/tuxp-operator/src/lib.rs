@@ -60,124 +60,49 @@ lithos_core::inventory::submit! {
     lithos_core::binary::TableRegistration { name: "lithos-tuxp-operator", properties: BXMPP_TABLE }
 }
 
+fn not_empty(v: &str) -> bool {
+    !v.is_empty()
+}
+
+/// `{ns}name`.
+fn event_name(v: &str) -> bool {
+    v.starts_with('{') && v.contains('}')
+}
+
 /// `<auth-thing thing-id="…" registration-key="…"? canceled="true"?/>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "auth-thing")]
 pub struct AuthThing {
     /// The thing allowed to register.
+    #[payload(attr, check = not_empty)]
     pub thing_id: String,
     /// The registration key the thing must present (printed on the device, or given to it
     /// when it was made).
+    #[payload(attr, check = not_empty)]
     pub registration_key: Option<String>,
     /// Withdraw the authorization instead.
+    #[payload(attr, default, skip_default)]
     pub canceled: bool,
-}
-
-impl Payload for AuthThing {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "auth-thing";
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        let thing_id = el
-            .attr("thing-id")
-            .filter(|v| !v.is_empty())
-            .ok_or(PayloadError::MissingAttribute {
-                element: "auth-thing",
-                attribute: "thing-id",
-            })?
-            .to_string();
-        let canceled = canceled_attr(&el, "auth-thing")?;
-        let registration_key = match el.attr("registration-key") {
-            None => None,
-            Some("") => {
-                return Err(PayloadError::InvalidAttribute {
-                    element: "auth-thing",
-                    attribute: "registration-key",
-                    value: String::new(),
-                });
-            }
-            Some(k) => Some(k.to_string()),
-        };
-        Ok(AuthThing {
-            thing_id,
-            registration_key,
-            canceled,
-        })
-    }
-    fn into_element(self) -> Element {
-        Element::builder(Self::NAME, NS)
-            .attr("thing-id", self.thing_id)
-            .opt_attr("registration-key", self.registration_key)
-            .opt_attr("canceled", self.canceled.then_some("true"))
-            .build()
-    }
-}
-
-fn canceled_attr(el: &Element, element: &'static str) -> Result<bool, PayloadError> {
-    match el.attr("canceled") {
-        None | Some("false") => Ok(false),
-        Some("true") => Ok(true),
-        Some(v) => Err(PayloadError::InvalidAttribute {
-            element,
-            attribute: "canceled",
-            value: v.to_string(),
-        }),
-    }
 }
 
 /// `<approve-follow friend="…" event="{ns}name" follower="…" canceled="true"?/>`: an
 /// operator lets `follower` receive the `event` notifications of the thing `friend`
 /// (reference §3.8), or (`canceled`) refuses or ends it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "approve-follow")]
 pub struct ApproveFollow {
     /// The followed thing (its bare JID).
+    #[payload(attr)]
     pub friend: Jid,
     /// The event, `{ns}name`.
+    #[payload(attr, check = event_name)]
     pub event: String,
     /// Who follows (a bare JID).
+    #[payload(attr)]
     pub follower: Jid,
     /// Refuse or end the follow instead.
+    #[payload(attr, default, skip_default)]
     pub canceled: bool,
-}
-
-impl Payload for ApproveFollow {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "approve-follow";
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        let jid = |attribute: &'static str| -> Result<Jid, PayloadError> {
-            let v = el.attr(attribute).ok_or(PayloadError::MissingAttribute {
-                element: "approve-follow",
-                attribute,
-            })?;
-            Jid::new(v).map_err(|_| PayloadError::InvalidAttribute {
-                element: "approve-follow",
-                attribute,
-                value: v.to_string(),
-            })
-        };
-        let event = el
-            .attr("event")
-            .filter(|e| e.starts_with('{') && e.contains('}'))
-            .ok_or(PayloadError::MissingAttribute {
-                element: "approve-follow",
-                attribute: "event",
-            })?
-            .to_string();
-        Ok(ApproveFollow {
-            friend: jid("friend")?,
-            follower: jid("follower")?,
-            event,
-            canceled: canceled_attr(&el, "approve-follow")?,
-        })
-    }
-    fn into_element(self) -> Element {
-        Element::builder(Self::NAME, NS)
-            .attr("friend", self.friend.as_shared().clone())
-            .attr("event", self.event)
-            .attr("follower", self.follower.as_shared().clone())
-            .opt_attr("canceled", self.canceled.then_some("true"))
-            .build()
-    }
 }
 
 /// `<grant/>` or `<revoke/>`: who else may command a thing.

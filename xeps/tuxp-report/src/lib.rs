@@ -52,7 +52,7 @@
 
 #![forbid(unsafe_code)]
 
-use lithos_core::{Element, Payload, PayloadError};
+use lithos_core::{AttrValue, Element, Payload, PayloadError};
 use lithos_rsm::ResultSet;
 
 #[cfg(feature = "client")]
@@ -100,13 +100,16 @@ lithos_core::inventory::submit! {
 }
 
 /// A delivery guarantee (the ordinals are Lithosphere's and MQTT's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, AttrValue)]
 pub enum Qos {
     /// 0: fire and forget.
+    #[payload(value = "0")]
     AtMostOnce,
     /// 1: acknowledged once stored; may be stored twice.
+    #[payload(value = "1")]
     AtLeastOnce,
     /// 2: stored exactly once (two phases).
+    #[payload(value = "2")]
     ExactlyOnce,
 }
 
@@ -131,32 +134,26 @@ impl Qos {
     }
 }
 
-fn invalid(what: impl Into<String>) -> PayloadError {
-    PayloadError::Invalid(what.into())
-}
-
-fn bad_attr(element: &'static str, attribute: &'static str, value: &str) -> PayloadError {
-    PayloadError::InvalidAttribute {
-        element,
-        attribute,
-        value: value.to_string(),
-    }
-}
-
-fn stamp_attr(element: &'static str, name: &'static str, v: &str) -> Result<i64, PayloadError> {
-    lithos_core::datetime::parse(v).ok_or_else(|| bad_attr(element, name, v))
+/// A report id: 1 to 64 bytes.
+fn report_id_ok(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64
 }
 
 /// A report: one data element, with its guarantee.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "report", validate = Report::validate)]
 pub struct Report {
     /// The guarantee (`qos`, 0 when absent, as in Lithosphere).
+    #[payload(attr, default = Qos::AtMostOnce)]
     pub qos: Qos,
     /// The thing's id for a QoS 2 report.
+    #[payload(attr = "report-id", check = report_id_ok)]
     pub report_id: Option<String>,
     /// When the server stored it (set on live reports to subscribers).
+    #[payload(attr = "stamp", with = lithos_core::datetime)]
     pub stamp_ms: Option<i64>,
     /// The data (such as `<celsius-degree value="23.5"/>`).
+    #[payload(element)]
     pub data: Element,
 }
 
@@ -170,250 +167,81 @@ impl Report {
             data,
         }
     }
-}
 
-impl Payload for Report {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "report";
-
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        let mut qos = Qos::AtMostOnce;
-        let mut report_id = None;
-        let mut stamp_ms = None;
-        for a in el.attrs() {
-            if !a.ns().is_empty() {
-                return Err(invalid("report takes no namespaced attributes"));
-            }
-            match a.name() {
-                "qos" => {
-                    qos = a
-                        .value()
-                        .parse()
-                        .ok()
-                        .and_then(Qos::from_ordinal)
-                        .ok_or_else(|| bad_attr("report", "qos", a.value()))?
-                }
-                "report-id" if !a.value().is_empty() && a.value().len() <= 64 => {
-                    report_id = Some(a.value().to_string())
-                }
-                "report-id" => return Err(bad_attr("report", "report-id", a.value())),
-                "stamp" => stamp_ms = Some(stamp_attr("report", "stamp", a.value())?),
-                other => return Err(invalid(format!("report takes no attribute {other}"))),
-            }
+    fn validate(&self) -> Result<(), PayloadError> {
+        if self.qos == Qos::ExactlyOnce && self.report_id.is_none() {
+            return Err(PayloadError::Invalid(
+                "a QoS 2 report needs a report-id".into(),
+            ));
         }
-        if qos == Qos::ExactlyOnce && report_id.is_none() {
-            return Err(invalid("a QoS 2 report needs a report-id"));
-        }
-        let mut children = el.children();
-        let data = match (children.next(), children.next()) {
-            (Some(d), None) => d.clone(),
-            _ => return Err(invalid("a report holds exactly one data element")),
-        };
-        Ok(Report {
-            qos,
-            report_id,
-            stamp_ms,
-            data,
-        })
-    }
-
-    fn into_element(self) -> Element {
-        Element::builder(Self::NAME, NS)
-            .attr("qos", self.qos.ordinal().to_string())
-            .opt_attr("report-id", self.report_id)
-            .opt_attr("stamp", self.stamp_ms.map(lithos_core::datetime::format))
-            .child(self.data)
-            .build()
-    }
-}
-
-fn report_id_of(el: &Element, name: &'static str) -> Result<String, PayloadError> {
-    if el.attrs().len() != 1 {
-        return Err(invalid(format!("{name} takes only report-id")));
-    }
-    match el.attr("report-id") {
-        Some(id) if !id.is_empty() => Ok(id.to_string()),
-        _ => Err(invalid(format!("{name} needs a report-id"))),
+        Ok(())
     }
 }
 
 /// QoS 2, phase 1 answer: the report is stored, pending its delivery.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "received")]
 pub struct Received {
     /// The report's id.
+    #[payload(attr = "report-id", check = report_id_ok)]
     pub report_id: String,
-}
-
-impl Payload for Received {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "received";
-
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        Ok(Received {
-            report_id: report_id_of(&el, "received")?,
-        })
-    }
-
-    fn into_element(self) -> Element {
-        Element::builder(Self::NAME, NS)
-            .attr("report-id", self.report_id)
-            .build()
-    }
 }
 
 /// QoS 2, phase 2: release the pending report.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "deliver")]
 pub struct Deliver {
     /// The report's id.
+    #[payload(attr = "report-id", check = report_id_ok)]
     pub report_id: String,
 }
 
-impl Payload for Deliver {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "deliver";
-
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        Ok(Deliver {
-            report_id: report_id_of(&el, "deliver")?,
-        })
-    }
-
-    fn into_element(self) -> Element {
-        Element::builder(Self::NAME, NS)
-            .attr("report-id", self.report_id)
-            .build()
-    }
-}
-
 /// A stored report, in query answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "item")]
 pub struct Item {
     /// Its position in the history (for paging).
+    #[payload(attr)]
     pub id: i64,
     /// The node that reported: `0` for the thing itself, a LAN id behind a gateway.
+    #[payload(attr)]
     pub node: String,
     /// When the server stored it.
+    #[payload(attr = "stamp", with = lithos_core::datetime)]
     pub stamp_ms: i64,
     /// The data.
+    #[payload(element)]
     pub data: Element,
 }
 
-impl Payload for Item {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "item";
-
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        let id = el.attr("id").unwrap_or("");
-        let id = id.parse().map_err(|_| bad_attr("item", "id", id))?;
-        let node = el
-            .attr("node")
-            .ok_or_else(|| invalid("item needs a node"))?
-            .to_string();
-        let stamp_ms = stamp_attr("item", "stamp", el.attr("stamp").unwrap_or(""))?;
-        let mut children = el.children();
-        let data = match (children.next(), children.next()) {
-            (Some(d), None) => d.clone(),
-            _ => return Err(invalid("an item holds exactly one data element")),
-        };
-        Ok(Item {
-            id,
-            node,
-            stamp_ms,
-            data,
-        })
-    }
-
-    fn into_element(self) -> Element {
-        Element::builder(Self::NAME, NS)
-            .attr("id", self.id.to_string())
-            .attr("node", self.node)
-            .attr("stamp", lithos_core::datetime::format(self.stamp_ms))
-            .child(self.data)
-            .build()
-    }
-}
-
-fn items(el: &Element) -> Result<Vec<Item>, PayloadError> {
-    el.children()
-        .filter(|c| c.is("item", NS))
-        .map(|c| Item::from_element(c.clone()))
-        .collect()
-}
-
 /// `<latest/>`: the newest value of every node and data type (the request is empty).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "latest")]
 pub struct Latest {
     /// In the answer: one item per node and data type.
+    #[payload(child)]
     pub items: Vec<Item>,
-}
-
-impl Payload for Latest {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "latest";
-
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        Ok(Latest { items: items(&el)? })
-    }
-
-    fn into_element(self) -> Element {
-        Element::builder(Self::NAME, NS)
-            .children(self.items.into_iter().map(Item::into_element))
-            .build()
-    }
 }
 
 /// `<history/>`: the reports stored in `[start, end)`, oldest first, a page at a time.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "history")]
 pub struct History {
     /// Only this node's reports.
+    #[payload(attr)]
     pub node: Option<String>,
     /// From this time on (inclusive).
+    #[payload(attr = "start", with = lithos_core::datetime)]
     pub start_ms: Option<i64>,
     /// Up to this time (exclusive).
+    #[payload(attr = "end", with = lithos_core::datetime)]
     pub end_ms: Option<i64>,
-    /// The page asked for, or where the answer's page sits.
-    pub set: Option<ResultSet>,
     /// In the answer: the page.
+    #[payload(child)]
     pub items: Vec<Item>,
-}
-
-impl Payload for History {
-    const NS: &'static str = NS;
-    const NAME: &'static str = "history";
-
-    fn from_element(el: Element) -> Result<Self, PayloadError> {
-        PayloadError::check_name::<Self>(&el)?;
-        let mut h = History {
-            node: el.attr("node").map(str::to_string),
-            ..History::default()
-        };
-        if let Some(v) = el.attr("start") {
-            h.start_ms = Some(stamp_attr("history", "start", v)?);
-        }
-        if let Some(v) = el.attr("end") {
-            h.end_ms = Some(stamp_attr("history", "end", v)?);
-        }
-        if let Some(s) = el.get_child("set", lithos_rsm::NS) {
-            h.set = Some(ResultSet::from_element(s.clone())?);
-        }
-        h.items = items(&el)?;
-        Ok(h)
-    }
-
-    fn into_element(self) -> Element {
-        Element::builder(Self::NAME, NS)
-            .opt_attr("node", self.node)
-            .opt_attr("start", self.start_ms.map(lithos_core::datetime::format))
-            .opt_attr("end", self.end_ms.map(lithos_core::datetime::format))
-            .children(self.items.into_iter().map(Item::into_element))
-            .children(self.set.map(ResultSet::into_element))
-            .build()
-    }
+    /// The page asked for, or where the answer's page sits.
+    #[payload(child)]
+    pub set: Option<ResultSet>,
 }
 
 pub use lithos_tuxp_things::now_ms;
