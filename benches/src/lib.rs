@@ -2,6 +2,8 @@
 //! each contender, so the criterion benchmark and the interleaved ratio tool measure the same
 //! code; and [`BenchServer`], the in-process server of the whole-server benchmarks.
 
+// Every extension crate of lithosd, linked with it.
+use lithosd as _;
 use std::hint::black_box;
 
 use bytes::BytesMut;
@@ -168,7 +170,6 @@ lan-traceable='true' lan-timeout='5000'><flash xmlns='urn:leps:things:simple-lig
 /// The vocabulary for [`binary_corpus`]: the tables the linked crates register (the TUXP
 /// crates and `lithos-things-demo` bring theirs).
 pub fn binary_vocabulary() -> lithos_core::binary::Vocabulary {
-    lithosd::link_all();
     lithos_core::binary::Vocabulary::linked().expect("linked tables")
 }
 
@@ -237,7 +238,6 @@ pub struct BenchServer {
 impl BenchServer {
     /// Starts it; panics if it cannot (a benchmark has nothing else to do then).
     pub fn start(extra: &str) -> BenchServer {
-        lithosd::link_all();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = lithos_server::Config::parse(&format!(
             "domain = 'localhost'\ndata_dir = '{}'\n[log]\nlevel = 'warn'\n\

@@ -35,6 +35,8 @@
 //! Accounts `<prefix><i>` with password `--password` must exist (created with `register`,
 //! or for example with `lithosd user add`).
 
+// Every extension crate of lithosd, linked with it.
+use lithosd as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -915,7 +917,6 @@ async fn run_messages(
 
 fn main() {
     // Every BXMPP table of the server's modules, so the TUXP stanzas can be written in BXMPP.
-    lithosd::link_all();
     let cli = Cli::parse();
     // One open file per client: take the hard limit (the soft one is often 1,024).
     match lithos_server::limits::raise_open_file_limit() {

@@ -3,14 +3,14 @@
 //! Every crate under `xeps/` ends its `lib.rs` with one `extension!` block naming its BXMPP
 //! keyword table, its server module and storage schema (behind the `server` feature), its
 //! client plugin (behind `client`) and any thing model. The macro registers each through
-//! `inventory`, plus an [`Extension`] record naming the crate, so a program can list the
+//! `inventory`, plus a [`LinkedCrate`] record naming the crate, so a program can list the
 //! crates it links ([`linked`]). A program links the crates it depends on with
 //! [`link_extensions!`](crate::link_extensions): no hand-kept list, nothing dropped
 //! silently.
 
-/// A linked extension crate, registered by [`extension!`](crate::extension!).
+/// An extension crate linked into the program, registered by [`extension!`](crate::extension!).
 #[derive(Debug)]
-pub struct Extension {
+pub struct LinkedCrate {
     /// The package name (`lithos-ping`).
     pub name: &'static str,
     /// The package description.
@@ -19,11 +19,11 @@ pub struct Extension {
     pub version: &'static str,
 }
 
-inventory::collect!(Extension);
+inventory::collect!(LinkedCrate);
 
 /// The extension crates linked into this program, sorted by name.
-pub fn linked() -> Vec<&'static Extension> {
-    let mut all: Vec<_> = inventory::iter::<Extension>.into_iter().collect();
+pub fn linked() -> Vec<&'static LinkedCrate> {
+    let mut all: Vec<_> = inventory::iter::<LinkedCrate>.into_iter().collect();
     all.sort_by_key(|e| e.name);
     all
 }
@@ -52,7 +52,7 @@ pub fn linked() -> Vec<&'static Extension> {
 macro_rules! extension {
     ($($(#[$m:meta])* $kind:ident : $e:expr),* $(,)?) => {
         $crate::inventory::submit! {
-            $crate::extension::Extension {
+            $crate::extension::LinkedCrate {
                 name: ::core::env!("CARGO_PKG_NAME"),
                 description: ::core::env!("CARGO_PKG_DESCRIPTION"),
                 version: ::core::env!("CARGO_PKG_VERSION"),

@@ -6,10 +6,12 @@
 
 use std::process::ExitCode;
 
+// The extension crates, linked by the library (this package's dependencies).
+use lithosd as _;
+
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
-    lithosd::link_all();
     lithos_server::cli::main()
 }

@@ -87,6 +87,7 @@ fn modules_and_configuration_checks() {
     assert!(ok, "{out}");
     let rows: Vec<(&str, &str)> = out
         .lines()
+        .take_while(|l| !l.is_empty())
         .map(|l| {
             let mut w = l.split_whitespace();
             (w.next().unwrap(), w.next().unwrap())
@@ -137,4 +138,39 @@ fn modules_and_configuration_checks() {
         let (ok, out) = lithosd(d, sub, "");
         assert!(ok && out.contains("Usage"), "{sub:?}: {out}");
     }
+}
+
+/// Every crate under `xeps/` that this package depends on is linked, with what it registers:
+/// a dependency the program never names would otherwise be dropped without a word.
+#[test]
+fn every_extension_dependency_is_linked() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest: lithos_server::toml::Table = std::fs::read_to_string(root.join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let deps = manifest["dependencies"].as_table().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (ok, out) = lithosd(tmp.path(), &["modules"], "");
+    assert!(ok, "{out}");
+    let linked: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("linked extension crates:"))
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root.join("../../xeps")).unwrap() {
+        let dir = entry.unwrap().path();
+        let Ok(text) = std::fs::read_to_string(dir.join("Cargo.toml")) else {
+            continue;
+        };
+        let crate_manifest: lithos_server::toml::Table = text.parse().unwrap();
+        let name = crate_manifest["package"]["name"].as_str().unwrap();
+        if deps.contains_key(name) {
+            assert!(linked.contains(&name), "{name} is not linked: {out}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 16, "only {checked} extension dependencies found");
 }

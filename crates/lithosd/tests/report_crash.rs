@@ -5,6 +5,8 @@
 
 mod common;
 
+// Every extension crate of lithosd, linked with it.
+use lithosd as _;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Child;
@@ -70,7 +72,6 @@ async fn acknowledged_reports_survive_20_kills_in_bxmpp() {
 }
 
 async fn survive_kills(format: WireFormat) {
-    lithosd::link_all();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (c2s, things) = (process::free_port(), process::free_port());

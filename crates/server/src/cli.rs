@@ -40,7 +40,8 @@ pub enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
-    /// List the modules this server includes and whether each is enabled.
+    /// List the modules this server includes and whether each is enabled, then the extension
+    /// crates linked into it.
     Modules,
     /// Check the configuration (and that the enabled modules start) without serving.
     CheckConfig,
@@ -120,6 +121,10 @@ pub fn run(cli: Cli) -> Result<(), String> {
                     if on { "enabled" } else { "disabled" },
                     r.description
                 );
+            }
+            println!("\nlinked extension crates:");
+            for c in lithos_core::extension::linked() {
+                println!("{:<26} {:<8} {}", c.name, c.version, c.description);
             }
             Ok(())
         }

@@ -42,5 +42,7 @@ pub use session::SessionInfo;
 
 #[doc(hidden)]
 pub use inventory;
+/// Links every `lithos-*` crate the calling package depends on (see `lithos_core::extension`).
+pub use lithos_core::link_extensions;
 /// The TOML crate, whose `Table` holds a module's configuration section.
 pub use toml;

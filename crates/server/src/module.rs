@@ -22,14 +22,14 @@
 //!     }
 //! }
 //!
-//! lithos_server::inventory::submit! {
-//!     ModuleRegistration {
+//! lithos_core::extension! {
+//!     module: ModuleRegistration {
 //!         name: "echo",
 //!         description: "answers urn:example:echo with the request's payload",
 //!         depends_on: &[],
 //!         enabled_by_default: true,
 //!         build: |_ctx| Ok(Arc::new(Echo)),
-//!     }
+//!     },
 //! }
 //! ```
 
@@ -241,6 +241,21 @@ impl ModuleContext<'_> {
     }
 }
 
+/// What a module answers when it cannot serve a request for a reason of its own (the
+/// storage failed, a task is gone): the cause is logged, the requester gets
+/// `internal-server-error` without it (the wire does not carry the server's internals).
+///
+/// ```
+/// use lithos_core::stanza::DefinedCondition;
+/// let e = lithos_server::module::internal_error("disk full");
+/// assert_eq!(e.condition, DefinedCondition::InternalServerError);
+/// assert!(e.text.is_none());
+/// ```
+pub fn internal_error(e: impl std::fmt::Display) -> StanzaError {
+    tracing::error!(error = %e, "request failed; answering internal-server-error");
+    StanzaError::new(DefinedCondition::InternalServerError)
+}
+
 /// Why a module cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -276,7 +291,7 @@ impl ModuleError {
     }
 }
 
-/// How a module registers itself (with `inventory::submit!`).
+/// How a module registers itself (as `module:` in its crate's `lithos_core::extension!`).
 pub struct ModuleRegistration {
     /// Unique name, also its configuration section.
     pub name: &'static str,

@@ -1,5 +1,7 @@
 //! The two programs against an in-process lithosd: send-message asks, echo-bot answers.
 
+// Every extension crate of lithosd, linked with it.
+use lithosd as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -7,7 +9,6 @@ use lithos_server::{Config, RunningServer};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn send_message_gets_the_bots_echo() {
-    lithosd::link_all();
     let dir = tempfile::tempdir().unwrap();
     let config = Config::parse(&format!(
         "domain = 'localhost'\ndata_dir = '{}'\n[things]\nlisten = ['127.0.0.1:0']\n[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = []\n",

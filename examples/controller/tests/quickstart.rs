@@ -1,5 +1,7 @@
 //! The controller program against lithosd and a thing: authorize, command, see each outcome.
 
+// Every extension crate of lithosd, linked with it.
+use lithosd as _;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,7 +27,6 @@ fn controller(addr: &str, cert: &std::path::Path, args: &[&str]) -> (i32, String
 
 #[tokio::test(flavor = "multi_thread")]
 async fn authorize_then_command() {
-    lithosd::link_all();
     let dir = tempfile::tempdir().unwrap();
     let config = Config::parse(&format!(
         "domain = 'localhost'\ndata_dir = '{}'\n[things]\nlisten = ['127.0.0.1:0']\n\

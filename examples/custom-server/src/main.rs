@@ -13,11 +13,9 @@ use std::process::ExitCode;
 
 mod uptime;
 
+// Links the `lithos-*` crates of this package's `[dependencies]`: ping, disco, roster.
+lithos_server::link_extensions!();
+
 fn main() -> ExitCode {
-    // Each extension crate's `link()` keeps it in the binary, and with it its registrations.
-    lithos_ping::link();
-    lithos_disco::link();
-    lithos_roster::link();
-    uptime::link();
     lithos_server::cli::main()
 }

@@ -1,5 +1,5 @@
 //! A module of this server's own: XEP-0012 (Last Activity) sent to the server answers how
-//! long the server has been running. Registering it takes one `inventory::submit!`.
+//! long the server has been running. Registering it takes one `lithos_core::extension!`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,18 +47,16 @@ fn build(_: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     }))
 }
 
-lithos_server::inventory::submit! {
-    ModuleRegistration {
-        name: "uptime",
-        description: "XEP-0012 to the server: seconds since it started",
-        depends_on: &[],
-        enabled_by_default: true,
-        build,
-    }
-}
+/// The module, registered below.
+const MODULE: ModuleRegistration = ModuleRegistration {
+    name: "uptime",
+    description: "XEP-0012 to the server: seconds since it started",
+    depends_on: &[],
+    enabled_by_default: true,
+    build,
+};
 
-/// Keeps this module in the binary.
-#[inline(never)]
-pub fn link() {
-    std::hint::black_box(build as fn(_) -> _);
+// A module in the binary itself is always linked; it registers like any extension crate.
+lithos_core::extension! {
+    module: MODULE,
 }

@@ -20,9 +20,14 @@ fn lists_the_linked_modules_only() {
     assert!(ok, "{text}");
     let names: Vec<&str> = text
         .lines()
+        .take_while(|l| !l.is_empty())
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     assert_eq!(names, ["disco", "ping", "roster", "uptime"], "{text}");
+    for linked in ["lithos-disco", "lithos-ping", "lithos-roster"] {
+        assert!(text.contains(linked), "{linked} missing: {text}");
+    }
+    assert!(!text.contains("lithos-offline"), "{text}");
 }
 
 #[test]

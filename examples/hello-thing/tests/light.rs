@@ -1,6 +1,8 @@
 //! The hello-thing program against lithosd: it registers once (credentials saved), runs
 //! what it is sent, and stops on `<stop/>` after answering.
 
+// Every extension crate of lithosd, linked with it.
+use lithosd as _;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -11,7 +13,6 @@ use lithos_tuxp_execution::ControllerExt;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn registers_runs_and_stops() {
-    lithosd::link_all();
     let dir = tempfile::tempdir().unwrap();
     let config = Config::parse(&format!(
         "domain = 'localhost'\ndata_dir = '{}'\n[things]\nlisten = ['127.0.0.1:0']\n\

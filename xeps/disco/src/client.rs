@@ -125,11 +125,9 @@ fn handlers() -> Handlers {
     )]
 }
 
-lithos_client::inventory::submit! {
-    ClientPlugin { name: "disco", features: &[NS_INFO], handlers }
-}
-
-#[inline(never)]
-pub(crate) fn link() {
-    std::hint::black_box(handlers as fn() -> _);
-}
+/// This crate's client plugin, registered by `extension!` in `lib.rs`.
+pub(crate) const PLUGIN: ClientPlugin = ClientPlugin {
+    name: "disco",
+    features: &[NS_INFO],
+    handlers,
+};

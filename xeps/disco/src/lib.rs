@@ -32,10 +32,6 @@ pub const BXMPP_TABLE: &str = "\
 0x04=jid
 ";
 
-lithos_core::inventory::submit! {
-    lithos_core::binary::TableRegistration { name: "lithos-disco", properties: BXMPP_TABLE }
-}
-
 #[cfg(feature = "client")]
 mod client;
 #[cfg(feature = "server")]
@@ -44,12 +40,10 @@ mod server;
 #[cfg(feature = "client")]
 pub use client::{DiscoExt, DiscoInfo, Identity};
 
-/// Links this crate's registrations into the program (see `lithos_ping::link`).
-#[inline(never)]
-pub fn link() {
+lithos_core::extension! {
+    table: BXMPP_TABLE,
     #[cfg(feature = "server")]
-    server::link();
+    module: server::MODULE,
     #[cfg(feature = "client")]
-    client::link();
-    std::hint::black_box(BXMPP_TABLE);
+    client: client::PLUGIN,
 }

@@ -100,17 +100,11 @@ fn build(_: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     Ok(Arc::new(Disco))
 }
 
-lithos_server::inventory::submit! {
-    ModuleRegistration {
-        name: "disco",
-        description: "XEP-0030: service discovery for the server and accounts",
-        depends_on: &[],
-        enabled_by_default: true,
-        build,
-    }
-}
-
-#[inline(never)]
-pub(crate) fn link() {
-    std::hint::black_box(build as fn(_) -> _);
-}
+/// This crate's server module, registered by `extension!` in `lib.rs`.
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
+    name: "disco",
+    description: "XEP-0030: service discovery for the server and accounts",
+    depends_on: &[],
+    enabled_by_default: true,
+    build,
+};

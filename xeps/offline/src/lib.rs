@@ -23,14 +23,8 @@ pub const BXMPP_TABLE: &str = "\
 0x02=from
 ";
 
-lithos_core::inventory::submit! {
-    lithos_core::binary::TableRegistration { name: "lithos-offline", properties: BXMPP_TABLE }
-}
-
-/// Links this crate's registrations into the program (see `lithos_ping::link`).
-#[inline(never)]
-pub fn link() {
+lithos_core::extension! {
+    table: BXMPP_TABLE,
     #[cfg(feature = "server")]
-    server::link();
-    std::hint::black_box(BXMPP_TABLE);
+    module: server::MODULE,
 }

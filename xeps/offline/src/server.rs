@@ -296,17 +296,11 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     }))
 }
 
-lithos_server::inventory::submit! {
-    ModuleRegistration {
-        name: "offline",
-        description: "XEP-0160: stores messages for accounts that are away",
-        depends_on: &[],
-        enabled_by_default: true,
-        build,
-    }
-}
-
-#[inline(never)]
-pub(crate) fn link() {
-    std::hint::black_box(build as fn(_) -> _);
-}
+/// This crate's server module, registered by `extension!` in `lib.rs`.
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
+    name: "offline",
+    description: "XEP-0160: stores messages for accounts that are away",
+    depends_on: &[],
+    enabled_by_default: true,
+    build,
+};

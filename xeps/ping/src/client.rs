@@ -42,11 +42,9 @@ fn handlers() -> Handlers {
     vec![(NS, fn_handler(|_ctx, _iq| async { Ok(None) }))]
 }
 
-lithos_client::inventory::submit! {
-    ClientPlugin { name: "ping", features: &[NS], handlers }
-}
-
-#[inline(never)]
-pub(crate) fn link() {
-    std::hint::black_box(handlers as fn() -> _);
-}
+/// This crate's client plugin, registered by `extension!` in `lib.rs`.
+pub(crate) const PLUGIN: ClientPlugin = ClientPlugin {
+    name: "ping",
+    features: &[NS],
+    handlers,
+};

@@ -29,24 +29,17 @@ pub const NS: &str = "urn:xmpp:ping";
 /// The BXMPP keyword table (the code Basalt gives the namespace).
 pub const BXMPP_TABLE: &str = "0xf90x05=urn:xmpp:ping\n0x00=ping\n";
 
-lithos_core::inventory::submit! {
-    lithos_core::binary::TableRegistration { name: "lithos-ping", properties: BXMPP_TABLE }
-}
-
 /// A ping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Payload)]
 #[payload(ns = NS, name = "ping")]
 pub struct Ping;
 
-/// Makes sure this crate, and the module and table it registers, are linked into the
-/// program: a binary that names the crate nowhere else calls this once.
-#[inline(never)]
-pub fn link() {
+lithos_core::extension! {
+    table: BXMPP_TABLE,
     #[cfg(feature = "server")]
-    server::link();
+    module: server::MODULE,
     #[cfg(feature = "client")]
-    client::link();
-    std::hint::black_box(BXMPP_TABLE);
+    client: client::PLUGIN,
 }
 
 #[cfg(test)]

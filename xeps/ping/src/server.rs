@@ -30,17 +30,11 @@ fn build(
     Ok(Arc::new(PingModule))
 }
 
-lithos_server::inventory::submit! {
-    ModuleRegistration {
-        name: "ping",
-        description: "XEP-0199: answers pings to the server",
-        depends_on: &[],
-        enabled_by_default: true,
-        build,
-    }
-}
-
-#[inline(never)]
-pub(crate) fn link() {
-    std::hint::black_box(build as fn(_) -> _);
-}
+/// This crate's server module, registered by `extension!` in `lib.rs`.
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
+    name: "ping",
+    description: "XEP-0199: answers pings to the server",
+    depends_on: &[],
+    enabled_by_default: true,
+    build,
+};

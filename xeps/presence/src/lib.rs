@@ -9,10 +9,7 @@
 #[cfg(feature = "server")]
 mod server;
 
-/// Links this crate's registrations into the program (see `lithos_ping::link`).
-#[inline(never)]
-pub fn link() {
-    lithos_roster::link();
+lithos_core::extension! {
     #[cfg(feature = "server")]
-    server::link();
+    module: server::MODULE,
 }

@@ -539,17 +539,11 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     }))
 }
 
-lithos_server::inventory::submit! {
-    ModuleRegistration {
-        name: "presence",
-        description: "RFC 6121: subscriptions, presence broadcast, probes, directed presence",
-        depends_on: &["roster"],
-        enabled_by_default: true,
-        build,
-    }
-}
-
-#[inline(never)]
-pub(crate) fn link() {
-    std::hint::black_box(build as fn(_) -> _);
-}
+/// This crate's server module, registered by `extension!` in `lib.rs`.
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
+    name: "presence",
+    description: "RFC 6121: subscriptions, presence broadcast, probes, directed presence",
+    depends_on: &["roster"],
+    enabled_by_default: true,
+    build,
+};

@@ -218,19 +218,16 @@ impl IqHandler for Receiver {
         let IqPayload::Set(payload) = request.payload else {
             return Err(StanzaError::new(DefinedCondition::BadRequest));
         };
-        let bad = |e: lithos_core::PayloadError| {
-            StanzaError::new(DefinedCondition::BadRequest).with_text(e.to_string())
-        };
         let from = request.from.map(|j| j.to_string()).unwrap_or_default();
         let to = ctx.client().jid().to_string();
         match payload.name() {
             "acknowledged" => {
-                let a = Acknowledged::from_element(payload).map_err(bad)?;
+                let a = Acknowledged::from_element(payload)?;
                 Self::emit(ctx, stamp_message(a.message, &from, &to)).await;
                 Ok(None)
             }
             "assured" => {
-                let a = Assured::from_element(payload).map_err(bad)?;
+                let a = Assured::from_element(payload)?;
                 let key = (from.clone(), a.msg_id.clone());
                 let answer = Received {
                     msg_id: a.msg_id.clone(),
@@ -251,7 +248,7 @@ impl IqHandler for Receiver {
                 Ok(Some(answer))
             }
             "deliver" => {
-                let d = Deliver::from_element(payload).map_err(bad)?;
+                let d = Deliver::from_element(payload)?;
                 let key = (from.clone(), d.msg_id);
                 let message = {
                     let mut s = self.lock();
@@ -288,11 +285,9 @@ fn handlers() -> Handlers {
     vec![(NS, std::sync::Arc::new(Receiver::default()))]
 }
 
-lithos_client::inventory::submit! {
-    ClientPlugin { name: "qos", features: &[NS], handlers }
-}
-
-#[inline(never)]
-pub(crate) fn link() {
-    std::hint::black_box(handlers as fn() -> _);
-}
+/// This crate's client plugin, registered by `extension!` in `lib.rs`.
+pub(crate) const PLUGIN: ClientPlugin = ClientPlugin {
+    name: "qos",
+    features: &[NS],
+    handlers,
+};

@@ -58,10 +58,6 @@ pub const BXMPP_TABLE: &str = "\
 0x04=msgId
 ";
 
-lithos_core::inventory::submit! {
-    lithos_core::binary::TableRegistration { name: "lithos-qos", properties: BXMPP_TABLE }
-}
-
 /// A delivery level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Level {
@@ -124,14 +120,14 @@ pub fn stamp_message(mut message: Element, from: &str, to: &str) -> Element {
     message
 }
 
-/// Links this crate's registrations into the program.
-#[inline(never)]
-pub fn link() {
+lithos_core::extension! {
+    table: BXMPP_TABLE,
     #[cfg(feature = "server")]
-    server::link();
+    schema: server::SCHEMA,
+    #[cfg(feature = "server")]
+    module: server::MODULE,
     #[cfg(feature = "client")]
-    client::link();
-    std::hint::black_box(BXMPP_TABLE);
+    client: client::PLUGIN,
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use lithos_core::datetime::now_ms;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Jid, Payload};
+use lithos_server::module::internal_error;
 use lithos_server::module::{ModuleContext, ModuleError};
 use lithos_server::storage::rusqlite::{OptionalExtension, params};
 use lithos_server::storage::{ModuleSchema, SqliteStore};
@@ -54,8 +55,6 @@ pub const SCHEMA: ModuleSchema = ModuleSchema {
     ],
 };
 
-lithos_server::inventory::submit! { SCHEMA }
-
 /// How much may wait for its deliver, per bare JID.
 #[derive(Debug, Clone, Copy)]
 struct Quota {
@@ -75,11 +74,6 @@ struct QosModule {
     expire_after_ms: i64,
     /// The sweep, started with the first assured message.
     sweeper: std::sync::OnceLock<()>,
-}
-
-fn internal(e: impl std::fmt::Display) -> StanzaError {
-    tracing::error!(error = %e, "QoS handling failed");
-    StanzaError::new(DefinedCondition::InternalServerError)
 }
 
 enum Stored {
@@ -153,7 +147,7 @@ impl QosModule {
             .roster
             .roster_item(user, sender.bare_str())
             .await
-            .map_err(internal)?
+            .map_err(internal_error)?
             .is_some())
     }
 
@@ -166,9 +160,6 @@ impl QosModule {
         to: &Jid,
         payload: &Element,
     ) -> Result<Option<Element>, StanzaError> {
-        let bad = |e: lithos_core::PayloadError| {
-            StanzaError::explained(DefinedCondition::BadRequest, e.to_string())
-        };
         // A message id is its sending resource's (as the protoXEP has it); the quotas are
         // its account's, all resources together.
         let (sender, recipient) = (from.to_string(), to.to_string());
@@ -176,7 +167,7 @@ impl QosModule {
         let full_sender = sender.clone();
         match payload.name() {
             "acknowledged" => {
-                let a = Acknowledged::from_element(payload.clone()).map_err(bad)?;
+                let a = Acknowledged::from_element(payload.clone())?;
                 // Delivered to the account's sessions, or committed to its offline store,
                 // before the acknowledgement.
                 server
@@ -186,7 +177,7 @@ impl QosModule {
             }
             "assured" => {
                 self.start_sweeper(server);
-                let a = Assured::from_element(payload.clone()).map_err(bad)?;
+                let a = Assured::from_element(payload.clone())?;
                 let stanza = stamp_message(a.message, &full_sender, &recipient).to_xml();
                 let (id, q) = (a.msg_id.clone(), self.quota);
                 let cutoff = self.cutoff();
@@ -244,7 +235,7 @@ impl QosModule {
                         Ok(Stored::Received)
                     })
                     .await
-                    .map_err(internal)?;
+                    .map_err(internal_error)?;
                 match stored {
                     Stored::Received => Ok(Some(Received { msg_id: a.msg_id }.into_element())),
                     Stored::Over(why) => Err(StanzaError::explained(
@@ -254,7 +245,7 @@ impl QosModule {
                 }
             }
             "deliver" => {
-                let d = Deliver::from_element(payload.clone()).map_err(bad)?;
+                let d = Deliver::from_element(payload.clone())?;
                 let (s, id) = (sender.clone(), d.msg_id.clone());
                 let cutoff = self.cutoff();
                 let (pending, delivered): (Option<String>, bool) = db
@@ -278,7 +269,7 @@ impl QosModule {
                         Ok((pending, delivered))
                     })
                     .await
-                    .map_err(internal)?;
+                    .map_err(internal_error)?;
                 let Some(xml) = pending else {
                     // Delivered already (a repeated deliver): answered, nothing delivered.
                     // Never received, or expired before its deliver: the sender must know.
@@ -291,7 +282,7 @@ impl QosModule {
                         ))
                     };
                 };
-                let message = Element::parse(&xml).map_err(internal)?;
+                let message = Element::parse(&xml).map_err(internal_error)?;
                 // Delivered (or stored offline) first, then forgotten: a crash in between
                 // delivers it again on the retried deliver, never loses it.
                 server.route(message).await;
@@ -311,7 +302,7 @@ impl QosModule {
                     Ok(())
                 })
                 .await
-                .map_err(internal)?;
+                .map_err(internal_error)?;
                 Ok(None)
             }
             other => Err(StanzaError::explained(
@@ -444,17 +435,11 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     }))
 }
 
-lithos_server::inventory::submit! {
-    ModuleRegistration {
-        name: "qos",
-        description: "urn:xmpp:qos: acknowledged and assured (exactly-once) messages, received for accounts, refused from untrusted senders",
-        depends_on: &[],
-        enabled_by_default: true,
-        build,
-    }
-}
-
-#[inline(never)]
-pub(crate) fn link() {
-    std::hint::black_box(build as fn(_) -> _);
-}
+/// This crate's server module, registered by `extension!` in `lib.rs`.
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
+    name: "qos",
+    description: "urn:xmpp:qos: acknowledged and assured (exactly-once) messages, received for accounts, refused from untrusted senders",
+    depends_on: &[],
+    enabled_by_default: true,
+    build,
+};

@@ -51,10 +51,6 @@ pub const BXMPP_TABLE: &str = "\
 0x08=remove
 ";
 
-lithos_core::inventory::submit! {
-    lithos_core::binary::TableRegistration { name: "lithos-register", properties: BXMPP_TABLE }
-}
-
 /// A `jabber:iq:register` set, as the server reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -130,12 +126,10 @@ pub fn registered(username: &str) -> Element {
         .build()
 }
 
-/// Links this crate's registrations into the program (see `lithos_ping::link`).
-#[inline(never)]
-pub fn link() {
+lithos_core::extension! {
+    table: BXMPP_TABLE,
     #[cfg(feature = "server")]
-    server::link();
-    std::hint::black_box(BXMPP_TABLE);
+    module: server::MODULE,
 }
 
 #[cfg(test)]

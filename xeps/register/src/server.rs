@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Jid};
+use lithos_server::module::internal_error;
 use lithos_server::module::{ModuleContext, ModuleError};
 use lithos_server::sasl::Credentials;
 use lithos_server::session::Listener;
@@ -143,7 +144,11 @@ impl Register {
             turn.ip = Some(ip);
         }
         let accounts = &server.storage().accounts;
-        if accounts.account_exists(&account).await.map_err(internal)? {
+        if accounts
+            .account_exists(&account)
+            .await
+            .map_err(internal_error)?
+        {
             return Err(StanzaError::explained(
                 DefinedCondition::Conflict,
                 "the user name is taken",
@@ -158,7 +163,7 @@ impl Register {
                     "the user name is taken",
                 ));
             }
-            Err(e) => return Err(internal(e)),
+            Err(e) => return Err(internal_error(e)),
         }
         turn.kept = true;
         tracing::info!(account = %account, peer = ?req.peer, "account registered in-band");
@@ -194,7 +199,7 @@ impl Register {
                 // (delete_account asks them to write what is queued first).
                 match server.delete_account(&own).await {
                     Ok(()) | Err(StorageError::NotFound) => {}
-                    Err(e) => return Err(internal(e)),
+                    Err(e) => return Err(internal_error(e)),
                 }
                 tracing::info!(account = %own, "account removed in-band");
                 Ok(None)
@@ -229,7 +234,7 @@ impl Register {
                     .accounts
                     .set_credentials(&user, &creds)
                     .await
-                    .map_err(internal)?;
+                    .map_err(internal_error)?;
                 tracing::info!(account = %own, "password changed in-band");
                 Ok(None)
             }
@@ -243,11 +248,6 @@ impl Register {
             )),
         }
     }
-}
-
-fn internal(e: StorageError) -> StanzaError {
-    tracing::error!(error = %e, "registration storage failed");
-    StanzaError::new(DefinedCondition::InternalServerError)
 }
 
 #[async_trait]
@@ -330,17 +330,11 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     }))
 }
 
-lithos_server::inventory::submit! {
-    ModuleRegistration {
-        name: "register",
-        description: "XEP-0077: in-band account creation, password change and removal (off by default)",
-        depends_on: &[],
-        enabled_by_default: false,
-        build,
-    }
-}
-
-#[inline(never)]
-pub(crate) fn link() {
-    std::hint::black_box(build as fn(_) -> _);
-}
+/// This crate's server module, registered by `extension!` in `lib.rs`.
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
+    name: "register",
+    description: "XEP-0077: in-band account creation, password change and removal (off by default)",
+    depends_on: &[],
+    enabled_by_default: false,
+    build,
+};

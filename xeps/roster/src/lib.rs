@@ -118,13 +118,11 @@ pub fn item_element(
     b.build()
 }
 
-/// Links this crate's registrations into the program (see `lithos_ping::link`).
-#[inline(never)]
-pub fn link() {
+lithos_core::extension! {
     #[cfg(feature = "server")]
-    server::link();
+    module: server::MODULE,
     #[cfg(feature = "client")]
-    client::link();
+    client: client::PLUGIN,
 }
 
 #[cfg(test)]

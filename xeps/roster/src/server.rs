@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Jid, ns};
 use lithos_server::ServerHandle;
+use lithos_server::module::internal_error;
 use lithos_server::module::{
     IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleContext, ModuleError,
     ModuleRegistration,
@@ -13,11 +14,6 @@ use lithos_server::module::{
 use lithos_server::storage::RosterItem;
 
 use crate::{INTERESTED, ItemError, NS, NS_ROSTERVER, item_element, parse_set};
-
-fn internal<E: std::fmt::Display>(e: E) -> StanzaError {
-    tracing::error!(error = %e, "roster storage failed");
-    StanzaError::new(DefinedCondition::InternalServerError)
-}
 
 fn to_element(item: &RosterItem) -> Element {
     item_element(
@@ -94,7 +90,7 @@ impl Module for Roster {
             if let Some(s) = &req.session {
                 server.sessions().mark(s, INTERESTED);
             }
-            let (version, items) = store.roster(user).await.map_err(internal)?;
+            let (version, items) = store.roster(user).await.map_err(internal_error)?;
             let ver = version.to_string();
             if req.payload.attr("ver") == Some(ver.as_str()) {
                 // Unchanged since the client's copy: an empty result, pushes follow.
@@ -117,7 +113,10 @@ impl Module for Roster {
             return Err(StanzaError::new(DefinedCondition::BadRequest)
                 .with_text("an account cannot be on its own roster"));
         }
-        let existing = store.roster_item(user, &contact).await.map_err(internal)?;
+        let existing = store
+            .roster_item(user, &contact)
+            .await
+            .map_err(internal_error)?;
         if request.remove {
             let Some(old) = existing else {
                 return Err(StanzaError::new(DefinedCondition::ItemNotFound));
@@ -125,18 +124,18 @@ impl Module for Roster {
             let version = store
                 .delete_roster_item(user, &contact)
                 .await
-                .map_err(internal)?;
+                .map_err(internal_error)?;
             let pending = store
                 .pending_subscriptions(user)
                 .await
-                .map_err(internal)?
+                .map_err(internal_error)?
                 .into_iter()
                 .any(|(c, _)| c == contact);
             if pending {
                 store
                     .delete_pending_subscription(user, &contact)
                     .await
-                    .map_err(internal)?;
+                    .map_err(internal_error)?;
             }
             push(server, user, version, &old, true).await;
             // Removing an item cancels the subscriptions both ways (RFC 6121 §2.5.2).
@@ -162,7 +161,10 @@ impl Module for Roster {
         });
         item.name = request.name;
         item.groups = request.groups;
-        let version = store.put_roster_item(user, &item).await.map_err(internal)?;
+        let version = store
+            .put_roster_item(user, &item)
+            .await
+            .map_err(internal_error)?;
         push(server, user, version, &item, false).await;
         Ok(None)
     }
@@ -172,17 +174,11 @@ fn build(_: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     Ok(Arc::new(Roster))
 }
 
-lithos_server::inventory::submit! {
-    ModuleRegistration {
-        name: "roster",
-        description: "RFC 6121: rosters with versions and pushes",
-        depends_on: &[],
-        enabled_by_default: true,
-        build,
-    }
-}
-
-#[inline(never)]
-pub(crate) fn link() {
-    std::hint::black_box(build as fn(_) -> _);
-}
+/// This crate's server module, registered by `extension!` in `lib.rs`.
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
+    name: "roster",
+    description: "RFC 6121: rosters with versions and pushes",
+    depends_on: &[],
+    enabled_by_default: true,
+    build,
+};

@@ -34,16 +34,6 @@ pub const BXMPP_TABLE: &str = "\
 0x07=count
 ";
 
-lithos_core::inventory::submit! {
-    lithos_core::binary::TableRegistration { name: "lithos-rsm", properties: BXMPP_TABLE }
-}
-
-/// Links this crate's registrations into the program.
-#[inline(never)]
-pub fn link() {
-    std::hint::black_box(BXMPP_TABLE);
-}
-
 /// A `<set/>`: in a request, `max` with `after` or `before` (or `index`); in an answer,
 /// `first`, `last` and `count`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -165,6 +155,10 @@ impl Payload for ResultSet {
         }
         b.build()
     }
+}
+
+lithos_core::extension! {
+    table: BXMPP_TABLE,
 }
 
 #[cfg(test)]

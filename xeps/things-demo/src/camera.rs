@@ -18,10 +18,6 @@ pub const BXMPP_TABLE: &str = "\
 0x07=video-url
 ";
 
-lithos_core::inventory::submit! {
-    lithos_core::binary::TableRegistration { name: "lithos-things-demo/camera", properties: BXMPP_TABLE }
-}
-
 /// `<take-photo/>`: as a request, `prepare_time` (seconds); as its result (the same element,
 /// as Lithosphere writes it), the photo's file name and URL.
 #[derive(Debug, Clone, PartialEq, Eq, Payload)]

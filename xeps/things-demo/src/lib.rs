@@ -56,20 +56,13 @@ pub const TEMPERATURE_REPORTER: ThingModel = ThingModel {
     data: &[Protocol::new(temperature::NS, "celsius-degree")],
 };
 
-lithos_tuxp_things::inventory::submit! { SIMPLE_LIGHT }
-lithos_tuxp_things::inventory::submit! { SIMPLE_CAMERA }
-lithos_tuxp_things::inventory::submit! { TEMPERATURE_REPORTER }
-
-/// Links the models and tables into the program.
-#[inline(never)]
-pub fn link() {
-    lithos_tuxp_edge::link();
-    std::hint::black_box((
-        &SIMPLE_LIGHT,
-        light::BXMPP_TABLE,
-        camera::BXMPP_TABLE,
-        temperature::BXMPP_TABLE,
-    ));
+lithos_core::extension! {
+    table: light::BXMPP_TABLE,
+    table: camera::BXMPP_TABLE,
+    table: temperature::BXMPP_TABLE,
+    model: SIMPLE_LIGHT,
+    model: SIMPLE_CAMERA,
+    model: TEMPERATURE_REPORTER,
 }
 
 #[cfg(test)]
@@ -78,7 +71,6 @@ mod tests {
 
     #[test]
     fn models_are_registered_and_ids_parse() {
-        link();
         for m in [&SIMPLE_LIGHT, &SIMPLE_CAMERA, &TEMPERATURE_REPORTER] {
             assert_eq!(lithos_tuxp_things::model(m.name), Some(m));
         }

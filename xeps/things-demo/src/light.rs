@@ -17,10 +17,6 @@ pub const BXMPP_TABLE: &str = "\
 0x06=current
 ";
 
-lithos_core::inventory::submit! {
-    lithos_core::binary::TableRegistration { name: "lithos-things-demo/light", properties: BXMPP_TABLE }
-}
-
 fn at_least_once(n: &u32) -> bool {
     *n >= 1
 }

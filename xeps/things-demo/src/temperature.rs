@@ -12,10 +12,6 @@ pub const BXMPP_TABLE: &str = "\
 0x01=value
 ";
 
-lithos_core::inventory::submit! {
-    lithos_core::binary::TableRegistration { name: "lithos-things-demo/temperature", properties: BXMPP_TABLE }
-}
-
 fn finite(v: &f32) -> bool {
     v.is_finite()
 }

@@ -37,10 +37,6 @@ pub const BXMPP_TABLE: &str = "\
 0x05=shutdown-system
 ";
 
-lithos_core::inventory::submit! {
-    lithos_core::binary::TableRegistration { name: "lithos-tuxp-edge", properties: BXMPP_TABLE }
-}
-
 /// `<stop/>`: end the thing program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Payload)]
 #[payload(ns = NS, name = "stop")]
@@ -55,10 +51,8 @@ pub struct ShutdownSystem {
     pub restart: bool,
 }
 
-/// Links this crate's registrations into the program.
-#[inline(never)]
-pub fn link() {
-    std::hint::black_box(BXMPP_TABLE);
+lithos_core::extension! {
+    table: BXMPP_TABLE,
 }
 
 #[cfg(test)]

@@ -58,10 +58,6 @@ pub const BXMPP_TABLE: &str = "\
 0x08=expires
 ";
 
-lithos_core::inventory::submit! {
-    lithos_core::binary::TableRegistration { name: "lithos-tuxp-execution", properties: BXMPP_TABLE }
-}
-
 /// An execution: one action, with how to carry it.
 #[derive(Debug, Clone, PartialEq, Eq, Payload)]
 #[payload(ns = NS, name = "execution")]
@@ -99,12 +95,10 @@ impl Execution {
 
 pub use lithos_tuxp_things::now_ms;
 
-/// Links this crate's registrations into the program.
-#[inline(never)]
-pub fn link() {
+lithos_core::extension! {
+    table: BXMPP_TABLE,
     #[cfg(feature = "server")]
-    server::link();
-    std::hint::black_box(BXMPP_TABLE);
+    module: server::MODULE,
 }
 
 #[cfg(test)]

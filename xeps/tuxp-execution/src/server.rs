@@ -34,8 +34,7 @@ impl ExecutionModule {
         }
         let mut payloads = stanza.children();
         let exec = match (payloads.next(), payloads.next()) {
-            (Some(p), None) => Execution::from_element(p.clone())
-                .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e.to_string()))?,
+            (Some(p), None) => Execution::from_element(p.clone())?,
             _ => {
                 return Err(StanzaError::explained(
                     DefinedCondition::BadRequest,
@@ -175,17 +174,11 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     Ok(Arc::new(ExecutionModule))
 }
 
-lithos_server::inventory::submit! {
-    ModuleRegistration {
-        name: "execution",
-        description: "TUXP remote execution: checks, authorizes and forwards actions to things, never late",
-        depends_on: &[],
-        enabled_by_default: true,
-        build,
-    }
-}
-
-#[inline(never)]
-pub(crate) fn link() {
-    std::hint::black_box(build as fn(_) -> _);
-}
+/// This crate's server module, registered by `extension!` in `lib.rs`.
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
+    name: "execution",
+    description: "TUXP remote execution: checks, authorizes and forwards actions to things, never late",
+    depends_on: &[],
+    enabled_by_default: true,
+    build,
+};

@@ -213,8 +213,7 @@ impl IqHandler for Dispatcher {
         let IqPayload::Set(payload) = request.payload else {
             return Err(StanzaError::new(DefinedCondition::BadRequest));
         };
-        let exec = Execution::from_element(payload)
-            .map_err(|e| StanzaError::new(DefinedCondition::BadRequest).with_text(e.to_string()))?;
+        let exec = Execution::from_element(payload)?;
         if exec.expired(now_ms()) {
             tracing::warn!(
                 action = exec.action.name(),

@@ -47,10 +47,6 @@ pub const BXMPP_TABLE: &str = "\
 0x08=lan-follows
 ";
 
-lithos_core::inventory::submit! {
-    lithos_core::binary::TableRegistration { name: "lithos-tuxp-friends", properties: BXMPP_TABLE }
-}
-
 /// `{ns}name`.
 fn event_name(v: &str) -> bool {
     v.starts_with('{') && v.contains('}')
@@ -74,12 +70,10 @@ pub struct Follow {
     pub approved: Option<bool>,
 }
 
-/// Links this crate's registrations into the program.
-#[inline(never)]
-pub fn link() {
+lithos_core::extension! {
+    table: BXMPP_TABLE,
     #[cfg(feature = "server")]
-    server::link();
-    std::hint::black_box(BXMPP_TABLE);
+    module: server::MODULE,
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use lithos_core::Payload;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
+use lithos_server::module::internal_error;
 use lithos_server::module::{ModuleContext, ModuleError};
 use lithos_server::{
     IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleRegistration, ServerHandle,
@@ -14,11 +15,6 @@ use lithos_tuxp_things::Registry;
 use crate::{Follow, NS};
 
 struct Friends;
-
-fn internal(e: impl std::fmt::Display) -> StanzaError {
-    tracing::error!(error = %e, "follow request failed");
-    StanzaError::new(DefinedCondition::InternalServerError)
-}
 
 #[async_trait]
 impl Module for Friends {
@@ -39,12 +35,11 @@ impl Module for Friends {
         if req.session.is_none() {
             return Err(StanzaError::new(DefinedCondition::Forbidden));
         }
-        let f = Follow::from_element(req.payload.clone())
-            .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e.to_string()))?;
-        let registry = Registry::of(server).map_err(internal)?;
+        let f = Follow::from_element(req.payload.clone())?;
+        let registry = Registry::of(server).map_err(internal_error)?;
         let thing = match f.friend.local() {
             Some(name) if f.friend.domain() == server.domain().domain() => {
-                registry.by_name(name).await.map_err(internal)?
+                registry.by_name(name).await.map_err(internal_error)?
             }
             _ => None,
         };
@@ -73,13 +68,13 @@ impl Module for Friends {
             registry
                 .unfollow(&thing.thing_id, &f.event, &follower)
                 .await
-                .map_err(internal)?;
+                .map_err(internal_error)?;
             false
         } else {
             registry
                 .request_follow(&thing.thing_id, &f.event, &follower)
                 .await
-                .map_err(internal)?
+                .map_err(internal_error)?
         };
         tracing::info!(thing = %thing.thing_id, event = %f.event, %follower, canceled = f.canceled, approved, "follow request");
         Ok(Some(
@@ -101,17 +96,11 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     Ok(Arc::new(Friends))
 }
 
-lithos_server::inventory::submit! {
-    ModuleRegistration {
-        name: "friends",
-        description: "TUXP friends/follow: requests to follow a thing's events, for operators to approve",
-        depends_on: &[],
-        enabled_by_default: true,
-        build,
-    }
-}
-
-#[inline(never)]
-pub(crate) fn link() {
-    std::hint::black_box(build as fn(_) -> _);
-}
+/// This crate's server module, registered by `extension!` in `lib.rs`.
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
+    name: "friends",
+    description: "TUXP friends/follow: requests to follow a thing's events, for operators to approve",
+    depends_on: &[],
+    enabled_by_default: true,
+    build,
+};

@@ -53,10 +53,6 @@ pub const BXMPP_TABLE: &str = "\
 0x0a=register
 ";
 
-lithos_core::inventory::submit! {
-    lithos_core::binary::TableRegistration { name: "lithos-tuxp-ibtr", properties: BXMPP_TABLE }
-}
-
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// A registration request or its result.
@@ -162,12 +158,10 @@ impl Payload for ThingRegister {
     }
 }
 
-/// Links this crate's registrations into the program.
-#[inline(never)]
-pub fn link() {
+lithos_core::extension! {
+    table: BXMPP_TABLE,
     #[cfg(feature = "server")]
-    server::link();
-    std::hint::black_box(BXMPP_TABLE);
+    module: server::MODULE,
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Payload};
+use lithos_server::module::internal_error;
 use lithos_server::module::{ModuleContext, ModuleError};
 use lithos_server::session::Listener;
 use lithos_server::storage::StorageError;
@@ -17,11 +18,6 @@ use crate::{NS, ThingRegister};
 
 struct Ibtr {
     require_authorization: bool,
-}
-
-fn internal(e: impl std::fmt::Display) -> StanzaError {
-    tracing::error!(error = %e, "thing registration failed");
-    StanzaError::new(DefinedCondition::InternalServerError)
 }
 
 /// The one answer to every refused registration: whether the id is unknown, malformed,
@@ -99,19 +95,19 @@ impl Ibtr {
         thing_id: &str,
         key: &str,
     ) -> Result<Option<Admitted>, StanzaError> {
-        let registry = Registry::of(server).map_err(internal)?;
+        let registry = Registry::of(server).map_err(internal_error)?;
         let Ok(id) = ThingId::parse(thing_id) else {
             tracing::info!(thing = %thing_id, "registration refused: not a thing id of a known model");
             return Ok(None);
         };
-        let existing = registry.by_id(thing_id).await.map_err(internal)?;
+        let existing = registry.by_id(thing_id).await.map_err(internal_error)?;
         if existing.as_ref().is_some_and(|t| !t.owner.is_empty()) {
             tracing::info!(thing = %thing_id, "registration refused: already registered");
             return Ok(None);
         }
         // Another thing's account name (ids differing only in case share one), or a person's.
         let name = id.thing_name();
-        let name_taken = match registry.by_name(&name).await.map_err(internal)? {
+        let name_taken = match registry.by_name(&name).await.map_err(internal_error)? {
             Some(other) => other.thing_id != thing_id,
             None => {
                 existing.is_none()
@@ -120,7 +116,7 @@ impl Ibtr {
                         .accounts
                         .account_exists(&name)
                         .await
-                        .map_err(internal)?
+                        .map_err(internal_error)?
             }
         };
         if name_taken {
@@ -130,7 +126,7 @@ impl Ibtr {
         let authorization = registry
             .valid_authorization(thing_id)
             .await
-            .map_err(internal)?;
+            .map_err(internal_error)?;
         let (owner, authorization) = match authorization {
             Some(a) if a.accepts_key(key) => (a.authorizer.clone(), Some(a.id)),
             Some(_) => {
@@ -156,14 +152,14 @@ impl Ibtr {
     /// Records the thing (or, for an unowned thing registering again, renews its record) and
     /// gives its account new credentials; answers them.
     async fn complete(&self, server: &ServerHandle, a: Admitted) -> IqResponse {
-        let registry = Registry::of(server).map_err(internal)?;
+        let registry = Registry::of(server).map_err(internal_error)?;
         let credentials = new_credentials();
         let mut security_key = vec![0u8; 16];
         rand::fill(&mut security_key[..]);
         let creds = server
             .derive_credentials(credentials.clone())
             .await
-            .map_err(internal)?;
+            .map_err(internal_error)?;
         let name = a.id.thing_name();
         let record = ThingRecord {
             thing_id: a.id.to_string(),
@@ -181,7 +177,7 @@ impl Ibtr {
         match registry.register(record, a.authorization).await {
             Ok(()) => {}
             Err(RegistryError::AlreadyRegistered) => return Err(refused()),
-            Err(e) => return Err(internal(e)),
+            Err(e) => return Err(internal_error(e)),
         }
         let accounts = &server.storage().accounts;
         let account = if a.again {
@@ -202,7 +198,7 @@ impl Ibtr {
                     tracing::info!(thing = %a.id, "registration refused: an account took the thing's name meanwhile");
                     refused()
                 }
-                other => internal(other),
+                other => internal_error(other),
             });
         }
         if a.again {
@@ -274,17 +270,11 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     Ok(Arc::new(m))
 }
 
-lithos_server::inventory::submit! {
-    ModuleRegistration {
-        name: "ibtr",
-        description: "TUXP in-band thing registration on the things port, after an operator's authorization",
-        depends_on: &[],
-        enabled_by_default: true,
-        build,
-    }
-}
-
-#[inline(never)]
-pub(crate) fn link() {
-    std::hint::black_box(build as fn(_) -> _);
-}
+/// This crate's server module, registered by `extension!` in `lib.rs`.
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
+    name: "ibtr",
+    description: "TUXP in-band thing registration on the things port, after an operator's authorization",
+    depends_on: &[],
+    enabled_by_default: true,
+    build,
+};

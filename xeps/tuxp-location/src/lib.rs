@@ -42,10 +42,6 @@ pub const BXMPP_TABLE: &str = "\
 0x03=location
 ";
 
-lithos_core::inventory::submit! {
-    lithos_core::binary::TableRegistration { name: "lithos-tuxp-location", properties: BXMPP_TABLE }
-}
-
 /// A request for the locations of `ids`.
 pub fn request(ids: &[&str]) -> Element {
     let mut q = Element::bare("locate-things", NS);
@@ -73,10 +69,8 @@ pub fn locations(answer: &Element) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Links this crate's registrations into the program.
-#[inline(never)]
-pub fn link() {
+lithos_core::extension! {
+    table: BXMPP_TABLE,
     #[cfg(feature = "server")]
-    server::link();
-    std::hint::black_box(BXMPP_TABLE);
+    module: server::MODULE,
 }

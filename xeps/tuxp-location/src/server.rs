@@ -98,17 +98,11 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     Ok(Arc::new(Location))
 }
 
-lithos_server::inventory::submit! {
-    ModuleRegistration {
-        name: "location",
-        description: "TUXP location: the address of each thing, for its owner and grantees",
-        depends_on: &[],
-        enabled_by_default: true,
-        build,
-    }
-}
-
-#[inline(never)]
-pub(crate) fn link() {
-    std::hint::black_box(build as fn(_) -> _);
-}
+/// This crate's server module, registered by `extension!` in `lib.rs`.
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
+    name: "location",
+    description: "TUXP location: the address of each thing, for its owner and grantees",
+    depends_on: &[],
+    enabled_by_default: true,
+    build,
+};

@@ -55,10 +55,6 @@ pub const BXMPP_TABLE: &str = "\
 0x09=reset-thing
 ";
 
-lithos_core::inventory::submit! {
-    lithos_core::binary::TableRegistration { name: "lithos-tuxp-notification", properties: BXMPP_TABLE }
-}
-
 /// A notification: one event.
 #[derive(Debug, Clone, PartialEq, Eq, Payload)]
 #[payload(ns = NS, name = "notification")]
@@ -71,12 +67,12 @@ pub struct Notification {
     pub event: Element,
 }
 
-/// Links this crate's registrations into the program.
-#[inline(never)]
-pub fn link() {
+lithos_core::extension! {
+    table: BXMPP_TABLE,
     #[cfg(feature = "server")]
-    server::link();
-    std::hint::black_box(BXMPP_TABLE);
+    schema: server::SCHEMA,
+    #[cfg(feature = "server")]
+    module: server::MODULE,
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Jid, Payload};
+use lithos_server::module::internal_error;
 use lithos_server::module::{ModuleContext, ModuleError};
 use lithos_server::storage::rusqlite::{OptionalExtension, params};
 use lithos_server::storage::{ModuleSchema, SqliteStore};
@@ -30,15 +31,8 @@ pub const SCHEMA: ModuleSchema = ModuleSchema {
     account_deleted: &["DELETE FROM notification_seen WHERE thing = ?1"],
 };
 
-lithos_server::inventory::submit! { SCHEMA }
-
 struct NotificationModule {
     things: ThingCache,
-}
-
-fn internal(e: impl std::fmt::Display) -> StanzaError {
-    tracing::error!(error = %e, "notification handling failed");
-    StanzaError::new(DefinedCondition::InternalServerError)
 }
 
 impl NotificationModule {
@@ -66,12 +60,16 @@ impl NotificationModule {
                 "an iq holds one payload",
             ));
         }
-        let n = Notification::from_element(payload.clone())
-            .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e.to_string()))?;
+        let n = Notification::from_element(payload.clone())?;
         let notifier = lithos_tuxp_things::speaker(stanza, session)
             .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e))?;
         let name = session.jid.local().unwrap_or_default().to_string();
-        let Some(thing) = self.things.get(server, &name).await.map_err(internal)? else {
+        let Some(thing) = self
+            .things
+            .get(server, &name)
+            .await
+            .map_err(internal_error)?
+        else {
             return Err(StanzaError::explained(
                 DefinedCondition::NotAllowed,
                 "only things notify",
@@ -94,7 +92,8 @@ impl NotificationModule {
             }
         }
         let id = stanza.attr("id").unwrap_or_default().to_string();
-        let db = Self::db(server).ok_or_else(|| internal("notifications need the SQLite store"))?;
+        let db = Self::db(server)
+            .ok_or_else(|| internal_error("notifications need the SQLite store"))?;
         let key = (name.clone(), node.clone(), id.clone());
         let seen = db
             .run(move |c| {
@@ -106,7 +105,7 @@ impl NotificationModule {
                 .is_some())
             })
             .await
-            .map_err(internal)?;
+            .map_err(internal_error)?;
         if seen {
             tracing::debug!(thing = %name, id = %id, "repeated notification acknowledged again, not delivered");
             return Ok(n.ack_required);
@@ -114,12 +113,12 @@ impl NotificationModule {
         // Delivered (or stored offline, committed) before the id is recorded: a crash in
         // between means one more delivery on retransmission, never none. The owner, then
         // the approved followers of this event.
-        let registry = Registry::of(server).map_err(internal)?;
+        let registry = Registry::of(server).map_err(internal_error)?;
         let mut recipients = vec![format!("{}@{}", thing.owner, server.domain().domain())];
         for f in registry
             .followers(&thing.thing_id, &lithos_tuxp_things::key_of(&n.event))
             .await
-            .map_err(internal)?
+            .map_err(internal_error)?
         {
             if !recipients.contains(&f) {
                 recipients.push(f);
@@ -153,7 +152,7 @@ impl NotificationModule {
             Ok(())
         })
         .await
-        .map_err(internal)?;
+        .map_err(internal_error)?;
         Ok(n.ack_required)
     }
 }
@@ -247,17 +246,11 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     }))
 }
 
-lithos_server::inventory::submit! {
-    ModuleRegistration {
-        name: "notification",
-        description: "TUXP notifications: events from things to their owners, acknowledged after delivery or storage, de-duplicated",
-        depends_on: &[],
-        enabled_by_default: true,
-        build,
-    }
-}
-
-#[inline(never)]
-pub(crate) fn link() {
-    std::hint::black_box(build as fn(_) -> _);
-}
+/// This crate's server module, registered by `extension!` in `lib.rs`.
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
+    name: "notification",
+    description: "TUXP notifications: events from things to their owners, acknowledged after delivery or storage, de-duplicated",
+    depends_on: &[],
+    enabled_by_default: true,
+    build,
+};

@@ -56,10 +56,6 @@ pub const BXMPP_TABLE: &str = "\
 0x03=account
 ";
 
-lithos_core::inventory::submit! {
-    lithos_core::binary::TableRegistration { name: "lithos-tuxp-operator", properties: BXMPP_TABLE }
-}
-
 fn not_empty(v: &str) -> bool {
     !v.is_empty()
 }
@@ -160,12 +156,10 @@ impl Grant {
     }
 }
 
-/// Links this crate's registrations into the program.
-#[inline(never)]
-pub fn link() {
+lithos_core::extension! {
+    table: BXMPP_TABLE,
     #[cfg(feature = "server")]
-    server::link();
-    std::hint::black_box(BXMPP_TABLE);
+    module: server::MODULE,
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Jid, Payload, StreamError, StreamErrorCondition};
+use lithos_server::module::internal_error;
 use lithos_server::module::{ModuleContext, ModuleError};
 use lithos_server::{
     IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleRegistration, ServerHandle,
@@ -25,11 +26,6 @@ struct Operator {
     orphaned: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
 }
 
-fn internal(e: impl std::fmt::Display) -> StanzaError {
-    tracing::error!(error = %e, "operator request failed");
-    StanzaError::new(DefinedCondition::InternalServerError)
-}
-
 impl Operator {
     /// The sender's account name, if the sender is a local account.
     fn sender(server: &ServerHandle, req: &IqRequest) -> Option<String> {
@@ -45,8 +41,7 @@ impl Operator {
                 "auth-thing is a set",
             ));
         }
-        let a = AuthThing::from_element(req.payload.clone())
-            .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e.to_string()))?;
+        let a = AuthThing::from_element(req.payload.clone())?;
         let Some(who) = Self::sender(server, &req) else {
             return Err(StanzaError::new(DefinedCondition::Forbidden));
         };
@@ -58,12 +53,12 @@ impl Operator {
         }
         ThingId::parse(&a.thing_id)
             .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e.to_string()))?;
-        let registry = Registry::of(server).map_err(internal)?;
+        let registry = Registry::of(server).map_err(internal_error)?;
         if a.canceled {
             return if registry
                 .cancel_authorization(&a.thing_id, &who)
                 .await
-                .map_err(internal)?
+                .map_err(internal_error)?
             {
                 tracing::info!(thing = %a.thing_id, operator = %who, "authorization cancelled");
                 Ok(None)
@@ -97,7 +92,7 @@ impl Operator {
                 DefinedCondition::Conflict,
                 "the thing is already registered",
             )),
-            Err(e) => Err(internal(e)),
+            Err(e) => Err(internal_error(e)),
         }
     }
 
@@ -108,8 +103,7 @@ impl Operator {
                 "approve-follow is a set",
             ));
         }
-        let a = ApproveFollow::from_element(req.payload.clone())
-            .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e.to_string()))?;
+        let a = ApproveFollow::from_element(req.payload.clone())?;
         let Some(who) = Self::sender(server, &req) else {
             return Err(StanzaError::new(DefinedCondition::Forbidden));
         };
@@ -119,9 +113,9 @@ impl Operator {
                 "only the operators the configuration names approve follows",
             ));
         }
-        let registry = Registry::of(server).map_err(internal)?;
+        let registry = Registry::of(server).map_err(internal_error)?;
         let thing = match local_account(server, &a.friend) {
-            Some(name) => registry.by_name(&name).await.map_err(internal)?,
+            Some(name) => registry.by_name(&name).await.map_err(internal_error)?,
             None => None,
         };
         let Some(thing) = thing else {
@@ -140,7 +134,7 @@ impl Operator {
                 .approve_follow(&thing.thing_id, &a.event, &follower)
                 .await
         }
-        .map_err(internal)?;
+        .map_err(internal_error)?;
         if !done {
             return Err(StanzaError::explained(
                 DefinedCondition::ItemNotFound,
@@ -158,13 +152,12 @@ impl Operator {
                 "grant and revoke are sets",
             ));
         }
-        let g = Grant::from_element(&req.payload)
-            .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e.to_string()))?;
+        let g = Grant::from_element(&req.payload)?;
         let Some(who) = Self::sender(server, &req) else {
             return Err(StanzaError::new(DefinedCondition::Forbidden));
         };
-        let registry = Registry::of(server).map_err(internal)?;
-        let Some(thing) = registry.by_id(&g.thing_id).await.map_err(internal)? else {
+        let registry = Registry::of(server).map_err(internal_error)?;
+        let Some(thing) = registry.by_id(&g.thing_id).await.map_err(internal_error)? else {
             return Err(StanzaError::explained(
                 DefinedCondition::ItemNotFound,
                 "no such thing",
@@ -187,7 +180,7 @@ impl Operator {
             .accounts
             .account_exists(&account)
             .await
-            .map_err(internal)?
+            .map_err(internal_error)?
         {
             return Err(StanzaError::explained(
                 DefinedCondition::ItemNotFound,
@@ -198,12 +191,12 @@ impl Operator {
             registry
                 .revoke(&g.thing_id, &account)
                 .await
-                .map_err(internal)?;
+                .map_err(internal_error)?;
         } else {
             registry
                 .grant(&g.thing_id, &account)
                 .await
-                .map_err(internal)?;
+                .map_err(internal_error)?;
         }
         tracing::info!(thing = %g.thing_id, %account, revoke = g.revoke, "execution grant changed");
         Ok(None)
@@ -331,17 +324,11 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     Ok(Arc::new(m))
 }
 
-lithos_server::inventory::submit! {
-    ModuleRegistration {
-        name: "operator",
-        description: "TUXP operators authorize things to register (and own them); owners grant execution",
-        depends_on: &[],
-        enabled_by_default: true,
-        build,
-    }
-}
-
-#[inline(never)]
-pub(crate) fn link() {
-    std::hint::black_box(build as fn(_) -> _);
-}
+/// This crate's server module, registered by `extension!` in `lib.rs`.
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
+    name: "operator",
+    description: "TUXP operators authorize things to register (and own them); owners grant execution",
+    depends_on: &[],
+    enabled_by_default: true,
+    build,
+};

@@ -95,10 +95,6 @@ pub const BXMPP_TABLE: &str = "\
 0x14=id
 ";
 
-lithos_core::inventory::submit! {
-    lithos_core::binary::TableRegistration { name: "lithos-tuxp-report", properties: BXMPP_TABLE }
-}
-
 /// A delivery guarantee (the ordinals are Lithosphere's and MQTT's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, AttrValue)]
 pub enum Qos {
@@ -246,13 +242,12 @@ pub struct History {
 
 pub use lithos_tuxp_things::now_ms;
 
-/// Links this crate's registrations into the program.
-#[inline(never)]
-pub fn link() {
-    lithos_rsm::link();
+lithos_core::extension! {
+    table: BXMPP_TABLE,
     #[cfg(feature = "server")]
-    server::link();
-    std::hint::black_box(BXMPP_TABLE);
+    schema: store::SCHEMA,
+    #[cfg(feature = "server")]
+    module: server::MODULE,
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lithos_core::stanza::{DefinedCondition, ErrorType, StanzaError, error_reply};
 use lithos_core::{Element, Jid, Payload};
+use lithos_server::module::internal_error;
 use lithos_server::module::{IqClaim, IqRequest, IqResponse, IqTarget, ModuleContext, ModuleError};
 use lithos_server::storage::SqliteStore;
 use lithos_server::{
@@ -133,7 +134,7 @@ async fn report_access(
         && registry
             .may_execute(thing, who.local().unwrap_or_default())
             .await
-            .map_err(internal)?
+            .map_err(internal_error)?
     {
         return Ok(Some(Sees::All));
     }
@@ -143,7 +144,7 @@ async fn report_access(
     let keys: Vec<String> = registry
         .followed(&thing.thing_id, who.bare_str())
         .await
-        .map_err(internal)?
+        .map_err(internal_error)?
         .into_iter()
         .filter(|k| model.is_some_and(|m| m.data_by_key(k).is_some()))
         .collect();
@@ -218,11 +219,6 @@ struct ReportModule {
     watcher: OnceLock<()>,
 }
 
-fn internal(e: impl std::fmt::Display) -> StanzaError {
-    tracing::error!(error = %e, "report storage failed");
-    StanzaError::new(DefinedCondition::InternalServerError)
-}
-
 fn iq_result(to: &Jid, from: &Jid, id: &str, payload: Option<Element>) -> Element {
     Element::builder("iq", "jabber:client")
         .attr("type", "result")
@@ -239,7 +235,7 @@ impl ReportModule {
             .storage()
             .sqlite_store()
             .cloned()
-            .ok_or_else(|| Box::new(internal("reports need the SQLite store")))
+            .ok_or_else(|| Box::new(internal_error("reports need the SQLite store")))
     }
 
     /// The writer, started on first use.
@@ -258,7 +254,7 @@ impl ReportModule {
                 Ok(tx)
             })
             .clone()
-            .map_err(|e| Box::new(internal(e)))
+            .map_err(|e| Box::new(internal_error(e)))
     }
 
     /// Starts, once, the task that checks live subscriptions again whenever access to a
@@ -309,7 +305,12 @@ impl ReportModule {
         let reporter = lithos_tuxp_things::speaker(stanza, session)
             .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e))?;
         let thing = session.jid.local().unwrap_or_default().to_string();
-        let Some(record) = self.things.get(server, &thing).await.map_err(internal)? else {
+        let Some(record) = self
+            .things
+            .get(server, &thing)
+            .await
+            .map_err(internal_error)?
+        else {
             return Err(StanzaError::explained(
                 DefinedCondition::NotAllowed,
                 "only things report",
@@ -320,8 +321,7 @@ impl ReportModule {
         let me = session.jid.to_bare();
         let tx = self.writer(server).map_err(|e| *e)?;
         if payload.name() == "deliver" {
-            let d = Deliver::from_element(payload.clone())
-                .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e.to_string()))?;
+            let d = Deliver::from_element(payload.clone())?;
             let write = Write::Release {
                 thing,
                 node,
@@ -341,10 +341,9 @@ impl ReportModule {
             return tx
                 .send((write, after))
                 .await
-                .map_err(|_| internal("the report writer stopped"));
+                .map_err(|_| internal_error("the report writer stopped"));
         }
-        let r = Report::from_element(payload.clone())
-            .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e.to_string()))?;
+        let r = Report::from_element(payload.clone())?;
         // The edge thing's data must be declared by its model (a gateway checks its nodes').
         if !lithos_tuxp_things::is_lan_node(&node) {
             let declared =
@@ -403,7 +402,7 @@ impl ReportModule {
         // the disk takes its reports is slowed down (TCP back-pressure), not dropped.
         tx.send((write, after))
             .await
-            .map_err(|_| internal("the report writer stopped"))
+            .map_err(|_| internal_error("the report writer stopped"))
     }
 
     /// The thing a query addresses.
@@ -412,7 +411,7 @@ impl ReportModule {
         req: &IqRequest,
     ) -> Result<ThingRecord, StanzaError> {
         let thing = match req.to.local() {
-            Some(name) => registry.by_name(name).await.map_err(internal)?,
+            Some(name) => registry.by_name(name).await.map_err(internal_error)?,
             None => None,
         };
         thing.ok_or_else(|| StanzaError::explained(DefinedCondition::ItemNotFound, "no such thing"))
@@ -424,7 +423,7 @@ impl ReportModule {
         server: &ServerHandle,
         req: &IqRequest,
     ) -> Result<ThingRecord, StanzaError> {
-        let registry = Registry::of(server).map_err(internal)?;
+        let registry = Registry::of(server).map_err(internal_error)?;
         let thing = Self::addressed_thing(&registry, req).await?;
         match report_access(server, &registry, &thing, &req.from).await? {
             Some(Sees::All) => Ok(thing),
@@ -445,7 +444,7 @@ impl ReportModule {
                 "only clients subscribe",
             ));
         };
-        let registry = Registry::of(server).map_err(internal)?;
+        let registry = Registry::of(server).map_err(internal_error)?;
         let thing = Self::addressed_thing(&registry, &req).await?;
         if req.payload.name() == "unsubscribe" {
             let mut map = lock(&self.shared.subscribers);
@@ -668,13 +667,11 @@ impl Module for ReportModule {
             (false, "latest") => {
                 let items = store::latest(&db, &thing.thing_name)
                     .await
-                    .map_err(internal)?;
+                    .map_err(internal_error)?;
                 Ok(Some(Latest { items }.into_element()))
             }
             (false, "history") => {
-                let q = History::from_element(req.payload.clone()).map_err(|e| {
-                    StanzaError::explained(DefinedCondition::BadRequest, e.to_string())
-                })?;
+                let q = History::from_element(req.payload.clone())?;
                 if let Some(set) = &q.set {
                     let known = |s: &Option<String>| {
                         s.as_deref()
@@ -696,7 +693,7 @@ impl Module for ReportModule {
                     q.set,
                 )
                 .await
-                .map_err(internal)?;
+                .map_err(internal_error)?;
                 Ok(Some(
                     History {
                         node: q.node,
@@ -801,17 +798,11 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     }))
 }
 
-lithos_server::inventory::submit! {
-    ModuleRegistration {
-        name: "report",
-        description: "TUXP sensor reports: QoS 0/1/2 with group commit, history, queries and live subscriptions",
-        depends_on: &[],
-        enabled_by_default: true,
-        build,
-    }
-}
-
-#[inline(never)]
-pub(crate) fn link() {
-    std::hint::black_box(build as fn(_) -> _);
-}
+/// This crate's server module, registered by `extension!` in `lib.rs`.
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
+    name: "report",
+    description: "TUXP sensor reports: QoS 0/1/2 with group commit, history, queries and live subscriptions",
+    depends_on: &[],
+    enabled_by_default: true,
+    build,
+};

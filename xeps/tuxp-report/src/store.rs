@@ -50,8 +50,6 @@ pub const SCHEMA: ModuleSchema = ModuleSchema {
     ],
 };
 
-lithos_server::inventory::submit! { SCHEMA }
-
 /// A report to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewReport {

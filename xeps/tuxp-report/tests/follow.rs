@@ -30,7 +30,7 @@ const WEATHER_STATION: ThingModel = ThingModel {
     ],
 };
 
-lithos_tuxp_things::inventory::submit! { WEATHER_STATION }
+lithos_core::extension! { model: WEATHER_STATION }
 
 fn jid(s: &str) -> Jid {
     Jid::new(s).unwrap()

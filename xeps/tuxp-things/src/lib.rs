@@ -37,3 +37,8 @@ pub const EDGE_RESOURCE: &str = "0";
 /// Milliseconds since the Unix epoch, now (the time base of expiries and stamps in the
 /// TUXP crates).
 pub use lithos_core::datetime::now_ms;
+
+lithos_core::extension! {
+    #[cfg(feature = "server")]
+    schema: registry::SCHEMA,
+}

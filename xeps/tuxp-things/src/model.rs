@@ -36,14 +36,14 @@ pub fn key_of(el: &lithos_core::Element) -> String {
 ///
 /// ```
 /// use lithos_tuxp_things::{Protocol, ThingModel};
-/// lithos_tuxp_things::inventory::submit! {
-///     ThingModel {
+/// lithos_core::extension! {
+///     model: ThingModel {
 ///         name: "DOC-01",
 ///         description: "a lamp for the documentation",
 ///         actions: &[Protocol::new("urn:example:lamp", "on"), Protocol::new("urn:example:lamp", "off")],
 ///         events: &[],
 ///         data: &[],
-///     }
+///     },
 /// }
 /// assert!(lithos_tuxp_things::model("DOC-01").is_some());
 /// ```

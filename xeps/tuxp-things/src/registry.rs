@@ -8,79 +8,78 @@ use crate::now_ms;
 use lithos_server::storage::rusqlite::{OptionalExtension, params, params_from_iter};
 use lithos_server::storage::{ModuleSchema, SqliteStore, StorageError};
 
-lithos_server::inventory::submit! {
-    ModuleSchema {
-        module: "things",
-        migrations: &[
-            "CREATE TABLE things_registered (
-                thing_id TEXT PRIMARY KEY,
-                thing_name TEXT NOT NULL UNIQUE,
-                model TEXT NOT NULL,
-                owner TEXT NOT NULL,
-                registered_ms INTEGER NOT NULL,
-                security_key BLOB NOT NULL
-             );
-             CREATE TABLE things_authorizations (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                thing_id TEXT NOT NULL,
-                authorizer TEXT NOT NULL,
-                authorized_ms INTEGER NOT NULL,
-                expires_ms INTEGER NOT NULL,
-                canceled INTEGER NOT NULL DEFAULT 0
-             );
-             CREATE INDEX things_authorizations_by_thing ON things_authorizations (thing_id, id);
-             CREATE TABLE things_grants (
-                thing_id TEXT NOT NULL,
-                account TEXT NOT NULL,
-                PRIMARY KEY (thing_id, account)
-             );",
-            // 2: friends/follow (reference §3.8): who follows which event of which thing,
-            // requested by the follower, approved by an operator.
-            "CREATE TABLE things_follows (
-                thing_id TEXT NOT NULL,
-                event TEXT NOT NULL,
-                follower TEXT NOT NULL,
-                approved INTEGER NOT NULL DEFAULT 0,
-                requested_ms INTEGER NOT NULL,
-                PRIMARY KEY (thing_id, event, follower)
-             );",
-            // 3: the registration key an operator gives with an authorization (its SHA-256;
-            // issue 14: the key was never checked), and lookups by account for deletions.
-            "ALTER TABLE things_authorizations ADD COLUMN key_hash BLOB;
-             CREATE INDEX things_by_owner ON things_registered (owner);
-             CREATE INDEX things_grants_by_account ON things_grants (account);
-             CREATE INDEX things_follows_by_follower ON things_follows (follower);
-             CREATE INDEX things_authorizations_by_authorizer ON things_authorizations (authorizer);",
-        ],
-        account_deleted: &[
-            // The account is a thing: it leaves the registry, with who may command and follow
-            // it, so a new account of its name inherits none of it.
-            "DELETE FROM things_grants WHERE thing_id IN
-                (SELECT thing_id FROM things_registered WHERE thing_name = ?1)",
-            "DELETE FROM things_follows WHERE thing_id IN
-                (SELECT thing_id FROM things_registered WHERE thing_name = ?1)",
-            "DELETE FROM things_authorizations WHERE thing_id IN
-                (SELECT thing_id FROM things_registered WHERE thing_name = ?1)",
-            "DELETE FROM things_registered WHERE thing_name = ?1",
-            // Things it owns become unowned: the grants their owner gave go, and their
-            // credentials are revoked: their stored SCRAM keys are replaced with random bytes
-            // no password derives. Their accounts stay (the name stays taken, its data the
-            // thing's); an operator's new authorization lets them register again, under a new
-            // owner, with new credentials.
-            "DELETE FROM things_grants WHERE thing_id IN
-                (SELECT thing_id FROM things_registered WHERE owner = ?1)",
-            "UPDATE accounts SET
-                sha1_stored_key = randomblob(20), sha1_server_key = randomblob(20),
-                sha256_stored_key = randomblob(32), sha256_server_key = randomblob(32)
-             WHERE username IN (SELECT thing_name FROM things_registered WHERE owner = ?1)",
-            "UPDATE things_registered SET owner = '' WHERE owner = ?1",
-            // What it was granted, what it follows, and the authorizations it gave.
-            "DELETE FROM things_grants WHERE account = ?1",
-            "DELETE FROM things_follows WHERE follower = ?2",
-            "UPDATE things_authorizations SET canceled = 1 WHERE authorizer = ?1 AND canceled = 0",
-        ],
-    }
-}
+/// This crate's tables, registered by `extension!` in `lib.rs`.
+pub(crate) const SCHEMA: ModuleSchema = ModuleSchema {
+    module: "things",
+    migrations: &[
+        "CREATE TABLE things_registered (
+            thing_id TEXT PRIMARY KEY,
+            thing_name TEXT NOT NULL UNIQUE,
+            model TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            registered_ms INTEGER NOT NULL,
+            security_key BLOB NOT NULL
+         );
+         CREATE TABLE things_authorizations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            thing_id TEXT NOT NULL,
+            authorizer TEXT NOT NULL,
+            authorized_ms INTEGER NOT NULL,
+            expires_ms INTEGER NOT NULL,
+            canceled INTEGER NOT NULL DEFAULT 0
+         );
+         CREATE INDEX things_authorizations_by_thing ON things_authorizations (thing_id, id);
+         CREATE TABLE things_grants (
+            thing_id TEXT NOT NULL,
+            account TEXT NOT NULL,
+            PRIMARY KEY (thing_id, account)
+         );",
+        // 2: friends/follow (reference §3.8): who follows which event of which thing,
+        // requested by the follower, approved by an operator.
+        "CREATE TABLE things_follows (
+            thing_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            follower TEXT NOT NULL,
+            approved INTEGER NOT NULL DEFAULT 0,
+            requested_ms INTEGER NOT NULL,
+            PRIMARY KEY (thing_id, event, follower)
+         );",
+        // 3: the registration key an operator gives with an authorization (its SHA-256;
+        // issue 14: the key was never checked), and lookups by account for deletions.
+        "ALTER TABLE things_authorizations ADD COLUMN key_hash BLOB;
+         CREATE INDEX things_by_owner ON things_registered (owner);
+         CREATE INDEX things_grants_by_account ON things_grants (account);
+         CREATE INDEX things_follows_by_follower ON things_follows (follower);
+         CREATE INDEX things_authorizations_by_authorizer ON things_authorizations (authorizer);",
+    ],
+    account_deleted: &[
+        // The account is a thing: it leaves the registry, with who may command and follow
+        // it, so a new account of its name inherits none of it.
+        "DELETE FROM things_grants WHERE thing_id IN
+            (SELECT thing_id FROM things_registered WHERE thing_name = ?1)",
+        "DELETE FROM things_follows WHERE thing_id IN
+            (SELECT thing_id FROM things_registered WHERE thing_name = ?1)",
+        "DELETE FROM things_authorizations WHERE thing_id IN
+            (SELECT thing_id FROM things_registered WHERE thing_name = ?1)",
+        "DELETE FROM things_registered WHERE thing_name = ?1",
+        // Things it owns become unowned: the grants their owner gave go, and their
+        // credentials are revoked: their stored SCRAM keys are replaced with random bytes
+        // no password derives. Their accounts stay (the name stays taken, its data the
+        // thing's); an operator's new authorization lets them register again, under a new
+        // owner, with new credentials.
+        "DELETE FROM things_grants WHERE thing_id IN
+            (SELECT thing_id FROM things_registered WHERE owner = ?1)",
+        "UPDATE accounts SET
+            sha1_stored_key = randomblob(20), sha1_server_key = randomblob(20),
+            sha256_stored_key = randomblob(32), sha256_server_key = randomblob(32)
+         WHERE username IN (SELECT thing_name FROM things_registered WHERE owner = ?1)",
+        "UPDATE things_registered SET owner = '' WHERE owner = ?1",
+        // What it was granted, what it follows, and the authorizations it gave.
+        "DELETE FROM things_grants WHERE account = ?1",
+        "DELETE FROM things_follows WHERE follower = ?2",
+        "UPDATE things_authorizations SET canceled = 1 WHERE authorizer = ?1 AND canceled = 0",
+    ],
+};
 
 /// What a module holding access-dependent state (live report subscriptions, say) must
 /// check again.

@@ -10,9 +10,7 @@ pub const NS: &str = "jabber:iq:version";
 #[cfg(feature = "server")]
 mod server;
 
-/// Links this crate's registrations into the program (see `lithos_ping::link`).
-#[inline(never)]
-pub fn link() {
+lithos_core::extension! {
     #[cfg(feature = "server")]
-    server::link();
+    module: server::MODULE,
 }

@@ -64,17 +64,11 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     Ok(Arc::new(Version { os }))
 }
 
-lithos_server::inventory::submit! {
-    ModuleRegistration {
-        name: "version",
-        description: "XEP-0092: the server's name and version",
-        depends_on: &[],
-        enabled_by_default: true,
-        build,
-    }
-}
-
-#[inline(never)]
-pub(crate) fn link() {
-    std::hint::black_box(build as fn(_) -> _);
-}
+/// This crate's server module, registered by `extension!` in `lib.rs`.
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
+    name: "version",
+    description: "XEP-0092: the server's name and version",
+    depends_on: &[],
+    enabled_by_default: true,
+    build,
+};

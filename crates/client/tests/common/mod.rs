@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+// Every extension crate of lithosd, linked with it.
+use lithosd as _;
 use std::net::SocketAddr;
 
 use lithos_client::{ClientBuilder, Trust};
@@ -16,7 +18,6 @@ impl TestServer {
     /// `extra` is added to the configuration (top-level keys and sections; `[c2s]` keys go
     /// in `c2s`).
     pub async fn start(c2s: &str) -> TestServer {
-        lithosd::link_all();
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
             "domain = 'localhost'\ndata_dir = '{}'\n[things]\nlisten = ['127.0.0.1:0']\n[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = ['127.0.0.1:0']\n{c2s}\n",

@@ -14,14 +14,11 @@
 //! ```
 //!
 //! Lines with 1-byte codes before any namespace line belong to the default extension. Every
-//! extension crate registers its tables with [`inventory`]:
+//! extension crate registers its tables as `table:` in its [`extension!`](crate::extension!):
 //!
 //! ```
-//! lithos_core::inventory::submit! {
-//!     lithos_core::binary::TableRegistration {
-//!         name: "example",
-//!         properties: "0xf70x7f=urn:example:doc\n0x00=widget\n0x01=size\n",
-//!     }
+//! lithos_core::extension! {
+//!     table: "0xf70x7f=urn:example:doc\n0x00=widget\n0x01=size\n",
 //! }
 //! let vocab = lithos_core::binary::Vocabulary::linked().unwrap();
 //! assert!(vocab.extension_for_ns("urn:example:doc").is_some());

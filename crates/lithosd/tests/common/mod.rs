@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+// Every extension crate of lithosd, linked with it.
+use lithosd as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +37,6 @@ impl TestServer {
     }
 
     async fn start_in(dir: tempfile::TempDir, extra: &str) -> TestServer {
-        lithosd::link_all();
         if std::env::var_os("LITHOS_TEST_LOG").is_some() {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter("debug")

@@ -240,18 +240,19 @@ pub struct Storage {
     sqlite: Option<Arc<SqliteStore>>,
 }
 
-/// Tables a module keeps in the embedded database, registered with `inventory::submit!`.
+/// Tables a module keeps in the embedded database, registered as `schema:` in its crate's
+/// `lithos_core::extension!`.
 /// Each module's migrations run in order when the database opens; a table
 /// `module_schemas` records how many ran for each module, so a module adds a migration
 /// by appending one, never by editing one. Table names should start with the module's name.
 ///
 /// ```
-/// lithos_server::inventory::submit! {
-///     lithos_server::storage::ModuleSchema {
+/// lithos_core::extension! {
+///     schema: lithos_server::storage::ModuleSchema {
 ///         module: "example",
 ///         migrations: &["CREATE TABLE example_notes (id INTEGER PRIMARY KEY, author TEXT NOT NULL)"],
 ///         account_deleted: &["DELETE FROM example_notes WHERE author = ?1"],
-///     }
+///     },
 /// }
 /// ```
 pub struct ModuleSchema {

@@ -695,15 +695,15 @@ impl OfflineStore for SqliteStore {
 mod tests {
     use super::*;
 
-    inventory::submit! {
-        crate::storage::ModuleSchema {
+    lithos_core::extension! {
+        schema: crate::storage::ModuleSchema {
             module: "test-notes",
             migrations: &[
                 "CREATE TABLE test_notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)",
                 "ALTER TABLE test_notes ADD COLUMN author TEXT",
             ],
             account_deleted: &["DELETE FROM test_notes WHERE author = ?1"],
-        }
+        },
     }
 
     #[tokio::test]

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+// Every extension crate of lithosd, linked with it.
+use lithosd as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -26,7 +28,6 @@ pub struct TestServer {
 impl TestServer {
     /// A server whose operator is `alice`; `extra` goes into `[modules.operator]`.
     pub async fn start(operator_extra: &str) -> TestServer {
-        lithosd::link_all();
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
             "domain = 'localhost'\ndata_dir = '{}'\n[things]\nlisten = ['127.0.0.1:0']\n\
