@@ -84,7 +84,7 @@ where
 /// Handlers by payload namespace, as a plugin gives them.
 pub type Handlers = Vec<(&'static str, Arc<dyn IqHandler>)>;
 
-/// How an extension crate plugs into every client of the program (as `client:` in its
+/// How an extension crate plugs into every client of the program (in `client: [..]` of its
 /// `lithos_core::extension!`).
 pub struct ClientPlugin {
     /// Unique name.

@@ -30,27 +30,26 @@ pub fn linked() -> Vec<&'static LinkedCrate> {
 
 /// Declares what an extension crate registers, once, in its `lib.rs`.
 ///
-/// Each entry is `kind: EXPR`, optionally behind attributes such as
-/// `#[cfg(feature = "server")]`:
+/// Entries, separated by commas:
 ///
 /// - `table: &str`: the crate's BXMPP keyword table (a `TableRegistration` named after the
 ///   crate);
-/// - `module: ModuleRegistration` (from `lithos-server`), `schema: ModuleSchema`,
-///   `client: ClientPlugin` (from `lithos-client`), `model: ThingModel` (from
-///   `lithos-tuxp-things`): submitted as they are (a constant or a constant expression).
+/// - `server: [..]`: what the crate registers behind its `server` feature: its
+///   `ModuleRegistration`s and `ModuleSchema`s (from `lithos-server`);
+/// - `client: [..]`: what it registers behind its `client` feature: `ClientPlugin`s (from
+///   `lithos-client`);
+/// - `module: ..`, `schema: ..`, `plugin: ..`, `model: ..` (a `ThingModel` from
+///   `lithos-tuxp-things`): one registration, whatever the features, optionally behind
+///   attributes such as `#[cfg(...)]`.
+///
+/// Each value is a constant or a constant expression.
 ///
 /// ```ignore
-/// lithos_core::extension! {
-///     table: BXMPP_TABLE,
-///     #[cfg(feature = "server")]
-///     module: server::MODULE,
-///     #[cfg(feature = "client")]
-///     client: client::PLUGIN,
-/// }
+/// lithos_core::extension! { table: BXMPP_TABLE, server: [server::MODULE], client: [client::PLUGIN] }
 /// ```
 #[macro_export]
 macro_rules! extension {
-    ($($(#[$m:meta])* $kind:ident : $e:expr),* $(,)?) => {
+    ($($entries:tt)*) => {
         $crate::inventory::submit! {
             $crate::extension::LinkedCrate {
                 name: ::core::env!("CARGO_PKG_NAME"),
@@ -58,15 +57,30 @@ macro_rules! extension {
                 version: ::core::env!("CARGO_PKG_VERSION"),
             }
         }
-        $( $crate::__extension_entry!($(#[$m])* $kind: $e); )*
+        $crate::__extension_entries!($($entries)*);
     };
 }
 
-/// One entry of [`extension!`](crate::extension!).
+/// The entries of [`extension!`](crate::extension!), one at a time.
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __extension_entry {
-    ($(#[$m:meta])* table: $e:expr) => {
+macro_rules! __extension_entries {
+    () => {};
+    (server: [$($e:expr),* $(,)?] $(, $($rest:tt)*)?) => {
+        $(
+            #[cfg(feature = "server")]
+            $crate::inventory::submit! { $e }
+        )*
+        $($crate::__extension_entries!($($rest)*);)?
+    };
+    (client: [$($e:expr),* $(,)?] $(, $($rest:tt)*)?) => {
+        $(
+            #[cfg(feature = "client")]
+            $crate::inventory::submit! { $e }
+        )*
+        $($crate::__extension_entries!($($rest)*);)?
+    };
+    ($(#[$m:meta])* table: $e:expr $(, $($rest:tt)*)?) => {
         $(#[$m])*
         $crate::inventory::submit! {
             $crate::binary::TableRegistration {
@@ -74,14 +88,27 @@ macro_rules! __extension_entry {
                 properties: $e,
             }
         }
+        $($crate::__extension_entries!($($rest)*);)?
     };
-    ($(#[$m:meta])* module: $e:expr) => { $(#[$m])* $crate::inventory::submit! { $e } };
-    ($(#[$m:meta])* schema: $e:expr) => { $(#[$m])* $crate::inventory::submit! { $e } };
-    ($(#[$m:meta])* client: $e:expr) => { $(#[$m])* $crate::inventory::submit! { $e } };
-    ($(#[$m:meta])* model: $e:expr) => { $(#[$m])* $crate::inventory::submit! { $e } };
-    ($(#[$m:meta])* $other:ident: $e:expr) => {
+    ($(#[$m:meta])* $kind:ident: $e:expr $(, $($rest:tt)*)?) => {
+        $crate::__extension_kind!($kind);
+        $(#[$m])*
+        $crate::inventory::submit! { $e }
+        $($crate::__extension_entries!($($rest)*);)?
+    };
+}
+
+/// Refuses an entry kind [`extension!`](crate::extension!) does not know.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __extension_kind {
+    (module) => {};
+    (schema) => {};
+    (plugin) => {};
+    (model) => {};
+    ($other:ident) => {
         ::core::compile_error!(::core::concat!(
-            "extension! registers table, module, schema, client or model, not ",
+            "extension! takes table, server: [..], client: [..], module, schema, plugin or model, not ",
             ::core::stringify!($other)
         ));
     };

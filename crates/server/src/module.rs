@@ -70,6 +70,16 @@ pub struct IqClaim {
     pub target: IqTarget,
 }
 
+impl IqClaim {
+    /// Iqs with a payload in `ns` addressed to the server.
+    pub const fn server(ns: &'static str) -> IqClaim {
+        IqClaim {
+            ns,
+            target: IqTarget::Server,
+        }
+    }
+}
+
 /// An iq request (get or set) for a module.
 #[derive(Debug, Clone)]
 pub struct IqRequest {
@@ -291,7 +301,7 @@ impl ModuleError {
     }
 }
 
-/// How a module registers itself (as `module:` in its crate's `lithos_core::extension!`).
+/// How a module registers itself (in `server: [..]` of its crate's `lithos_core::extension!`).
 pub struct ModuleRegistration {
     /// Unique name, also its configuration section.
     pub name: &'static str,
@@ -303,6 +313,48 @@ pub struct ModuleRegistration {
     pub enabled_by_default: bool,
     /// Builds the module from its configuration.
     pub build: fn(&ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError>,
+}
+
+impl ModuleRegistration {
+    /// A module enabled by default that needs no other.
+    ///
+    /// ```
+    /// # use lithos_server::ModuleRegistration;
+    /// # fn build(_: &lithos_server::module::ModuleContext<'_>) -> Result<std::sync::Arc<dyn lithos_server::Module>, lithos_server::module::ModuleError> { unimplemented!() }
+    /// const MODULE: ModuleRegistration =
+    ///     ModuleRegistration::new("example", "what it does", build).depends_on(&["roster"]);
+    /// assert!(MODULE.enabled_by_default);
+    /// assert!(!MODULE.disabled_by_default().enabled_by_default);
+    /// ```
+    pub const fn new(
+        name: &'static str,
+        description: &'static str,
+        build: fn(&ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError>,
+    ) -> ModuleRegistration {
+        ModuleRegistration {
+            name,
+            description,
+            depends_on: &[],
+            enabled_by_default: true,
+            build,
+        }
+    }
+
+    /// The same, with these modules started first.
+    pub const fn depends_on(self, names: &'static [&'static str]) -> ModuleRegistration {
+        ModuleRegistration {
+            depends_on: names,
+            ..self
+        }
+    }
+
+    /// The same, off unless the configuration enables it.
+    pub const fn disabled_by_default(self) -> ModuleRegistration {
+        ModuleRegistration {
+            enabled_by_default: false,
+            ..self
+        }
+    }
 }
 
 inventory::collect!(ModuleRegistration);

@@ -48,13 +48,11 @@ fn build(_: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
 }
 
 /// The module, registered below.
-const MODULE: ModuleRegistration = ModuleRegistration {
-    name: "uptime",
-    description: "XEP-0012 to the server: seconds since it started",
-    depends_on: &[],
-    enabled_by_default: true,
+const MODULE: ModuleRegistration = ModuleRegistration::new(
+    "uptime",
+    "XEP-0012 to the server: seconds since it started",
     build,
-};
+);
 
 // A module in the binary itself is always linked; it registers like any extension crate.
 lithos_core::extension! {

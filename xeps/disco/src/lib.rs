@@ -14,23 +14,9 @@ pub const NS_INFO: &str = "http://jabber.org/protocol/disco#info";
 pub const NS_ITEMS: &str = "http://jabber.org/protocol/disco#items";
 
 /// BXMPP tables for both namespaces (Basalt's codes, with `name` in disco#info moved to 0x07).
-pub const BXMPP_TABLE: &str = "\
-0xf90x03=http://jabber.org/protocol/disco#info
-0x00=query
-0x01=identity
-0x02=category
-0x03=type
-0x04=feature
-0x05=var
-0x06=node
-0x07=name
-0xf90x04=http://jabber.org/protocol/disco#items
-0x00=query
-0x01=item
-0x02=name
-0x03=node
-0x04=jid
-";
+pub const BXMPP_TABLE: &str = include_str!("../tables/disco.props");
+
+lithos_core::extension! { table: BXMPP_TABLE, server: [server::MODULE], client: [client::PLUGIN] }
 
 #[cfg(feature = "client")]
 mod client;
@@ -39,11 +25,3 @@ mod server;
 
 #[cfg(feature = "client")]
 pub use client::{DiscoExt, DiscoInfo, Identity};
-
-lithos_core::extension! {
-    table: BXMPP_TABLE,
-    #[cfg(feature = "server")]
-    module: server::MODULE,
-    #[cfg(feature = "client")]
-    client: client::PLUGIN,
-}

@@ -101,10 +101,8 @@ fn build(_: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
 }
 
 /// This crate's server module, registered by `extension!` in `lib.rs`.
-pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
-    name: "disco",
-    description: "XEP-0030: service discovery for the server and accounts",
-    depends_on: &[],
-    enabled_by_default: true,
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
+    "disco",
+    "XEP-0030: service discovery for the server and accounts",
     build,
-};
+);

@@ -16,15 +16,6 @@ mod server;
 
 /// BXMPP table (Lithos's `F0 14`): without it, a stored message could not be delivered to a
 /// client speaking BXMPP, since its `<delay/>` would have no code.
-pub const BXMPP_TABLE: &str = "\
-0xf00x14=urn:xmpp:delay
-0x00=delay
-0x01=stamp
-0x02=from
-";
+pub const BXMPP_TABLE: &str = include_str!("../tables/offline.props");
 
-lithos_core::extension! {
-    table: BXMPP_TABLE,
-    #[cfg(feature = "server")]
-    module: server::MODULE,
-}
+lithos_core::extension! { table: BXMPP_TABLE, server: [server::MODULE] }

@@ -297,10 +297,8 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
 }
 
 /// This crate's server module, registered by `extension!` in `lib.rs`.
-pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
-    name: "offline",
-    description: "XEP-0160: stores messages for accounts that are away",
-    depends_on: &[],
-    enabled_by_default: true,
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
+    "offline",
+    "XEP-0160: stores messages for accounts that are away",
     build,
-};
+);

@@ -13,39 +13,31 @@
 //! assert_eq!(Ping::from_element(el), Ok(Ping));
 //! ```
 
-use lithos_core::Payload;
-
 #[cfg(feature = "client")]
 mod client;
 #[cfg(feature = "server")]
 mod server;
 
 #[cfg(feature = "client")]
-pub use client::PingExt;
+pub use client::{PingExt, PingResult};
 
 /// The ping namespace.
 pub const NS: &str = "urn:xmpp:ping";
 
 /// The BXMPP keyword table (the code Basalt gives the namespace).
-pub const BXMPP_TABLE: &str = "0xf90x05=urn:xmpp:ping\n0x00=ping\n";
+pub const BXMPP_TABLE: &str = include_str!("../tables/ping.props");
+
+lithos_core::extension! { table: BXMPP_TABLE, server: [server::MODULE], client: [client::PLUGIN] }
 
 /// A ping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Payload)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, lithos_core::Payload)]
 #[payload(ns = NS, name = "ping")]
 pub struct Ping;
-
-lithos_core::extension! {
-    table: BXMPP_TABLE,
-    #[cfg(feature = "server")]
-    module: server::MODULE,
-    #[cfg(feature = "client")]
-    client: client::PLUGIN,
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lithos_core::Element;
+    use lithos_core::{Element, Payload};
 
     #[test]
     fn strict() {

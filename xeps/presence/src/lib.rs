@@ -9,7 +9,4 @@
 #[cfg(feature = "server")]
 mod server;
 
-lithos_core::extension! {
-    #[cfg(feature = "server")]
-    module: server::MODULE,
-}
+lithos_core::extension! { server: [server::MODULE] }

@@ -540,10 +540,9 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
 }
 
 /// This crate's server module, registered by `extension!` in `lib.rs`.
-pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
-    name: "presence",
-    description: "RFC 6121: subscriptions, presence broadcast, probes, directed presence",
-    depends_on: &["roster"],
-    enabled_by_default: true,
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
+    "presence",
+    "RFC 6121: subscriptions, presence broadcast, probes, directed presence",
     build,
-};
+)
+.depends_on(&["roster"]);

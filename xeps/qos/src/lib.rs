@@ -49,14 +49,13 @@ pub use client::{QosError, QosExt, Retry, RetryError, next_message_id, until_ans
 pub const NS: &str = "urn:xmpp:qos";
 
 /// BXMPP table (Lithos's `F0 16`).
-pub const BXMPP_TABLE: &str = "\
-0xf00x16=urn:xmpp:qos
-0x00=acknowledged
-0x01=assured
-0x02=received
-0x03=deliver
-0x04=msgId
-";
+pub const BXMPP_TABLE: &str = include_str!("../tables/qos.props");
+
+lithos_core::extension! {
+    table: BXMPP_TABLE,
+    server: [server::SCHEMA, server::MODULE],
+    client: [client::PLUGIN],
+}
 
 /// A delivery level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -118,16 +117,6 @@ pub fn stamp_message(mut message: Element, from: &str, to: &str) -> Element {
     message.set_attr("from", from.to_string());
     message.set_attr("to", to.to_string());
     message
-}
-
-lithos_core::extension! {
-    table: BXMPP_TABLE,
-    #[cfg(feature = "server")]
-    schema: server::SCHEMA,
-    #[cfg(feature = "server")]
-    module: server::MODULE,
-    #[cfg(feature = "client")]
-    client: client::PLUGIN,
 }
 
 #[cfg(test)]

@@ -436,10 +436,8 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
 }
 
 /// This crate's server module, registered by `extension!` in `lib.rs`.
-pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
-    name: "qos",
-    description: "urn:xmpp:qos: acknowledged and assured (exactly-once) messages, received for accounts, refused from untrusted senders",
-    depends_on: &[],
-    enabled_by_default: true,
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
+    "qos",
+    "urn:xmpp:qos: acknowledged and assured (exactly-once) messages, received for accounts, refused from untrusted senders",
     build,
-};
+);

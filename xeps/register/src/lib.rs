@@ -38,18 +38,9 @@ pub const NS_FEATURE: &str = "http://jabber.org/features/iq-register";
 /// `remove` (which Basalt's table lacks, so it could not carry a whole request) take free
 /// codes. The stream feature's namespace (`F0 11`) is in the core tables, like every
 /// stream feature's.
-pub const BXMPP_TABLE: &str = "\
-0xf90x00=jabber:iq:register
-0x00=instructions
-0x01=username
-0x02=password
-0x03=email
-0x04=register
-0x05=http://jabber.org/features/iq-register
-0x06=query
-0x07=registered
-0x08=remove
-";
+pub const BXMPP_TABLE: &str = include_str!("../tables/register.props");
+
+lithos_core::extension! { table: BXMPP_TABLE, server: [server::MODULE] }
 
 /// A `jabber:iq:register` set, as the server reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,12 +115,6 @@ pub fn registered(username: &str) -> Element {
         .child(Element::bare("registered", NS))
         .child(Element::builder("username", NS).text(username).build())
         .build()
-}
-
-lithos_core::extension! {
-    table: BXMPP_TABLE,
-    #[cfg(feature = "server")]
-    module: server::MODULE,
 }
 
 #[cfg(test)]

@@ -331,10 +331,9 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
 }
 
 /// This crate's server module, registered by `extension!` in `lib.rs`.
-pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
-    name: "register",
-    description: "XEP-0077: in-band account creation, password change and removal (off by default)",
-    depends_on: &[],
-    enabled_by_default: false,
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
+    "register",
+    "XEP-0077: in-band account creation, password change and removal (off by default)",
     build,
-};
+)
+.disabled_by_default();

@@ -118,12 +118,7 @@ pub fn item_element(
     b.build()
 }
 
-lithos_core::extension! {
-    #[cfg(feature = "server")]
-    module: server::MODULE,
-    #[cfg(feature = "client")]
-    client: client::PLUGIN,
-}
+lithos_core::extension! { server: [server::MODULE], client: [client::PLUGIN] }
 
 #[cfg(test)]
 mod tests {

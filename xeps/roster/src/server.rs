@@ -175,10 +175,8 @@ fn build(_: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
 }
 
 /// This crate's server module, registered by `extension!` in `lib.rs`.
-pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
-    name: "roster",
-    description: "RFC 6121: rosters with versions and pushes",
-    depends_on: &[],
-    enabled_by_default: true,
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
+    "roster",
+    "RFC 6121: rosters with versions and pushes",
     build,
-};
+);

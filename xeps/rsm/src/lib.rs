@@ -22,17 +22,9 @@ use lithos_core::{Element, Payload, PayloadError};
 pub const NS: &str = "http://jabber.org/protocol/rsm";
 
 /// BXMPP table (Lithos's `F0 13`).
-pub const BXMPP_TABLE: &str = "\
-0xf00x13=http://jabber.org/protocol/rsm
-0x00=set
-0x01=max
-0x02=after
-0x03=before
-0x04=index
-0x05=first
-0x06=last
-0x07=count
-";
+pub const BXMPP_TABLE: &str = include_str!("../tables/rsm.props");
+
+lithos_core::extension! { table: BXMPP_TABLE }
 
 /// A `<set/>`: in a request, `max` with `after` or `before` (or `index`); in an answer,
 /// `first`, `last` and `count`.
@@ -155,10 +147,6 @@ impl Payload for ResultSet {
         }
         b.build()
     }
-}
-
-lithos_core::extension! {
-    table: BXMPP_TABLE,
 }
 
 #[cfg(test)]

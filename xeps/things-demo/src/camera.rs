@@ -6,17 +6,7 @@ use lithos_core::Payload;
 pub const NS: &str = "urn:leps:things:simple-camera";
 
 /// BXMPP table (Lithosphere's sectioned table, `F7 02`).
-pub const BXMPP_TABLE: &str = "\
-0xf70x02=urn:leps:things:simple-camera
-0x00=take-photo
-0x01=prepare-time
-0x02=photo-file-name
-0x03=photo-url
-0x04=take-video
-0x05=duration-time
-0x06=video-name
-0x07=video-url
-";
+pub const BXMPP_TABLE: &str = include_str!("../tables/things-demo-camera.props");
 
 /// `<take-photo/>`: as a request, `prepare_time` (seconds); as its result (the same element,
 /// as Lithosphere writes it), the photo's file name and URL.

@@ -6,16 +6,7 @@ use lithos_core::Payload;
 pub const NS: &str = "urn:leps:things:simple-light";
 
 /// BXMPP table (Lithosphere's `ext_light.props`, `F7 01`).
-pub const BXMPP_TABLE: &str = "\
-0xf70x01=urn:leps:things:simple-light
-0x00=flash
-0x01=repeat
-0x02=turn-on
-0x03=turn-off
-0x04=switch-state-changed
-0x05=previous
-0x06=current
-";
+pub const BXMPP_TABLE: &str = include_str!("../tables/things-demo-light.props");
 
 fn at_least_once(n: &u32) -> bool {
     *n >= 1

@@ -6,11 +6,7 @@ use lithos_core::Payload;
 pub const NS: &str = "urn:leps:things:simple-temperature-reporter";
 
 /// BXMPP table (`F7 03`).
-pub const BXMPP_TABLE: &str = "\
-0xf70x03=urn:leps:things:simple-temperature-reporter
-0x00=celsius-degree
-0x01=value
-";
+pub const BXMPP_TABLE: &str = include_str!("../tables/things-demo-temperature.props");
 
 fn finite(v: &f32) -> bool {
     v.is_finite()

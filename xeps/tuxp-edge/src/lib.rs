@@ -27,15 +27,9 @@ pub const ACTIONS: &[Protocol] = &[
 
 /// BXMPP table: Lithosphere's `F8 01` codes, plus `shutdown-system` (the element's real
 /// name; Lithosphere's table lists `shutdown`, so it could not encode the action).
-pub const BXMPP_TABLE: &str = "\
-0xf80x01=urn:leps:edge
-0x00=stop
-0x01=shutdown
-0x02=restart
-0x03=true
-0x04=false
-0x05=shutdown-system
-";
+pub const BXMPP_TABLE: &str = include_str!("../tables/tuxp-edge.props");
+
+lithos_core::extension! { table: BXMPP_TABLE }
 
 /// `<stop/>`: end the thing program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Payload)]
@@ -49,10 +43,6 @@ pub struct ShutdownSystem {
     /// Reboot rather than power off.
     #[payload(flag = "restart")]
     pub restart: bool,
-}
-
-lithos_core::extension! {
-    table: BXMPP_TABLE,
 }
 
 #[cfg(test)]

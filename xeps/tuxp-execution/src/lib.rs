@@ -45,18 +45,9 @@ pub use controller::ControllerExt;
 pub const NS: &str = "urn:leps:tuxp:actuator";
 
 /// BXMPP table: Lithosphere's `F8 04` codes, plus `expires`.
-pub const BXMPP_TABLE: &str = "\
-0xf80x04=urn:leps:tuxp:actuator
-0x00=execution
-0x01=lan-traceable
-0x02=lan-timeout
-0x03=true
-0x04=false
-0x05=lan-execution
-0x06=trace-id
-0x07=action
-0x08=expires
-";
+pub const BXMPP_TABLE: &str = include_str!("../tables/tuxp-execution.props");
+
+lithos_core::extension! { table: BXMPP_TABLE, server: [server::MODULE] }
 
 /// An execution: one action, with how to carry it.
 #[derive(Debug, Clone, PartialEq, Eq, Payload)]
@@ -94,12 +85,6 @@ impl Execution {
 }
 
 pub use lithos_tuxp_things::now_ms;
-
-lithos_core::extension! {
-    table: BXMPP_TABLE,
-    #[cfg(feature = "server")]
-    module: server::MODULE,
-}
 
 #[cfg(test)]
 mod tests {

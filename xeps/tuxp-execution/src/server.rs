@@ -175,10 +175,8 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
 }
 
 /// This crate's server module, registered by `extension!` in `lib.rs`.
-pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
-    name: "execution",
-    description: "TUXP remote execution: checks, authorizes and forwards actions to things, never late",
-    depends_on: &[],
-    enabled_by_default: true,
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
+    "execution",
+    "TUXP remote execution: checks, authorizes and forwards actions to things, never late",
     build,
-};
+);

@@ -34,18 +34,9 @@ pub use client::FriendsExt;
 pub const NS: &str = "urn:leps:tacp:friends";
 
 /// BXMPP table (Lithos's `F0 15`: Lithosphere has no table for this namespace).
-pub const BXMPP_TABLE: &str = "\
-0xf00x15=urn:leps:tacp:friends
-0x00=follow
-0x01=friend
-0x02=event
-0x03=follower
-0x04=canceled
-0x05=approved
-0x06=true
-0x07=false
-0x08=lan-follows
-";
+pub const BXMPP_TABLE: &str = include_str!("../tables/tuxp-friends.props");
+
+lithos_core::extension! { table: BXMPP_TABLE, server: [server::MODULE] }
 
 /// `{ns}name`.
 fn event_name(v: &str) -> bool {
@@ -68,12 +59,6 @@ pub struct Follow {
     /// In the answer: whether an operator approved it.
     #[payload(attr)]
     pub approved: Option<bool>,
-}
-
-lithos_core::extension! {
-    table: BXMPP_TABLE,
-    #[cfg(feature = "server")]
-    module: server::MODULE,
 }
 
 #[cfg(test)]

@@ -97,10 +97,8 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
 }
 
 /// This crate's server module, registered by `extension!` in `lib.rs`.
-pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
-    name: "friends",
-    description: "TUXP friends/follow: requests to follow a thing's events, for operators to approve",
-    depends_on: &[],
-    enabled_by_default: true,
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
+    "friends",
+    "TUXP friends/follow: requests to follow a thing's events, for operators to approve",
     build,
-};
+);

@@ -38,20 +38,9 @@ pub const NS: &str = "urn:leps:tuxp:ibtr";
 /// BXMPP table. Lithosphere's tables cannot encode IBTR (one names another namespace, the
 /// other `unregistered-thing` where the protocol says `unregistered-edge-thing`); this one
 /// keeps the sectioned table's codes and adds the element names the protocol uses.
-pub const BXMPP_TABLE: &str = "\
-0xf80x00=urn:leps:tuxp:ibtr
-0x00=thing-register
-0x01=unregistered-thing
-0x02=thing-id
-0x03=registration-key
-0x04=registered-thing
-0x05=thing-name
-0x06=credentials
-0x07=security-key
-0x08=unregistered-edge-thing
-0x09=registered-edge-thing
-0x0a=register
-";
+pub const BXMPP_TABLE: &str = include_str!("../tables/tuxp-ibtr.props");
+
+lithos_core::extension! { table: BXMPP_TABLE, server: [server::MODULE] }
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -156,12 +145,6 @@ impl Payload for ThingRegister {
         };
         Element::builder(Self::NAME, NS).child(inner).build()
     }
-}
-
-lithos_core::extension! {
-    table: BXMPP_TABLE,
-    #[cfg(feature = "server")]
-    module: server::MODULE,
 }
 
 #[cfg(test)]

@@ -271,10 +271,8 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
 }
 
 /// This crate's server module, registered by `extension!` in `lib.rs`.
-pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
-    name: "ibtr",
-    description: "TUXP in-band thing registration on the things port, after an operator's authorization",
-    depends_on: &[],
-    enabled_by_default: true,
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
+    "ibtr",
+    "TUXP in-band thing registration on the things port, after an operator's authorization",
     build,
-};
+);

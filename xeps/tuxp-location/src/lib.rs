@@ -34,13 +34,9 @@ pub const NS: &str = "urn:leps:tuxp:location";
 
 /// BXMPP table (Lithosphere's sectioned codes, `F8 07`, which its table filed under
 /// `urn:leps:location`).
-pub const BXMPP_TABLE: &str = "\
-0xf80x07=urn:leps:tuxp:location
-0x00=locate-things
-0x01=thing-id
-0x02=thing-location
-0x03=location
-";
+pub const BXMPP_TABLE: &str = include_str!("../tables/tuxp-location.props");
+
+lithos_core::extension! { table: BXMPP_TABLE, server: [server::MODULE] }
 
 /// A request for the locations of `ids`.
 pub fn request(ids: &[&str]) -> Element {
@@ -67,10 +63,4 @@ pub fn locations(answer: &Element) -> Vec<(String, String)> {
             ))
         })
         .collect()
-}
-
-lithos_core::extension! {
-    table: BXMPP_TABLE,
-    #[cfg(feature = "server")]
-    module: server::MODULE,
 }

@@ -99,10 +99,8 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
 }
 
 /// This crate's server module, registered by `extension!` in `lib.rs`.
-pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
-    name: "location",
-    description: "TUXP location: the address of each thing, for its owner and grantees",
-    depends_on: &[],
-    enabled_by_default: true,
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
+    "location",
+    "TUXP location: the address of each thing, for its owner and grantees",
     build,
-};
+);

@@ -41,19 +41,9 @@ pub use client::{NotifierExt, NotifyError, Rex, notification_of};
 pub const NS: &str = "urn:leps:tuxp:thing";
 
 /// BXMPP table: Lithosphere's `F8 02` codes.
-pub const BXMPP_TABLE: &str = "\
-0xf80x02=urn:leps:tuxp:thing
-0x00=notification
-0x01=ack-required
-0x02=true
-0x03=false
-0x04=event
-0x05=lan-notification
-0x06=trace-id
-0x07=lan-answer
-0x08=error-number
-0x09=reset-thing
-";
+pub const BXMPP_TABLE: &str = include_str!("../tables/tuxp-notification.props");
+
+lithos_core::extension! { table: BXMPP_TABLE, server: [server::SCHEMA, server::MODULE] }
 
 /// A notification: one event.
 #[derive(Debug, Clone, PartialEq, Eq, Payload)]
@@ -65,14 +55,6 @@ pub struct Notification {
     /// The event (such as `<switch-state-changed/>`).
     #[payload(element)]
     pub event: Element,
-}
-
-lithos_core::extension! {
-    table: BXMPP_TABLE,
-    #[cfg(feature = "server")]
-    schema: server::SCHEMA,
-    #[cfg(feature = "server")]
-    module: server::MODULE,
 }
 
 #[cfg(test)]

@@ -247,10 +247,8 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
 }
 
 /// This crate's server module, registered by `extension!` in `lib.rs`.
-pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
-    name: "notification",
-    description: "TUXP notifications: events from things to their owners, acknowledged after delivery or storage, de-duplicated",
-    depends_on: &[],
-    enabled_by_default: true,
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
+    "notification",
+    "TUXP notifications: events from things to their owners, acknowledged after delivery or storage, de-duplicated",
     build,
-};
+);

@@ -32,29 +32,9 @@ pub const NS_GRANT: &str = "urn:lithos:tuxp:grant";
 
 /// BXMPP tables: Lithosphere's sectioned operator codes (`F8 06`, which its table filed
 /// under `urn:leps:operator`) plus `canceled`, and `F0 12` for grants.
-pub const BXMPP_TABLE: &str = "\
-0xf80x06=urn:leps:tuxp:operator
-0x00=auth-thing
-0x01=thing-id
-0x02=cancel-id
-0x03=confirm-concentration
-0x04=concentrator-thing-id
-0x05=node-thing-id
-0x06=approve-follow
-0x07=friend
-0x08=event
-0x09=follower
-0x0a=canceled
-0x0b=true
-0x0c=false
-0x0d=registration-key
-[urn:lithos:tuxp:grant]
-0xf00x12=urn:lithos:tuxp:grant
-0x00=grant
-0x01=revoke
-0x02=thing-id
-0x03=account
-";
+pub const BXMPP_TABLE: &str = include_str!("../tables/tuxp-operator.props");
+
+lithos_core::extension! { table: BXMPP_TABLE, server: [server::MODULE] }
 
 fn not_empty(v: &str) -> bool {
     !v.is_empty()
@@ -154,12 +134,6 @@ impl Grant {
             .attr("account", self.account.to_string())
             .build()
     }
-}
-
-lithos_core::extension! {
-    table: BXMPP_TABLE,
-    #[cfg(feature = "server")]
-    module: server::MODULE,
 }
 
 #[cfg(test)]

@@ -325,10 +325,8 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
 }
 
 /// This crate's server module, registered by `extension!` in `lib.rs`.
-pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
-    name: "operator",
-    description: "TUXP operators authorize things to register (and own them); owners grant execution",
-    depends_on: &[],
-    enabled_by_default: true,
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
+    "operator",
+    "TUXP operators authorize things to register (and own them); owners grant execution",
     build,
-};
+);

@@ -70,30 +70,9 @@ pub const NS: &str = "urn:leps:tuxp:sensor";
 
 /// BXMPP table: Lithosphere's `F8 0A` codes, then Lithos's additions (QoS 2, queries).
 /// Lithosphere devices write the new names as literals, which decode the same.
-pub const BXMPP_TABLE: &str = "\
-0xf80x0a=urn:leps:tuxp:sensor
-0x00=report
-0x01=ack-required
-0x02=true
-0x03=false
-0x04=data
-0x05=lan-report
-0x06=trace-id
-0x07=qos
-0x08=report-id
-0x09=received
-0x0a=deliver
-0x0b=stamp
-0x0c=latest
-0x0d=history
-0x0e=item
-0x0f=node
-0x10=start
-0x11=end
-0x12=subscribe
-0x13=unsubscribe
-0x14=id
-";
+pub const BXMPP_TABLE: &str = include_str!("../tables/tuxp-report.props");
+
+lithos_core::extension! { table: BXMPP_TABLE, server: [store::SCHEMA, server::MODULE] }
 
 /// A delivery guarantee (the ordinals are Lithosphere's and MQTT's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, AttrValue)]
@@ -241,14 +220,6 @@ pub struct History {
 }
 
 pub use lithos_tuxp_things::now_ms;
-
-lithos_core::extension! {
-    table: BXMPP_TABLE,
-    #[cfg(feature = "server")]
-    schema: store::SCHEMA,
-    #[cfg(feature = "server")]
-    module: server::MODULE,
-}
 
 #[cfg(test)]
 mod tests {

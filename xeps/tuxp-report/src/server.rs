@@ -799,10 +799,8 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
 }
 
 /// This crate's server module, registered by `extension!` in `lib.rs`.
-pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
-    name: "report",
-    description: "TUXP sensor reports: QoS 0/1/2 with group commit, history, queries and live subscriptions",
-    depends_on: &[],
-    enabled_by_default: true,
+pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
+    "report",
+    "TUXP sensor reports: QoS 0/1/2 with group commit, history, queries and live subscriptions",
     build,
-};
+);

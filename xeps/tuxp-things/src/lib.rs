@@ -38,7 +38,4 @@ pub const EDGE_RESOURCE: &str = "0";
 /// TUXP crates).
 pub use lithos_core::datetime::now_ms;
 
-lithos_core::extension! {
-    #[cfg(feature = "server")]
-    schema: registry::SCHEMA,
-}
+lithos_core::extension! { server: [registry::SCHEMA] }

@@ -10,7 +10,4 @@ pub const NS: &str = "jabber:iq:version";
 #[cfg(feature = "server")]
 mod server;
 
-lithos_core::extension! {
-    #[cfg(feature = "server")]
-    module: server::MODULE,
-}
+lithos_core::extension! { server: [server::MODULE] }

@@ -65,10 +65,5 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
 }
 
 /// This crate's server module, registered by `extension!` in `lib.rs`.
-pub(crate) const MODULE: ModuleRegistration = ModuleRegistration {
-    name: "version",
-    description: "XEP-0092: the server's name and version",
-    depends_on: &[],
-    enabled_by_default: true,
-    build,
-};
+pub(crate) const MODULE: ModuleRegistration =
+    ModuleRegistration::new("version", "XEP-0092: the server's name and version", build);
