@@ -1,11 +1,8 @@
-//! The client against a real `lithosd` (in-process, every module): each way of logging in,
-//! and each way a request can end.
-
-mod common;
+//! The client against a real server (in-process, through the test kit, with the ping, disco
+//! and roster modules): each way of logging in, and each way a request can end.
 
 use std::time::{Duration, Instant};
 
-use common::TestServer;
 use lithos_client::handler::fn_handler;
 use lithos_client::{
     Client, ConnectError, Event, Events, Mechanism, Reconnect, RequestError, SendError, TlsMode,
@@ -16,6 +13,7 @@ use lithos_core::{Element, Jid, StreamError, StreamErrorCondition};
 use lithos_disco::DiscoExt;
 use lithos_ping::PingExt;
 use lithos_roster::{RosterEntry, RosterExt};
+use lithos_testkit::TestServer;
 
 const T: Duration = Duration::from_secs(5);
 
@@ -54,7 +52,7 @@ async fn logs_in_with_each_mechanism_tls_mode_and_codec() {
             Mechanism::Plain,
         ] {
             let (c, _e) = s
-                .builder("juliet@localhost/m", "r0m30-and-more")
+                .client("juliet@localhost/m", "r0m30-and-more")
                 .mechanisms(vec![mech])
                 .format(format)
                 .connect()
@@ -67,7 +65,7 @@ async fn logs_in_with_each_mechanism_tls_mode_and_codec() {
     }
     // Direct TLS, and a resource chosen by the server.
     let (c, _e) = s
-        .builder("juliet@localhost", "r0m30-and-more")
+        .client("juliet@localhost", "r0m30-and-more")
         .address(s.tls_addr().to_string())
         .tls(TlsMode::Direct)
         .connect()
@@ -79,11 +77,11 @@ async fn logs_in_with_each_mechanism_tls_mode_and_codec() {
 
 #[tokio::test]
 async fn refusals_are_typed() {
-    let s = TestServer::start("require_tls = false\nallow_plain_without_tls = true").await;
+    let s = TestServer::start("[c2s]\nrequire_tls = false\nallow_plain_without_tls = true").await;
     s.add_user("juliet", "r0m30-and-more").await;
     // A wrong password.
     let e = s
-        .builder("juliet@localhost", "wrong")
+        .client("juliet@localhost", "wrong")
         .connect()
         .await
         .unwrap_err();
@@ -93,7 +91,7 @@ async fn refusals_are_typed() {
     );
     // PLAIN without TLS is never tried unless allowed, even when the server offers it.
     let e = s
-        .builder("juliet@localhost", "r0m30-and-more")
+        .client("juliet@localhost", "r0m30-and-more")
         .tls(TlsMode::Plaintext)
         .mechanisms(vec![Mechanism::Plain])
         .connect()
@@ -101,7 +99,7 @@ async fn refusals_are_typed() {
         .unwrap_err();
     assert!(matches!(e, ConnectError::NoMechanism(_)), "{e}");
     let (c, _e) = s
-        .builder("juliet@localhost", "r0m30-and-more")
+        .client("juliet@localhost", "r0m30-and-more")
         .tls(TlsMode::Plaintext)
         .mechanisms(vec![Mechanism::Plain])
         .allow_plain_without_tls(true)
@@ -112,7 +110,7 @@ async fn refusals_are_typed() {
     // A certificate other than the pinned one.
     let other = TestServer::start("").await;
     let e = s
-        .builder("juliet@localhost", "r0m30-and-more")
+        .client("juliet@localhost", "r0m30-and-more")
         .trust(other.trust())
         .connect()
         .await
@@ -120,7 +118,7 @@ async fn refusals_are_typed() {
     assert!(matches!(e, ConnectError::Tls(_)), "{e}");
     // Nobody listening.
     let e = s
-        .builder("juliet@localhost", "r0m30-and-more")
+        .client("juliet@localhost", "r0m30-and-more")
         .address("127.0.0.1:1")
         .connect()
         .await
@@ -133,12 +131,12 @@ async fn pair(s: &TestServer) -> ((Client, Events), (Client, Events)) {
     s.add_user("a", "password-a").await;
     s.add_user("b", "password-b").await;
     let a = s
-        .builder("a@localhost/r", "password-a")
+        .client("a@localhost/r", "password-a")
         .connect()
         .await
         .unwrap();
     let b = s
-        .builder("b@localhost/r", "password-b")
+        .client("b@localhost/r", "password-b")
         .handle_iq(
             "urn:example:echo",
             fn_handler(|_ctx, iq| async move {
@@ -256,7 +254,7 @@ async fn a_lost_connection_ends_requests_at_once() {
         (r, start.elapsed())
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    s.server.handle().sessions().close_account(
+    s.handle().sessions().close_account(
         "a@localhost",
         &StreamError::new(StreamErrorCondition::PolicyViolation),
     );
@@ -327,7 +325,7 @@ async fn reconnects_when_asked_to() {
     let s = TestServer::start("").await;
     s.add_user("a", "password-a").await;
     let (a, mut ae) = s
-        .builder("a@localhost/r", "password-a")
+        .client("a@localhost/r", "password-a")
         .reconnect(Some(Reconnect {
             initial: Duration::from_millis(50),
             max: Duration::from_millis(400),
@@ -335,7 +333,7 @@ async fn reconnects_when_asked_to() {
         .connect()
         .await
         .unwrap();
-    s.server.handle().sessions().close_account(
+    s.handle().sessions().close_account(
         "a@localhost",
         &StreamError::new(StreamErrorCondition::Reset),
     );
@@ -364,17 +362,17 @@ async fn reconnects_when_asked_to() {
 
 #[tokio::test]
 async fn keepalives_hold_an_idle_connection() {
-    let s = TestServer::start("idle_timeout_secs = 1").await;
+    let s = TestServer::start("[c2s]\nidle_timeout_secs = 1").await;
     s.add_user("a", "password-a").await;
     s.add_user("b", "password-b").await;
     let (kept, _ke) = s
-        .builder("a@localhost/r", "password-a")
+        .client("a@localhost/r", "password-a")
         .keepalive(Some(Duration::from_millis(200)))
         .connect()
         .await
         .unwrap();
     let (silent, mut se) = s
-        .builder("b@localhost/r", "password-b")
+        .client("b@localhost/r", "password-b")
         .keepalive(None)
         .connect()
         .await
@@ -394,7 +392,7 @@ async fn a_stanza_bxmpp_cannot_carry_is_refused_alone() {
     let s = TestServer::start("").await;
     s.add_user("juliet", "r0m30-and-more").await;
     let (c, _e) = s
-        .builder("juliet@localhost/b", "r0m30-and-more")
+        .client("juliet@localhost/b", "r0m30-and-more")
         .format(WireFormat::Bxmpp)
         .connect()
         .await
@@ -423,12 +421,12 @@ async fn what_a_bxmpp_recipient_cannot_read_goes_back_to_the_sender() {
     s.add_user("juliet", "r0m30-and-more").await;
     s.add_user("romeo", "wherefore-art").await;
     let (juliet, mut juliet_events) = s
-        .builder("juliet@localhost/x", "r0m30-and-more")
+        .client("juliet@localhost/x", "r0m30-and-more")
         .connect()
         .await
         .unwrap();
     let (romeo, _re) = s
-        .builder("romeo@localhost/b", "wherefore-art")
+        .client("romeo@localhost/b", "wherefore-art")
         .format(WireFormat::Bxmpp)
         .connect()
         .await

@@ -1,17 +1,20 @@
 //! urn:xmpp:qos against lithosd, in XML and BXMPP: end to end between clients, and through
 //! the server for accounts; duplicates, bounds and trust.
 
-#[path = "../../tuxp-execution/tests/common/mod.rs"]
-mod common;
-
 use std::time::Duration;
 
-use common::{T, TestServer, condition};
+// Delivery to accounts goes through presence and, for offline ones, the offline store;
+// clients discover the feature through disco.
 use lithos_client::{Client, Event, Events, WireFormat};
 use lithos_core::stanza::{DefinedCondition, Iq, IqPayload, Message, Presence};
 use lithos_core::{Element, Jid, Payload};
+use lithos_disco as _;
+use lithos_offline as _;
+use lithos_presence as _;
 use lithos_qos::{Assured, Deliver, Level, QosError, QosExt, Retry};
 use lithos_roster::RosterExt;
+use lithos_testkit::TestServer;
+use lithos_testkit::things::{self, T, condition};
 
 fn jid(s: &str) -> Jid {
     Jid::new(s).unwrap()
@@ -68,7 +71,7 @@ async fn befriend(s: &TestServer, bob: &Client) {
 }
 
 async fn end_to_end(format: WireFormat) {
-    let s = TestServer::start("").await;
+    let s = things::start("").await;
     let (alice, _ae) = s.user("alice", format).await;
     let (bob, mut bob_events) = s.user("bob", format).await;
     befriend(&s, &bob).await;
@@ -157,7 +160,7 @@ async fn end_to_end_in_bxmpp() {
 }
 
 async fn through_the_server(format: WireFormat) {
-    let s = TestServer::start("\n[modules.qos]\nmax_pending_per_sender = 2\n").await;
+    let s = things::start("\n[modules.qos]\nmax_pending_per_sender = 2\n").await;
     s.add_user("carol", "carol-password").await;
     let (alice, _ae) = s.user("alice", format).await;
     let (carol, _ce) = s.user("carol", format).await;
@@ -270,7 +273,7 @@ async fn through_the_server_in_bxmpp() {
 async fn alice_as(s: &TestServer, resource: &str) -> (Client, Events) {
     lithos_client::ClientBuilder::new(&format!("alice@localhost/{resource}"), "alice-password")
         .unwrap()
-        .address(s.server.c2s_addrs[0].to_string())
+        .address(s.addr().to_string())
         .trust(s.trust())
         .connect()
         .await
@@ -281,7 +284,7 @@ async fn alice_as(s: &TestServer, resource: &str) -> (Client, Events) {
 async fn pending_assured_messages_are_bounded_per_account_in_count_and_bytes_and_expire() {
     // Issue 14, defect 11: the quota was per full JID (a new resource, a new quota), counted
     // messages only, excepted messages to oneself, and nothing expired.
-    let s = TestServer::start(
+    let s = things::start(
         "\n[modules.qos]\nmax_pending_per_sender = 3\nmax_pending_bytes_per_sender = 4096\nexpire_after_secs = 1\n",
     )
     .await;

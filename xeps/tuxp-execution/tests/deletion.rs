@@ -2,15 +2,13 @@
 //! defect 8): things it owned are unowned and cannot log in, grants it held and gave are gone,
 //! and its name stays taken for a while.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{T, TestServer, condition};
 use lithos_client::{ClientBuilder, Mechanism, WireFormat};
 use lithos_core::stanza::DefinedCondition;
 use lithos_core::{Jid, Payload};
 use lithos_server::storage::StorageError;
+use lithos_testkit::things::{self, T, condition};
 use lithos_things_demo::light::Flash;
 use lithos_tuxp_execution::ControllerExt;
 use lithos_tuxp_operator::OperatorExt;
@@ -22,11 +20,11 @@ fn jid(s: &str) -> Jid {
 
 #[tokio::test]
 async fn a_deleted_owner_leaves_unowned_things_that_cannot_log_in() {
-    let s = TestServer::start("").await;
+    let s = things::start("").await;
     let format = WireFormat::Xml;
     let (alice, _ae) = s.user("alice", format).await;
     let (bob, _be) = s.user("bob", format).await;
-    let (id, light, _flashes) = s.light(&alice, "0A1B2C3D", format).await;
+    let (id, light, _flashes) = things::light(&s, &alice, "0A1B2C3D", format).await;
     let addr = jid("sl-01-0a1b2c3d@localhost");
     alice
         .set_grant(&id, jid("bob@localhost"), false, T)
@@ -35,7 +33,7 @@ async fn a_deleted_owner_leaves_unowned_things_that_cannot_log_in() {
     bob.execute(addr.clone(), Flash { repeat: 1 }.into_element(), T)
         .await
         .unwrap();
-    let handle = s.server.handle().clone();
+    let handle = s.handle().clone();
     let registry = Registry::of(&handle).unwrap();
     let before = registry.by_id(&id).await.unwrap().unwrap();
     assert_eq!(before.owner, "alice");
@@ -101,7 +99,7 @@ async fn a_deleted_owner_leaves_unowned_things_that_cannot_log_in() {
     ));
     let again = ClientBuilder::new("alice@localhost/app", "alice-password")
         .unwrap()
-        .address(s.server.c2s_addrs[0].to_string())
+        .address(s.addr().to_string())
         .trust(s.trust())
         .mechanisms(vec![Mechanism::ScramSha256])
         .connect()
@@ -111,15 +109,15 @@ async fn a_deleted_owner_leaves_unowned_things_that_cannot_log_in() {
 
 #[tokio::test]
 async fn a_deleted_grantee_passes_nothing_to_the_next_account_of_its_name() {
-    let s = TestServer::start("").await;
+    let s = things::start("").await;
     let format = WireFormat::Xml;
     let (alice, _ae) = s.user("alice", format).await;
-    let (id, _light, _flashes) = s.light(&alice, "0A1B2C3E", format).await;
+    let (id, _light, _flashes) = things::light(&s, &alice, "0A1B2C3E", format).await;
     alice
         .set_grant(&id, jid("bob@localhost"), false, T)
         .await
         .unwrap();
-    let handle = s.server.handle().clone();
+    let handle = s.handle().clone();
     handle.delete_account(&jid("bob@localhost")).await.unwrap();
     // Even once an administrator frees the name, the new bob has no grant.
     handle

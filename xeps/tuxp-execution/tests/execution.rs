@@ -1,19 +1,16 @@
 //! Every way an execution ends, against lithosd, in XML and BXMPP.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{KEY, T, TestServer, condition};
 use lithos_client::{RequestError, WireFormat};
 use lithos_core::stanza::{DefinedCondition, Iq};
 use lithos_core::{Element, Jid, Payload};
+use lithos_testkit::things::{self, KEY, T, condition};
 use lithos_things_demo::camera::TakePhoto;
 use lithos_things_demo::light::{Flash, TurnOn};
 use lithos_tuxp_execution::thing::action_handler;
 use lithos_tuxp_execution::{ControllerExt, Execution};
-use lithos_tuxp_location::LocationExt;
 use lithos_tuxp_operator::OperatorExt;
 
 fn jid(s: &str) -> Jid {
@@ -21,10 +18,10 @@ fn jid(s: &str) -> Jid {
 }
 
 async fn outcomes(format: WireFormat) {
-    let s = TestServer::start("").await;
+    let s = things::start("").await;
     let (alice, _ae) = s.user("alice", format).await;
     let (bob, _be) = s.user("bob", format).await;
-    let (id, light, flashes) = s.light(&alice, "0A1B2C3D", format).await;
+    let (id, light, flashes) = things::light(&s, &alice, "0A1B2C3D", format).await;
     let addr = jid("sl-01-0a1b2c3d@localhost");
 
     // Executed.
@@ -109,12 +106,6 @@ async fn outcomes(format: WireFormat) {
         .unwrap_err();
     assert_eq!(condition(&e), Some(DefinedCondition::RemoteServerTimeout));
     assert_eq!(flashes.load(Ordering::SeqCst), 2);
-    // Location, for the owner only.
-    let found = alice.locate_things(&[&id], T).await.unwrap();
-    assert_eq!(found, vec![(id.clone(), addr.clone())]);
-    let e = bob.locate_things(&[&id], T).await.unwrap_err();
-    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
-
     // Offline: answered at once, never queued.
     light.close().await;
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -143,14 +134,13 @@ async fn outcomes_in_bxmpp() {
 
 #[tokio::test]
 async fn a_result_payload_comes_back() {
-    let s = TestServer::start("").await;
+    let s = things::start("").await;
     let (alice, _ae) = s.user("alice", WireFormat::Xml).await;
     alice
         .authorize_thing("SC-01-CAFE0001", KEY, T)
         .await
         .unwrap();
-    let (_camera, _ce) = s
-        .runtime("SC-01-CAFE0001", WireFormat::Bxmpp)
+    let (_camera, _ce) = things::runtime(&s, "SC-01-CAFE0001", WireFormat::Bxmpp)
         .on_action(
             lithos_things_demo::camera::NS,
             "take-photo",

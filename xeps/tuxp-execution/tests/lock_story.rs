@@ -2,15 +2,13 @@
 //! back. Here the thing's link stalls (a proxy stops passing what the server sends it), the
 //! controller's command times out, the link resumes, and the stale command never runs.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{KEY, T, TestServer};
 use lithos_client::{RequestError, WireFormat};
 use lithos_core::{Jid, Payload};
+use lithos_testkit::things::{self, KEY, T};
 use lithos_things_demo::light::Flash;
 use lithos_tuxp_execution::ControllerExt;
 use lithos_tuxp_operator::OperatorExt;
@@ -62,15 +60,14 @@ async fn stallable_proxy(target: String) -> (String, watch::Sender<bool>) {
 }
 
 async fn story(format: WireFormat) {
-    let s = TestServer::start("").await;
+    let s = things::start("").await;
     let (alice, _ae) = s.user("alice", format).await;
     let id = "SL-01-0C0FFEE0";
     alice.authorize_thing(id, KEY, T).await.unwrap();
-    let (proxy, stall) = stallable_proxy(s.things_addr()).await;
+    let (proxy, stall) = stallable_proxy(s.things_addr().to_string()).await;
     let flashes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = flashes.clone();
-    let (_lock, _events) = s
-        .runtime(id, format)
+    let (_lock, _events) = things::runtime(&s, id, format)
         .address(proxy)
         .on_action(
             lithos_things_demo::light::NS,

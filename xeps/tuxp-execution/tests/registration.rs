@@ -1,10 +1,8 @@
 //! IBTR and operator authorizations against lithosd, in XML and BXMPP.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{T, TestServer, condition};
+use lithos_testkit::things::{self, T, condition};
 
 /// The key the test devices present.
 const KEY: &str = "KEY-1234";
@@ -22,12 +20,12 @@ fn refused(r: Result<lithos_tuxp_ibtr::Registered, RegisterError>) -> DefinedCon
 }
 
 async fn registration_cases(format: WireFormat) {
-    let s = TestServer::start("authorization_validity_secs = 1").await;
+    let s = things::start("authorization_validity_secs = 1").await;
     let (alice, _ae) = s.user("alice", format).await;
     let (bob, _be) = s.user("bob", format).await;
     let things = ClientBuilder::new("registration@localhost", "")
         .unwrap()
-        .address(s.things_addr())
+        .address(s.things_addr().to_string())
         .trust(s.trust())
         .format(format);
     let register = |id: &'static str| {
@@ -125,7 +123,7 @@ async fn registration_cases(format: WireFormat) {
     assert!(r.credentials.chars().all(|c| c.is_ascii_hexdigit()));
     let (thing, _te) = ClientBuilder::new("sl-01-0a1b2c3d@localhost/0", &r.credentials)
         .unwrap()
-        .address(s.things_addr())
+        .address(s.things_addr().to_string())
         .trust(s.trust())
         .format(format)
         .mechanisms(vec![lithos_client::Mechanism::ScramSha256])
@@ -133,7 +131,7 @@ async fn registration_cases(format: WireFormat) {
         .await
         .unwrap();
     assert_eq!(thing.jid().to_string(), "sl-01-0a1b2c3d@localhost/0");
-    let registry = lithos_tuxp_things::Registry::of(s.server.handle()).unwrap();
+    let registry = lithos_tuxp_things::Registry::of(s.handle()).unwrap();
     let rec = registry.by_id("SL-01-0A1B2C3D").await.unwrap().unwrap();
     assert_eq!((rec.owner.as_str(), rec.model.as_str()), ("alice", "SL-01"));
 
@@ -163,7 +161,7 @@ async fn registration_cases(format: WireFormat) {
     assert_eq!(rec.owner, "alice");
 
     // Registration is offered on the things port only.
-    let on_client_port = things.clone().address(s.server.c2s_addrs[0].to_string());
+    let on_client_port = things.clone().address(s.addr().to_string());
     assert!(matches!(
         register_thing(&on_client_port, "SL-01-11111111", "k", T).await,
         Err(RegisterError::NotOffered)
@@ -184,10 +182,9 @@ async fn registration_in_bxmpp() {
 async fn guessing_registrations_get_the_address_banned() {
     // Issue 14, defect 9: no throttle. Failures count as failed authentications of the
     // address: delayed, then banned (loopback is trusted by default, so not here).
-    let s = TestServer::start(
-        "[limits]\ntrusted_networks = []\nauth_ban_failures = 3\nauth_ban_secs = 60",
-    )
-    .await;
+    let s =
+        things::start("[limits]\ntrusted_networks = []\nauth_ban_failures = 3\nauth_ban_secs = 60")
+            .await;
     let (alice, _ae) = s.user("alice", WireFormat::Xml).await;
     alice
         .authorize_thing("SL-01-0A1B2C3D", KEY, T)
@@ -195,7 +192,7 @@ async fn guessing_registrations_get_the_address_banned() {
         .unwrap();
     let things = ClientBuilder::new("registration@localhost", "")
         .unwrap()
-        .address(s.things_addr())
+        .address(s.things_addr().to_string())
         .trust(s.trust())
         .format(WireFormat::Xml);
     let started = std::time::Instant::now();

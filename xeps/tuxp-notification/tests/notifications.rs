@@ -1,16 +1,18 @@
 //! Notifications against lithosd, in XML and BXMPP: acknowledged, retransmitted and
 //! delivered once, stored for an offline owner, refused when they should be.
 
-#[path = "../../tuxp-execution/tests/common/mod.rs"]
-mod common;
-
 use std::time::Duration;
 
-use common::{T, TestServer, condition};
+// Notifications for an owner who is offline wait in the offline store; followers come
+// through the friends module, and a gateway's nodes report too.
 use lithos_client::{Event, Events, WireFormat};
 use lithos_core::stanza::{DefinedCondition, Iq, Presence};
 use lithos_core::{Element, Jid, Payload};
+use lithos_offline as _;
+use lithos_testkit::things::{self, T, condition};
+use lithos_tuxp_friends as _;
 use lithos_tuxp_notification::{Notification, NotifierExt, NotifyError, Rex, notification_of};
+use lithos_tuxp_report as _;
 
 fn switched(previous: u8, current: u8) -> Element {
     Element::builder("switch-state-changed", lithos_things_demo::light::NS)
@@ -36,10 +38,10 @@ async fn next_notification(events: &mut Events, wait: Duration) -> Option<(Jid, 
 }
 
 async fn flow(format: WireFormat) {
-    let s = TestServer::start("").await;
+    let s = things::start("").await;
     let (alice, mut alice_events) = s.user("alice", format).await;
     alice.send_presence(Presence::available()).await.unwrap();
-    let (_id, light, _flashes) = s.light(&alice, "0A0B0C0D", format).await;
+    let (_id, light, _flashes) = things::light(&s, &alice, "0A0B0C0D", format).await;
     let light_jid = Jid::new("sl-01-0a0b0c0d@localhost/0").unwrap();
 
     // Acknowledged, delivered to the online owner.
@@ -136,10 +138,14 @@ async fn flow_in_bxmpp() {
 
 #[tokio::test]
 async fn no_ack_when_the_server_is_gone() {
-    let s = TestServer::start("").await;
+    let mut s = things::start("").await;
     let (alice, _ae) = s.user("alice", WireFormat::Xml).await;
-    let (_id, light, _flashes) = s.light(&alice, "0A0B0C0E", WireFormat::Xml).await;
-    s.server.shutdown(Duration::from_millis(100)).await;
+    let (_id, light, _flashes) = things::light(&s, &alice, "0A0B0C0E", WireFormat::Xml).await;
+    s.server
+        .take()
+        .unwrap()
+        .shutdown(Duration::from_millis(100))
+        .await;
     let start = std::time::Instant::now();
     let r = light
         .notify_with(
@@ -164,14 +170,14 @@ async fn followers(format: WireFormat) {
     use lithos_tuxp_operator::{ApproveFollow, OperatorExt};
     use lithos_tuxp_report::ReportsExt;
 
-    let s = TestServer::start("").await;
+    let s = things::start("").await;
     s.add_user("carol", "carol-password").await;
     let (alice, mut alice_events) = s.user("alice", format).await;
     alice.send_presence(Presence::available()).await.unwrap();
     let (bob, mut bob_events) = s.user("bob", format).await;
     bob.send_presence(Presence::available()).await.unwrap();
     let (carol, _ce) = s.user("carol", format).await;
-    let (_id, light, _flashes) = s.light(&alice, "0F0F0F0F", format).await;
+    let (_id, light, _flashes) = things::light(&s, &alice, "0F0F0F0F", format).await;
     let friend = Jid::new("sl-01-0f0f0f0f@localhost").unwrap();
     let event = "{urn:leps:things:simple-light}switch-state-changed";
     let quiet = Duration::from_millis(300);
@@ -281,10 +287,10 @@ async fn followers_in_bxmpp() {
 
 #[tokio::test]
 async fn for_lan_nodes() {
-    let s = TestServer::start("").await;
+    let s = things::start("").await;
     let (alice, mut alice_events) = s.user("alice", WireFormat::Bxmpp).await;
     alice.send_presence(Presence::available()).await.unwrap();
-    let (_id, gateway, _f) = s.light(&alice, "0A0B0C0F", WireFormat::Bxmpp).await;
+    let (_id, gateway, _f) = things::light(&s, &alice, "0A0B0C0F", WireFormat::Bxmpp).await;
     let node = |n: &str| Jid::new(&format!("sl-01-0a0b0c0f@localhost/{n}")).unwrap();
     // A gateway's node 7 notifies; the owner sees it come from the node.
     let mut iq = Iq::set(

@@ -2,15 +2,12 @@
 //! the report data it is approved for and nothing else, and a live subscription ends when the
 //! grant or the follow that allowed it is withdrawn.
 
-#[path = "../../tuxp-execution/tests/common/mod.rs"]
-mod common;
-
 use std::time::Duration;
 
-use common::{KEY, T, TestServer, condition};
 use lithos_client::{Event, Events, WireFormat};
 use lithos_core::stanza::DefinedCondition;
 use lithos_core::{Element, Jid};
+use lithos_testkit::things::{self, KEY, T, condition};
 use lithos_tuxp_friends::FriendsExt;
 use lithos_tuxp_operator::{ApproveFollow, OperatorExt};
 use lithos_tuxp_report::{Qos, Report, ReporterExt, ReportsExt, live_report};
@@ -64,12 +61,12 @@ async fn live(events: &mut Events, wait: Duration) -> Vec<String> {
 #[tokio::test]
 async fn followers_see_what_they_follow_and_lose_it_when_it_ends() {
     let format = WireFormat::Xml;
-    let s = TestServer::start("").await;
+    let s = things::start("").await;
     let (alice, _ae) = s.user("alice", format).await;
     let (bob, mut bob_events) = s.user("bob", format).await;
     let id = "WS-01-0000000A";
     alice.authorize_thing(id, KEY, T).await.unwrap();
-    let (station, _se) = s.runtime(id, format).start().await.unwrap();
+    let (station, _se) = things::runtime(&s, id, format).start().await.unwrap();
     let addr = jid("ws-01-0000000a@localhost");
     let quiet = Duration::from_millis(400);
     let report_both = |t: u32, h: u32| {

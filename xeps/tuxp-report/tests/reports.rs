@@ -1,15 +1,13 @@
 //! Reports at each QoS, stored, queried and followed, against lithosd, in XML and BXMPP.
 
-#[path = "../../tuxp-execution/tests/common/mod.rs"]
-mod common;
-
 use std::time::Duration;
 
-use common::{KEY, T, TestServer, condition};
 use lithos_client::{Client, Event, Events, WireFormat};
 use lithos_core::stanza::{DefinedCondition, Iq, IqPayload};
 use lithos_core::{Element, Jid, Payload};
 use lithos_rsm::ResultSet;
+use lithos_testkit::TestServer;
+use lithos_testkit::things::{self, KEY, T, condition};
 use lithos_tuxp_operator::OperatorExt;
 use lithos_tuxp_report::{
     Deliver, History, Qos, Received, Report, ReportError, ReporterExt, ReportsExt, live_report,
@@ -29,7 +27,7 @@ fn celsius(v: u32) -> Element {
 async fn reporter(s: &TestServer, alice: &Client, serial: &str, format: WireFormat) -> Client {
     let id = format!("STR-01-{serial}");
     alice.authorize_thing(&id, KEY, T).await.unwrap();
-    let (thing, _events) = s.runtime(&id, format).start().await.unwrap();
+    let (thing, _events) = things::runtime(s, &id, format).start().await.unwrap();
     thing
 }
 
@@ -59,7 +57,7 @@ async fn next_live(events: &mut Events) -> (Jid, Report) {
 }
 
 async fn levels(format: WireFormat) {
-    let s = TestServer::start("").await;
+    let s = things::start("").await;
     let (alice, mut alice_events) = s.user("alice", format).await;
     let (bob, _be) = s.user("bob", format).await;
     let thing = reporter(&s, &alice, "0000000A", format).await;
@@ -161,7 +159,7 @@ fn deliver(id: &str) -> Iq {
 }
 
 async fn exactly_once(format: WireFormat) {
-    let s = TestServer::start("\n[modules.report]\nmax_pending_per_thing = 2\n").await;
+    let s = things::start("\n[modules.report]\nmax_pending_per_thing = 2\n").await;
     let (alice, _ae) = s.user("alice", format).await;
     let thing = reporter(&s, &alice, "0000000B", format).await;
     let addr = jid("str-01-0000000b@localhost");
@@ -213,7 +211,7 @@ async fn exactly_once_in_bxmpp() {
 
 #[tokio::test]
 async fn history_pages_and_ranges() {
-    let s = TestServer::start("").await;
+    let s = things::start("").await;
     let (alice, _ae) = s.user("alice", WireFormat::Xml).await;
     let thing = reporter(&s, &alice, "0000000C", WireFormat::Xml).await;
     let addr = jid("str-01-0000000c@localhost");
@@ -284,7 +282,7 @@ async fn history_pages_and_ranges() {
 }
 
 async fn for_lan_nodes(format: WireFormat) {
-    let s = TestServer::start("").await;
+    let s = things::start("").await;
     let (alice, _ae) = s.user("alice", format).await;
     let gateway = reporter(&s, &alice, "0000000D", format).await;
     let addr = jid("str-01-0000000d@localhost");
@@ -325,7 +323,7 @@ async fn for_lan_nodes_in_bxmpp() {
 
 #[tokio::test]
 async fn history_retention() {
-    let s = TestServer::start("\n[modules.report]\nhistory_seconds = 1\n").await;
+    let s = things::start("\n[modules.report]\nhistory_seconds = 1\n").await;
     let (alice, _ae) = s.user("alice", WireFormat::Xml).await;
     let thing = reporter(&s, &alice, "0000000E", WireFormat::Xml).await;
     let addr = jid("str-01-0000000e@localhost");

@@ -1,0 +1,42 @@
+//! # lithos-testkit
+//!
+//! What every Lithos test needs, in one dev-dependency:
+//!
+//! - [`TestServer`]: a server in this process, on loopback ports chosen by the system, in a
+//!   temporary directory, with the modules of the crates the test links (name a crate with
+//!   `use lithos_roster as _;` to link it) and whatever configuration the test adds;
+//!   accounts made directly in its storage; a restart on the same data.
+//! - Clients: [`TestServer::client`] builds a `lithos_client::Client`; [`RawClient`] takes
+//!   every step of a stream by hand, in XML or BXMPP, for input no library would write.
+//! - Helpers: [`stanza`], [`error_condition`], [`chat_burst`], [`bxmpp_message`], [`flood`].
+//! - With the `things` feature, [`things`]: a thing runtime pointed at the server, the demo
+//!   light, and an operator who authorizes things.
+//!
+//! ```no_run
+//! # async fn example() {
+//! use lithos_testkit::TestServer;
+//! let server = TestServer::start("").await;
+//! server.add_user("alice", "alice-password").await;
+//! let mut raw = server.login("alice", "alice-password", "tests").await;
+//! let answer = raw.ping().await;
+//! assert_eq!(answer.attr("type"), Some("result"));
+//! # }
+//! ```
+
+use std::time::Duration;
+
+mod helpers;
+mod raw;
+mod server;
+#[cfg(feature = "things")]
+pub mod things;
+
+pub use helpers::{
+    buf, bxmpp_message, chat_burst, error_condition, flood, roster_items, roster_push,
+    roster_query, stanza,
+};
+pub use raw::{RawClient, connector_for};
+pub use server::TestServer;
+
+/// How long a test waits for what should come.
+pub const WAIT: Duration = Duration::from_secs(5);

@@ -1,0 +1,191 @@
+//! [`TestServer`]: a server in the test's process.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use lithos_client::{ClientBuilder, Trust};
+use lithos_core::codec::WireFormat;
+use lithos_server::sasl::scram::ScramHash;
+use lithos_server::{Config, RunningServer, ServerHandle};
+
+use crate::{RawClient, connector_for};
+
+/// A server on loopback ports (client, direct TLS and things listeners) in a temporary
+/// directory, stopped when dropped.
+pub struct TestServer {
+    /// The server (`None` only inside [`restart`](Self::restart)).
+    pub server: Option<RunningServer>,
+    /// Its data directory (the generated certificate is in `tls/cert.pem`).
+    pub dir: tempfile::TempDir,
+    /// The configuration the test added.
+    pub extra: String,
+}
+
+impl TestServer {
+    /// A server for `localhost`. `extra` is TOML added to the configuration: top-level keys
+    /// and sections; keys after a `[c2s]` line go into the client listener's section.
+    /// `LITHOS_TEST_LOG=1` logs at debug level.
+    pub async fn start(extra: &str) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, extra).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, extra: &str) -> TestServer {
+        if std::env::var_os("LITHOS_TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("debug")
+                .with_test_writer()
+                .try_init();
+        }
+        let (head, c2s_extra) = extra.split_once("[c2s]").unwrap_or((extra, ""));
+        let text = format!(
+            "domain = 'localhost'\ndata_dir = '{}'\n{head}\n[things]\nlisten = ['127.0.0.1:0']\n\
+             [c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = ['127.0.0.1:0']\n{c2s_extra}\n",
+            dir.path().display()
+        );
+        let config = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let server = RunningServer::start(config)
+            .await
+            .unwrap_or_else(|e| panic!("the test server does not start: {e}\n{text}"));
+        TestServer {
+            server: Some(server),
+            dir,
+            extra: extra.to_string(),
+        }
+    }
+
+    /// The running server.
+    pub fn running(&self) -> &RunningServer {
+        self.server.as_ref().expect("running")
+    }
+
+    /// The client (STARTTLS) listener.
+    pub fn addr(&self) -> SocketAddr {
+        self.running().c2s_addrs[0]
+    }
+
+    /// The direct TLS listener.
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.running().direct_tls_addrs[0]
+    }
+
+    /// The things listener.
+    pub fn things_addr(&self) -> SocketAddr {
+        self.running().thing_addrs[0]
+    }
+
+    /// The server's handle (storage, sessions, routing).
+    pub fn handle(&self) -> &ServerHandle {
+        self.running().handle()
+    }
+
+    /// Creates an account (4,096 PBKDF2 iterations: tests log in often).
+    pub async fn add_user(&self, name: &str, password: &str) {
+        let creds = lithos_server::sasl::Credentials::new(password, 4096).unwrap();
+        self.handle()
+            .storage()
+            .accounts
+            .create_account(name, &creds)
+            .await
+            .unwrap();
+    }
+
+    /// Creates each account, its password `<name>-password`.
+    pub async fn add_users(&self, names: &[&str]) {
+        for name in names {
+            self.add_user(name, &format!("{name}-password")).await;
+        }
+    }
+
+    /// Stops the server (as on SIGTERM) and starts a new one on the same data directory.
+    pub async fn restart(mut self) -> TestServer {
+        self.server
+            .take()
+            .unwrap()
+            .shutdown(Duration::from_secs(5))
+            .await;
+        let extra = self.extra.clone();
+        Self::start_in(self.dir, &extra).await
+    }
+
+    /// Trust for the server's generated certificate.
+    pub fn trust(&self) -> Trust {
+        Trust::pinned_file(self.dir.path().join("tls/cert.pem")).unwrap()
+    }
+
+    /// A TLS connector trusting the server's generated certificate.
+    pub fn tls_connector(&self) -> tokio_rustls::TlsConnector {
+        connector_for(&self.dir.path().join("tls/cert.pem"))
+    }
+
+    /// A `lithos_client` builder for `jid` over STARTTLS, trusting the server.
+    pub fn client(&self, jid: &str, password: &str) -> ClientBuilder {
+        ClientBuilder::new(jid, password)
+            .unwrap()
+            .address(self.addr().to_string())
+            .trust(self.trust())
+    }
+
+    /// `name@localhost/app` connected with `lithos_client` in `format`, its password
+    /// `<name>-password` (as [`add_users`](Self::add_users) makes it).
+    pub async fn user(
+        &self,
+        name: &str,
+        format: WireFormat,
+    ) -> (lithos_client::Client, lithos_client::Events) {
+        self.client(
+            &format!("{name}@localhost/app"),
+            &format!("{name}-password"),
+        )
+        .format(format)
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("{name} cannot connect: {e}"))
+    }
+
+    /// A raw client logged in over STARTTLS with SCRAM-SHA-256, with `resource` bound.
+    pub async fn login(&self, user: &str, password: &str, resource: &str) -> RawClient {
+        self.login_on(
+            RawClient::connect(self.addr()).await,
+            user,
+            password,
+            resource,
+        )
+        .await
+    }
+
+    /// As [`login`](Self::login), on a connection whose receive buffer is a few kilobytes:
+    /// when it stops reading, the server's writes stall at once instead of filling megabytes
+    /// of socket buffers first.
+    pub async fn login_small_window(
+        &self,
+        user: &str,
+        password: &str,
+        resource: &str,
+    ) -> RawClient {
+        self.login_on(
+            RawClient::connect_small_window(self.addr()).await,
+            user,
+            password,
+            resource,
+        )
+        .await
+    }
+
+    /// Logs in on a connected raw client.
+    pub async fn login_on(
+        &self,
+        mut c: RawClient,
+        user: &str,
+        password: &str,
+        resource: &str,
+    ) -> RawClient {
+        c.open().await;
+        c.starttls(&self.tls_connector()).await;
+        c.auth_scram(ScramHash::Sha256, user, password)
+            .await
+            .unwrap();
+        c.bind(Some(resource)).await;
+        c
+    }
+}

@@ -1,0 +1,98 @@
+//! Thing tests: an operator, a thing runtime pointed at the server, the demo light. Linking
+//! this module links the server side of thing registration (IBTR), operators, execution and
+//! the demo models.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use lithos_client::Client;
+use lithos_core::Element;
+use lithos_core::codec::WireFormat;
+use lithos_core::stanza::{DefinedCondition, StanzaError};
+use lithos_tuxp_execution::thing::{ThingRuntime, action_handler};
+use lithos_tuxp_operator::OperatorExt;
+
+use crate::TestServer;
+
+// Registration (IBTR), operators, execution and the demo models: the server side every thing
+// test needs, linked here (the test names the rest it wants).
+use lithos_things_demo as _;
+use lithos_tuxp_ibtr as _;
+
+/// The registration key every test thing has (operators authorize it with this key).
+pub const KEY: &str = "REGISTRATION-KEY";
+
+/// How long thing tests wait for an answer.
+pub const T: Duration = Duration::from_secs(5);
+
+/// A server whose operator is `alice`, with accounts `alice` and `bob` (passwords
+/// `<name>-password`); `operator_extra` goes into `[modules.operator]`, and may open more
+/// sections after it.
+pub async fn start(operator_extra: &str) -> TestServer {
+    let s = TestServer::start(&format!(
+        "[modules.operator]\noperators = ['alice']\n{operator_extra}\n"
+    ))
+    .await;
+    s.add_users(&["alice", "bob"]).await;
+    s
+}
+
+/// A thing runtime for `id` (its key [`KEY`]), pointed at the server's things port.
+pub fn runtime(server: &TestServer, id: &str, format: WireFormat) -> ThingRuntime {
+    ThingRuntime::new(id, KEY, "localhost")
+        .address(server.things_addr().to_string())
+        .trust(server.trust())
+        .format(format)
+}
+
+/// `SL-01-<serial>` authorized by `operator`, registered and online, counting its flashes;
+/// its `flash` with `repeat="99"` fails with `resource-constraint`, and `turn-on` never
+/// answers.
+pub async fn light(
+    server: &TestServer,
+    operator: &Client,
+    serial: &str,
+    format: WireFormat,
+) -> (String, Client, Arc<AtomicUsize>) {
+    let id = format!("SL-01-{serial}");
+    operator.authorize_thing(&id, KEY, T).await.unwrap();
+    let flashes = Arc::new(AtomicUsize::new(0));
+    let counter = flashes.clone();
+    let (thing, _events) = runtime(server, &id, format)
+        .on_action(
+            lithos_things_demo::light::NS,
+            "flash",
+            action_handler(move |action: Element| {
+                let counter = counter.clone();
+                async move {
+                    if action.attr("repeat") == Some("99") {
+                        return Err(StanzaError::new(DefinedCondition::ResourceConstraint)
+                            .with_text("the bulb would burn out"));
+                    }
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    Ok(None)
+                }
+            }),
+        )
+        .on_action(
+            lithos_things_demo::light::NS,
+            "turn-on",
+            action_handler(|_| async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok(None)
+            }),
+        )
+        .start()
+        .await
+        .unwrap();
+    (id, thing, flashes)
+}
+
+/// The stanza error's condition, if the request failed with one.
+pub fn condition(e: &lithos_client::RequestError) -> Option<DefinedCondition> {
+    match e {
+        lithos_client::RequestError::Stanza(s) => Some(s.condition),
+        _ => None,
+    }
+}
