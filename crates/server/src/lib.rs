@@ -35,7 +35,8 @@ pub use lithos_sasl as sasl;
 
 pub use config::Config;
 pub use module::{
-    ClientStanzaHook, Flow, IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleRegistration,
+    ClientStanza, ClientStanzaHook, Flow, IqClaim, IqRequest, IqResponse, IqTarget, Module,
+    ModuleRegistration,
 };
 pub use server::{RunningServer, ServerHandle, StartError};
 pub use session::SessionInfo;

@@ -48,6 +48,24 @@ pub type ClientStanzaHook<'a> =
 use crate::config::Config;
 use crate::session::SessionInfo;
 
+/// A stanza a bound client sent, as [`Module::client_stanza`] sees it.
+#[derive(Clone, Copy)]
+pub struct ClientStanza<'a> {
+    /// The server.
+    pub server: &'a ServerHandle,
+    /// The session that sent it.
+    pub session: &'a SessionInfo,
+    /// The stanza, its addresses checked and `from` stamped.
+    pub stanza: &'a Element,
+}
+
+impl<'a> ClientStanza<'a> {
+    /// The server, the session and the stanza.
+    pub fn parts(self) -> (&'a ServerHandle, &'a SessionInfo, &'a Element) {
+        (self.server, self.session, self.stanza)
+    }
+}
+
 /// Whom an iq namespace is answered for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IqTarget {
@@ -76,6 +94,22 @@ impl IqClaim {
         IqClaim {
             ns,
             target: IqTarget::Server,
+        }
+    }
+
+    /// Iqs with a payload in `ns` addressed to an account.
+    pub const fn account(ns: &'static str) -> IqClaim {
+        IqClaim {
+            ns,
+            target: IqTarget::Account,
+        }
+    }
+
+    /// Iqs with a payload in `ns` before authentication.
+    pub const fn pre_auth(ns: &'static str) -> IqClaim {
+        IqClaim {
+            ns,
+            target: IqTarget::PreAuth,
         }
     }
 }
@@ -151,7 +185,7 @@ pub trait Module: Send + Sync + 'static {
     /// would allocate and move its whole future every time). The default wants nothing.
     ///
     /// ```
-    /// # use lithos_server::{ClientStanzaHook, Flow, Module, ServerHandle, SessionInfo};
+    /// # use lithos_server::{ClientStanza, ClientStanzaHook, Flow, Module, ServerHandle};
     /// # use lithos_core::Element;
     /// struct Pings;
     /// impl Pings {
@@ -161,22 +195,12 @@ pub trait Module: Send + Sync + 'static {
     /// }
     /// #[async_trait::async_trait]
     /// impl Module for Pings {
-    ///     fn client_stanza<'a>(
-    ///         &'a self,
-    ///         server: &'a ServerHandle,
-    ///         _session: &'a SessionInfo,
-    ///         stanza: &'a Element,
-    ///     ) -> Option<ClientStanzaHook<'a>> {
-    ///         (stanza.name() == "iq").then(|| Box::pin(self.answer(server, stanza)) as _)
+    ///     fn client_stanza<'a>(&'a self, cx: ClientStanza<'a>) -> Option<ClientStanzaHook<'a>> {
+    ///         (cx.stanza.name() == "iq").then(|| Box::pin(self.answer(cx.server, cx.stanza)) as _)
     ///     }
     /// }
     /// ```
-    fn client_stanza<'a>(
-        &'a self,
-        _server: &'a ServerHandle,
-        _session: &'a SessionInfo,
-        _stanza: &'a Element,
-    ) -> Option<ClientStanzaHook<'a>> {
+    fn client_stanza<'a>(&'a self, _cx: ClientStanza<'a>) -> Option<ClientStanzaHook<'a>> {
         None
     }
 
@@ -248,6 +272,13 @@ impl ModuleContext<'_> {
             Some(k) => Err(ModuleError::unknown_key(k)),
             None => Ok(()),
         }
+    }
+
+    /// For a module without settings: `module`, or the error that names the first key its
+    /// section has. `ModuleRegistration::new("x", "...", |ctx| ctx.no_settings(X))`.
+    pub fn no_settings(&self, module: impl Module) -> Result<Arc<dyn Module>, ModuleError> {
+        self.expect_no_settings()?;
+        Ok(Arc::new(module))
     }
 }
 

@@ -7,9 +7,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use lithos_core::Element;
 use lithos_server::module::{ModuleContext, ModuleError};
-use lithos_server::{
-    IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleRegistration, ServerHandle,
-};
+use lithos_server::{IqClaim, IqRequest, IqResponse, Module, ModuleRegistration, ServerHandle};
 
 /// XEP-0012's namespace.
 pub const NS: &str = "jabber:iq:last";
@@ -21,10 +19,7 @@ struct Uptime {
 #[async_trait]
 impl Module for Uptime {
     fn iq_claims(&self) -> Vec<IqClaim> {
-        vec![IqClaim {
-            ns: NS,
-            target: IqTarget::Server,
-        }]
+        vec![IqClaim::server(NS)]
     }
 
     async fn handle_iq(&self, _server: &ServerHandle, _req: IqRequest) -> IqResponse {

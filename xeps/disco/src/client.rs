@@ -69,24 +69,17 @@ pub trait DiscoExt {
 }
 
 impl DiscoExt for Client {
-    fn disco_info(
-        &self,
-        to: Jid,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<DiscoInfo, RequestError>> + Send {
-        let c = self.clone();
-        async move {
-            let r = c
-                .request(
-                    Iq::get("", Element::bare("query", NS_INFO)).with_to(to),
-                    timeout,
-                )
-                .await?;
-            Ok(match &r.payload {
-                IqPayload::Result(Some(q)) => DiscoInfo::from_query(q),
-                _ => DiscoInfo::default(),
-            })
-        }
+    async fn disco_info(&self, to: Jid, timeout: Duration) -> Result<DiscoInfo, RequestError> {
+        let r = self
+            .request(
+                Iq::get("", Element::bare("query", NS_INFO)).with_to(to),
+                timeout,
+            )
+            .await?;
+        Ok(match &r.payload {
+            IqPayload::Result(Some(q)) => DiscoInfo::from_query(q),
+            _ => DiscoInfo::default(),
+        })
     }
 }
 

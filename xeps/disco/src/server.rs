@@ -7,8 +7,7 @@ use lithos_core::Element;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_server::ServerHandle;
 use lithos_server::module::{
-    IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleContext, ModuleError,
-    ModuleRegistration,
+    IqClaim, IqRequest, IqResponse, Module, ModuleContext, ModuleError, ModuleRegistration,
 };
 
 use crate::{NS_INFO, NS_ITEMS};
@@ -33,22 +32,10 @@ fn feature(var: &str) -> Element {
 impl Module for Disco {
     fn iq_claims(&self) -> Vec<IqClaim> {
         vec![
-            IqClaim {
-                ns: NS_INFO,
-                target: IqTarget::Server,
-            },
-            IqClaim {
-                ns: NS_ITEMS,
-                target: IqTarget::Server,
-            },
-            IqClaim {
-                ns: NS_INFO,
-                target: IqTarget::Account,
-            },
-            IqClaim {
-                ns: NS_ITEMS,
-                target: IqTarget::Account,
-            },
+            IqClaim::server(NS_INFO),
+            IqClaim::server(NS_ITEMS),
+            IqClaim::account(NS_INFO),
+            IqClaim::account(NS_ITEMS),
         ]
     }
 

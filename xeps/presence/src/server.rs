@@ -8,7 +8,7 @@ use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Jid, ns};
 use lithos_server::module::{Flow, Module, ModuleContext, ModuleError, ModuleRegistration};
 use lithos_server::storage::{RosterItem, StorageResult};
-use lithos_server::{ClientStanzaHook, ServerHandle, SessionInfo};
+use lithos_server::{ClientStanza, ClientStanzaHook, ServerHandle, SessionInfo};
 
 struct Presence {
     /// Directed-presence targets one session may have (`[limits] max_directed_presences`).
@@ -325,16 +325,12 @@ impl Presence {
 
 #[async_trait]
 impl Module for Presence {
-    fn client_stanza<'a>(
-        &'a self,
-        server: &'a ServerHandle,
-        session: &'a SessionInfo,
-        stanza: &'a Element,
-    ) -> Option<ClientStanzaHook<'a>> {
+    fn client_stanza<'a>(&'a self, cx: ClientStanza<'a>) -> Option<ClientStanzaHook<'a>> {
+        let stanza = cx.stanza;
         if stanza.name() != "presence" {
             return None;
         }
-        Some(Box::pin(self.handle_client_stanza(server, session, stanza)))
+        Some(Box::pin(self.handle_client_stanza(cx)))
     }
 
     async fn to_account(
@@ -409,12 +405,8 @@ impl Module for Presence {
 
 impl Presence {
     /// The stanzas [`Module::client_stanza`] takes.
-    async fn handle_client_stanza(
-        &self,
-        server: &ServerHandle,
-        session: &SessionInfo,
-        stanza: &Element,
-    ) -> Flow {
+    async fn handle_client_stanza(&self, cx: ClientStanza<'_>) -> Flow {
+        let (server, session, stanza) = cx.parts();
         let t = stanza.attr("type");
         let Some(to) = stanza.attr("to") else {
             match t {

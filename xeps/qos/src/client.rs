@@ -123,54 +123,54 @@ pub trait QosExt {
 }
 
 impl QosExt for Client {
-    fn send_with_qos(
+    async fn send_with_qos(
         &self,
         to: Jid,
         mut message: Message,
         level: Level,
         retry: Retry,
-    ) -> impl Future<Output = Result<(), QosError>> + Send {
-        let c = self.clone();
-        async move {
-            message.from = None;
-            if level == Level::AtMostOnce {
-                message.to = Some(to);
-                return c.send(message).await.map_err(|_| QosError::NotConnected);
-            }
-            message.to = None;
-            let body = Element::from(message);
-            if level == Level::AtLeastOnce {
-                let iq =
-                    Iq::set(c.next_id(), Acknowledged { message: body }.into_element()).with_to(to);
-                return until_answered(&c, iq, retry)
-                    .await
-                    .map(drop)
-                    .map_err(Into::into);
-            }
-            let msg_id = next_message_id();
+    ) -> Result<(), QosError> {
+        message.from = None;
+        if level == Level::AtMostOnce {
+            message.to = Some(to);
+            return self.send(message).await.map_err(|_| QosError::NotConnected);
+        }
+        message.to = None;
+        let body = Element::from(message);
+        if level == Level::AtLeastOnce {
             let iq = Iq::set(
-                c.next_id(),
-                Assured {
-                    msg_id: msg_id.clone(),
-                    message: body,
-                }
-                .into_element(),
+                self.next_id(),
+                Acknowledged { message: body }.into_element(),
             )
-            .with_to(to.clone());
-            let answer = until_answered(&c, iq, retry).await?;
-            let received = match answer.payload {
-                IqPayload::Result(Some(p)) => Received::from_element(p).ok(),
-                _ => None,
-            };
-            if received.is_none_or(|r| r.msg_id != msg_id) {
-                return Err(QosError::NotReceived);
-            }
-            let iq = Iq::set(c.next_id(), Deliver { msg_id }.into_element()).with_to(to);
-            until_answered(&c, iq, retry)
+            .with_to(to);
+            return until_answered(self, iq, retry)
                 .await
                 .map(drop)
-                .map_err(Into::into)
+                .map_err(Into::into);
         }
+        let msg_id = next_message_id();
+        let iq = Iq::set(
+            self.next_id(),
+            Assured {
+                msg_id: msg_id.clone(),
+                message: body,
+            }
+            .into_element(),
+        )
+        .with_to(to.clone());
+        let answer = until_answered(self, iq, retry).await?;
+        let received = match answer.payload {
+            IqPayload::Result(Some(p)) => Received::from_element(p).ok(),
+            _ => None,
+        };
+        if received.is_none_or(|r| r.msg_id != msg_id) {
+            return Err(QosError::NotReceived);
+        }
+        let iq = Iq::set(self.next_id(), Deliver { msg_id }.into_element()).with_to(to);
+        until_answered(self, iq, retry)
+            .await
+            .map(drop)
+            .map_err(Into::into)
     }
 }
 

@@ -12,7 +12,7 @@ use lithos_server::module::{ModuleContext, ModuleError};
 use lithos_server::storage::rusqlite::{OptionalExtension, params};
 use lithos_server::storage::{ModuleSchema, SqliteStore};
 use lithos_server::{
-    ClientStanzaHook, Flow, Module, ModuleRegistration, ServerHandle, SessionInfo,
+    ClientStanza, ClientStanzaHook, Flow, Module, ModuleRegistration, ServerHandle,
 };
 
 use crate::{Acknowledged, Assured, Deliver, NS, Received, stamp_message};
@@ -315,19 +315,15 @@ impl QosModule {
 
 #[async_trait]
 impl Module for QosModule {
-    fn client_stanza<'a>(
-        &'a self,
-        server: &'a ServerHandle,
-        session: &'a SessionInfo,
-        stanza: &'a Element,
-    ) -> Option<ClientStanzaHook<'a>> {
+    fn client_stanza<'a>(&'a self, cx: ClientStanza<'a>) -> Option<ClientStanzaHook<'a>> {
+        let stanza = cx.stanza;
         if stanza.name() != "iq"
             || stanza.attr("type") != Some("set")
             || stanza.children().next().is_none_or(|p| p.ns() != NS)
         {
             return None;
         }
-        Some(Box::pin(self.handle_client_stanza(server, session, stanza)))
+        Some(Box::pin(self.handle_client_stanza(cx)))
     }
 
     fn disco_features(&self) -> Vec<&'static str> {
@@ -337,12 +333,8 @@ impl Module for QosModule {
 
 impl QosModule {
     /// The stanzas [`Module::client_stanza`] takes.
-    async fn handle_client_stanza(
-        &self,
-        server: &ServerHandle,
-        session: &SessionInfo,
-        stanza: &Element,
-    ) -> Flow {
+    async fn handle_client_stanza(&self, cx: ClientStanza<'_>) -> Flow {
+        let (server, session, stanza) = cx.parts();
         let Some(payload) = stanza.children().next().filter(|p| p.ns() == NS) else {
             return Flow::Continue;
         };

@@ -13,9 +13,7 @@ use lithos_server::module::{ModuleContext, ModuleError};
 use lithos_server::sasl::Credentials;
 use lithos_server::session::Listener;
 use lithos_server::storage::StorageError;
-use lithos_server::{
-    IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleRegistration, ServerHandle,
-};
+use lithos_server::{IqClaim, IqRequest, IqResponse, Module, ModuleRegistration, ServerHandle};
 
 use crate::{NS, NS_FEATURE, Request, RequestError};
 
@@ -253,21 +251,9 @@ impl Register {
 #[async_trait]
 impl Module for Register {
     fn iq_claims(&self) -> Vec<IqClaim> {
-        let mut v = vec![
-            IqClaim {
-                ns: NS,
-                target: IqTarget::Server,
-            },
-            IqClaim {
-                ns: NS,
-                target: IqTarget::Account,
-            },
-        ];
+        let mut v = vec![IqClaim::server(NS), IqClaim::account(NS)];
         if self.settings.allow_registration {
-            v.push(IqClaim {
-                ns: NS,
-                target: IqTarget::PreAuth,
-            });
+            v.push(IqClaim::pre_auth(NS));
         }
         v
     }

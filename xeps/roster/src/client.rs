@@ -84,51 +84,35 @@ fn set(item: Element) -> Iq {
 }
 
 impl RosterExt for Client {
-    fn roster(
-        &self,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<Vec<RosterEntry>, RequestError>> + Send {
-        let c = self.clone();
-        async move {
-            let r = c
-                .request(Iq::get("", Element::bare("query", NS)), timeout)
-                .await?;
-            Ok(RosterEntry::all_in(&r))
-        }
+    async fn roster(&self, timeout: Duration) -> Result<Vec<RosterEntry>, RequestError> {
+        let r = self
+            .request(Iq::get("", Element::bare("query", NS)), timeout)
+            .await?;
+        Ok(RosterEntry::all_in(&r))
     }
 
-    fn roster_set(
+    async fn roster_set(
         &self,
         jid: Jid,
         name: Option<String>,
         groups: Vec<String>,
         timeout: Duration,
-    ) -> impl Future<Output = Result<(), RequestError>> + Send {
-        let c = self.clone();
-        async move {
-            let mut b = Element::builder("item", NS)
-                .attr("jid", jid.to_string())
-                .opt_attr("name", name);
-            for g in groups {
-                b = b.child(Element::builder("group", NS).text(g).build());
-            }
-            c.request(set(b.build()), timeout).await.map(drop)
+    ) -> Result<(), RequestError> {
+        let mut b = Element::builder("item", NS)
+            .attr("jid", jid.to_string())
+            .opt_attr("name", name);
+        for g in groups {
+            b = b.child(Element::builder("group", NS).text(g).build());
         }
+        self.request(set(b.build()), timeout).await.map(drop)
     }
 
-    fn roster_remove(
-        &self,
-        jid: Jid,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<(), RequestError>> + Send {
-        let c = self.clone();
-        async move {
-            let item = Element::builder("item", NS)
-                .attr("jid", jid.to_string())
-                .attr("subscription", "remove")
-                .build();
-            c.request(set(item), timeout).await.map(drop)
-        }
+    async fn roster_remove(&self, jid: Jid, timeout: Duration) -> Result<(), RequestError> {
+        let item = Element::builder("item", NS)
+            .attr("jid", jid.to_string())
+            .attr("subscription", "remove")
+            .build();
+        self.request(set(item), timeout).await.map(drop)
     }
 }
 

@@ -8,8 +8,7 @@ use lithos_core::{Element, Jid, ns};
 use lithos_server::ServerHandle;
 use lithos_server::module::internal_error;
 use lithos_server::module::{
-    IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleContext, ModuleError,
-    ModuleRegistration,
+    IqClaim, IqRequest, IqResponse, Module, ModuleContext, ModuleError, ModuleRegistration,
 };
 use lithos_server::storage::RosterItem;
 
@@ -64,10 +63,7 @@ struct Roster;
 #[async_trait]
 impl Module for Roster {
     fn iq_claims(&self) -> Vec<IqClaim> {
-        vec![IqClaim {
-            ns: NS,
-            target: IqTarget::Account,
-        }]
+        vec![IqClaim::account(NS)]
     }
 
     fn stream_features(&self) -> Vec<Element> {

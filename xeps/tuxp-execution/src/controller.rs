@@ -29,30 +29,27 @@ pub trait ControllerExt {
 }
 
 impl ControllerExt for Client {
-    fn execute(
+    async fn execute(
         &self,
         thing: Jid,
         action: Element,
         deadline: Duration,
-    ) -> impl Future<Output = Result<Option<Element>, RequestError>> + Send {
-        let c = self.clone();
-        async move {
-            let mut e = Execution::new(action);
-            e.expires_ms = Some(now_ms() + deadline.as_millis() as i64);
-            // A LAN node answers only when asked to (Lithosphere's Remoting does the same).
-            if thing
-                .resource()
-                .is_some_and(|r| r != lithos_tuxp_things::EDGE_RESOURCE)
-            {
-                e.lan_traceable = true;
-            }
-            let answer = c
-                .request(Iq::set("", e.into_element()).with_to(thing), deadline)
-                .await?;
-            Ok(match answer.payload {
-                IqPayload::Result(p) => p,
-                _ => None,
-            })
+    ) -> Result<Option<Element>, RequestError> {
+        let mut e = Execution::new(action);
+        e.expires_ms = Some(now_ms() + deadline.as_millis() as i64);
+        // A LAN node answers only when asked to (Lithosphere's Remoting does the same).
+        if thing
+            .resource()
+            .is_some_and(|r| r != lithos_tuxp_things::EDGE_RESOURCE)
+        {
+            e.lan_traceable = true;
         }
+        let answer = self
+            .request(Iq::set("", e.into_element()).with_to(thing), deadline)
+            .await?;
+        Ok(match answer.payload {
+            IqPayload::Result(p) => p,
+            _ => None,
+        })
     }
 }

@@ -1,15 +1,14 @@
 //! The `execution` module: checks every execution a client sends, then forwards it to the
 //! thing, or answers at once.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
+use lithos_core::stanza::set_payload;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Jid, Payload};
-use lithos_server::module::{ModuleContext, ModuleError};
+use lithos_server::module::internal_error;
 use lithos_server::session::Delivery;
 use lithos_server::{
-    ClientStanzaHook, Flow, Module, ModuleRegistration, ServerHandle, SessionInfo,
+    ClientStanza, ClientStanzaHook, Flow, Module, ModuleRegistration, ServerHandle, SessionInfo,
 };
 use lithos_tuxp_things::{EDGE_RESOURCE, Registry};
 
@@ -26,32 +25,11 @@ impl ExecutionModule {
         to: &Jid,
     ) -> Result<Jid, StanzaError> {
         // 1: a set holding one well-formed execution.
-        if stanza.attr("type") != Some("set") {
-            return Err(StanzaError::explained(
-                DefinedCondition::BadRequest,
-                "an execution is a set",
-            ));
-        }
-        let mut payloads = stanza.children();
-        let exec = match (payloads.next(), payloads.next()) {
-            (Some(p), None) => Execution::from_element(p.clone())?,
-            _ => {
-                return Err(StanzaError::explained(
-                    DefinedCondition::BadRequest,
-                    "an iq holds one payload",
-                ));
-            }
-        };
+        let exec = Execution::from_element(set_payload(stanza, "an execution is a set")?.clone())?;
         // 2: a registered thing.
-        let registry = Registry::of(server).map_err(|e| {
-            tracing::error!(error = %e, "no thing registry");
-            StanzaError::new(DefinedCondition::InternalServerError)
-        })?;
+        let registry = Registry::of(server).map_err(internal_error)?;
         let thing = match to.local() {
-            Some(name) => registry.by_name(name).await.map_err(|e| {
-                tracing::error!(error = %e, "thing registry failed");
-                StanzaError::new(DefinedCondition::InternalServerError)
-            })?,
+            Some(name) => registry.by_name(name).await.map_err(internal_error)?,
             None => None,
         };
         let Some(thing) = thing else {
@@ -115,19 +93,15 @@ impl ExecutionModule {
 
 #[async_trait]
 impl Module for ExecutionModule {
-    fn client_stanza<'a>(
-        &'a self,
-        server: &'a ServerHandle,
-        session: &'a SessionInfo,
-        stanza: &'a Element,
-    ) -> Option<ClientStanzaHook<'a>> {
+    fn client_stanza<'a>(&'a self, cx: ClientStanza<'a>) -> Option<ClientStanzaHook<'a>> {
+        let stanza = cx.stanza;
         // Answers (result, error) are routed as any iq.
         if !lithos_core::stanza::iq_awaiting_answer(stanza)
             || !stanza.children().any(|c| c.ns() == NS)
         {
             return None;
         }
-        Some(Box::pin(self.handle_client_stanza(server, session, stanza)))
+        Some(Box::pin(self.handle_client_stanza(cx)))
     }
 
     fn disco_features(&self) -> Vec<&'static str> {
@@ -137,12 +111,8 @@ impl Module for ExecutionModule {
 
 impl ExecutionModule {
     /// The stanzas [`Module::client_stanza`] takes.
-    async fn handle_client_stanza(
-        &self,
-        server: &ServerHandle,
-        session: &SessionInfo,
-        stanza: &Element,
-    ) -> Flow {
+    async fn handle_client_stanza(&self, cx: ClientStanza<'_>) -> Flow {
+        let (server, session, stanza) = cx.parts();
         let to = match stanza.attr("to").map(Jid::new) {
             Some(Ok(j)) if j.domain() == server.domain().domain() => j,
             // Not for a thing here: routed as any iq.
@@ -169,14 +139,9 @@ impl ExecutionModule {
     }
 }
 
-fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
-    ctx.expect_no_settings()?;
-    Ok(Arc::new(ExecutionModule))
-}
-
 /// This crate's server module, registered by `extension!` in `lib.rs`.
 pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
     "execution",
     "TUXP remote execution: checks, authorizes and forwards actions to things, never late",
-    build,
+    |ctx| ctx.no_settings(ExecutionModule),
 );

@@ -23,32 +23,29 @@ pub trait FriendsExt {
 }
 
 impl FriendsExt for Client {
-    fn follow(
+    async fn follow(
         &self,
         friend: Jid,
         event: &str,
         canceled: bool,
         timeout: Duration,
-    ) -> impl Future<Output = Result<bool, RequestError>> + Send {
-        let c = self.clone();
+    ) -> Result<bool, RequestError> {
         let f = Follow {
             friend,
             event: event.to_string(),
             canceled,
             approved: None,
         };
-        async move {
-            let server = Jid::new(c.jid().domain()).map_err(|_| RequestError::Disconnected)?;
-            let answer = c
-                .request(Iq::set("", f.into_element()).with_to(server), timeout)
-                .await?;
-            Ok(match answer.payload {
-                IqPayload::Result(Some(p)) => Follow::from_element(p)
-                    .ok()
-                    .and_then(|f| f.approved)
-                    .unwrap_or(false),
-                _ => false,
-            })
-        }
+        let server = Jid::new(self.jid().domain()).map_err(|_| RequestError::Disconnected)?;
+        let answer = self
+            .request(Iq::set("", f.into_element()).with_to(server), timeout)
+            .await?;
+        Ok(match answer.payload {
+            IqPayload::Result(Some(p)) => Follow::from_element(p)
+                .ok()
+                .and_then(|f| f.approved)
+                .unwrap_or(false),
+            _ => false,
+        })
     }
 }

@@ -1,15 +1,10 @@
 //! The `friends` module: records follow requests for operators to approve.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use lithos_core::Payload;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_server::module::internal_error;
-use lithos_server::module::{ModuleContext, ModuleError};
-use lithos_server::{
-    IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleRegistration, ServerHandle,
-};
+use lithos_server::{IqClaim, IqRequest, IqResponse, Module, ModuleRegistration, ServerHandle};
 use lithos_tuxp_things::Registry;
 
 use crate::{Follow, NS};
@@ -19,10 +14,7 @@ struct Friends;
 #[async_trait]
 impl Module for Friends {
     fn iq_claims(&self) -> Vec<IqClaim> {
-        vec![IqClaim {
-            ns: NS,
-            target: IqTarget::Server,
-        }]
+        vec![IqClaim::server(NS)]
     }
 
     async fn handle_iq(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
@@ -91,14 +83,9 @@ impl Module for Friends {
     }
 }
 
-fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
-    ctx.expect_no_settings()?;
-    Ok(Arc::new(Friends))
-}
-
 /// This crate's server module, registered by `extension!` in `lib.rs`.
 pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
     "friends",
     "TUXP friends/follow: requests to follow a thing's events, for operators to approve",
-    build,
+    |ctx| ctx.no_settings(Friends),
 );

@@ -9,9 +9,7 @@ use lithos_server::module::internal_error;
 use lithos_server::module::{ModuleContext, ModuleError};
 use lithos_server::session::Listener;
 use lithos_server::storage::StorageError;
-use lithos_server::{
-    IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleRegistration, ServerHandle,
-};
+use lithos_server::{IqClaim, IqRequest, IqResponse, Module, ModuleRegistration, ServerHandle};
 use lithos_tuxp_things::{Registry, RegistryError, ThingId, ThingRecord};
 
 use crate::{NS, ThingRegister};
@@ -235,10 +233,7 @@ struct Admitted {
 #[async_trait]
 impl Module for Ibtr {
     fn iq_claims(&self) -> Vec<IqClaim> {
-        vec![IqClaim {
-            ns: NS,
-            target: IqTarget::PreAuth,
-        }]
+        vec![IqClaim::pre_auth(NS)]
     }
 
     async fn handle_iq(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {

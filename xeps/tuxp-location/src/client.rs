@@ -18,23 +18,22 @@ pub trait LocationExt {
 }
 
 impl LocationExt for Client {
-    fn locate_things(
+    async fn locate_things(
         &self,
         ids: &[&str],
         timeout: Duration,
-    ) -> impl Future<Output = Result<Vec<(String, Jid)>, RequestError>> + Send {
-        let c = self.clone();
+    ) -> Result<Vec<(String, Jid)>, RequestError> {
         let q = crate::request(ids);
-        async move {
-            let server = Jid::new(c.jid().domain()).map_err(|_| RequestError::Disconnected)?;
-            let r = c.request(Iq::get("", q).with_to(server), timeout).await?;
-            let IqPayload::Result(Some(p)) = r.payload else {
-                return Ok(Vec::new());
-            };
-            Ok(crate::locations(&p)
-                .into_iter()
-                .filter_map(|(id, loc)| Some((id, Jid::new(&loc).ok()?)))
-                .collect())
-        }
+        let server = Jid::new(self.jid().domain()).map_err(|_| RequestError::Disconnected)?;
+        let r = self
+            .request(Iq::get("", q).with_to(server), timeout)
+            .await?;
+        let IqPayload::Result(Some(p)) = r.payload else {
+            return Ok(Vec::new());
+        };
+        Ok(crate::locations(&p)
+            .into_iter()
+            .filter_map(|(id, loc)| Some((id, Jid::new(&loc).ok()?)))
+            .collect())
     }
 }

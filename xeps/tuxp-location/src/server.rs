@@ -1,14 +1,9 @@
 //! The `location` module.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use lithos_core::Element;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
-use lithos_server::module::{ModuleContext, ModuleError};
-use lithos_server::{
-    IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleRegistration, ServerHandle,
-};
+use lithos_server::{IqClaim, IqRequest, IqResponse, Module, ModuleRegistration, ServerHandle};
 use lithos_tuxp_things::Registry;
 
 use crate::NS;
@@ -18,10 +13,7 @@ struct Location;
 #[async_trait]
 impl Module for Location {
     fn iq_claims(&self) -> Vec<IqClaim> {
-        vec![IqClaim {
-            ns: NS,
-            target: IqTarget::Server,
-        }]
+        vec![IqClaim::server(NS)]
     }
 
     async fn handle_iq(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
@@ -93,14 +85,9 @@ impl Module for Location {
     }
 }
 
-fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
-    ctx.expect_no_settings()?;
-    Ok(Arc::new(Location))
-}
-
 /// This crate's server module, registered by `extension!` in `lib.rs`.
 pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
     "location",
     "TUXP location: the address of each thing, for its owner and grantees",
-    build,
+    |ctx| ctx.no_settings(Location),
 );

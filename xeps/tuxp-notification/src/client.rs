@@ -71,44 +71,36 @@ pub trait NotifierExt {
 }
 
 impl NotifierExt for Client {
-    fn notify_with(
-        &self,
-        event: Element,
-        ack: bool,
-        rex: Rex,
-    ) -> impl Future<Output = Result<(), NotifyError>> + Send {
-        let c = self.clone();
-        async move {
-            if rex.initial <= Duration::from_millis(100) {
-                return Err(NotifyError::BadRex("the first interval must exceed 100 ms"));
+    async fn notify_with(&self, event: Element, ack: bool, rex: Rex) -> Result<(), NotifyError> {
+        if rex.initial <= Duration::from_millis(100) {
+            return Err(NotifyError::BadRex("the first interval must exceed 100 ms"));
+        }
+        if rex.give_up <= Duration::from_secs(1) || rex.give_up <= rex.initial {
+            return Err(NotifyError::BadRex(
+                "the time-out must exceed 1 s and the first interval",
+            ));
+        }
+        let iq = Iq::set(
+            self.next_id(),
+            Notification {
+                ack_required: ack,
+                event,
             }
-            if rex.give_up <= Duration::from_secs(1) || rex.give_up <= rex.initial {
-                return Err(NotifyError::BadRex(
-                    "the time-out must exceed 1 s and the first interval",
-                ));
-            }
-            let iq = Iq::set(
-                c.next_id(),
-                Notification {
-                    ack_required: ack,
-                    event,
-                }
-                .into_element(),
-            );
-            if !ack {
-                return c.send(iq).await.map_err(|_| NotifyError::NotConnected);
-            }
-            // Doubling without a ceiling of its own: the time-out bounds every wait.
-            let retry = Retry {
-                initial: rex.initial,
-                max_interval: rex.give_up,
-                give_up: rex.give_up,
-            };
-            match until_answered(&c, iq, retry).await {
-                Ok(_) => Ok(()),
-                Err(RetryError::Refused(e)) => Err(NotifyError::Refused(e)),
-                Err(RetryError::GaveUp(after)) => Err(NotifyError::NoAck(after)),
-            }
+            .into_element(),
+        );
+        if !ack {
+            return self.send(iq).await.map_err(|_| NotifyError::NotConnected);
+        }
+        // Doubling without a ceiling of its own: the time-out bounds every wait.
+        let retry = Retry {
+            initial: rex.initial,
+            max_interval: rex.give_up,
+            give_up: rex.give_up,
+        };
+        match until_answered(self, iq, retry).await {
+            Ok(_) => Ok(()),
+            Err(RetryError::Refused(e)) => Err(NotifyError::Refused(e)),
+            Err(RetryError::GaveUp(after)) => Err(NotifyError::NoAck(after)),
         }
     }
 }

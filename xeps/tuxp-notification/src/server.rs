@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use lithos_core::stanza::set_payload;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Jid, Payload};
 use lithos_server::module::internal_error;
@@ -11,7 +12,7 @@ use lithos_server::module::{ModuleContext, ModuleError};
 use lithos_server::storage::rusqlite::{OptionalExtension, params};
 use lithos_server::storage::{ModuleSchema, SqliteStore};
 use lithos_server::{
-    ClientStanzaHook, Flow, Module, ModuleRegistration, ServerHandle, SessionInfo,
+    ClientStanza, ClientStanzaHook, Flow, Module, ModuleRegistration, ServerHandle, SessionInfo,
 };
 use lithos_tuxp_things::{Registry, ThingCache, now_ms};
 
@@ -48,33 +49,13 @@ impl NotificationModule {
         stanza: &Element,
         payload: &Element,
     ) -> Result<bool, StanzaError> {
-        if stanza.attr("type") != Some("set") {
-            return Err(StanzaError::explained(
-                DefinedCondition::BadRequest,
-                "a notification is a set",
-            ));
-        }
-        if stanza.child_count() != 1 {
-            return Err(StanzaError::explained(
-                DefinedCondition::BadRequest,
-                "an iq holds one payload",
-            ));
-        }
+        set_payload(stanza, "a notification is a set")?;
         let n = Notification::from_element(payload.clone())?;
-        let notifier = lithos_tuxp_things::speaker(stanza, session)
-            .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e))?;
-        let name = session.jid.local().unwrap_or_default().to_string();
-        let Some(thing) = self
+        let (notifier, thing) = self
             .things
-            .get(server, &name)
-            .await
-            .map_err(internal_error)?
-        else {
-            return Err(StanzaError::explained(
-                DefinedCondition::NotAllowed,
-                "only things notify",
-            ));
-        };
+            .sender(server, session, stanza, "only things notify")
+            .await?;
+        let name = thing.thing_name.clone();
         let node = notifier.resource().unwrap_or("0").to_string();
         if !lithos_tuxp_things::is_lan_node(&node) {
             let declared =
@@ -159,12 +140,8 @@ impl NotificationModule {
 
 #[async_trait]
 impl Module for NotificationModule {
-    fn client_stanza<'a>(
-        &'a self,
-        server: &'a ServerHandle,
-        session: &'a SessionInfo,
-        stanza: &'a Element,
-    ) -> Option<ClientStanzaHook<'a>> {
+    fn client_stanza<'a>(&'a self, cx: ClientStanza<'a>) -> Option<ClientStanzaHook<'a>> {
+        let stanza = cx.stanza;
         if !lithos_core::stanza::iq_awaiting_answer(stanza)
             || !stanza
                 .children()
@@ -173,7 +150,7 @@ impl Module for NotificationModule {
         {
             return None;
         }
-        Some(Box::pin(self.handle_client_stanza(server, session, stanza)))
+        Some(Box::pin(self.handle_client_stanza(cx)))
     }
 
     fn disco_features(&self) -> Vec<&'static str> {
@@ -194,12 +171,8 @@ impl Module for NotificationModule {
 
 impl NotificationModule {
     /// The stanzas [`Module::client_stanza`] takes.
-    async fn handle_client_stanza(
-        &self,
-        server: &ServerHandle,
-        session: &SessionInfo,
-        stanza: &Element,
-    ) -> Flow {
+    async fn handle_client_stanza(&self, cx: ClientStanza<'_>) -> Flow {
+        let (server, session, stanza) = cx.parts();
         let Some(payload) = stanza
             .children()
             .next()

@@ -43,21 +43,18 @@ pub trait OperatorExt {
 }
 
 impl OperatorExt for Client {
-    fn approve_follow(
+    async fn approve_follow(
         &self,
         approval: ApproveFollow,
         timeout: Duration,
-    ) -> impl Future<Output = Result<(), RequestError>> + Send {
-        let c = self.clone();
-        async move {
-            let server = Jid::new(c.jid().domain()).map_err(|_| RequestError::Disconnected)?;
-            c.request(
-                Iq::set("", approval.into_element()).with_to(server),
-                timeout,
-            )
-            .await
-            .map(drop)
-        }
+    ) -> Result<(), RequestError> {
+        let server = Jid::new(self.jid().domain()).map_err(|_| RequestError::Disconnected)?;
+        self.request(
+            Iq::set("", approval.into_element()).with_to(server),
+            timeout,
+        )
+        .await
+        .map(drop)
     }
     fn authorize_thing(
         &self,
@@ -84,25 +81,22 @@ impl OperatorExt for Client {
         };
         auth(self.clone(), a, timeout)
     }
-    fn set_grant(
+    async fn set_grant(
         &self,
         thing_id: &str,
         account: Jid,
         revoke: bool,
         timeout: Duration,
-    ) -> impl Future<Output = Result<(), RequestError>> + Send {
-        let c = self.clone();
+    ) -> Result<(), RequestError> {
         let g = Grant {
             thing_id: thing_id.to_string(),
             account,
             revoke,
         };
-        async move {
-            let server = Jid::new(c.jid().domain()).map_err(|_| RequestError::Disconnected)?;
-            c.request(Iq::set("", g.into_element()).with_to(server), timeout)
-                .await
-                .map(drop)
-        }
+        let server = Jid::new(self.jid().domain()).map_err(|_| RequestError::Disconnected)?;
+        self.request(Iq::set("", g.into_element()).with_to(server), timeout)
+            .await
+            .map(drop)
     }
 }
 

@@ -8,9 +8,7 @@ use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Jid, Payload, StreamError, StreamErrorCondition};
 use lithos_server::module::internal_error;
 use lithos_server::module::{ModuleContext, ModuleError};
-use lithos_server::{
-    IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleRegistration, ServerHandle,
-};
+use lithos_server::{IqClaim, IqRequest, IqResponse, Module, ModuleRegistration, ServerHandle};
 use lithos_tuxp_things::{Registry, RegistryError, ThingId};
 
 use crate::{ApproveFollow, AuthThing, Grant, NS, NS_GRANT};
@@ -212,16 +210,7 @@ fn local_account(server: &ServerHandle, j: &Jid) -> Option<String> {
 #[async_trait]
 impl Module for Operator {
     fn iq_claims(&self) -> Vec<IqClaim> {
-        vec![
-            IqClaim {
-                ns: NS,
-                target: IqTarget::Server,
-            },
-            IqClaim {
-                ns: NS_GRANT,
-                target: IqTarget::Server,
-            },
-        ]
+        vec![IqClaim::server(NS), IqClaim::server(NS_GRANT)]
     }
 
     async fn handle_iq(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {

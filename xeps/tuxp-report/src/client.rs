@@ -63,44 +63,34 @@ async fn until_answered(client: &Client, iq: Iq, retry: Retry) -> Result<Iq, Rep
 }
 
 impl ReporterExt for Client {
-    fn report_with(
-        &self,
-        data: Element,
-        qos: Qos,
-        retry: Retry,
-    ) -> impl Future<Output = Result<(), ReportError>> + Send {
-        let c = self.clone();
-        async move {
-            let mut report = Report::new(data, qos);
-            match qos {
-                Qos::AtMostOnce => {
-                    let iq = Iq::set(c.next_id(), report.into_element());
-                    c.send(iq).await.map_err(|_| ReportError::NotConnected)
-                }
-                Qos::AtLeastOnce => {
-                    let iq = Iq::set(c.next_id(), report.into_element());
-                    until_answered(&c, iq, retry).await.map(|_| ())
-                }
-                Qos::ExactlyOnce => {
-                    let report_id = lithos_qos::next_message_id();
-                    report.report_id = Some(report_id.clone());
-                    let iq = Iq::set(c.next_id(), report.into_element());
-                    let answer = until_answered(&c, iq, retry).await?;
-                    let received = match answer.payload {
-                        IqPayload::Result(Some(p)) => Received::from_element(p).ok(),
-                        _ => None,
-                    };
-                    if received.is_none_or(|r| r.report_id != report_id) {
-                        return Err(ReportError::Refused(Box::new(
-                            StanzaError::new(
-                                lithos_core::stanza::DefinedCondition::UndefinedCondition,
-                            )
+    async fn report_with(&self, data: Element, qos: Qos, retry: Retry) -> Result<(), ReportError> {
+        let mut report = Report::new(data, qos);
+        match qos {
+            Qos::AtMostOnce => {
+                let iq = Iq::set(self.next_id(), report.into_element());
+                self.send(iq).await.map_err(|_| ReportError::NotConnected)
+            }
+            Qos::AtLeastOnce => {
+                let iq = Iq::set(self.next_id(), report.into_element());
+                until_answered(self, iq, retry).await.map(|_| ())
+            }
+            Qos::ExactlyOnce => {
+                let report_id = lithos_qos::next_message_id();
+                report.report_id = Some(report_id.clone());
+                let iq = Iq::set(self.next_id(), report.into_element());
+                let answer = until_answered(self, iq, retry).await?;
+                let received = match answer.payload {
+                    IqPayload::Result(Some(p)) => Received::from_element(p).ok(),
+                    _ => None,
+                };
+                if received.is_none_or(|r| r.report_id != report_id) {
+                    return Err(ReportError::Refused(Box::new(
+                        StanzaError::new(lithos_core::stanza::DefinedCondition::UndefinedCondition)
                             .with_text("the server did not confirm the report's reception"),
-                        )));
-                    }
-                    let deliver = Iq::set(c.next_id(), Deliver { report_id }.into_element());
-                    until_answered(&c, deliver, retry).await.map(|_| ())
+                    )));
                 }
+                let deliver = Iq::set(self.next_id(), Deliver { report_id }.into_element());
+                until_answered(self, deliver, retry).await.map(|_| ())
             }
         }
     }
@@ -142,55 +132,46 @@ fn malformed(e: impl std::fmt::Display) -> RequestError {
 }
 
 impl ReportsExt for Client {
-    fn latest_reports(
+    async fn latest_reports(
         &self,
         thing: Jid,
         timeout: Duration,
-    ) -> impl Future<Output = Result<Vec<Item>, RequestError>> + Send {
-        let c = self.clone();
-        async move {
-            let iq = Iq::get("", Latest::default().into_element()).with_to(thing);
-            match c.request(iq, timeout).await?.payload {
-                IqPayload::Result(Some(p)) => {
-                    Latest::from_element(p).map(|l| l.items).map_err(malformed)
-                }
-                _ => Err(malformed("no <latest/>")),
+    ) -> Result<Vec<Item>, RequestError> {
+        let iq = Iq::get("", Latest::default().into_element()).with_to(thing);
+        match self.request(iq, timeout).await?.payload {
+            IqPayload::Result(Some(p)) => {
+                Latest::from_element(p).map(|l| l.items).map_err(malformed)
             }
+            _ => Err(malformed("no <latest/>")),
         }
     }
 
-    fn report_history(
+    async fn report_history(
         &self,
         thing: Jid,
         mut query: History,
         timeout: Duration,
-    ) -> impl Future<Output = Result<(Vec<Item>, ResultSet), RequestError>> + Send {
-        let c = self.clone();
-        async move {
-            query.items.clear();
-            let iq = Iq::get("", query.into_element()).with_to(thing);
-            match c.request(iq, timeout).await?.payload {
-                IqPayload::Result(Some(p)) => {
-                    let h = History::from_element(p).map_err(malformed)?;
-                    Ok((h.items, h.set.unwrap_or_default()))
-                }
-                _ => Err(malformed("no <history/>")),
+    ) -> Result<(Vec<Item>, ResultSet), RequestError> {
+        query.items.clear();
+        let iq = Iq::get("", query.into_element()).with_to(thing);
+        match self.request(iq, timeout).await?.payload {
+            IqPayload::Result(Some(p)) => {
+                let h = History::from_element(p).map_err(malformed)?;
+                Ok((h.items, h.set.unwrap_or_default()))
             }
+            _ => Err(malformed("no <history/>")),
         }
     }
 
-    fn follow_reports(
+    async fn follow_reports(
         &self,
         thing: Jid,
         on: bool,
         timeout: Duration,
-    ) -> impl Future<Output = Result<(), RequestError>> + Send {
-        let c = self.clone();
-        async move {
-            let name = if on { "subscribe" } else { "unsubscribe" };
-            let iq = Iq::set("", Element::bare(name, crate::NS)).with_to(thing);
-            c.request(iq, timeout).await.map(|_| ())
-        }
+    ) -> Result<(), RequestError> {
+        let name = if on { "subscribe" } else { "unsubscribe" };
+        let iq = Iq::set("", Element::bare(name, crate::NS)).with_to(thing);
+        self.request(iq, timeout).await.map(|_| ())
     }
 }
 

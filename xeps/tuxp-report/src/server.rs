@@ -7,13 +7,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use lithos_core::stanza::set_payload;
 use lithos_core::stanza::{DefinedCondition, ErrorType, StanzaError, error_reply};
 use lithos_core::{Element, Jid, Payload};
 use lithos_server::module::internal_error;
-use lithos_server::module::{IqClaim, IqRequest, IqResponse, IqTarget, ModuleContext, ModuleError};
+use lithos_server::module::{IqClaim, IqRequest, IqResponse, ModuleContext, ModuleError};
 use lithos_server::storage::SqliteStore;
 use lithos_server::{
-    ClientStanzaHook, Flow, Module, ModuleRegistration, ServerHandle, SessionInfo,
+    ClientStanza, ClientStanzaHook, Flow, Module, ModuleRegistration, ServerHandle, SessionInfo,
 };
 use lithos_tuxp_things::{AccessChange, Registry, ThingCache, ThingRecord};
 use tokio::sync::broadcast::error::RecvError;
@@ -290,32 +291,12 @@ impl ReportModule {
         stanza: &Element,
         payload: &Element,
     ) -> Result<(), StanzaError> {
-        if stanza.attr("type") != Some("set") {
-            return Err(StanzaError::explained(
-                DefinedCondition::BadRequest,
-                "a report is a set",
-            ));
-        }
-        if stanza.child_count() != 1 {
-            return Err(StanzaError::explained(
-                DefinedCondition::BadRequest,
-                "an iq holds one payload",
-            ));
-        }
-        let reporter = lithos_tuxp_things::speaker(stanza, session)
-            .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e))?;
-        let thing = session.jid.local().unwrap_or_default().to_string();
-        let Some(record) = self
+        set_payload(stanza, "a report is a set")?;
+        let (reporter, record) = self
             .things
-            .get(server, &thing)
-            .await
-            .map_err(internal_error)?
-        else {
-            return Err(StanzaError::explained(
-                DefinedCondition::NotAllowed,
-                "only things report",
-            ));
-        };
+            .sender(server, session, stanza, "only things report")
+            .await?;
+        let thing = record.thing_name.clone();
         let node = reporter.resource().unwrap_or("0").to_string();
         let id = stanza.attr("id").unwrap_or_default().to_string();
         let me = session.jid.to_bare();
@@ -637,24 +618,17 @@ fn is_from_thing<'a>(stanza: &'a Element, session: &SessionInfo) -> Option<&'a E
 #[async_trait]
 impl Module for ReportModule {
     fn iq_claims(&self) -> Vec<IqClaim> {
-        vec![IqClaim {
-            ns: NS,
-            target: IqTarget::Account,
-        }]
+        vec![IqClaim::account(NS)]
     }
 
-    fn client_stanza<'a>(
-        &'a self,
-        server: &'a ServerHandle,
-        session: &'a SessionInfo,
-        stanza: &'a Element,
-    ) -> Option<ClientStanzaHook<'a>> {
+    fn client_stanza<'a>(&'a self, cx: ClientStanza<'a>) -> Option<ClientStanzaHook<'a>> {
+        let stanza = cx.stanza;
         if !lithos_core::stanza::iq_awaiting_answer(stanza)
             || stanza.children().next().is_none_or(|p| p.ns() != NS)
         {
             return None;
         }
-        Some(Box::pin(self.handle_client_stanza(server, session, stanza)))
+        Some(Box::pin(self.handle_client_stanza(cx)))
     }
 
     async fn handle_iq(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
@@ -751,12 +725,8 @@ impl Module for ReportModule {
 
 impl ReportModule {
     /// The stanzas [`Module::client_stanza`] takes.
-    async fn handle_client_stanza(
-        &self,
-        server: &ServerHandle,
-        session: &SessionInfo,
-        stanza: &Element,
-    ) -> Flow {
+    async fn handle_client_stanza(&self, cx: ClientStanza<'_>) -> Flow {
+        let (server, session, stanza) = cx.parts();
         let Some(payload) = is_from_thing(stanza, session) else {
             return Flow::Continue;
         };

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use lithos_core::stanza::{DefinedCondition, StanzaError};
+
 use crate::now_ms;
 
 use lithos_server::storage::rusqlite::{OptionalExtension, params, params_from_iter};
@@ -256,6 +258,30 @@ impl ThingCache {
             .map(std::sync::Arc::new);
         lock().insert(name.to_string(), thing.clone());
         Ok(thing)
+    }
+
+    /// The thing that sent `stanza` on `session`, and who spoke: the thing, or the LAN node
+    /// its edge resource speaks for ([`speaker`](crate::speaker)). `bad-request` for a node
+    /// the session may not speak for, `not-allowed` with `refusal` when the account is not a
+    /// thing, `internal-server-error` when the registry cannot be read.
+    pub async fn sender(
+        &self,
+        server: &lithos_server::ServerHandle,
+        session: &lithos_server::SessionInfo,
+        stanza: &lithos_core::Element,
+        refusal: &'static str,
+    ) -> Result<(lithos_core::Jid, std::sync::Arc<ThingRecord>), StanzaError> {
+        let speaker = crate::speaker(stanza, session)
+            .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e))?;
+        let name = session.jid.local().unwrap_or_default();
+        match self.get(server, name).await {
+            Ok(Some(thing)) => Ok((speaker, thing)),
+            Ok(None) => Err(StanzaError::explained(
+                DefinedCondition::NotAllowed,
+                refusal,
+            )),
+            Err(e) => Err(lithos_server::module::internal_error(e)),
+        }
     }
 
     /// Drops what is known of the account `name`.

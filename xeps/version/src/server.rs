@@ -7,8 +7,7 @@ use lithos_core::Element;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_server::ServerHandle;
 use lithos_server::module::{
-    IqClaim, IqRequest, IqResponse, IqTarget, Module, ModuleContext, ModuleError,
-    ModuleRegistration,
+    IqClaim, IqRequest, IqResponse, Module, ModuleContext, ModuleError, ModuleRegistration,
 };
 
 use crate::NS;
@@ -20,10 +19,7 @@ struct Version {
 #[async_trait]
 impl Module for Version {
     fn iq_claims(&self) -> Vec<IqClaim> {
-        vec![IqClaim {
-            ns: NS,
-            target: IqTarget::Server,
-        }]
+        vec![IqClaim::server(NS)]
     }
     fn disco_features(&self) -> Vec<&'static str> {
         vec![NS]

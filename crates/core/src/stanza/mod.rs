@@ -182,6 +182,32 @@ pub fn iq_shape_error(el: &Element) -> Option<&'static str> {
     }
 }
 
+/// The payload of an iq that must be a set: `bad-request` with `refusal` for another type,
+/// and for a set without exactly one payload (which [`iq_shape_error`] already refuses on a
+/// stream).
+///
+/// ```
+/// use lithos_core::{Element, stanza::set_payload};
+/// let iq = |xml: &str| Element::parse(xml).unwrap();
+/// let set = iq(r#"<iq xmlns="jabber:client" type="set" id="1"><ping xmlns="urn:xmpp:ping"/></iq>"#);
+/// assert_eq!(set_payload(&set, "a set").unwrap().name(), "ping");
+/// let get = iq(r#"<iq xmlns="jabber:client" type="get" id="1"><ping xmlns="urn:xmpp:ping"/></iq>"#);
+/// assert!(set_payload(&get, "a set").is_err());
+/// ```
+// The error is the answer to the request, built only when it is refused.
+#[allow(clippy::result_large_err)]
+pub fn set_payload<'a>(iq: &'a Element, refusal: &'static str) -> Result<&'a Element, StanzaError> {
+    let bad = |why: &'static str| StanzaError::explained(DefinedCondition::BadRequest, why);
+    if iq.attr("type") != Some("set") {
+        return Err(bad(refusal));
+    }
+    let mut payloads = iq.children();
+    match (payloads.next(), payloads.next()) {
+        (Some(p), None) => Ok(p),
+        _ => Err(bad("a get or set iq carries exactly one payload")),
+    }
+}
+
 fn not_a_stanza(el: &Element) -> InvalidStanza {
     InvalidStanza::NotAStanza {
         name: el.name().into(),

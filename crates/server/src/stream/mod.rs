@@ -661,7 +661,12 @@ impl Conn {
             }
         }
         for m in server.modules().iter() {
-            let Some(hook) = m.client_stanza(&server, info, &el) else {
+            let cx = crate::module::ClientStanza {
+                server: &server,
+                session: info,
+                stanza: &el,
+            };
+            let Some(hook) = m.client_stanza(cx) else {
                 continue;
             };
             if hook.await == Flow::Handled {
