@@ -38,5 +38,31 @@ pub use helpers::{
 pub use raw::{RawClient, connector_for};
 pub use server::TestServer;
 
+/// The wire formats, re-exported for [`in_both_formats!`].
+pub use lithos_core::codec::WireFormat;
+
+/// Runs each `async fn name(format: WireFormat)` of the test file as two tests, `name::xml`
+/// and `name::bxmpp`: a behaviour holds in both formats.
+///
+/// ```ignore
+/// async fn outcomes(format: WireFormat) { /* ... */ }
+/// lithos_testkit::in_both_formats!(outcomes);
+/// ```
+#[macro_export]
+macro_rules! in_both_formats {
+    ($($f:ident),* $(,)?) => {$(
+        mod $f {
+            #[tokio::test]
+            async fn xml() {
+                super::$f($crate::WireFormat::Xml).await
+            }
+            #[tokio::test]
+            async fn bxmpp() {
+                super::$f($crate::WireFormat::Bxmpp).await
+            }
+        }
+    )*};
+}
+
 /// How long a test waits for what should come.
 pub const WAIT: Duration = Duration::from_secs(5);

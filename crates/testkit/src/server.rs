@@ -54,6 +54,14 @@ impl TestServer {
         }
     }
 
+    /// A server (see [`start`](Self::start)) with these accounts, each with the password
+    /// `<name>-password`.
+    pub async fn with_users(extra: &str, names: &[&str]) -> TestServer {
+        let s = Self::start(extra).await;
+        s.add_users(names).await;
+        s
+    }
+
     /// The running server.
     pub fn running(&self) -> &RunningServer {
         self.server.as_ref().expect("running")
@@ -152,6 +160,12 @@ impl TestServer {
             resource,
         )
         .await
+    }
+
+    /// A raw client logged in as `name` (password `<name>-password`), `resource` bound.
+    pub async fn login_as(&self, name: &str, resource: &str) -> RawClient {
+        self.login(name, &format!("{name}-password"), resource)
+            .await
     }
 
     /// As [`login`](Self::login), on a connection whose receive buffer is a few kilobytes:

@@ -11,9 +11,8 @@ use lithos_version as _;
 
 #[tokio::test]
 async fn server_features_and_account_info() {
-    let s = TestServer::start("").await;
-    s.add_user("juliet", "j").await;
-    let mut j = s.login("juliet", "j", "balcony").await;
+    let s = TestServer::with_users("", &["juliet"]).await;
+    let mut j = s.login_as("juliet", "balcony").await;
     let info = j
         .iq(
             "get",

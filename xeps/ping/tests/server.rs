@@ -8,9 +8,8 @@ use lithos_testkit::TestServer;
 
 #[tokio::test]
 async fn the_server_answers_pings() {
-    let s = TestServer::start("").await;
-    s.add_user("juliet", "j").await;
-    let mut j = s.login("juliet", "j", "balcony").await;
+    let s = TestServer::with_users("", &["juliet"]).await;
+    let mut j = s.login_as("juliet", "balcony").await;
     let p = j.ping().await;
     assert_eq!(p.attr("type"), Some("result"));
     // Without a `to`, a ping is answered by the server too.

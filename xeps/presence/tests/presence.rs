@@ -9,11 +9,9 @@ use lithos_testkit::{TestServer, roster_items, roster_push, roster_query, stanza
 
 #[tokio::test]
 async fn subscription_handshake_and_presence() {
-    let s = TestServer::start("").await;
-    s.add_user("juliet", "j").await;
-    s.add_user("romeo", "r").await;
-    let mut j = s.login("juliet", "j", "balcony").await;
-    let mut r = s.login("romeo", "r", "orchard").await;
+    let s = TestServer::with_users("", &["juliet", "romeo"]).await;
+    let mut j = s.login_as("juliet", "balcony").await;
+    let mut r = s.login_as("romeo", "orchard").await;
     j.iq("get", None, roster_query(None)).await;
     r.iq("get", None, roster_query(None)).await;
     j.send(stanza("<presence/>")).await;
@@ -70,7 +68,7 @@ async fn subscription_handshake_and_presence() {
     j.expect_silence(Duration::from_millis(300)).await;
 
     // Romeo's later session probes on initial presence and learns Juliet is here.
-    let mut r2 = s.login("romeo", "r", "phone").await;
+    let mut r2 = s.login_as("romeo", "phone").await;
     r2.send(stanza("<presence/>")).await;
     let p = r2
         .recv_where(|e| {
@@ -91,16 +89,13 @@ async fn subscription_handshake_and_presence() {
 
 #[tokio::test]
 async fn requests_wait_for_an_offline_contact_and_pre_approval() {
-    let s = TestServer::start("").await;
-    s.add_user("juliet", "j").await;
-    s.add_user("romeo", "r").await;
-    s.add_user("nurse", "n").await;
-    let mut r = s.login("romeo", "r", "orchard").await;
+    let s = TestServer::with_users("", &["juliet", "romeo", "nurse"]).await;
+    let mut r = s.login_as("romeo", "orchard").await;
     r.send(stanza("<presence to='juliet@localhost' type='subscribe'/>"))
         .await;
     r.expect_silence(Duration::from_millis(200)).await;
     // Juliet logs in later and gets the request on her initial presence.
-    let mut j = s.login("juliet", "j", "balcony").await;
+    let mut j = s.login_as("juliet", "balcony").await;
     j.send(stanza("<presence/>")).await;
     let req = j
         .recv_where(|e| e.name() == "presence" && e.attr("type") == Some("subscribe"))
@@ -110,7 +105,7 @@ async fn requests_wait_for_an_offline_contact_and_pre_approval() {
     // Pre-approval: the nurse's later request is approved without asking Juliet.
     j.send(stanza("<presence to='nurse@localhost' type='subscribed'/>"))
         .await;
-    let mut n = s.login("nurse", "n", "home").await;
+    let mut n = s.login_as("nurse", "home").await;
     n.send(stanza("<presence/>")).await;
     n.send(stanza("<presence to='juliet@localhost' type='subscribe'/>"))
         .await;
@@ -120,11 +115,9 @@ async fn requests_wait_for_an_offline_contact_and_pre_approval() {
 
 #[tokio::test]
 async fn directed_presence_and_its_end() {
-    let s = TestServer::start("").await;
-    s.add_user("juliet", "j").await;
-    s.add_user("romeo", "r").await;
-    let mut j = s.login("juliet", "j", "balcony").await;
-    let r = s.login("romeo", "r", "orchard").await;
+    let s = TestServer::with_users("", &["juliet", "romeo"]).await;
+    let mut j = s.login_as("juliet", "balcony").await;
+    let r = s.login_as("romeo", "orchard").await;
     j.send(stanza("<presence/>")).await;
     let mut r = r;
     r.send(stanza("<presence to='juliet@localhost/balcony'/>"))

@@ -149,16 +149,6 @@ async fn end_to_end(format: WireFormat) {
     assert_eq!(condition(&e), Some(DefinedCondition::ResourceConstraint));
 }
 
-#[tokio::test]
-async fn end_to_end_in_xml() {
-    end_to_end(WireFormat::Xml).await;
-}
-
-#[tokio::test]
-async fn end_to_end_in_bxmpp() {
-    end_to_end(WireFormat::Bxmpp).await;
-}
-
 async fn through_the_server(format: WireFormat) {
     let s = things::start("\n[modules.qos]\nmax_pending_per_sender = 2\n").await;
     s.add_user("carol", "carol-password").await;
@@ -259,16 +249,6 @@ async fn through_the_server(format: WireFormat) {
     );
 }
 
-#[tokio::test]
-async fn through_the_server_in_xml() {
-    through_the_server(WireFormat::Xml).await;
-}
-
-#[tokio::test]
-async fn through_the_server_in_bxmpp() {
-    through_the_server(WireFormat::Bxmpp).await;
-}
-
 /// Alice's second session, as `alice@localhost/<resource>`.
 async fn alice_as(s: &TestServer, resource: &str) -> (Client, Events) {
     lithos_client::ClientBuilder::new(&format!("alice@localhost/{resource}"), "alice-password")
@@ -358,3 +338,5 @@ async fn pending_assured_messages_are_bounded_per_account_in_count_and_bytes_and
         "q-1 and q-2 only: q-4 expired before its deliver"
     );
 }
+
+lithos_testkit::in_both_formats!(end_to_end, through_the_server);

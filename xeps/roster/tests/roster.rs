@@ -8,10 +8,9 @@ const ROSTER: &str = "jabber:iq:roster";
 
 #[tokio::test]
 async fn roster_get_set_push_versions() {
-    let s = TestServer::start("").await;
-    s.add_user("juliet", "j").await;
-    let mut a = s.login("juliet", "j", "a").await;
-    let mut b = s.login("juliet", "j", "b").await;
+    let s = TestServer::with_users("", &["juliet"]).await;
+    let mut a = s.login_as("juliet", "a").await;
+    let mut b = s.login_as("juliet", "b").await;
     let r = a.iq("get", None, roster_query(Some(""))).await;
     assert_eq!(r.attr("type"), Some("result"));
     let v0 = r

@@ -123,16 +123,6 @@ async fn outcomes(format: WireFormat) {
 }
 
 #[tokio::test]
-async fn outcomes_in_xml() {
-    outcomes(WireFormat::Xml).await;
-}
-
-#[tokio::test]
-async fn outcomes_in_bxmpp() {
-    outcomes(WireFormat::Bxmpp).await;
-}
-
-#[tokio::test]
 async fn a_result_payload_comes_back() {
     let s = things::start("").await;
     let (alice, _ae) = s.user("alice", WireFormat::Xml).await;
@@ -177,3 +167,5 @@ async fn a_result_payload_comes_back() {
         .unwrap_err();
     assert_eq!(condition(&e), Some(DefinedCondition::ServiceUnavailable));
 }
+
+lithos_testkit::in_both_formats!(outcomes);

@@ -169,16 +169,6 @@ async fn registration_cases(format: WireFormat) {
 }
 
 #[tokio::test]
-async fn registration_in_xml() {
-    registration_cases(WireFormat::Xml).await;
-}
-
-#[tokio::test]
-async fn registration_in_bxmpp() {
-    registration_cases(WireFormat::Bxmpp).await;
-}
-
-#[tokio::test]
 async fn guessing_registrations_get_the_address_banned() {
     // Issue 14, defect 9: no throttle. Failures count as failed authentications of the
     // address: delayed, then banned (loopback is trusted by default, so not here).
@@ -211,3 +201,5 @@ async fn guessing_registrations_get_the_address_banned() {
             .is_err()
     );
 }
+
+lithos_testkit::in_both_formats!(registration_cases);

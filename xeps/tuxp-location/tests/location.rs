@@ -23,12 +23,4 @@ async fn owner_only(format: WireFormat) {
     assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
 }
 
-#[tokio::test]
-async fn owner_only_in_xml() {
-    owner_only(WireFormat::Xml).await;
-}
-
-#[tokio::test]
-async fn owner_only_in_bxmpp() {
-    owner_only(WireFormat::Bxmpp).await;
-}
+lithos_testkit::in_both_formats!(owner_only);

@@ -127,16 +127,6 @@ async fn flow(format: WireFormat) {
 }
 
 #[tokio::test]
-async fn flow_in_xml() {
-    flow(WireFormat::Xml).await;
-}
-
-#[tokio::test]
-async fn flow_in_bxmpp() {
-    flow(WireFormat::Bxmpp).await;
-}
-
-#[tokio::test]
 async fn no_ack_when_the_server_is_gone() {
     let mut s = things::start("").await;
     let (alice, _ae) = s.user("alice", WireFormat::Xml).await;
@@ -276,16 +266,6 @@ async fn followers(format: WireFormat) {
 }
 
 #[tokio::test]
-async fn followers_in_xml() {
-    followers(WireFormat::Xml).await;
-}
-
-#[tokio::test]
-async fn followers_in_bxmpp() {
-    followers(WireFormat::Bxmpp).await;
-}
-
-#[tokio::test]
 async fn for_lan_nodes() {
     let s = things::start("").await;
     let (alice, mut alice_events) = s.user("alice", WireFormat::Bxmpp).await;
@@ -313,3 +293,5 @@ async fn for_lan_nodes() {
     let e = gateway.request(iq, T).await.unwrap_err();
     assert_eq!(condition(&e), Some(DefinedCondition::BadRequest));
 }
+
+lithos_testkit::in_both_formats!(flow, followers);

@@ -132,16 +132,6 @@ async fn levels(format: WireFormat) {
     assert_eq!(all_history(&alice, &addr).await, ["1", "2", "3", "4"]);
 }
 
-#[tokio::test]
-async fn levels_in_xml() {
-    levels(WireFormat::Xml).await;
-}
-
-#[tokio::test]
-async fn levels_in_bxmpp() {
-    levels(WireFormat::Bxmpp).await;
-}
-
 fn qos2(v: u32, id: &str) -> Iq {
     let mut r = Report::new(celsius(v), Qos::ExactlyOnce);
     r.report_id = Some(id.into());
@@ -197,16 +187,6 @@ async fn exactly_once(format: WireFormat) {
     let e = thing.request(Iq::set("", bad), T).await.unwrap_err();
     assert_eq!(condition(&e), Some(DefinedCondition::BadRequest));
     assert_eq!(all_history(&alice, &addr).await, ["7", "8"]);
-}
-
-#[tokio::test]
-async fn exactly_once_in_xml() {
-    exactly_once(WireFormat::Xml).await;
-}
-
-#[tokio::test]
-async fn exactly_once_in_bxmpp() {
-    exactly_once(WireFormat::Bxmpp).await;
 }
 
 #[tokio::test]
@@ -312,16 +292,6 @@ async fn for_lan_nodes(format: WireFormat) {
 }
 
 #[tokio::test]
-async fn for_lan_nodes_in_xml() {
-    for_lan_nodes(WireFormat::Xml).await;
-}
-
-#[tokio::test]
-async fn for_lan_nodes_in_bxmpp() {
-    for_lan_nodes(WireFormat::Bxmpp).await;
-}
-
-#[tokio::test]
 async fn history_retention() {
     let s = things::start("\n[modules.report]\nhistory_seconds = 1\n").await;
     let (alice, _ae) = s.user("alice", WireFormat::Xml).await;
@@ -352,3 +322,5 @@ async fn history_retention() {
     assert_eq!(latest.len(), 1);
     assert_eq!(latest[0].data, celsius(6));
 }
+
+lithos_testkit::in_both_formats!(levels, exactly_once, for_lan_nodes);

@@ -6,9 +6,8 @@ use lithos_version as _;
 
 #[tokio::test]
 async fn name_and_version_without_os() {
-    let s = TestServer::start("").await;
-    s.add_user("juliet", "j").await;
-    let mut j = s.login("juliet", "j", "balcony").await;
+    let s = TestServer::with_users("", &["juliet"]).await;
+    let mut j = s.login_as("juliet", "balcony").await;
     let v = j
         .iq(
             "get",
