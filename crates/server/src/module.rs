@@ -297,15 +297,90 @@ pub fn internal_error(e: impl std::fmt::Display) -> StanzaError {
     StanzaError::new(DefinedCondition::InternalServerError)
 }
 
-/// Why a module cannot be built.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ModuleError(pub String);
+/// A boxed error a module's build or storage failure carries as its cause.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a module cannot be built: what is wrong (naming the setting at fault), and the error
+/// that caused it, kept as the [`source`](std::error::Error::source) and shown after the
+/// message.
+#[derive(Debug)]
+pub struct ModuleError {
+    message: String,
+    source: Option<BoxError>,
+}
+
+impl std::fmt::Display for ModuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            Some(cause) => write!(f, "{}: {cause}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ModuleError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}
+
+/// Two module errors are equal when they say the same (their causes are compared as text).
+impl PartialEq for ModuleError {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+impl Eq for ModuleError {}
+
+impl From<crate::storage::StorageError> for ModuleError {
+    fn from(e: crate::storage::StorageError) -> ModuleError {
+        ModuleError::caused_by("the storage failed", e)
+    }
+}
 
 impl ModuleError {
+    /// An error saying `message`.
+    pub fn new(message: impl Into<String>) -> ModuleError {
+        ModuleError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error saying `message`, caused by `source`.
+    ///
+    /// ```
+    /// use lithos_server::module::ModuleError;
+    /// let e = ModuleError::caused_by("operator \"x@\"", lithos_core::Jid::new("x@").unwrap_err());
+    /// assert!(std::error::Error::source(&e).is_some());
+    /// assert!(e.to_string().starts_with("operator \"x@\": "));
+    /// ```
+    pub fn caused_by(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> ModuleError {
+        ModuleError {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// What is wrong, without the cause.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// A setting of the module's section that must be `true` or `false`: its value, or the
+    /// error that names `key`.
+    pub fn boolean(key: &str, value: &toml::Value) -> Result<bool, ModuleError> {
+        value
+            .as_bool()
+            .ok_or_else(|| ModuleError::new(format!("{key} must be true or false")))
+    }
+
     /// A key the module's section may not have.
     pub fn unknown_key(key: &str) -> ModuleError {
-        ModuleError(format!("unknown key {key}"))
+        ModuleError::new(format!("unknown key {key}"))
     }
 
     /// A setting of the module's section that must be an integer of at least `min`: its
@@ -323,7 +398,7 @@ impl ModuleError {
             .and_then(|n| u64::try_from(n).ok())
             .filter(|n| *n >= min)
             .ok_or_else(|| {
-                ModuleError(match min {
+                ModuleError::new(match min {
                     0 => format!("{key} must be a non-negative integer"),
                     1 => format!("{key} must be a positive integer"),
                     _ => format!("{key} must be an integer of at least {min}"),
@@ -398,7 +473,7 @@ pub fn registered() -> Vec<&'static ModuleRegistration> {
 }
 
 /// Why the module set cannot start.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HostError {
     /// Two linked crates register the same module name.
     #[error("two modules are registered as {0:?}")]
@@ -437,6 +512,7 @@ pub enum HostError {
         /// The module.
         module: String,
         /// Why.
+        #[source]
         error: ModuleError,
     },
 }

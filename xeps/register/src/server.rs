@@ -289,10 +289,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
         min_password_length: 8,
         instructions: "Choose a user name and a password.".to_string(),
     };
-    let boolean = |k: &str, v: &lithos_server::toml::Value| {
-        v.as_bool()
-            .ok_or_else(|| ModuleError(format!("{k} must be true or false")))
-    };
+    let boolean = ModuleError::boolean;
     let count = |k: &str, v: &lithos_server::toml::Value| ModuleError::integer(k, v, 0);
     for (k, v) in &ctx.section {
         match k.as_str() {
@@ -304,7 +301,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
             "instructions" => {
                 s.instructions = v
                     .as_str()
-                    .ok_or_else(|| ModuleError("instructions must be a string".into()))?
+                    .ok_or_else(|| ModuleError::new("instructions must be a string"))?
                     .to_string();
             }
             other => return Err(ModuleError::unknown_key(other)),

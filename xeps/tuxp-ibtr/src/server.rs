@@ -255,9 +255,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     for (k, v) in &ctx.section {
         match k.as_str() {
             "require_authorization" => {
-                m.require_authorization = v.as_bool().ok_or_else(|| {
-                    ModuleError("require_authorization must be true or false".into())
-                })?;
+                m.require_authorization = ModuleError::boolean(k, v)?;
             }
             other => return Err(ModuleError::unknown_key(other)),
         }

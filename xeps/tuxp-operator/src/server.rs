@@ -278,20 +278,20 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
             "operators" => {
                 let list = v
                     .as_array()
-                    .ok_or_else(|| ModuleError("operators must be a list of accounts".into()))?;
+                    .ok_or_else(|| ModuleError::new("operators must be a list of accounts"))?;
                 for o in list {
-                    let s = o.as_str().ok_or_else(|| {
-                        ModuleError("operators must be a list of accounts".into())
-                    })?;
+                    let s = o
+                        .as_str()
+                        .ok_or_else(|| ModuleError::new("operators must be a list of accounts"))?;
                     let full = if s.contains('@') {
                         s.to_string()
                     } else {
                         format!("{s}@{}", ctx.config.domain)
                     };
-                    let j =
-                        Jid::new(&full).map_err(|e| ModuleError(format!("operator {s:?}: {e}")))?;
+                    let j = Jid::new(&full)
+                        .map_err(|e| ModuleError::caused_by(format!("operator {s:?}"), e))?;
                     if j.domain() != ctx.config.domain || j.local().is_none() || !j.is_bare() {
-                        return Err(ModuleError(format!(
+                        return Err(ModuleError::new(format!(
                             "operator {s:?} is not an account of {}",
                             ctx.config.domain
                         )));
@@ -303,9 +303,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
                 m.validity = Duration::from_secs(ModuleError::integer(k, v, 1)?);
             }
             "require_registration_key" => {
-                m.require_registration_key = v.as_bool().ok_or_else(|| {
-                    ModuleError("require_registration_key must be true or false".into())
-                })?;
+                m.require_registration_key = ModuleError::boolean(k, v)?;
             }
             other => return Err(ModuleError::unknown_key(other)),
         }

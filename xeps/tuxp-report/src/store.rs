@@ -259,7 +259,7 @@ fn item(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, i64, String)> {
 
 fn to_item((id, node, stamp_ms, xml): (i64, String, i64, String)) -> StorageResult<Item> {
     let data = Element::parse(&xml)
-        .map_err(|e| StorageError::Backend(format!("stored report {id} is not XML: {e}")))?;
+        .map_err(|e| StorageError::caused_by(format!("stored report {id} is not XML"), e))?;
     Ok(Item {
         id,
         node,
@@ -309,7 +309,7 @@ pub async fn history(
         } else {
             s.parse()
                 .map(Some)
-                .map_err(|_| StorageError::Backend(format!("item-not-found: no item {s}")))
+                .map_err(|_| StorageError::backend(format!("item-not-found: no item {s}")))
         }
     };
     let after = match &set.after {

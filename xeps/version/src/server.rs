@@ -50,9 +50,7 @@ impl Module for Version {
 fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     let os = match ctx.section.get("os") {
         None => false,
-        Some(v) => v
-            .as_bool()
-            .ok_or_else(|| ModuleError("os must be true or false".into()))?,
+        Some(v) => ModuleError::boolean("os", v)?,
     };
     if let Some(k) = ctx.section.keys().find(|k| k.as_str() != "os") {
         return Err(ModuleError::unknown_key(k));

@@ -26,14 +26,32 @@ pub enum StorageError {
     /// The account already exists.
     #[error("already exists")]
     AlreadyExists,
-    /// The database failed.
+    /// The database failed: the driver's error (or what was found wrong), kept as the
+    /// source.
     #[error("database error: {0}")]
-    Backend(String),
+    Backend(#[source] crate::module::BoxError),
+}
+
+impl StorageError {
+    /// A failure described in words (a stored value that is out of range).
+    pub fn backend(what: impl Into<String>) -> StorageError {
+        StorageError::Backend(what.into().into())
+    }
+
+    /// A failure described in words, caused by `source` (kept as the source).
+    pub fn caused_by(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> StorageError {
+        StorageError::Backend(Box::new(crate::module::ModuleError::caused_by(
+            what, source,
+        )))
+    }
 }
 
 impl From<rusqlite::Error> for StorageError {
     fn from(e: rusqlite::Error) -> Self {
-        StorageError::Backend(e.to_string())
+        StorageError::Backend(Box::new(e))
     }
 }
 
@@ -297,5 +315,23 @@ impl Storage {
 impl fmt::Debug for Storage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Storage").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::StorageError;
+
+    #[test]
+    fn backend_errors_keep_their_cause() {
+        let e = StorageError::from(rusqlite::Error::QueryReturnedNoRows);
+        let cause = std::error::Error::source(&e).expect("a source");
+        assert!(cause.downcast_ref::<rusqlite::Error>().is_some());
+        assert!(e.to_string().contains("Query returned no rows"), "{e}");
+
+        let e = StorageError::caused_by("stored value 7", std::fmt::Error);
+        let cause = std::error::Error::source(&e).expect("a source");
+        assert!(std::error::Error::source(cause).is_some(), "the context keeps the cause");
+        assert!(e.to_string().contains("stored value 7"), "{e}");
     }
 }

@@ -113,7 +113,7 @@ impl SqliteStore {
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let version = usize::try_from(version).unwrap_or(0);
         if version > MIGRATIONS.len() {
-            return Err(StorageError::Backend(format!(
+            return Err(StorageError::backend(format!(
                 "the database has schema version {version}, newer than this server knows ({})",
                 MIGRATIONS.len()
             )));
@@ -166,7 +166,7 @@ impl SqliteStore {
                 .unwrap_or(0);
             let done = usize::try_from(done).unwrap_or(0);
             if done > s.migrations.len() {
-                return Err(StorageError::Backend(format!(
+                return Err(StorageError::backend(format!(
                     "module {} has schema version {done}, newer than this server knows ({})",
                     s.module,
                     s.migrations.len()
@@ -198,7 +198,7 @@ impl SqliteStore {
         match tokio::runtime::Handle::try_current() {
             Ok(_) => tokio::task::spawn_blocking(move || f(&mut lock(&conn)))
                 .await
-                .map_err(|e| StorageError::Backend(format!("storage task failed: {e}")))?,
+                .map_err(|e| StorageError::Backend(Box::new(e)))?,
             Err(_) => f(&mut lock(&conn)),
         }
     }
@@ -351,7 +351,7 @@ impl AccountStore for SqliteStore {
                     let n = st.parameter_count();
                     let all: [&dyn rusqlite::ToSql; 2] = [&u, &bare];
                     if n > 2 {
-                        return Err(StorageError::Backend(format!(
+                        return Err(StorageError::backend(format!(
                             "module {}: an account_deleted statement uses more than ?1 and ?2",
                             s.module
                         )));
