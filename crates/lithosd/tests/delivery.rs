@@ -44,9 +44,7 @@ async fn until_offline(s: &TestServer, bare: &str) {
 }
 
 async fn offline_count(s: &TestServer, user: &str) -> usize {
-    s.handle()
-        .storage()
-        .offline
+    lithos_offline::store::OfflineStore::of(s.handle())
         .offline_count(user)
         .await
         .unwrap()
@@ -94,9 +92,7 @@ async fn an_offline_store_larger_than_the_queue_arrives_whole_and_is_then_delete
     r.ping().await;
     assert_eq!(offline_count(&s, "juliet").await, 1000);
     for i in 0..40 {
-        s.handle()
-            .storage()
-            .roster
+        lithos_roster::store::Rosters::of(s.handle())
             .put_pending_subscription(
                 "juliet",
                 &format!("fan{i}@localhost"),

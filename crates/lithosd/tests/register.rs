@@ -5,8 +5,8 @@ mod common;
 
 use common::{Client, TestServer, error_condition};
 use lithos_core::{Element, StreamErrorCondition};
+use lithos_roster::store::{RosterItem, Rosters, Subscription};
 use lithos_server::sasl::ScramHash;
-use lithos_server::storage::{RosterItem, Subscription};
 
 const NS: &str = "jabber:iq:register";
 const ENABLED: &str = "[modules.register]\nenabled = true\nmin_seconds_between = 0\n";
@@ -317,7 +317,7 @@ async fn removing_an_account_ends_its_sessions_and_subscriptions() {
         approved: false,
         groups: Vec::new(),
     };
-    let roster = &s.handle().storage().roster;
+    let roster = Rosters::of(s.handle());
     roster
         .put_roster_item("romeo", &both("juliet@localhost"))
         .await
@@ -364,7 +364,14 @@ async fn removing_an_account_ends_its_sessions_and_subscriptions() {
 
     let store = &s.handle().storage();
     assert!(!store.accounts.account_exists("romeo").await.unwrap());
-    assert!(store.roster.roster("romeo").await.unwrap().1.is_empty());
+    assert!(
+        Rosters::of(s.handle())
+            .roster("romeo")
+            .await
+            .unwrap()
+            .1
+            .is_empty()
+    );
     let mut again = Client::connect(s.addr()).await;
     again.open().await;
     again.starttls(&s.tls_connector()).await;

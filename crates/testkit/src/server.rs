@@ -30,7 +30,9 @@ impl TestServer {
         Self::start_in(dir, extra).await
     }
 
-    async fn start_in(dir: tempfile::TempDir, extra: &str) -> TestServer {
+    /// A server on an existing data directory (one a test prepared, or an older release
+    /// wrote); see [`start`](Self::start) for `extra`.
+    pub async fn start_in(dir: tempfile::TempDir, extra: &str) -> TestServer {
         if std::env::var_os("LITHOS_TEST_LOG").is_some() {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter("debug")

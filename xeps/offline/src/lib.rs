@@ -13,9 +13,11 @@ pub const NS_OFFLINE: &str = "msgoffline";
 
 #[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
+pub mod store;
 
 /// BXMPP table (Lithos's `F0 14`): without it, a stored message could not be delivered to a
 /// client speaking BXMPP, since its `<delay/>` would have no code.
 pub const BXMPP_TABLE: &str = include_str!("../tables/offline.props");
 
-lithos_core::extension! { table: BXMPP_TABLE, server: [server::MODULE] }
+lithos_core::extension! { table: BXMPP_TABLE, server: [store::SCHEMA, server::MODULE] }

@@ -16,12 +16,12 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::store::{OfflineQuota, OfflineStore};
 use async_trait::async_trait;
 use lithos_core::datetime::now_ms;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Jid};
 use lithos_server::module::{Flow, Module, ModuleContext, ModuleError, ModuleRegistration};
-use lithos_server::storage::OfflineQuota;
 use lithos_server::{ServerHandle, SessionInfo};
 
 use crate::{NS_DELAY, NS_OFFLINE};
@@ -77,9 +77,7 @@ impl Offline {
                 // A message stored between the last read and now found this task still
                 // running and started none: look once more.
                 let more = drained
-                    && server
-                        .storage()
-                        .offline
+                    && OfflineStore::of(&server)
                         .offline_count(&user)
                         .await
                         .is_ok_and(|n| n > 0);
@@ -100,7 +98,7 @@ impl Offline {
         self.sweeper.get_or_init(|| {
             server.every(SWEEP, move |server| async move {
                 let cutoff = now_ms() - after;
-                match server.storage().offline.expire_offline(cutoff).await {
+                match OfflineStore::of(&server).expire_offline(cutoff).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(messages = n, "expired offline messages deleted"),
                     Err(e) => tracing::error!(error = %e, "expiring offline messages failed"),
@@ -119,7 +117,7 @@ async fn deliver(
     user: String,
     expire_after_ms: i64,
 ) -> bool {
-    let store = server.storage().offline.clone();
+    let store = OfflineStore::of(&server);
     let mut after = i64::MIN;
     loop {
         let batch = match store.offline_batch(&user, after, BATCH).await {
@@ -226,9 +224,7 @@ impl Module for Offline {
                     .build(),
             );
         }
-        match server
-            .storage()
-            .offline
+        match OfflineStore::of(server)
             .store_offline(user, &copy.to_xml(), stamp, self.quota)
             .await
         {

@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Jid, ns};
+use lithos_roster::store::{RosterItem, Rosters};
 use lithos_server::module::{Flow, Module, ModuleContext, ModuleError, ModuleRegistration};
-use lithos_server::storage::{RosterItem, StorageResult};
+use lithos_server::storage::StorageResult;
 use lithos_server::{ClientStanza, ClientStanzaHook, ServerHandle, SessionInfo};
 
 struct Presence {
@@ -34,7 +35,7 @@ fn presence(type_: Option<&str>, from: &Jid, to: &str) -> Element {
 impl Presence {
     /// Contacts of `user` that receive its presence (subscription from or both).
     async fn subscribers(server: &ServerHandle, user: &str) -> Vec<String> {
-        match server.storage().roster.roster(user).await {
+        match Rosters::of(server).roster(user).await {
             Ok((_, items)) => items
                 .into_iter()
                 .filter(|i| i.subscription.has_from())
@@ -99,7 +100,7 @@ impl Presence {
     }
 
     async fn save(server: &ServerHandle, user: &str, item: &RosterItem) -> StorageResult<()> {
-        let v = server.storage().roster.put_roster_item(user, item).await?;
+        let v = Rosters::of(server).put_roster_item(user, item).await?;
         lithos_roster::push(server, user, v, item, false).await;
         Ok(())
     }
@@ -117,7 +118,7 @@ impl Presence {
         };
         let bare = from.to_bare();
         let c = contact.as_str().to_string();
-        let store = server.storage().roster.clone();
+        let store = Rosters::of(server);
         let item = store.roster_item(user, &c).await?;
         let new = || RosterItem {
             jid: c.clone(),
@@ -214,7 +215,7 @@ impl Presence {
             }
             return Ok(());
         }
-        let store = server.storage().roster.clone();
+        let store = Rosters::of(server);
         let item = store.roster_item(user, &c).await?;
         let bare = account.to_bare();
         let mut stamped = stanza.clone();
@@ -358,7 +359,7 @@ impl Module for Presence {
         // Cancel both directions of every subscription (XEP-0077 §3.2 asks this of an IM
         // server), so that contacts' rosters do not keep a ghost.
         let Some(user) = account.local() else { return };
-        let items = match server.storage().roster.roster(user).await {
+        let items = match Rosters::of(server).roster(user).await {
             Ok((_, items)) => items,
             Err(e) => {
                 tracing::error!(error = %e, "reading a roster failed");
@@ -491,7 +492,7 @@ impl Presence {
     /// After a session's first available presence: probe the contacts it is subscribed to, and
     /// hand it the subscription requests waiting for an answer.
     async fn on_initial(&self, server: &ServerHandle, session: &SessionInfo, user: &str) {
-        let store = server.storage().roster.clone();
+        let store = Rosters::of(server);
         if let Ok((_, items)) = store.roster(user).await {
             for i in items.iter().filter(|i| i.subscription.has_to()) {
                 server

@@ -142,9 +142,7 @@ impl QosModule {
         let Some(user) = recipient.local() else {
             return Ok(false);
         };
-        Ok(server
-            .storage()
-            .roster
+        Ok(lithos_roster::store::Rosters::of(server)
             .roster_item(user, sender.bare_str())
             .await
             .map_err(internal_error)?

@@ -11,6 +11,8 @@ use lithos_core::{Element, Jid};
 mod client;
 #[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
+pub mod store;
 
 #[cfg(feature = "client")]
 pub use client::{RosterEntry, RosterExt};
@@ -118,7 +120,7 @@ pub fn item_element(
     b.build()
 }
 
-lithos_core::extension! { server: [server::MODULE], client: [client::PLUGIN] }
+lithos_core::extension! { server: [store::SCHEMA, server::MODULE], client: [client::PLUGIN] }
 
 #[cfg(test)]
 mod tests {

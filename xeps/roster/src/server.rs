@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::store::{RosterItem, Rosters};
 use async_trait::async_trait;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Jid, ns};
@@ -10,7 +11,6 @@ use lithos_server::module::internal_error;
 use lithos_server::module::{
     IqClaim, IqRequest, IqResponse, Module, ModuleContext, ModuleError, ModuleRegistration,
 };
-use lithos_server::storage::RosterItem;
 
 use crate::{INTERESTED, ItemError, NS, NS_ROSTERVER, item_element, parse_set};
 
@@ -81,7 +81,7 @@ impl Module for Roster {
         if req.payload.name() != "query" {
             return Err(StanzaError::new(DefinedCondition::BadRequest));
         }
-        let store = server.storage().roster.clone();
+        let store = Rosters::of(server);
         if !req.is_set {
             if let Some(s) = &req.session {
                 server.sessions().mark(s, INTERESTED);

@@ -1,4 +1,7 @@
-//! Storage: the traits modules use, and the embedded SQLite store that serves them.
+//! Storage: the kernel's accounts and credentials ([`AccountStore`]), and the embedded
+//! SQLite database in which each module keeps its own tables ([`ModuleSchema`], run through
+//! [`SqliteStore::run`]): the roster, the offline store and the TUXP registry live in their
+//! crates, not here.
 //!
 //! Every write a method reports as done is committed (SQLite in WAL mode with full
 //! synchronisation), so it survives the process being killed.
@@ -67,8 +70,8 @@ pub trait AccountStore: Send + Sync {
     /// Replaces an account's credentials; `NotFound` if there is no such account.
     async fn set_credentials(&self, username: &str, creds: &Credentials) -> StorageResult<()>;
     /// Deletes an account and everything stored for it (what modules keep too: see
-    /// [`ModuleSchema::account_deleted`]); takes it out of other accounts' rosters'
-    /// subscriptions; and leaves a tombstone, so the name cannot be created again for a while
+    /// [`ModuleSchema::account_deleted`]: the roster module, for one, takes it out of other
+    /// accounts' subscriptions), in one transaction; and leaves a tombstone, so the name cannot be created again for a while
     /// (`[accounts] tombstone_secs`) and nobody inherits what others granted it. `domain` is
     /// the served domain (some records hold bare JIDs). `NotFound` if there is no such account.
     async fn delete_account(&self, username: &str, domain: &str) -> StorageResult<()>;
@@ -86,176 +89,12 @@ pub trait AccountStore: Send + Sync {
     async fn list_accounts(&self) -> StorageResult<Vec<String>>;
 }
 
-/// The subscription state of a roster item (RFC 6121 §2.1.2.5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Subscription {
-    /// No subscription either way.
-    #[default]
-    None,
-    /// The user sees the contact's presence.
-    To,
-    /// The contact sees the user's presence.
-    From,
-    /// Both.
-    Both,
-}
-
-impl Subscription {
-    /// The attribute value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Subscription::None => "none",
-            Subscription::To => "to",
-            Subscription::From => "from",
-            Subscription::Both => "both",
-        }
-    }
-    /// Parses the attribute value.
-    pub fn parse(s: &str) -> Option<Subscription> {
-        Some(match s {
-            "none" => Subscription::None,
-            "to" => Subscription::To,
-            "from" => Subscription::From,
-            "both" => Subscription::Both,
-            _ => return None,
-        })
-    }
-    /// True when the user receives the contact's presence.
-    pub fn has_to(self) -> bool {
-        matches!(self, Subscription::To | Subscription::Both)
-    }
-    /// True when the contact receives the user's presence.
-    pub fn has_from(self) -> bool {
-        matches!(self, Subscription::From | Subscription::Both)
-    }
-    /// With the `to` half set or cleared.
-    pub fn with_to(self, on: bool) -> Subscription {
-        Subscription::from_halves(on, self.has_from())
-    }
-    /// With the `from` half set or cleared.
-    pub fn with_from(self, on: bool) -> Subscription {
-        Subscription::from_halves(self.has_to(), on)
-    }
-    fn from_halves(to: bool, from: bool) -> Subscription {
-        match (to, from) {
-            (false, false) => Subscription::None,
-            (true, false) => Subscription::To,
-            (false, true) => Subscription::From,
-            (true, true) => Subscription::Both,
-        }
-    }
-}
-
-impl fmt::Display for Subscription {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One roster item.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RosterItem {
-    /// The contact's bare JID.
-    pub jid: String,
-    /// The user's name for the contact.
-    pub name: Option<String>,
-    /// Subscription state.
-    pub subscription: Subscription,
-    /// The user asked to subscribe to the contact and no answer came yet (`ask="subscribe"`).
-    pub ask: bool,
-    /// The user pre-approved the contact's subscription request (RFC 6121 §3.4).
-    pub approved: bool,
-    /// Groups, in the order given.
-    pub groups: Vec<String>,
-}
-
-/// Rosters (with versions, RFC 6121 §2.6) and pending inbound subscription requests.
-#[async_trait]
-pub trait RosterStore: Send + Sync {
-    /// The roster's version and items.
-    async fn roster(&self, username: &str) -> StorageResult<(u64, Vec<RosterItem>)>;
-    /// One item.
-    async fn roster_item(&self, username: &str, contact: &str)
-    -> StorageResult<Option<RosterItem>>;
-    /// Adds or replaces an item; returns the roster's new version.
-    async fn put_roster_item(&self, username: &str, item: &RosterItem) -> StorageResult<u64>;
-    /// Removes an item; returns the roster's new version (unchanged if there was none).
-    async fn delete_roster_item(&self, username: &str, contact: &str) -> StorageResult<u64>;
-    /// Inbound subscription requests not yet answered: contact and the request as XML.
-    async fn pending_subscriptions(&self, username: &str) -> StorageResult<Vec<(String, String)>>;
-    /// Records an inbound subscription request.
-    async fn put_pending_subscription(
-        &self,
-        username: &str,
-        contact: &str,
-        stanza: &str,
-    ) -> StorageResult<()>;
-    /// Forgets an inbound subscription request.
-    async fn delete_pending_subscription(&self, username: &str, contact: &str)
-    -> StorageResult<()>;
-}
-
-/// A stored offline message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OfflineMessage {
-    /// Store id, for deleting it once delivered.
-    pub id: i64,
-    /// When it was stored, in milliseconds since the Unix epoch.
-    pub stamp_ms: i64,
-    /// The message as XML.
-    pub stanza: String,
-}
-
-/// How much one account may hold in offline storage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OfflineQuota {
-    /// Messages.
-    pub messages: usize,
-    /// Bytes of stored XML, all messages together.
-    pub bytes: usize,
-}
-
-/// Messages stored for accounts with no available resource.
-#[async_trait]
-pub trait OfflineStore: Send + Sync {
-    /// Stores a message unless the account would then hold more than `quota` allows; returns
-    /// whether it was stored.
-    async fn store_offline(
-        &self,
-        username: &str,
-        stanza: &str,
-        stamp_ms: i64,
-        quota: OfflineQuota,
-    ) -> StorageResult<bool>;
-    /// The stored messages, oldest first.
-    async fn offline_messages(&self, username: &str) -> StorageResult<Vec<OfflineMessage>>;
-    /// At most `limit` stored messages with an id above `after`, oldest first: a large store
-    /// is read a batch at a time.
-    async fn offline_batch(
-        &self,
-        username: &str,
-        after: i64,
-        limit: usize,
-    ) -> StorageResult<Vec<OfflineMessage>>;
-    /// Deletes delivered messages.
-    async fn delete_offline(&self, username: &str, ids: &[i64]) -> StorageResult<()>;
-    /// Number of stored messages.
-    async fn offline_count(&self, username: &str) -> StorageResult<usize>;
-    /// Deletes every message stored before `before_ms` (milliseconds since the Unix epoch),
-    /// for every account; returns how many went.
-    async fn expire_offline(&self, before_ms: i64) -> StorageResult<usize>;
-}
-
 /// The stores a server and its modules use.
 #[derive(Clone)]
 pub struct Storage {
     /// Accounts.
     pub accounts: Arc<dyn AccountStore>,
-    /// Rosters.
-    pub roster: Arc<dyn RosterStore>,
-    /// Offline messages.
-    pub offline: Arc<dyn OfflineStore>,
-    sqlite: Option<Arc<SqliteStore>>,
+    sqlite: Arc<SqliteStore>,
 }
 
 /// Tables a module keeps in the embedded database, registered as `schema:` in its crate's
@@ -290,25 +129,25 @@ inventory::collect!(ModuleSchema);
 impl Storage {
     /// The SQLite store, for modules with their own tables.
     pub fn sqlite_store(&self) -> Option<&SqliteStore> {
-        self.sqlite.as_deref()
+        Some(&self.sqlite)
     }
 
-    /// All three stores from one SQLite database.
+    /// The database, for modules with their own tables ([`ModuleSchema`]).
+    pub fn database(&self) -> &SqliteStore {
+        &self.sqlite
+    }
+
+    /// The stores of one SQLite database.
     pub fn sqlite(store: SqliteStore) -> Storage {
         let s = Arc::new(store);
         Storage {
             accounts: s.clone(),
-            roster: s.clone(),
-            offline: s.clone(),
-            sqlite: Some(s),
+            sqlite: s,
         }
     }
     /// Makes sure everything is on disk (a WAL checkpoint), for a clean shutdown.
     pub async fn flush(&self) -> StorageResult<()> {
-        if let Some(s) = &self.sqlite {
-            s.checkpoint().await?;
-        }
-        Ok(())
+        self.sqlite.checkpoint().await
     }
 }
 
@@ -331,7 +170,10 @@ mod error_tests {
 
         let e = StorageError::caused_by("stored value 7", std::fmt::Error);
         let cause = std::error::Error::source(&e).expect("a source");
-        assert!(std::error::Error::source(cause).is_some(), "the context keeps the cause");
+        assert!(
+            std::error::Error::source(cause).is_some(),
+            "the context keeps the cause"
+        );
         assert!(e.to_string().contains("stored value 7"), "{e}");
     }
 }

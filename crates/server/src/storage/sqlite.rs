@@ -6,15 +6,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{
-    AccountStore, OfflineMessage, OfflineQuota, OfflineStore, RosterItem, RosterStore,
-    StorageError, StorageResult, Subscription,
-};
+use super::{AccountStore, StorageError, StorageResult};
 use crate::sasl::{Credentials, ScramCredential};
 use lithos_core::datetime::now_ms;
 
-/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[
+/// How databases written by release 0.1.0 and before were laid out, step by step: the kernel
+/// then also held the roster's and the offline store's tables, which those modules now own
+/// (their schemas create the same tables where they are missing). A database at one of
+/// these versions is brought to the last of them, then to [`SCHEMA_VERSION`]; a new one
+/// starts from [`KERNEL_TABLES`]. `PRAGMA user_version` records the version.
+const LEGACY: &[&str] = &[
     // 1: accounts, rosters, pending subscriptions, offline messages.
     "CREATE TABLE accounts (
         username TEXT PRIMARY KEY,
@@ -54,20 +55,24 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX pending_by_contact ON pending_subscriptions (contact);",
 ];
 
+/// The kernel's tables: accounts and their credentials, and the names of deleted accounts
+/// (kept for a while, so that nobody inherits what others granted them).
+const KERNEL_TABLES: &str = "CREATE TABLE accounts (
+        username TEXT PRIMARY KEY,
+        created_ms INTEGER NOT NULL,
+        sha1_salt BLOB NOT NULL, sha1_iterations INTEGER NOT NULL,
+        sha1_stored_key BLOB NOT NULL, sha1_server_key BLOB NOT NULL,
+        sha256_salt BLOB NOT NULL, sha256_iterations INTEGER NOT NULL,
+        sha256_stored_key BLOB NOT NULL, sha256_server_key BLOB NOT NULL
+     );
+     CREATE TABLE account_tombstones (username TEXT PRIMARY KEY, deleted_ms INTEGER NOT NULL);";
+
+/// The schema version of the kernel's tables: 4, the first where modules own their tables.
+const SCHEMA_VERSION: usize = LEGACY.len() + 1;
+
 /// What an account's deletion does to the kernel's tables, before the modules' statements:
 /// `?1` the name, `?2` the bare JID.
 const ACCOUNT_DELETED: &[&str] = &[
-    "DELETE FROM roster_items WHERE username = ?1",
-    "DELETE FROM roster_versions WHERE username = ?1",
-    "DELETE FROM pending_subscriptions WHERE username = ?1",
-    "DELETE FROM offline_messages WHERE username = ?1",
-    // Others' rosters keep the contact but no subscription either way: a new account of the
-    // same name must not receive their presence, nor pass for their trusted contact.
-    "UPDATE roster_versions SET version = version + 1 WHERE username IN
-        (SELECT username FROM roster_items WHERE contact = ?2
-            AND (subscription != 'none' OR ask != 0 OR approved != 0))",
-    "UPDATE roster_items SET subscription = 'none', ask = 0, approved = 0 WHERE contact = ?2",
-    "DELETE FROM pending_subscriptions WHERE contact = ?2",
     "INSERT INTO account_tombstones (username, deleted_ms) VALUES (?1, ?3)
         ON CONFLICT (username) DO UPDATE SET deleted_ms = ?3",
 ];
@@ -112,16 +117,22 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let version = usize::try_from(version).unwrap_or(0);
-        if version > MIGRATIONS.len() {
+        if version > SCHEMA_VERSION {
             return Err(StorageError::backend(format!(
-                "the database has schema version {version}, newer than this server knows ({})",
-                MIGRATIONS.len()
+                "the database has schema version {version}, newer than this server knows \
+                 ({SCHEMA_VERSION})"
             )));
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        if version < SCHEMA_VERSION {
             let tx = conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            if version == 0 {
+                tx.execute_batch(KERNEL_TABLES)?;
+            } else {
+                for sql in &LEGACY[version..] {
+                    tx.execute_batch(sql)?;
+                }
+            }
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION as i64)?;
             tx.commit()?;
         }
         Self::module_migrations(&mut conn)?;
@@ -211,37 +222,6 @@ impl SqliteStore {
         })
         .await
     }
-}
-
-fn bump_version(c: &Connection, username: &str) -> StorageResult<u64> {
-    c.execute(
-        "INSERT INTO roster_versions (username, version) VALUES (?1, 1)
-         ON CONFLICT (username) DO UPDATE SET version = version + 1",
-        params![username],
-    )?;
-    let v: i64 = c.query_row(
-        "SELECT version FROM roster_versions WHERE username = ?1",
-        params![username],
-        |r| r.get(0),
-    )?;
-    Ok(v as u64)
-}
-
-fn row_to_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<RosterItem> {
-    let groups: String = r.get(5)?;
-    let sub: String = r.get(2)?;
-    Ok(RosterItem {
-        jid: r.get(0)?,
-        name: r.get(1)?,
-        subscription: Subscription::parse(&sub).unwrap_or_default(),
-        ask: r.get::<_, i64>(3)? != 0,
-        approved: r.get::<_, i64>(4)? != 0,
-        groups: if groups.is_empty() {
-            vec![]
-        } else {
-            groups.split('\n').map(String::from).collect()
-        },
-    })
 }
 
 #[async_trait]
@@ -448,249 +428,6 @@ impl AccountStore for SqliteStore {
     }
 }
 
-#[async_trait]
-impl RosterStore for SqliteStore {
-    async fn roster(&self, username: &str) -> StorageResult<(u64, Vec<RosterItem>)> {
-        let u = username.to_string();
-        self.run(move |conn| {
-            let version: i64 = conn
-                .query_row(
-                    "SELECT version FROM roster_versions WHERE username = ?1",
-                    params![u],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .unwrap_or(0);
-            let mut st = conn.prepare(
-                "SELECT contact, name, subscription, ask, approved, groups FROM roster_items
-                 WHERE username = ?1 ORDER BY contact",
-            )?;
-            let items = st
-                .query_map(params![u], row_to_item)?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok((version as u64, items))
-        })
-        .await
-    }
-
-    async fn roster_item(
-        &self,
-        username: &str,
-        contact: &str,
-    ) -> StorageResult<Option<RosterItem>> {
-        let (u, c) = (username.to_string(), contact.to_string());
-        self.run(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT contact, name, subscription, ask, approved, groups FROM roster_items
-                     WHERE username = ?1 AND contact = ?2",
-                    params![u, c],
-                    row_to_item,
-                )
-                .optional()?)
-        })
-        .await
-    }
-
-    async fn put_roster_item(&self, username: &str, item: &RosterItem) -> StorageResult<u64> {
-        let (u, it) = (username.to_string(), item.clone());
-        self.run(move |conn| {
-            let tx = conn.transaction()?;
-            tx.execute(
-                "INSERT INTO roster_items (username, contact, name, subscription, ask, approved, groups)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (username, contact) DO UPDATE SET name = ?3, subscription = ?4,
-                   ask = ?5, approved = ?6, groups = ?7",
-                params![
-                    u, it.jid, it.name, it.subscription.as_str(), it.ask as i64,
-                    it.approved as i64, it.groups.join("\n")
-                ],
-            )?;
-            let v = bump_version(&tx, &u)?;
-            tx.commit()?;
-            Ok(v)
-        })
-        .await
-    }
-
-    async fn delete_roster_item(&self, username: &str, contact: &str) -> StorageResult<u64> {
-        let (u, c) = (username.to_string(), contact.to_string());
-        self.run(move |conn| {
-            let tx = conn.transaction()?;
-            let n = tx.execute(
-                "DELETE FROM roster_items WHERE username = ?1 AND contact = ?2",
-                params![u, c],
-            )?;
-            let v = if n > 0 {
-                bump_version(&tx, &u)?
-            } else {
-                tx.query_row(
-                    "SELECT version FROM roster_versions WHERE username = ?1",
-                    params![u],
-                    |r| r.get::<_, i64>(0),
-                )
-                .optional()?
-                .unwrap_or(0) as u64
-            };
-            tx.commit()?;
-            Ok(v)
-        })
-        .await
-    }
-
-    async fn pending_subscriptions(&self, username: &str) -> StorageResult<Vec<(String, String)>> {
-        let u = username.to_string();
-        self.run(move |conn| {
-            let mut st = conn.prepare(
-                "SELECT contact, stanza FROM pending_subscriptions WHERE username = ?1 ORDER BY contact",
-            )?;
-            let rows = st.query_map(params![u], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-    }
-
-    async fn put_pending_subscription(
-        &self,
-        username: &str,
-        contact: &str,
-        stanza: &str,
-    ) -> StorageResult<()> {
-        let (u, c, s) = (
-            username.to_string(),
-            contact.to_string(),
-            stanza.to_string(),
-        );
-        self.run(move |conn| {
-            conn.execute(
-                "INSERT INTO pending_subscriptions (username, contact, stanza) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (username, contact) DO UPDATE SET stanza = ?3",
-                params![u, c, s],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn delete_pending_subscription(
-        &self,
-        username: &str,
-        contact: &str,
-    ) -> StorageResult<()> {
-        let (u, c) = (username.to_string(), contact.to_string());
-        self.run(move |conn| {
-            conn.execute(
-                "DELETE FROM pending_subscriptions WHERE username = ?1 AND contact = ?2",
-                params![u, c],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-}
-
-fn offline_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OfflineMessage> {
-    Ok(OfflineMessage {
-        id: r.get(0)?,
-        stamp_ms: r.get(1)?,
-        stanza: r.get(2)?,
-    })
-}
-
-#[async_trait]
-impl OfflineStore for SqliteStore {
-    async fn store_offline(
-        &self,
-        username: &str,
-        stanza: &str,
-        stamp_ms: i64,
-        quota: OfflineQuota,
-    ) -> StorageResult<bool> {
-        let (u, s) = (username.to_string(), stanza.to_string());
-        self.run(move |conn| {
-            let tx = conn.transaction()?;
-            let (n, bytes): (i64, i64) = tx.query_row(
-                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM offline_messages WHERE username = ?1",
-                params![u],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            if n as usize >= quota.messages || bytes as usize + s.len() > quota.bytes {
-                return Ok(false);
-            }
-            tx.execute(
-                "INSERT INTO offline_messages (username, stamp_ms, stanza, size)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![u, stamp_ms, s, s.len() as i64],
-            )?;
-            tx.commit()?;
-            Ok(true)
-        })
-        .await
-    }
-
-    async fn offline_messages(&self, username: &str) -> StorageResult<Vec<OfflineMessage>> {
-        self.offline_batch(username, i64::MIN, usize::MAX).await
-    }
-
-    async fn offline_batch(
-        &self,
-        username: &str,
-        after: i64,
-        limit: usize,
-    ) -> StorageResult<Vec<OfflineMessage>> {
-        let u = username.to_string();
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run(move |conn| {
-            let mut st = conn.prepare_cached(
-                "SELECT id, stamp_ms, stanza FROM offline_messages
-                 WHERE username = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-            )?;
-            let rows = st.query_map(params![u, after, limit], offline_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-    }
-
-    async fn delete_offline(&self, username: &str, ids: &[i64]) -> StorageResult<()> {
-        let (u, ids) = (username.to_string(), ids.to_vec());
-        self.run(move |conn| {
-            let tx = conn.transaction()?;
-            for id in ids {
-                tx.execute(
-                    "DELETE FROM offline_messages WHERE username = ?1 AND id = ?2",
-                    params![u, id],
-                )?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn offline_count(&self, username: &str) -> StorageResult<usize> {
-        let u = username.to_string();
-        self.run(move |conn| {
-            let n: i64 = conn.query_row(
-                "SELECT COUNT(*) FROM offline_messages WHERE username = ?1",
-                params![u],
-                |r| r.get(0),
-            )?;
-            Ok(n as usize)
-        })
-        .await
-    }
-
-    async fn expire_offline(&self, before_ms: i64) -> StorageResult<usize> {
-        self.run(move |conn| {
-            Ok(conn.execute(
-                "DELETE FROM offline_messages WHERE stamp_ms < ?1",
-                params![before_ms],
-            )?)
-        })
-        .await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -779,24 +516,13 @@ mod tests {
     }
 
     /// Issue 14, defect 8: a deleted account's name is not free for the next registrant,
-    /// and nothing others gave the old account passes to a new one.
+    /// and the modules forget the account in the same transaction (the roster's part is
+    /// tested in `lithos-roster`).
     #[tokio::test]
-    async fn deletion_leaves_a_tombstone_and_takes_the_account_out_of_others_rosters() {
+    async fn deletion_leaves_a_tombstone_and_runs_the_modules_statements() {
         let s = SqliteStore::in_memory().unwrap();
         s.create_account("juliet", &creds()).await.unwrap();
         s.create_account("romeo", &creds()).await.unwrap();
-        let juliet_in_romeos = RosterItem {
-            jid: "juliet@x".into(),
-            name: Some("J".into()),
-            subscription: Subscription::Both,
-            ask: false,
-            approved: true,
-            groups: vec![],
-        };
-        let v = s.put_roster_item("romeo", &juliet_in_romeos).await.unwrap();
-        s.put_pending_subscription("romeo", "juliet@x", "<presence/>")
-            .await
-            .unwrap();
         s.run(|c| {
             c.execute(
                 "INSERT INTO test_notes (text, author) VALUES ('mine', 'juliet'), ('his', 'romeo')",
@@ -813,12 +539,6 @@ mod tests {
             s.create_account("juliet", &creds()).await,
             Err(StorageError::AlreadyExists)
         ));
-        // Romeo keeps his contact, with no subscription either way, at a new version.
-        let (v2, items) = s.roster("romeo").await.unwrap();
-        assert!(v2 > v);
-        assert_eq!(items[0].subscription, Subscription::None);
-        assert!(!items[0].approved);
-        assert!(s.pending_subscriptions("romeo").await.unwrap().is_empty());
         // A module's statements ran in the same transaction.
         let authors: Vec<String> = s
             .run(|c| {
@@ -837,89 +557,6 @@ mod tests {
         s.set_tombstone_secs(0);
         assert!(s.tombstone("juliet").await.unwrap().is_none());
         s.create_account("juliet", &creds()).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn rosters_are_versioned() {
-        let s = SqliteStore::in_memory().unwrap();
-        assert_eq!(s.roster("a").await.unwrap(), (0, vec![]));
-        let item = RosterItem {
-            jid: "b@x".into(),
-            name: Some("B".into()),
-            subscription: Subscription::To,
-            ask: false,
-            approved: false,
-            groups: vec!["Friends".into(), "Work".into()],
-        };
-        assert_eq!(s.put_roster_item("a", &item).await.unwrap(), 1);
-        assert_eq!(s.roster_item("a", "b@x").await.unwrap(), Some(item.clone()));
-        let mut changed = item.clone();
-        changed.subscription = Subscription::Both;
-        changed.groups.clear();
-        assert_eq!(s.put_roster_item("a", &changed).await.unwrap(), 2);
-        assert_eq!(s.roster("a").await.unwrap(), (2, vec![changed]));
-        assert_eq!(s.delete_roster_item("a", "b@x").await.unwrap(), 3);
-        assert_eq!(s.delete_roster_item("a", "b@x").await.unwrap(), 3);
-        s.put_pending_subscription("a", "c@x", "<presence/>")
-            .await
-            .unwrap();
-        assert_eq!(s.pending_subscriptions("a").await.unwrap().len(), 1);
-        s.delete_pending_subscription("a", "c@x").await.unwrap();
-        assert!(s.pending_subscriptions("a").await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn offline_messages_have_a_quota_in_messages_and_bytes() {
-        let s = SqliteStore::in_memory().unwrap();
-        let two = OfflineQuota {
-            messages: 2,
-            bytes: 1000,
-        };
-        assert!(s.store_offline("a", "<m1/>", 1, two).await.unwrap());
-        assert!(s.store_offline("a", "<m2/>", 2, two).await.unwrap());
-        assert!(!s.store_offline("a", "<m3/>", 3, two).await.unwrap());
-        let m = s.offline_messages("a").await.unwrap();
-        assert_eq!(
-            m.iter().map(|m| m.stanza.as_str()).collect::<Vec<_>>(),
-            ["<m1/>", "<m2/>"]
-        );
-        s.delete_offline("a", &[m[0].id]).await.unwrap();
-        assert_eq!(s.offline_count("a").await.unwrap(), 1);
-        // Bytes: 5 stored, 11 more fit in 16, 12 do not.
-        let small = OfflineQuota {
-            messages: 100,
-            bytes: 16,
-        };
-        assert!(
-            !s.store_offline("a", "<m-twelve/>.", 4, small)
-                .await
-                .unwrap()
-        );
-        assert!(s.store_offline("a", "<m-eleven/>", 4, small).await.unwrap());
-        // Other accounts have their own quota.
-        assert!(s.store_offline("b", "<m-eleven/>", 4, small).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn offline_messages_are_read_in_batches_and_expire() {
-        let s = SqliteStore::in_memory().unwrap();
-        let q = OfflineQuota {
-            messages: 100,
-            bytes: 100_000,
-        };
-        for i in 0..10 {
-            s.store_offline("a", &format!("<m{i}/>"), i, q)
-                .await
-                .unwrap();
-        }
-        let first = s.offline_batch("a", i64::MIN, 4).await.unwrap();
-        assert_eq!(first.len(), 4);
-        let next = s.offline_batch("a", first[3].id, 4).await.unwrap();
-        assert_eq!(next[0].stanza, "<m4/>");
-        assert_eq!(s.expire_offline(6).await.unwrap(), 6);
-        let left = s.offline_messages("a").await.unwrap();
-        assert_eq!(left[0].stanza, "<m6/>");
-        assert_eq!(left.len(), 4);
     }
 
     #[test]
