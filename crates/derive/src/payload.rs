@@ -680,6 +680,15 @@ fn into_element(fields: &[Field]) -> TokenStream {
                     ));
                 }
             }),
+            // Repeated children go in with one `extend`, sized from the vector.
+            Kind::Child if f.arity == Arity::Many => children.push(quote! {
+                __b = __b.children(
+                    self.#ident.into_iter().map(::lithos_core::Payload::into_element),
+                );
+            }),
+            Kind::Element { .. } if f.arity == Arity::Many => {
+                children.push(quote! { __b = __b.children(self.#ident); })
+            }
             Kind::Child => children.push(each(
                 f,
                 quote! { __b = __b.child(::lithos_core::Payload::into_element(__v)); },

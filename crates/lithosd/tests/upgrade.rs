@@ -30,10 +30,15 @@ async fn layout(s: &TestServer) -> Vec<(String, Vec<(String, String, bool, Optio
         .storage()
         .database()
         .run(|c| {
-            Ok(["roster_items", "roster_versions", "pending_subscriptions", "offline_messages"]
-                .iter()
-                .map(|t| (t.to_string(), columns(c, t)))
-                .collect())
+            Ok([
+                "roster_items",
+                "roster_versions",
+                "pending_subscriptions",
+                "offline_messages",
+            ]
+            .iter()
+            .map(|t| (t.to_string(), columns(c, t)))
+            .collect())
         })
         .await
         .unwrap()
@@ -90,7 +95,10 @@ async fn a_release_0_1_0_data_directory_keeps_everything() {
 
     // Offline messages, delivered on initial presence, in order, once.
     romeo.send(stanza("<presence/>")).await;
-    for (id, body) in [("fx0", "Wherefore art thou Romeo?"), ("fx1", "Deny thy father")] {
+    for (id, body) in [
+        ("fx0", "Wherefore art thou Romeo?"),
+        ("fx1", "Deny thy father"),
+    ] {
         let m = romeo.recv_where(|e| e.name() == "message").await;
         assert_eq!(m.attr("id"), Some(id));
         assert_eq!(m.get_child("body", "jabber:client").unwrap().text(), body);
@@ -112,7 +120,11 @@ async fn a_release_0_1_0_data_directory_keeps_everything() {
     assert_eq!(
         items,
         [
-            ("nurse@localhost".into(), "none".into(), Some("subscribe".into())),
+            (
+                "nurse@localhost".into(),
+                "none".into(),
+                Some("subscribe".into())
+            ),
             ("romeo@localhost".into(), "both".into(), None),
         ]
     );
