@@ -89,6 +89,14 @@ pub async fn light(
     (id, thing, flashes)
 }
 
+/// The condition of the stanza error `request` ends in; `None` when it succeeds or fails
+/// otherwise (a timeout, a disconnection).
+pub async fn refused<T>(
+    request: impl std::future::Future<Output = Result<T, lithos_client::RequestError>>,
+) -> Option<DefinedCondition> {
+    request.await.err().as_ref().and_then(condition)
+}
+
 /// The stanza error's condition, if the request failed with one.
 pub fn condition(e: &lithos_client::RequestError) -> Option<DefinedCondition> {
     match e {

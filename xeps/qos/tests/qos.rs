@@ -14,7 +14,7 @@ use lithos_presence as _;
 use lithos_qos::{Assured, Deliver, Level, QosError, QosExt, Retry};
 use lithos_roster::RosterExt;
 use lithos_testkit::TestServer;
-use lithos_testkit::things::{self, T, condition};
+use lithos_testkit::things::{self, T, condition, refused};
 
 fn jid(s: &str) -> Jid {
     Jid::new(s).unwrap()
@@ -61,6 +61,11 @@ async fn raw(
     payload: Element,
 ) -> Result<Iq, lithos_client::RequestError> {
     c.request(Iq::set(id, payload).with_to(to.clone()), T).await
+}
+
+/// As [`raw`], and the answer is a result.
+async fn ok(c: &Client, to: &Jid, id: &str, payload: Element) -> Iq {
+    raw(c, to, id, payload).await.unwrap()
 }
 
 async fn befriend(s: &TestServer, bob: &Client) {
@@ -114,39 +119,34 @@ async fn end_to_end(format: WireFormat) {
 
     // Duplicated assured and deliver: received twice, delivered once.
     for _ in 0..2 {
-        let a = raw(&alice, &bob_full, "a-1", assured("m-1", "four"))
-            .await
-            .unwrap();
+        let a = ok(&alice, &bob_full, "a-1", assured("m-1", "four")).await;
         assert!(
             matches!(a.payload, IqPayload::Result(Some(ref p)) if p.is("received", lithos_qos::NS))
         );
     }
-    raw(&alice, &bob_full, "d-1", deliver("m-1")).await.unwrap();
-    raw(&alice, &bob_full, "d-1", deliver("m-1")).await.unwrap();
+    ok(&alice, &bob_full, "d-1", deliver("m-1")).await;
+    ok(&alice, &bob_full, "d-1", deliver("m-1")).await;
     // And re-sent after its delivery: still once.
-    raw(&alice, &bob_full, "a-1", assured("m-1", "four"))
-        .await
-        .unwrap();
-    raw(&alice, &bob_full, "d-2", deliver("m-1")).await.unwrap();
+    ok(&alice, &bob_full, "a-1", assured("m-1", "four")).await;
+    ok(&alice, &bob_full, "d-2", deliver("m-1")).await;
     let got = bodies(&mut bob_events, quiet).await;
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].1, "four");
 
     // The receiving client holds at most 64 undelivered messages per sender.
     for i in 0..64 {
-        raw(
+        ok(
             &alice,
             &bob_full,
             &format!("p-{i}"),
             assured(&format!("p-{i}"), "x"),
         )
-        .await
-        .unwrap();
+        .await;
     }
-    let e = raw(&alice, &bob_full, "p-64", assured("p-64", "x"))
-        .await
-        .unwrap_err();
-    assert_eq!(condition(&e), Some(DefinedCondition::ResourceConstraint));
+    assert_eq!(
+        refused(raw(&alice, &bob_full, "p-64", assured("p-64", "x"))).await,
+        Some(DefinedCondition::ResourceConstraint)
+    );
 }
 
 async fn through_the_server(format: WireFormat) {
@@ -180,36 +180,22 @@ async fn through_the_server(format: WireFormat) {
         .await
         .unwrap();
     // Duplicated assured and deliver, through the server.
-    raw(&alice, &bob_bare, "a-1", assured("m-1", "three"))
-        .await
-        .unwrap();
-    raw(&alice, &bob_bare, "a-1", assured("m-1", "three"))
-        .await
-        .unwrap();
-    raw(&alice, &bob_bare, "d-1", deliver("m-1")).await.unwrap();
-    raw(&alice, &bob_bare, "d-1", deliver("m-1")).await.unwrap();
-    raw(&alice, &bob_bare, "a-2", assured("m-1", "three"))
-        .await
-        .unwrap();
-    raw(&alice, &bob_bare, "d-2", deliver("m-1")).await.unwrap();
+    ok(&alice, &bob_bare, "a-1", assured("m-1", "three")).await;
+    ok(&alice, &bob_bare, "a-1", assured("m-1", "three")).await;
+    ok(&alice, &bob_bare, "d-1", deliver("m-1")).await;
+    ok(&alice, &bob_bare, "d-1", deliver("m-1")).await;
+    ok(&alice, &bob_bare, "a-2", assured("m-1", "three")).await;
+    ok(&alice, &bob_bare, "d-2", deliver("m-1")).await;
 
     // At most two pending per sender here.
-    raw(&alice, &bob_bare, "p-1", assured("p-1", "x"))
-        .await
-        .unwrap();
-    raw(&alice, &bob_bare, "p-2", assured("p-2", "x"))
-        .await
-        .unwrap();
+    ok(&alice, &bob_bare, "p-1", assured("p-1", "x")).await;
+    ok(&alice, &bob_bare, "p-2", assured("p-2", "x")).await;
     let e = raw(&alice, &bob_bare, "p-3", assured("p-3", "x"))
         .await
         .unwrap_err();
     assert_eq!(condition(&e), Some(DefinedCondition::ResourceConstraint));
-    raw(&alice, &bob_bare, "d-p1", deliver("p-1"))
-        .await
-        .unwrap();
-    raw(&alice, &bob_bare, "p-3", assured("p-3", "y"))
-        .await
-        .unwrap();
+    ok(&alice, &bob_bare, "d-p1", deliver("p-1")).await;
+    ok(&alice, &bob_bare, "p-3", assured("p-3", "y")).await;
 
     // Untrusted: carol is not in bob's roster (assured only; to his account or a session).
     for to in [bob_bare.clone(), jid("bob@localhost/app")] {
@@ -275,16 +261,10 @@ async fn pending_assured_messages_are_bounded_per_account_in_count_and_bytes_and
     bob.close().await;
     let bob_bare = jid("bob@localhost");
     let alice_bare = jid("alice@localhost");
-    raw(&alice, &bob_bare, "1", assured("q-1", "x"))
-        .await
-        .unwrap();
-    raw(&other, &bob_bare, "2", assured("q-2", "x"))
-        .await
-        .unwrap();
+    ok(&alice, &bob_bare, "1", assured("q-1", "x")).await;
+    ok(&other, &bob_bare, "2", assured("q-2", "x")).await;
     // To herself: trusted, and counted like the rest.
-    raw(&other, &alice_bare, "3", assured("q-3", "x"))
-        .await
-        .unwrap();
+    ok(&other, &alice_bare, "3", assured("q-3", "x")).await;
     for (c, id) in [(&alice, "q-4"), (&other, "q-5")] {
         let e = raw(c, &bob_bare, id, assured(id, "x")).await.unwrap_err();
         assert_eq!(
@@ -294,37 +274,33 @@ async fn pending_assured_messages_are_bounded_per_account_in_count_and_bytes_and
         );
     }
     // A message id is its resource's: the other resource's deliver finds nothing.
-    let e = raw(&other, &bob_bare, "d0", deliver("q-1"))
-        .await
-        .unwrap_err();
-    assert_eq!(condition(&e), Some(DefinedCondition::ItemNotFound));
-    raw(&alice, &bob_bare, "d1", deliver("q-1")).await.unwrap();
+    assert_eq!(
+        refused(raw(&other, &bob_bare, "d0", deliver("q-1"))).await,
+        Some(DefinedCondition::ItemNotFound)
+    );
+    ok(&alice, &bob_bare, "d1", deliver("q-1")).await;
     // Repeated: answered, delivered once.
-    raw(&alice, &bob_bare, "d1", deliver("q-1")).await.unwrap();
-    raw(&alice, &bob_bare, "4", assured("q-4", "x"))
-        .await
-        .unwrap();
+    ok(&alice, &bob_bare, "d1", deliver("q-1")).await;
+    ok(&alice, &bob_bare, "4", assured("q-4", "x")).await;
     // Bytes: one large message is refused though the count allows it.
-    raw(&other, &bob_bare, "d2", deliver("q-2")).await.unwrap();
+    ok(&other, &bob_bare, "d2", deliver("q-2")).await;
     let big = "y".repeat(5000);
-    let e = raw(&alice, &bob_bare, "5", assured("q-big", &big))
-        .await
-        .unwrap_err();
-    assert_eq!(condition(&e), Some(DefinedCondition::ResourceConstraint));
+    assert_eq!(
+        refused(raw(&alice, &bob_bare, "5", assured("q-big", &big))).await,
+        Some(DefinedCondition::ResourceConstraint)
+    );
     // Expiry: after a second the pending ones are gone; their deliver delivers nothing, and
     // the quota is free again.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     for i in 0..3 {
         let id = format!("r-{i}");
-        raw(&alice, &bob_bare, &id, assured(&id, "z"))
-            .await
-            .unwrap();
+        ok(&alice, &bob_bare, &id, assured(&id, "z")).await;
     }
     // The expired message's deliver says so.
-    let e = raw(&alice, &bob_bare, "d4", deliver("q-4"))
-        .await
-        .unwrap_err();
-    assert_eq!(condition(&e), Some(DefinedCondition::ItemNotFound));
+    assert_eq!(
+        refused(raw(&alice, &bob_bare, "d4", deliver("q-4"))).await,
+        Some(DefinedCondition::ItemNotFound)
+    );
     let (bob, mut bob_events) = s.user("bob", WireFormat::Xml).await;
     bob.send_presence(Presence::available()).await.unwrap();
     let got: Vec<String> = bodies(&mut bob_events, Duration::from_millis(800))

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use lithos_client::{RequestError, WireFormat};
 use lithos_core::stanza::{DefinedCondition, Iq};
 use lithos_core::{Element, Jid, Payload};
-use lithos_testkit::things::{self, KEY, T, condition};
+use lithos_testkit::things::{self, KEY, T, condition, refused};
 use lithos_things_demo::camera::TakePhoto;
 use lithos_things_demo::light::{Flash, TurnOn};
 use lithos_tuxp_execution::thing::action_handler;
@@ -31,33 +31,30 @@ async fn outcomes(format: WireFormat) {
     assert_eq!(r, Ok(None));
     assert_eq!(flashes.load(Ordering::SeqCst), 1);
     // The thing's own error arrives as that error.
-    let e = alice
-        .execute(addr.clone(), Flash { repeat: 99 }.into_element(), T)
-        .await
-        .unwrap_err();
-    assert_eq!(condition(&e), Some(DefinedCondition::ResourceConstraint));
+    assert_eq!(
+        refused(alice.execute(addr.clone(), Flash { repeat: 99 }.into_element(), T)).await,
+        Some(DefinedCondition::ResourceConstraint)
+    );
     // The model does not declare the action.
-    let e = alice
-        .execute(addr.clone(), TakePhoto::request(1).into_element(), T)
-        .await
-        .unwrap_err();
-    assert_eq!(condition(&e), Some(DefinedCondition::ServiceUnavailable));
+    assert_eq!(
+        refused(alice.execute(addr.clone(), TakePhoto::request(1).into_element(), T)).await,
+        Some(DefinedCondition::ServiceUnavailable)
+    );
     // Not a thing.
-    let e = alice
-        .execute(
+    assert_eq!(
+        refused(alice.execute(
             jid("nothing@localhost"),
             Flash { repeat: 1 }.into_element(),
             T,
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(condition(&e), Some(DefinedCondition::ItemNotFound));
+        ))
+        .await,
+        Some(DefinedCondition::ItemNotFound)
+    );
     // Not the owner, then granted, then revoked.
-    let e = bob
-        .execute(addr.clone(), Flash { repeat: 1 }.into_element(), T)
-        .await
-        .unwrap_err();
-    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
+    assert_eq!(
+        refused(bob.execute(addr.clone(), Flash { repeat: 1 }.into_element(), T)).await,
+        Some(DefinedCondition::Forbidden)
+    );
     let e = bob
         .set_grant(&id, jid("bob@localhost"), false, T)
         .await
@@ -79,11 +76,10 @@ async fn outcomes(format: WireFormat) {
         .set_grant(&id, jid("bob@localhost"), true, T)
         .await
         .unwrap();
-    let e = bob
-        .execute(addr.clone(), Flash { repeat: 1 }.into_element(), T)
-        .await
-        .unwrap_err();
-    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
+    assert_eq!(
+        refused(bob.execute(addr.clone(), Flash { repeat: 1 }.into_element(), T)).await,
+        Some(DefinedCondition::Forbidden)
+    );
     // Connected but not answering: the controller's deadline, not later.
     let start = Instant::now();
     let e = alice
@@ -100,11 +96,10 @@ async fn outcomes(format: WireFormat) {
     // Already expired when it reaches the server.
     let mut late = Execution::new(Flash { repeat: 1 }.into_element());
     late.expires_ms = Some(lithos_tuxp_execution::now_ms() - 1);
-    let e = alice
-        .request(Iq::set("", late.into_element()).with_to(addr.clone()), T)
-        .await
-        .unwrap_err();
-    assert_eq!(condition(&e), Some(DefinedCondition::RemoteServerTimeout));
+    assert_eq!(
+        refused(alice.request(Iq::set("", late.into_element()).with_to(addr.clone()), T)).await,
+        Some(DefinedCondition::RemoteServerTimeout)
+    );
     assert_eq!(flashes.load(Ordering::SeqCst), 2);
     // Offline: answered at once, never queued.
     light.close().await;
@@ -157,15 +152,15 @@ async fn a_result_payload_comes_back() {
     assert_eq!(photo.photo_file_name.as_deref(), Some("p1.jpg"));
     // The edge built-ins are actions of every demo model; this thing has no handler for
     // them, so it says so.
-    let e = alice
-        .execute(
+    assert_eq!(
+        refused(alice.execute(
             jid("sc-01-cafe0001@localhost"),
             lithos_tuxp_edge::Stop.into_element(),
             T,
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(condition(&e), Some(DefinedCondition::ServiceUnavailable));
+        ))
+        .await,
+        Some(DefinedCondition::ServiceUnavailable)
+    );
 }
 
 lithos_testkit::in_both_formats!(outcomes);

@@ -9,7 +9,7 @@ use lithos_client::{Event, Events, WireFormat};
 use lithos_core::stanza::{DefinedCondition, Iq, Presence};
 use lithos_core::{Element, Jid, Payload};
 use lithos_offline as _;
-use lithos_testkit::things::{self, T, condition};
+use lithos_testkit::things::{self, T, condition, refused};
 use lithos_tuxp_friends as _;
 use lithos_tuxp_notification::{Notification, NotifierExt, NotifyError, Rex, notification_of};
 use lithos_tuxp_report as _;
@@ -178,38 +178,35 @@ async fn followers(format: WireFormat) {
     assert!(next_notification(&mut alice_events, T).await.is_some());
     assert_eq!(next_notification(&mut bob_events, quiet).await, None);
     // An event the model does not have; an approval nobody asked for; a non-operator.
-    let e = bob
-        .follow(
+    assert_eq!(
+        refused(bob.follow(
             friend.clone(),
             "{urn:leps:things:simple-light}melted",
             false,
             T,
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(condition(&e), Some(DefinedCondition::ItemNotFound));
+        ))
+        .await,
+        Some(DefinedCondition::ItemNotFound)
+    );
     let approval = |follower: &str| ApproveFollow {
         friend: friend.clone(),
         event: event.to_string(),
         follower: Jid::new(follower).unwrap(),
         canceled: false,
     };
-    let e = alice
-        .approve_follow(approval("carol@localhost"), T)
-        .await
-        .unwrap_err();
-    assert_eq!(condition(&e), Some(DefinedCondition::ItemNotFound));
-    let e = bob
-        .approve_follow(approval("bob@localhost"), T)
-        .await
-        .unwrap_err();
-    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
+    assert_eq!(
+        refused(alice.approve_follow(approval("carol@localhost"), T)).await,
+        Some(DefinedCondition::ItemNotFound)
+    );
+    assert_eq!(
+        refused(bob.approve_follow(approval("bob@localhost"), T)).await,
+        Some(DefinedCondition::Forbidden)
+    );
     // Live reports: not for a follow that is not approved.
-    let e = bob
-        .follow_reports(friend.clone(), true, T)
-        .await
-        .unwrap_err();
-    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
+    assert_eq!(
+        refused(bob.follow_reports(friend.clone(), true, T)).await,
+        Some(DefinedCondition::Forbidden)
+    );
 
     alice
         .approve_follow(approval("bob@localhost"), T)
@@ -218,16 +215,14 @@ async fn followers(format: WireFormat) {
     assert!(bob.follow(friend.clone(), event, false, T).await.unwrap());
     // Following an event brings its notifications, not the thing's reports (issue 14:
     // a follower approved for one event received every report).
-    let e = bob
-        .follow_reports(friend.clone(), true, T)
-        .await
-        .unwrap_err();
-    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
-    let e = carol
-        .follow_reports(friend.clone(), true, T)
-        .await
-        .unwrap_err();
-    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
+    assert_eq!(
+        refused(bob.follow_reports(friend.clone(), true, T)).await,
+        Some(DefinedCondition::Forbidden)
+    );
+    assert_eq!(
+        refused(carol.follow_reports(friend.clone(), true, T)).await,
+        Some(DefinedCondition::Forbidden)
+    );
 
     // Retransmitted: once to each.
     let iq = Iq::set(
