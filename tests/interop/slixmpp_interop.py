@@ -2,7 +2,9 @@
 """Interop with a real third-party client: two slixmpp clients against a running lithosd.
 
 They log in over STARTTLS with SCRAM, subscribe to each other, see each other's presence,
-exchange messages, and one receives a message sent while it was offline.
+exchange messages, and one receives a message sent while it was offline; then one publishes
+a vCard the other reads (XEP-0054, slixmpp's xep_0054) and stores bookmarks in private
+storage and reads them back (XEP-0049, through slixmpp's xep_0048).
 
     slixmpp_interop.py HOST PORT CA_CERT [--echo-bot]
 
@@ -16,6 +18,8 @@ import ssl
 import sys
 
 import slixmpp
+from slixmpp import JID
+from slixmpp.plugins.xep_0048 import Bookmarks
 
 HOST, PORT, CA = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 ECHO_BOT = "--echo-bot" in sys.argv[4:]
@@ -35,6 +39,8 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("auth_success", self.on_auth)
         self.started = asyncio.Event()
         self.register_plugin("xep_0203")
+        self.register_plugin("xep_0054")
+        self.register_plugin("xep_0048")
         self.roster.auto_authorize = True
         self.roster.auto_subscribe = True
 
@@ -114,6 +120,30 @@ async def main():
     assert m["body"] == "Sent while you were away", m
     assert m["delay"]["stamp"] is not None, "no delay stamp"
     print("offline message delivered on reconnect, with a delay stamp")
+
+    vcard = juliet2.plugin["xep_0054"].make_vcard()
+    vcard["FN"] = "Juliet Capulet"
+    vcard["NICKNAME"] = "jc"
+    await wait(juliet2.plugin["xep_0054"].publish_vcard(vcard), "juliet to publish her vCard")
+    iq = await wait(
+        romeo.plugin["xep_0054"].get_vcard(JID("juliet@localhost"), cached=False),
+        "romeo to read juliet's vCard",
+    )
+    assert iq["vcard_temp"]["FN"] == "Juliet Capulet", iq
+    assert "jc" in iq["vcard_temp"]["NICKNAME"], iq  # a list: vCard allows several
+    print("vCard published by one client and read by the other (XEP-0054)")
+
+    bookmarks = Bookmarks()
+    bookmarks.add_conference("council@conference.localhost", "Juliet", name="Council", autojoin=True)
+    await wait(
+        juliet2.plugin["xep_0048"].set_bookmarks(bookmarks, method="xep_0049"),
+        "juliet to store her bookmarks",
+    )
+    iq = await wait(juliet2.plugin["xep_0048"].get_bookmarks(method="xep_0049"), "juliet to read them")
+    conferences = iq["private"]["bookmarks"]["conferences"]
+    assert len(conferences) == 1, iq
+    assert str(conferences[0]["jid"]) == "council@conference.localhost", iq
+    print("bookmarks stored in private storage and read back (XEP-0049)")
 
     if ECHO_BOT:
         romeo.send_message(mto="bot@localhost", mbody="Is the Lithos bot there?", mtype="chat")

@@ -106,10 +106,12 @@ fn modules_and_configuration_checks() {
             ("operator", "enabled"),
             ("ping", "enabled"),
             ("presence", "enabled"),
+            ("private", "enabled"),
             ("qos", "enabled"),
             ("register", "disabled"),
             ("report", "enabled"),
             ("roster", "enabled"),
+            ("vcard", "enabled"),
             ("version", "enabled"),
         ],
         "{out}"

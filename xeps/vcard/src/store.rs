@@ -1,0 +1,60 @@
+//! The vCards' table, in the server's database.
+
+use lithos_server::ServerHandle;
+use lithos_server::storage::rusqlite::{OptionalExtension, params};
+use lithos_server::storage::{ModuleSchema, SqliteStore, StorageResult};
+
+/// The table: one vCard per account, as XML.
+pub(crate) const SCHEMA: ModuleSchema = ModuleSchema {
+    module: "vcard",
+    migrations: &["CREATE TABLE vcard_cards (username TEXT PRIMARY KEY, xml TEXT NOT NULL)"],
+    account_deleted: &["DELETE FROM vcard_cards WHERE username = ?1"],
+};
+
+/// vCards. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct VCardStore {
+    db: SqliteStore,
+}
+
+impl VCardStore {
+    /// The store of the server's database.
+    pub fn of(server: &ServerHandle) -> VCardStore {
+        VCardStore::new(server.storage().database().clone())
+    }
+
+    /// The store in `db`.
+    pub fn new(db: SqliteStore) -> VCardStore {
+        VCardStore { db }
+    }
+
+    /// The vCard of `username`, as XML.
+    pub async fn get(&self, username: &str) -> StorageResult<Option<String>> {
+        let u = username.to_string();
+        self.db
+            .run(move |c| {
+                Ok(c.query_row(
+                    "SELECT xml FROM vcard_cards WHERE username = ?1",
+                    params![u],
+                    |r| r.get(0),
+                )
+                .optional()?)
+            })
+            .await
+    }
+
+    /// Replaces the vCard of `username`.
+    pub async fn put(&self, username: &str, xml: String) -> StorageResult<()> {
+        let u = username.to_string();
+        self.db
+            .run(move |c| {
+                c.execute(
+                    "INSERT INTO vcard_cards (username, xml) VALUES (?1, ?2)
+                     ON CONFLICT (username) DO UPDATE SET xml = ?2",
+                    params![u, xml],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+}
