@@ -33,7 +33,8 @@ pub fn linked() -> Vec<&'static LinkedCrate> {
 /// Entries, separated by commas:
 ///
 /// - `table: &str`: the crate's BXMPP keyword table (a `TableRegistration` named after the
-///   crate);
+///   crate); or `table_file: "name.props"`, which also declares `pub const BXMPP_TABLE` with
+///   the contents of the crate's `tables/name.props`;
 /// - `server: [..]`: what the crate registers behind its `server` feature: its
 ///   `ModuleRegistration`s and `ModuleSchema`s (from `lithos-server`);
 /// - `client: [..]`: what it registers behind its `client` feature: `ClientPlugin`s (from
@@ -79,6 +80,12 @@ macro_rules! __extension_entries {
             $crate::inventory::submit! { $e }
         )*
         $($crate::__extension_entries!($($rest)*);)?
+    };
+    (table_file: $file:literal $(, $($rest:tt)*)?) => {
+        #[doc = ::core::concat!("This crate's BXMPP keyword table (`tables/", $file, "`).")]
+        pub const BXMPP_TABLE: &str =
+            ::core::include_str!(::core::concat!(::core::env!("CARGO_MANIFEST_DIR"), "/tables/", $file));
+        $crate::__extension_entries!(table: BXMPP_TABLE $(, $($rest)*)?);
     };
     ($(#[$m:meta])* table: $e:expr $(, $($rest:tt)*)?) => {
         $(#[$m])*

@@ -22,23 +22,23 @@
 
 use lithos_core::Element;
 
-#[cfg(feature = "client")]
-mod client;
-#[cfg(feature = "server")]
+pub mod client;
 mod server;
-#[cfg(feature = "server")]
 pub mod store;
-
-#[cfg(feature = "client")]
-pub use client::PrivateExt;
 
 /// The namespace.
 pub const NS: &str = "jabber:iq:private";
 
-/// BXMPP table (`F0 17`; Lithosphere has no code for it).
-pub const BXMPP_TABLE: &str = include_str!("../tables/private.props");
+// The table has code `F0 17` (Lithosphere has none for the namespace).
+lithos_core::extension! { table_file: "private.props", server: [store::SCHEMA, server::MODULE] }
 
-lithos_core::extension! { table: BXMPP_TABLE, server: [store::SCHEMA, server::MODULE] }
+/// Whether XMPP reserves `ns`, so that no private fragment may use it (XEP-0049 §2).
+pub fn reserved(ns: &str) -> bool {
+    ns.is_empty()
+        || ns.starts_with("jabber:")
+        || ns.starts_with("http://jabber.org/")
+        || ns == "vcard-temp"
+}
 
 /// `<query xmlns="jabber:iq:private">`: the fragments stored (set, result) or the one asked
 /// for (get).
@@ -48,14 +48,6 @@ pub struct Query {
     /// The fragments, each an element in its own namespace.
     #[payload(element)]
     pub fragments: Vec<Element>,
-}
-
-/// Whether XMPP reserves `ns`, so that no private fragment may use it (XEP-0049 §2).
-pub fn reserved(ns: &str) -> bool {
-    ns.is_empty()
-        || ns.starts_with("jabber:")
-        || ns.starts_with("http://jabber.org/")
-        || ns == "vcard-temp"
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! The `private` module: each account's fragments, for that account only.
 
+#![cfg(feature = "server")]
+
 use async_trait::async_trait;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Payload};

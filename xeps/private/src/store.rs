@@ -1,5 +1,7 @@
 //! The fragments' table, in the server's database.
 
+#![cfg(feature = "server")]
+
 use lithos_server::ServerHandle;
 use lithos_server::storage::rusqlite::{OptionalExtension, params};
 use lithos_server::storage::{ModuleSchema, SqliteStore, StorageResult};
@@ -74,11 +76,11 @@ impl PrivateStore {
                         params![u, ns, name, xml, xml.len() as i64],
                     )?;
                 }
-                let total: i64 = tx.query_row(
-                    "SELECT COALESCE(SUM(size), 0) FROM private_fragments WHERE username = ?1",
-                    params![u],
-                    |r| r.get(0),
-                )?;
+                let total: i64 = tx
+                    .prepare_cached(
+                        "SELECT COALESCE(SUM(size), 0) FROM private_fragments WHERE username = ?1",
+                    )?
+                    .query_row(params![u], |r| r.get(0))?;
                 if total as usize > max_account_bytes {
                     // Dropping the transaction rolls the writes back.
                     return Ok(Err(Refused::AccountFull));

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use lithos_core::Element;
 use lithos_core::codec::WireFormat;
-use lithos_private::PrivateExt;
+use lithos_private::client::PrivateExt;
 use lithos_testkit::{TestServer, error_condition};
 
 const NS: &str = "jabber:iq:private";
+const LIMITS: &str = "[modules.private]\nmax_item_bytes = 200\nmax_account_bytes = 300";
 
 fn query(inner: &str) -> Element {
     Element::parse(&format!("<query xmlns='{NS}'>{inner}</query>")).unwrap()
@@ -25,11 +26,7 @@ fn fragment(answer: &Element) -> Element {
 
 #[tokio::test]
 async fn store_read_back_and_refusals() {
-    let s = TestServer::with_users(
-        "[modules.private]\nmax_item_bytes = 200\nmax_account_bytes = 300",
-        &["hamlet", "macbeth"],
-    )
-    .await;
+    let s = TestServer::with_users(LIMITS, &["hamlet", "macbeth"]).await;
     let mut h = s.login_as("hamlet", "denmark").await;
     let prefs = "<exodus xmlns='exodus:prefs'><defaultnick>Hamlet</defaultnick></exodus>";
     let r = h.iq("set", None, query(prefs)).await;

@@ -1,5 +1,7 @@
 //! vCards from a client.
 
+#![cfg(feature = "client")]
+
 use std::time::Duration;
 
 use lithos_client::{Client, RequestError};

@@ -9,23 +9,15 @@
 
 use lithos_core::Element;
 
-#[cfg(feature = "client")]
-mod client;
-#[cfg(feature = "server")]
+pub mod client;
 mod server;
-#[cfg(feature = "server")]
 pub mod store;
-
-#[cfg(feature = "client")]
-pub use client::VCardExt;
 
 /// The namespace.
 pub const NS: &str = "vcard-temp";
 
-/// BXMPP table (`F0 18`; the element names of the usual fields).
-pub const BXMPP_TABLE: &str = include_str!("../tables/vcard.props");
-
-lithos_core::extension! { table: BXMPP_TABLE, server: [store::SCHEMA, server::MODULE] }
+// The table has code `F0 18` and the element names of the usual fields.
+lithos_core::extension! { table_file: "vcard.props", server: [store::SCHEMA, server::MODULE] }
 
 /// A `<vCard xmlns="vcard-temp"/>`: its fields as they are (vcard-temp defines many, and
 /// clients add their own); the attributes old clients write (`version`, `prodid`) are

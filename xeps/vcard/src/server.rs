@@ -1,5 +1,7 @@
 //! The `vcard` module: each account's vCard, set by the account, read by anyone.
 
+#![cfg(feature = "server")]
+
 use async_trait::async_trait;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Payload};
@@ -15,6 +17,10 @@ struct VCardModule {
 
 #[async_trait]
 impl Module for VCardModule {
+    fn disco_features(&self) -> Vec<&'static str> {
+        vec![NS]
+    }
+
     fn iq_claims(&self) -> Vec<IqClaim> {
         vec![IqClaim::account(NS)]
     }
@@ -52,10 +58,6 @@ impl Module for VCardModule {
             }
             None => Err(StanzaError::new(DefinedCondition::ItemNotFound)),
         }
-    }
-
-    fn disco_features(&self) -> Vec<&'static str> {
-        vec![NS]
     }
 }
 

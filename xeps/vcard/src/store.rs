@@ -1,5 +1,7 @@
 //! The vCards' table, in the server's database.
 
+#![cfg(feature = "server")]
+
 use lithos_server::ServerHandle;
 use lithos_server::storage::rusqlite::{OptionalExtension, params};
 use lithos_server::storage::{ModuleSchema, SqliteStore, StorageResult};

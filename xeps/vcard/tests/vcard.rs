@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use lithos_core::codec::WireFormat;
 use lithos_core::{Element, Jid, Payload};
-use lithos_testkit::{TestServer, error_condition};
-use lithos_vcard::{VCard, VCardExt};
+use lithos_testkit::{RawClient, TestServer, error_condition};
+use lithos_vcard::VCard;
+use lithos_vcard::client::VCardExt;
 
 const T: Duration = Duration::from_secs(5);
 
@@ -56,6 +57,12 @@ async fn set_and_read(format: WireFormat) {
 
 lithos_testkit::in_both_formats!(set_and_read);
 
+/// The answer to a vCard get for `of`, sent raw.
+async fn card_of(c: &mut RawClient, of: &str) -> Element {
+    c.iq("get", Some(of), Element::bare("vCard", "vcard-temp"))
+        .await
+}
+
 #[tokio::test]
 async fn refusals_durability_and_deletion() {
     let s = TestServer::with_users("", &["juliet", "romeo"]).await;
@@ -63,13 +70,7 @@ async fn refusals_durability_and_deletion() {
     let set = Element::parse("<vCard xmlns='vcard-temp'><FN>Not Juliet</FN></vCard>").unwrap();
     let e = r.iq("set", Some("juliet@localhost"), set).await;
     assert_eq!(error_condition(&e).as_deref(), Some("forbidden"));
-    let e = r
-        .iq(
-            "get",
-            Some("nobody@localhost"),
-            Element::bare("vCard", "vcard-temp"),
-        )
-        .await;
+    let e = card_of(&mut r, "nobody@localhost").await;
     assert_eq!(error_condition(&e).as_deref(), Some("item-not-found"));
     let mine = Element::parse("<vCard xmlns='vcard-temp'><FN>Romeo Montague</FN></vCard>").unwrap();
     let ok = r.iq("set", None, mine.clone()).await;
@@ -78,13 +79,7 @@ async fn refusals_durability_and_deletion() {
 
     let s = s.restart().await;
     let mut j = s.login_as("juliet", "balcony").await;
-    let got = j
-        .iq(
-            "get",
-            Some("romeo@localhost"),
-            Element::bare("vCard", "vcard-temp"),
-        )
-        .await;
+    let got = card_of(&mut j, "romeo@localhost").await;
     assert_eq!(got.get_child("vCard", "vcard-temp"), Some(&mine));
     s.handle()
         .storage()
@@ -92,12 +87,6 @@ async fn refusals_durability_and_deletion() {
         .delete_account("romeo", "localhost")
         .await
         .unwrap();
-    let e = j
-        .iq(
-            "get",
-            Some("romeo@localhost"),
-            Element::bare("vCard", "vcard-temp"),
-        )
-        .await;
+    let e = card_of(&mut j, "romeo@localhost").await;
     assert_eq!(error_condition(&e).as_deref(), Some("item-not-found"));
 }
