@@ -98,7 +98,7 @@ struct Target {
     /// XMPP domain.
     #[arg(long, default_value = "localhost")]
     domain: String,
-    /// Account name prefix (accounts are <prefix>0, <prefix>1, ...).
+    /// Account name prefix (accounts are `<prefix>0`, `<prefix>1`, ...).
     #[arg(long, default_value = "user")]
     prefix: String,
     /// Password of every account.
@@ -154,7 +154,7 @@ struct ConnectArgs {
 struct RegisterArgs {
     #[command(flatten)]
     target: Target,
-    /// Number of accounts (<prefix>0 ... <prefix>N-1), created by in-band registration.
+    /// Number of accounts (`<prefix>0` ... `<prefix>N-1`), created by in-band registration.
     #[arg(long, default_value_t = 1000)]
     accounts: usize,
     /// Registrations in progress at once.
@@ -166,7 +166,7 @@ struct RegisterArgs {
 struct MessagesArgs {
     #[command(flatten)]
     target: Target,
-    /// Pairs of clients; pair i is <prefix>(2i) sending to <prefix>(2i+1).
+    /// Pairs of clients; pair i is `<prefix>(2i)` sending to `<prefix>(2i+1)`.
     #[arg(long, default_value_t = 100)]
     pairs: usize,
     /// Messages each pair exchanges.
@@ -523,7 +523,7 @@ async fn connect(args: ConnectArgs) {
     drop(conns);
 }
 
-/// CPU time (user + system) of a process in milliseconds, from /proc/<pid>/stat.
+/// CPU time (user + system) of a process in milliseconds, from `/proc/<pid>/stat`.
 fn cpu_ms(pid: u32) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces) start after the last ')'.

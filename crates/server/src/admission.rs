@@ -3,7 +3,7 @@
 //! addresses that keep failing. Addresses in `[limits] trusted_networks` are counted but never
 //! refused, delayed or banned.
 //!
-//! Each accepted connection holds a [`Ticket`], which gives its place back when dropped, so
+//! Each accepted connection holds a `Ticket`, which gives its place back when dropped, so
 //! no path out of a connection (error, panic, shutdown) leaks a count.
 
 use std::collections::HashMap;

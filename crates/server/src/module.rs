@@ -226,8 +226,9 @@ pub trait Module: Send + Sync + 'static {
     /// with others, such as presence subscriptions.
     async fn account_deleting(&self, _server: &ServerHandle, _account: &Jid) {}
 
-    /// An account was deleted (its rows, and what [`ModuleSchema::account_deleted`]
-    /// (crate::storage::ModuleSchema::account_deleted) removes, are gone): drop what is
+    /// An account was deleted (its rows, and what
+    /// [`ModuleSchema::account_deleted`](crate::storage::ModuleSchema::account_deleted)
+    /// removes, are gone): drop what is
     /// kept in memory for it, and end what it allowed.
     async fn account_deleted(&self, _server: &ServerHandle, _account: &Jid) {}
 

@@ -9,7 +9,7 @@
 //! - Clients: [`TestServer::client`] builds a `lithos_client::Client`; [`RawClient`] takes
 //!   every step of a stream by hand, in XML or BXMPP, for input no library would write.
 //! - Helpers: [`stanza`], [`error_condition`], [`chat_burst`], [`bxmpp_message`], [`flood`].
-//! - With the `things` feature, [`things`]: a thing runtime pointed at the server, the demo
+//! - With the `things` feature, the `things` module: a thing runtime pointed at the server, the demo
 //!   light, and an operator who authorizes things.
 //!
 //! ```no_run

@@ -2,7 +2,7 @@
 //! written with nom.
 //!
 //! - [`XmlDecoder`] reads a stream: the header as one event, each top-level element as one
-//!   complete [`Element`](crate::Element), white space between them as keep-alives, the close.
+//!   complete [`Element`], white space between them as keep-alives, the close.
 //! - [`parse_document`] reads one standalone element.
 //!
 //! What RFC 6120 forbids is refused with a typed [`XmlError`] that maps to the stream error a
