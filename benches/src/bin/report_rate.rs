@@ -53,12 +53,7 @@ fn main() {
         server,
     } = lithos_benches::BenchServer::start("");
     let addr = server.thing_addrs[0].to_string();
-    let db = server
-        .handle()
-        .storage()
-        .sqlite_store()
-        .cloned()
-        .expect("sqlite");
+    let db = server.handle().storage().database().clone();
     // Things registered directly in the registry, as IBTR would leave them.
     let names: Vec<String> = server_rt.block_on(async {
         let registry = Registry::new(db.clone());

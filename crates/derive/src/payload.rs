@@ -302,6 +302,39 @@ fn check_layout(fields: &[Field]) -> syn::Result<()> {
     Ok(())
 }
 
+/// `let __v: T = <read>;` then the field's `check`: the value read plainly (`AttrValue`) or
+/// through the field's `with` module, and `invalid` (a `PayloadError`) when the check fails.
+fn read_value(
+    f: &Field,
+    plain: TokenStream,
+    with: impl FnOnce(&Path) -> TokenStream,
+    invalid: TokenStream,
+) -> TokenStream {
+    let inner = &f.inner;
+    let read = match &f.with {
+        Some(w) => with(w),
+        None => plain,
+    };
+    let check = f.check.as_ref().map(|ch| {
+        quote! {
+            if !#ch(&__v) {
+                return ::core::result::Result::Err(#invalid);
+            }
+        }
+    });
+    quote! { let __v: #inner = #read; #check }
+}
+
+/// [`read_value`] for text in `__t`, read for `element`.
+fn read_text(f: &Field, s: &TokenStream, element: TokenStream) -> TokenStream {
+    read_value(
+        f,
+        quote! { #s::text(#element, &__t)? },
+        |w| quote! { #s::text_with(#element, &__t, #w::parse)? },
+        quote! { #s::invalid_text(#element, &__t) },
+    )
+}
+
 fn slot(f: &Field) -> Ident {
     format_ident!("__f_{}", f.ident)
 }
@@ -335,19 +368,13 @@ fn from_element(c: &Container, fields: &[Field], unit: bool) -> TokenStream {
                 return None;
             };
             let v = slot(f);
-            let inner = &f.inner;
-            let read = match &f.with {
-                Some(w) => quote! { #s::attr_with(#name, #attr, __a.value_shared(), #w::parse)? },
-                None => quote! { #s::attr(#name, #attr, __a.value_shared())? },
-            };
-            let check = f.check.as_ref().map(|ch| {
-                quote! {
-                    if !#ch(&__v) {
-                        return #err(#s::invalid_attribute(#name, #attr, __a.value()));
-                    }
-                }
-            });
-            Some(quote! { #attr => { let __v: #inner = #read; #check #v = #some(__v); } })
+            let read = read_value(
+                f,
+                quote! { #s::attr(#name, #attr, __a.value_shared())? },
+                |w| quote! { #s::attr_with(#name, #attr, __a.value_shared(), #w::parse)? },
+                quote! { #s::invalid_attribute(#name, #attr, __a.value()) },
+            );
+            Some(quote! { #attr => { #read #v = #some(__v); } })
         })
         .collect();
     let unknown_attr = if c.ignore_unknown_attrs {
@@ -402,25 +429,13 @@ fn from_element(c: &Container, fields: &[Field], unit: bool) -> TokenStream {
                 });
             }
             Kind::TextChild { name: child } => {
-                let inner = &f.inner;
                 let d = dup(quote!(#child));
-                let read = match &f.with {
-                    Some(w) => quote! { #s::text_with(#child, &__t, #w::parse)? },
-                    None => quote! { #s::text(#child, &__t)? },
-                };
-                let check = f.check.as_ref().map(|ch| {
-                    quote! {
-                        if !#ch(&__v) {
-                            return #err(#s::invalid_text(#child, &__t));
-                        }
-                    }
-                });
+                let read = read_text(f, &s, quote!(#child));
                 tests.push(quote! {
                     if __c.is(#child, <Self as ::lithos_core::Payload>::NS) {
                         if #v.is_some() { #d }
                         let __t = #s::text_only(__c, #child)?;
-                        let __v: #inner = #read;
-                        #check
+                        #read
                         #v = #some(__v);
                         continue;
                     }
@@ -528,18 +543,7 @@ fn from_element(c: &Container, fields: &[Field], unit: bool) -> TokenStream {
     // The text field reads what was gathered.
     let text_read = text_field.map(|f| {
         let v = slot(f);
-        let inner = &f.inner;
-        let read = match &f.with {
-            Some(w) => quote! { #s::text_with(#name, &__t, #w::parse)? },
-            None => quote! { #s::text(#name, &__t)? },
-        };
-        let check = f.check.as_ref().map(|ch| {
-            quote! {
-                if !#ch(&__v) {
-                    return #err(#s::invalid_text(#name, &__t));
-                }
-            }
-        });
+        let read = read_text(f, &s, quote!(#name));
         // No text at all reads as "" only for a field without a default.
         let absent = if f.default.is_some() || f.arity == Arity::Optional {
             quote! {}
@@ -549,8 +553,7 @@ fn from_element(c: &Container, fields: &[Field], unit: bool) -> TokenStream {
         quote! {
             #absent
             if let #some(__t) = __text {
-                let __v: #inner = #read;
-                #check
+                #read
                 #v = #some(__v);
             }
         }

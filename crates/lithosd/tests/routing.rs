@@ -130,10 +130,8 @@ async fn bare_jid_messages_go_to_the_highest_priority() {
     available(&mut high, 5).await;
     available(&mut low, 1).await;
     // Each sees its own and the other's presence.
-    high.recv_where(|e| e.name() == "presence" && e.attr("from") == Some("juliet@localhost/low"))
-        .await;
-    low.recv_where(|e| e.name() == "presence" && e.attr("from") == Some("juliet@localhost/low"))
-        .await;
+    high.presence_from("juliet@localhost/low").await;
+    low.presence_from("juliet@localhost/low").await;
 
     r.send(stanza(
         "<message to='juliet@localhost' type='chat' id='p'><body>to the best</body></message>",
@@ -146,8 +144,7 @@ async fn bare_jid_messages_go_to_the_highest_priority() {
 
     // Equal priorities: both get it.
     available(&mut low, 5).await;
-    high.recv_where(|e| e.name() == "presence" && e.attr("from") == Some("juliet@localhost/low"))
-        .await;
+    high.presence_from("juliet@localhost/low").await;
     r.send(stanza(
         "<message to='juliet@localhost' type='chat' id='q'><body>to both</body></message>",
     ))

@@ -31,6 +31,8 @@ async fn layout(s: &TestServer) -> Vec<(String, Vec<(String, String, bool, Optio
         .database()
         .run(|c| {
             Ok([
+                "accounts",
+                "account_tombstones",
                 "roster_items",
                 "roster_versions",
                 "pending_subscriptions",

@@ -262,9 +262,9 @@ impl RunningServer {
         // Check the linked BXMPP tables now, so a conflict stops start-up instead of failing
         // the first binary client.
         lithos_core::binary::Vocabulary::linked()?;
-        if let Some(s) = storage.sqlite_store() {
-            s.set_tombstone_secs(config.accounts.tombstone_secs);
-        }
+        storage
+            .database()
+            .set_tombstone_secs(config.accounts.tombstone_secs);
         let tls = Some(crate::tls::load(&config)?);
         let modules = ModuleHost::start(&config)?;
         tracing::info!(modules = ?modules.names(), "modules started");

@@ -158,6 +158,13 @@ impl RawClient {
         }
     }
 
+    /// The next presence from `from` (a full or bare JID, as the stanza writes it); other
+    /// elements are kept for later reads.
+    pub async fn presence_from(&mut self, from: &str) -> Element {
+        self.recv_where(|e| e.name() == "presence" && e.attr("from") == Some(from))
+            .await
+    }
+
     /// Asserts no stanza named `name` arrives within `d`; others are kept.
     pub async fn expect_none_of(&mut self, name: &str, d: Duration) {
         assert!(

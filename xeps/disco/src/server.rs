@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use lithos_core::Element;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_server::ServerHandle;
+use lithos_server::module::internal_error;
 use lithos_server::module::{
     IqClaim, IqRequest, IqResponse, Module, ModuleContext, ModuleError, ModuleRegistration,
 };
@@ -58,7 +59,7 @@ impl Module for Disco {
                 .accounts
                 .account_exists(user)
                 .await
-                .map_err(|_| StanzaError::new(DefinedCondition::InternalServerError))?;
+                .map_err(internal_error)?;
             if !exists {
                 return Err(StanzaError::new(DefinedCondition::ServiceUnavailable));
             }

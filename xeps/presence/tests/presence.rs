@@ -44,21 +44,13 @@ async fn subscription_handshake_and_presence() {
     );
     r.recv_where(|e| e.name() == "presence" && e.attr("type") == Some("subscribed"))
         .await;
-    let p = r
-        .recv_where(|e| {
-            e.name() == "presence" && e.attr("from") == Some("juliet@localhost/balcony")
-        })
-        .await;
+    let p = r.presence_from("juliet@localhost/balcony").await;
     assert!(p.attr("type").is_none());
 
     // Juliet's later presence reaches Romeo; Romeo's does not reach Juliet (one-way).
     j.send(stanza("<presence><show>away</show></presence>"))
         .await;
-    let p = r
-        .recv_where(|e| {
-            e.name() == "presence" && e.attr("from") == Some("juliet@localhost/balcony")
-        })
-        .await;
+    let p = r.presence_from("juliet@localhost/balcony").await;
     assert_eq!(p.get_child("show", "jabber:client").unwrap().text(), "away");
     j.recv_where(|e| e.name() == "presence" && e.has_child("show", "jabber:client"))
         .await;
@@ -70,20 +62,12 @@ async fn subscription_handshake_and_presence() {
     // Romeo's later session probes on initial presence and learns Juliet is here.
     let mut r2 = s.login_as("romeo", "phone").await;
     r2.send(stanza("<presence/>")).await;
-    let p = r2
-        .recv_where(|e| {
-            e.name() == "presence" && e.attr("from") == Some("juliet@localhost/balcony")
-        })
-        .await;
+    let p = r2.presence_from("juliet@localhost/balcony").await;
     assert!(p.attr("type").is_none());
 
     // Juliet leaves: Romeo's sessions get unavailable.
     j.close().await;
-    let p = r
-        .recv_where(|e| {
-            e.name() == "presence" && e.attr("from") == Some("juliet@localhost/balcony")
-        })
-        .await;
+    let p = r.presence_from("juliet@localhost/balcony").await;
     assert_eq!(p.attr("type"), Some("unavailable"));
 }
 
@@ -122,13 +106,9 @@ async fn directed_presence_and_its_end() {
     let mut r = r;
     r.send(stanza("<presence to='juliet@localhost/balcony'/>"))
         .await;
-    let p = j
-        .recv_where(|e| e.name() == "presence" && e.attr("from") == Some("romeo@localhost/orchard"))
-        .await;
+    let p = j.presence_from("romeo@localhost/orchard").await;
     assert!(p.attr("type").is_none());
     r.close().await;
-    let p = j
-        .recv_where(|e| e.name() == "presence" && e.attr("from") == Some("romeo@localhost/orchard"))
-        .await;
+    let p = j.presence_from("romeo@localhost/orchard").await;
     assert_eq!(p.attr("type"), Some("unavailable"));
 }

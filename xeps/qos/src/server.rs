@@ -97,10 +97,9 @@ impl QosModule {
         let expire = self.expire_after_ms;
         self.sweeper.get_or_init(|| {
             server.every(SWEEP, move |server| async move {
-                let Some(db) = server.storage().sqlite_store().cloned() else {
-                    return;
-                };
-                let swept = db
+                let swept = server
+                    .storage()
+                    .database()
                     .run(move |c| {
                         let now = now_ms();
                         let tx = c.transaction()?;
@@ -376,9 +375,7 @@ impl QosModule {
             .account_exists(to.local().unwrap_or_default())
             .await
             .unwrap_or(false);
-        let Some(db) = server.storage().sqlite_store().cloned() else {
-            return Flow::Continue;
-        };
+        let db = server.storage().database().clone();
         if !exists {
             return Flow::Continue;
         }

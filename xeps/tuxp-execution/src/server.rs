@@ -27,7 +27,7 @@ impl ExecutionModule {
         // 1: a set holding one well-formed execution.
         let exec = Execution::from_element(set_payload(stanza, "an execution is a set")?.clone())?;
         // 2: a registered thing.
-        let registry = Registry::of(server).map_err(internal_error)?;
+        let registry = Registry::of(server);
         let thing = match to.local() {
             Some(name) => registry.by_name(name).await.map_err(internal_error)?,
             None => None,
@@ -40,10 +40,10 @@ impl ExecutionModule {
         };
         // 3: the sender may command it.
         let sender = session.jid.local().unwrap_or_default();
-        let allowed = registry.may_execute(&thing, sender).await.map_err(|e| {
-            tracing::error!(error = %e, "thing registry failed");
-            StanzaError::new(DefinedCondition::InternalServerError)
-        })?;
+        let allowed = registry
+            .may_execute(&thing, sender)
+            .await
+            .map_err(internal_error)?;
         if !allowed {
             tracing::info!(thing = %thing.thing_id, sender = %session.jid, "execution refused: not the owner nor granted");
             return Err(StanzaError::explained(
@@ -80,7 +80,7 @@ impl ExecutionModule {
         let target = to
             .to_bare()
             .with_resource(EDGE_RESOURCE)
-            .map_err(|_| StanzaError::new(DefinedCondition::InternalServerError))?;
+            .map_err(internal_error)?;
         if server.sessions().get(&target).is_none() {
             return Err(StanzaError::explained(
                 DefinedCondition::RecipientUnavailable,

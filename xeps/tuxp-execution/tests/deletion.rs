@@ -34,7 +34,7 @@ async fn a_deleted_owner_leaves_unowned_things_that_cannot_log_in() {
         .await
         .unwrap();
     let handle = s.handle().clone();
-    let registry = Registry::of(&handle).unwrap();
+    let registry = Registry::of(&handle);
     let before = registry.by_id(&id).await.unwrap().unwrap();
     assert_eq!(before.owner, "alice");
     let accounts = handle.storage().accounts.clone();

@@ -128,7 +128,7 @@ async fn registration_cases(format: WireFormat) {
         .await
         .unwrap();
     assert_eq!(thing.jid().to_string(), "sl-01-0a1b2c3d@localhost/0");
-    let registry = lithos_tuxp_things::Registry::of(s.handle()).unwrap();
+    let registry = lithos_tuxp_things::Registry::of(s.handle());
     let rec = registry.by_id("SL-01-0A1B2C3D").await.unwrap().unwrap();
     assert_eq!((rec.owner.as_str(), rec.model.as_str()), ("alice", "SL-01"));
 

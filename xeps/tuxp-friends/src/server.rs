@@ -28,7 +28,7 @@ impl Module for Friends {
             return Err(StanzaError::new(DefinedCondition::Forbidden));
         }
         let f = Follow::from_element(req.payload.clone())?;
-        let registry = Registry::of(server).map_err(internal_error)?;
+        let registry = Registry::of(server);
         let thing = match f.friend.local() {
             Some(name) if f.friend.domain() == server.domain().domain() => {
                 registry.by_name(name).await.map_err(internal_error)?

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use lithos_core::Element;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
+use lithos_server::module::internal_error;
 use lithos_server::{IqClaim, IqRequest, IqResponse, Module, ModuleRegistration, ServerHandle};
 use lithos_tuxp_things::Registry;
 
@@ -44,14 +45,10 @@ impl Module for Location {
         let (Some(_), Some(asker)) = (req.session.as_ref(), req.from.local()) else {
             return Err(StanzaError::new(DefinedCondition::Forbidden));
         };
-        let internal = |e: lithos_tuxp_things::RegistryError| {
-            tracing::error!(error = %e, "thing registry failed");
-            StanzaError::new(DefinedCondition::InternalServerError)
-        };
-        let registry = Registry::of(server).map_err(internal)?;
+        let registry = Registry::of(server);
         let mut answer = Element::bare("locate-things", NS);
         for id in ids {
-            let Some(thing) = registry.by_id(&id).await.map_err(internal)? else {
+            let Some(thing) = registry.by_id(&id).await.map_err(internal_error)? else {
                 return Err(StanzaError::explained(
                     DefinedCondition::ItemNotFound,
                     format!("no thing {id}"),
@@ -60,7 +57,7 @@ impl Module for Location {
             if !registry
                 .may_execute(&thing, asker)
                 .await
-                .map_err(internal)?
+                .map_err(internal_error)?
             {
                 return Err(StanzaError::explained(
                     DefinedCondition::Forbidden,

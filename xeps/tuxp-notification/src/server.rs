@@ -37,8 +37,8 @@ struct NotificationModule {
 }
 
 impl NotificationModule {
-    fn db(server: &ServerHandle) -> Option<SqliteStore> {
-        server.storage().sqlite_store().cloned()
+    fn db(server: &ServerHandle) -> SqliteStore {
+        server.storage().database().clone()
     }
 
     /// Checks and delivers; `Ok(ack)` says whether to acknowledge.
@@ -73,8 +73,7 @@ impl NotificationModule {
             }
         }
         let id = stanza.attr("id").unwrap_or_default().to_string();
-        let db = Self::db(server)
-            .ok_or_else(|| internal_error("notifications need the SQLite store"))?;
+        let db = Self::db(server);
         let key = (name.clone(), node.clone(), id.clone());
         let seen = db
             .run(move |c| {
@@ -94,7 +93,7 @@ impl NotificationModule {
         // Delivered (or stored offline, committed) before the id is recorded: a crash in
         // between means one more delivery on retransmission, never none. The owner, then
         // the approved followers of this event.
-        let registry = Registry::of(server).map_err(internal_error)?;
+        let registry = Registry::of(server);
         let mut recipients = vec![format!("{}@{}", thing.owner, server.domain().domain())];
         for f in registry
             .followers(&thing.thing_id, &lithos_tuxp_things::key_of(&n.event))

@@ -51,7 +51,7 @@ impl Operator {
         }
         ThingId::parse(&a.thing_id)
             .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e.to_string()))?;
-        let registry = Registry::of(server).map_err(internal_error)?;
+        let registry = Registry::of(server);
         if a.canceled {
             return if registry
                 .cancel_authorization(&a.thing_id, &who)
@@ -111,7 +111,7 @@ impl Operator {
                 "only the operators the configuration names approve follows",
             ));
         }
-        let registry = Registry::of(server).map_err(internal_error)?;
+        let registry = Registry::of(server);
         let thing = match local_account(server, &a.friend) {
             Some(name) => registry.by_name(&name).await.map_err(internal_error)?,
             None => None,
@@ -154,7 +154,7 @@ impl Operator {
         let Some(who) = Self::sender(server, &req) else {
             return Err(StanzaError::new(DefinedCondition::Forbidden));
         };
-        let registry = Registry::of(server).map_err(internal_error)?;
+        let registry = Registry::of(server);
         let Some(thing) = registry.by_id(&g.thing_id).await.map_err(internal_error)? else {
             return Err(StanzaError::explained(
                 DefinedCondition::ItemNotFound,
@@ -229,17 +229,14 @@ impl Module for Operator {
 
     async fn account_deleting(&self, server: &ServerHandle, account: &Jid) {
         let Some(user) = account.local() else { return };
-        match Registry::of(server) {
-            Ok(r) => match r.owned_by(user).await {
-                Ok(things) if !things.is_empty() => {
-                    self.orphans().insert(user.to_string(), things);
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "listing the things of a deleted account failed")
-                }
-            },
-            Err(e) => tracing::error!(error = %e, "no thing registry"),
+        match Registry::of(server).owned_by(user).await {
+            Ok(things) if !things.is_empty() => {
+                self.orphans().insert(user.to_string(), things);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "listing the things of a deleted account failed")
+            }
         }
     }
 

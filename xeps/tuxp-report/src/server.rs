@@ -156,9 +156,7 @@ async fn report_access(
 /// after access was withdrawn: a subscriber that may no longer see the reports is dropped,
 /// one that may see less sees less.
 async fn recheck(server: &ServerHandle, shared: &Shared, thing_id: Option<&str>) {
-    let Ok(registry) = Registry::of(server) else {
-        return;
-    };
+    let registry = Registry::of(server);
     let names: Vec<String> = match thing_id {
         Some(id) => lock(&shared.names).get(id).cloned().into_iter().collect(),
         None => lock(&shared.subscribers).keys().cloned().collect(),
@@ -231,19 +229,15 @@ fn iq_result(to: &Jid, from: &Jid, id: &str, payload: Option<Element>) -> Elemen
 }
 
 impl ReportModule {
-    fn db(server: &ServerHandle) -> Result<SqliteStore, Box<StanzaError>> {
-        server
-            .storage()
-            .sqlite_store()
-            .cloned()
-            .ok_or_else(|| Box::new(internal_error("reports need the SQLite store")))
+    fn db(server: &ServerHandle) -> SqliteStore {
+        server.storage().database().clone()
     }
 
     /// The writer, started on first use.
     fn writer(&self, server: &ServerHandle) -> Result<mpsc::Sender<Job>, Box<StanzaError>> {
         self.writer
             .get_or_init(|| {
-                let db = Self::db(server).map_err(|e| e.to_string())?;
+                let db = Self::db(server);
                 let (tx, rx) = mpsc::channel(self.settings.queue);
                 tokio::spawn(write_loop(
                     server.clone(),
@@ -404,7 +398,7 @@ impl ReportModule {
         server: &ServerHandle,
         req: &IqRequest,
     ) -> Result<ThingRecord, StanzaError> {
-        let registry = Registry::of(server).map_err(internal_error)?;
+        let registry = Registry::of(server);
         let thing = Self::addressed_thing(&registry, req).await?;
         match report_access(server, &registry, &thing, &req.from).await? {
             Some(Sees::All) => Ok(thing),
@@ -425,7 +419,7 @@ impl ReportModule {
                 "only clients subscribe",
             ));
         };
-        let registry = Registry::of(server).map_err(internal_error)?;
+        let registry = Registry::of(server);
         let thing = Self::addressed_thing(&registry, &req).await?;
         if req.payload.name() == "unsubscribe" {
             let mut map = lock(&self.shared.subscribers);
@@ -636,7 +630,7 @@ impl Module for ReportModule {
             return self.subscription(server, req).await;
         }
         let thing = Self::queried_thing(server, &req).await?;
-        let db = Self::db(server).map_err(|e| *e)?;
+        let db = Self::db(server);
         match (req.is_set, req.payload.name()) {
             (false, "latest") => {
                 let items = store::latest(&db, &thing.thing_name)

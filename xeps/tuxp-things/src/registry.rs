@@ -163,9 +163,6 @@ pub enum RegistryError {
     /// No such registered thing.
     #[error("no such thing")]
     NotFound,
-    /// The server has no database for things (a custom store without SQLite).
-    #[error("the thing registry needs the embedded database")]
-    NoDatabase,
     /// The database failed.
     #[error("storage: {0}")]
     Storage(String),
@@ -252,7 +249,7 @@ impl ThingCache {
         if let Some(t) = lock().get(name) {
             return Ok(t.clone());
         }
-        let thing = Registry::of(server)?
+        let thing = Registry::of(server)
             .by_name(name)
             .await?
             .map(std::sync::Arc::new);
@@ -324,13 +321,8 @@ const RECORD: &str =
 
 impl Registry {
     /// The registry in `server`'s database.
-    pub fn of(server: &lithos_server::ServerHandle) -> R<Registry> {
-        server
-            .storage()
-            .sqlite_store()
-            .cloned()
-            .map(|db| Registry { db })
-            .ok_or(RegistryError::NoDatabase)
+    pub fn of(server: &lithos_server::ServerHandle) -> Registry {
+        Registry::new(server.storage().database().clone())
     }
 
     /// The registry in `db`.

@@ -46,10 +46,20 @@ impl StorageError {
         what: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> StorageError {
-        StorageError::Backend(Box::new(crate::module::ModuleError::caused_by(
-            what, source,
-        )))
+        StorageError::Backend(Box::new(Context {
+            what: what.into(),
+            source: Box::new(source),
+        }))
     }
+}
+
+/// A storage failure described in words, with the error that caused it.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+struct Context {
+    what: String,
+    #[source]
+    source: crate::module::BoxError,
 }
 
 impl From<rusqlite::Error> for StorageError {
@@ -127,11 +137,6 @@ pub struct ModuleSchema {
 inventory::collect!(ModuleSchema);
 
 impl Storage {
-    /// The SQLite store, for modules with their own tables.
-    pub fn sqlite_store(&self) -> Option<&SqliteStore> {
-        Some(&self.sqlite)
-    }
-
     /// The database, for modules with their own tables ([`ModuleSchema`]).
     pub fn database(&self) -> &SqliteStore {
         &self.sqlite

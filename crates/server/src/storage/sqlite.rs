@@ -10,6 +10,29 @@ use super::{AccountStore, StorageError, StorageResult};
 use crate::sasl::{Credentials, ScramCredential};
 use lithos_core::datetime::now_ms;
 
+/// The accounts table, as release 0.1.0 created it and a new database does: a literal, so
+/// the legacy steps and [`KERNEL_TABLES`] are built from this one definition.
+macro_rules! accounts_table {
+    () => {
+        "CREATE TABLE accounts (
+        username TEXT PRIMARY KEY,
+        created_ms INTEGER NOT NULL,
+        sha1_salt BLOB NOT NULL, sha1_iterations INTEGER NOT NULL,
+        sha1_stored_key BLOB NOT NULL, sha1_server_key BLOB NOT NULL,
+        sha256_salt BLOB NOT NULL, sha256_iterations INTEGER NOT NULL,
+        sha256_stored_key BLOB NOT NULL, sha256_server_key BLOB NOT NULL
+     );"
+    };
+}
+
+/// The names of deleted accounts, kept for a while so that nobody inherits what others
+/// granted them.
+macro_rules! tombstones_table {
+    () => {
+        "CREATE TABLE account_tombstones (username TEXT PRIMARY KEY, deleted_ms INTEGER NOT NULL);"
+    };
+}
+
 /// How databases written by release 0.1.0 and before were laid out, step by step: the kernel
 /// then also held the roster's and the offline store's tables, which those modules now own
 /// (their schemas create the same tables where they are missing). A database at one of
@@ -17,14 +40,9 @@ use lithos_core::datetime::now_ms;
 /// starts from [`KERNEL_TABLES`]. `PRAGMA user_version` records the version.
 const LEGACY: &[&str] = &[
     // 1: accounts, rosters, pending subscriptions, offline messages.
-    "CREATE TABLE accounts (
-        username TEXT PRIMARY KEY,
-        created_ms INTEGER NOT NULL,
-        sha1_salt BLOB NOT NULL, sha1_iterations INTEGER NOT NULL,
-        sha1_stored_key BLOB NOT NULL, sha1_server_key BLOB NOT NULL,
-        sha256_salt BLOB NOT NULL, sha256_iterations INTEGER NOT NULL,
-        sha256_stored_key BLOB NOT NULL, sha256_server_key BLOB NOT NULL
-     );
+    concat!(
+        accounts_table!(),
+        "
      CREATE TABLE roster_versions (username TEXT PRIMARY KEY, version INTEGER NOT NULL);
      CREATE TABLE roster_items (
         username TEXT NOT NULL, contact TEXT NOT NULL, name TEXT,
@@ -40,7 +58,8 @@ const LEGACY: &[&str] = &[
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         username TEXT NOT NULL, stamp_ms INTEGER NOT NULL, stanza TEXT NOT NULL
      );
-     CREATE INDEX offline_by_user ON offline_messages (username, id);",
+     CREATE INDEX offline_by_user ON offline_messages (username, id);"
+    ),
     // 2: each offline message's size, so an account's quota counts bytes as well as
     // messages; the index covers both, so checking a quota reads no message.
     "ALTER TABLE offline_messages ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
@@ -50,22 +69,17 @@ const LEGACY: &[&str] = &[
      CREATE INDEX offline_by_stamp ON offline_messages (stamp_ms);",
     // 3: names of deleted accounts, kept for a while so that nobody inherits what others
     // granted them; contacts looked up by JID when an account goes.
-    "CREATE TABLE account_tombstones (username TEXT PRIMARY KEY, deleted_ms INTEGER NOT NULL);
+    concat!(
+        tombstones_table!(),
+        "
      CREATE INDEX roster_by_contact ON roster_items (contact);
-     CREATE INDEX pending_by_contact ON pending_subscriptions (contact);",
+     CREATE INDEX pending_by_contact ON pending_subscriptions (contact);"
+    ),
 ];
 
 /// The kernel's tables: accounts and their credentials, and the names of deleted accounts
 /// (kept for a while, so that nobody inherits what others granted them).
-const KERNEL_TABLES: &str = "CREATE TABLE accounts (
-        username TEXT PRIMARY KEY,
-        created_ms INTEGER NOT NULL,
-        sha1_salt BLOB NOT NULL, sha1_iterations INTEGER NOT NULL,
-        sha1_stored_key BLOB NOT NULL, sha1_server_key BLOB NOT NULL,
-        sha256_salt BLOB NOT NULL, sha256_iterations INTEGER NOT NULL,
-        sha256_stored_key BLOB NOT NULL, sha256_server_key BLOB NOT NULL
-     );
-     CREATE TABLE account_tombstones (username TEXT PRIMARY KEY, deleted_ms INTEGER NOT NULL);";
+const KERNEL_TABLES: &str = concat!(accounts_table!(), "\n     ", tombstones_table!());
 
 /// The schema version of the kernel's tables: 4, the first where modules own their tables.
 const SCHEMA_VERSION: usize = LEGACY.len() + 1;
