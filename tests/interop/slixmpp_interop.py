@@ -4,7 +4,10 @@
 They log in over STARTTLS with SCRAM, subscribe to each other, see each other's presence,
 exchange messages, and one receives a message sent while it was offline; then one publishes
 a vCard the other reads (XEP-0054, slixmpp's xep_0054) and stores bookmarks in private
-storage and reads them back (XEP-0049, through slixmpp's xep_0048).
+storage and reads them back (XEP-0049, through slixmpp's xep_0048); last, a third client
+enables stream management (XEP-0198, slixmpp's xep_0198), has its stanzas acknowledged and
+acknowledges the server's, loses its connection without closing the stream, and resumes the
+session, receiving what was sent to it meanwhile.
 
     slixmpp_interop.py HOST PORT CA_CERT [--echo-bot]
 
@@ -27,7 +30,7 @@ STEP_TIMEOUT = 20
 
 
 class Client(slixmpp.ClientXMPP):
-    def __init__(self, jid, password):
+    def __init__(self, jid, password, sm=False):
         super().__init__(jid, password)
         self.ssl_context = ssl.create_default_context(cafile=CA)
         self.messages = asyncio.Queue()
@@ -41,6 +44,8 @@ class Client(slixmpp.ClientXMPP):
         self.register_plugin("xep_0203")
         self.register_plugin("xep_0054")
         self.register_plugin("xep_0048")
+        if sm:
+            self.register_plugin("xep_0198")
         self.roster.auto_authorize = True
         self.roster.auto_subscribe = True
 
@@ -80,6 +85,58 @@ async def until_available(client, who):
         got = await client.available.get()
         if got == who:
             return
+
+
+async def until(predicate, what):
+    async def poll():
+        while not predicate():
+            await asyncio.sleep(0.2)
+    await wait(poll(), what)
+
+
+async def stream_management(romeo):
+    phone = Client("juliet@localhost/phone", "juliet-pw", sm=True)
+    enabled, resumed = asyncio.Event(), asyncio.Event()
+    phone.add_event_handler("sm_enabled", lambda _: enabled.set())
+    phone.add_event_handler("session_resumed", lambda _: resumed.set())
+    phone.start()
+    await wait(phone.started.wait(), "the stream-managed session")
+    await wait(enabled.wait(), "stream management to be enabled")
+    sm = phone.plugin["xep_0198"]
+    assert sm.sm_id, "no resumption id"
+    # Our stanzas acknowledged: slixmpp asks every 5 it sends; the server answers.
+    for i in range(6):
+        phone.send_message(mto="romeo@localhost", mbody=f"counted {i}", mtype="chat")
+    # (slixmpp writes <r/> straight to the socket, ahead of stanzas still in its send queue:
+    # ask until the answer covers them all.)
+    def acknowledged():
+        if sm.unacked_queue:
+            sm.request_ack()
+        return not sm.unacked_queue
+    await until(acknowledged, "the server to acknowledge every stanza")
+    for _ in range(6):
+        await wait(romeo.messages.get(), "romeo to receive the counted messages")
+    # The server's stanzas counted: slixmpp answers the server's requests with its count.
+    for i in range(5):
+        romeo.send_message(mto="juliet@localhost/phone", mbody=f"to the phone {i}", mtype="chat")
+    for _ in range(5):
+        await wait(phone.messages.get(), "the phone to receive romeo's messages")
+    assert sm.handled >= 5, sm.handled
+    print(f"stream management enabled (XEP-0198); {sm.last_ack} stanzas acknowledged by the server, {sm.handled} handled")
+
+    # The connection is cut, without </stream>; a message arrives meanwhile; the session resumes.
+    phone.abort()
+    await wait(phone.disconnected, "the cut")
+    romeo.send_message(mto="juliet@localhost/phone", mbody="while the link was down", mtype="chat")
+    await asyncio.sleep(0.5)
+    phone.connect(host=HOST, port=PORT)
+    await wait(resumed.wait(), "the session to resume")
+    m = await wait(phone.messages.get(), "the message sent while the link was down")
+    assert m["body"] == "while the link was down", m
+    await asyncio.sleep(0.5)
+    assert phone.messages.empty(), "a message was delivered twice"
+    print("connection cut and session resumed (XEP-0198): the message sent meanwhile arrived once")
+    phone.disconnect()
 
 
 async def main():
@@ -144,6 +201,8 @@ async def main():
     assert len(conferences) == 1, iq
     assert str(conferences[0]["jid"]) == "council@conference.localhost", iq
     print("bookmarks stored in private storage and read back (XEP-0049)")
+
+    await stream_management(romeo)
 
     if ECHO_BOT:
         romeo.send_message(mto="bot@localhost", mbody="Is the Lithos bot there?", mtype="chat")

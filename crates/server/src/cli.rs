@@ -122,6 +122,15 @@ pub fn run(cli: Cli) -> Result<(), String> {
                     r.description
                 );
             }
+            println!(
+                "\nkernel:\n{:<12} {:<8} XEP-0198: stream management, acknowledgements and resumption ([stream_management])",
+                "sm",
+                if config.stream_management.enabled {
+                    "enabled"
+                } else {
+                    "disabled"
+                }
+            );
             println!("\nlinked extension crates:");
             for c in lithos_core::extension::linked() {
                 println!("{:<26} {:<8} {}", c.name, c.version, c.description);

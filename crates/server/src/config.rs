@@ -46,6 +46,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Accounts: password hashing, deleted names.
     pub accounts: AccountsConfig,
+    /// XEP-0198 stream management: acknowledgements and resumption.
+    pub stream_management: StreamManagementConfig,
     /// Per-module sections, `[modules.<name>]`, each with `enabled` and the module's own keys.
     pub modules: BTreeMap<String, toml::Table>,
 }
@@ -61,6 +63,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             limits: LimitsConfig::default(),
             accounts: AccountsConfig::default(),
+            stream_management: StreamManagementConfig::default(),
             modules: BTreeMap::new(),
         }
     }
@@ -138,6 +141,38 @@ impl Default for C2sConfig {
             outbound_queue: 1024,
             max_auth_failures: 3,
             write_timeout_secs: 30,
+        }
+    }
+}
+
+/// XEP-0198 stream management, offered on both listeners after authentication.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamManagementConfig {
+    /// Offer stream management. Default `true`.
+    pub enabled: bool,
+    /// How long a resumable session is kept after its connection breaks, in seconds; a
+    /// client asking for less (`max`) gets less. Past it, what the session was sent and did not
+    /// acknowledge is handled as for an unavailable resource (RFC 6121 §8.5: messages to
+    /// another resource or offline storage, iqs answered with an error). Default 300;
+    /// 0 offers acknowledgements without resumption.
+    pub resume_timeout_secs: u64,
+    /// Stanzas written to a session and not yet acknowledged; past it, the server asks for an
+    /// acknowledgement and writes nothing more until one comes (its queue, `[c2s]
+    /// outbound_queue`, then fills and refuses as usual). Default 1024.
+    pub max_unacked: usize,
+    /// Ask the client for an acknowledgement once this many stanzas are unacknowledged (one
+    /// request outstanding at a time). Default 5.
+    pub request_every: usize,
+}
+
+impl Default for StreamManagementConfig {
+    fn default() -> Self {
+        StreamManagementConfig {
+            enabled: true,
+            resume_timeout_secs: 300,
+            max_unacked: 1024,
+            request_every: 5,
         }
     }
 }
@@ -300,6 +335,12 @@ impl Config {
         if self.c2s.outbound_queue == 0 {
             return Err(ConfigError::Invalid(
                 "c2s.outbound_queue must be at least 1".into(),
+            ));
+        }
+        let sm = &self.stream_management;
+        if sm.max_unacked == 0 || sm.request_every == 0 || sm.request_every > sm.max_unacked {
+            return Err(ConfigError::Invalid(
+                "stream_management.max_unacked and request_every must be at least 1, and request_every at most max_unacked".into(),
             ));
         }
         if self.accounts.pbkdf2_iterations < 4096 {

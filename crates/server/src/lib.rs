@@ -22,6 +22,7 @@ pub mod config;
 pub mod limits;
 pub mod module;
 mod outbox;
+mod resumption;
 mod router;
 mod server;
 pub mod session;

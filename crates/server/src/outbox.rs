@@ -62,11 +62,13 @@ impl Item {
         }
     }
 
-    /// Called once the item is on the socket: tells a waiting store.
-    pub(crate) fn written(self) {
+    /// Called once the item is on the socket: tells a waiting store, and gives the stanza
+    /// back (stream management keeps it until the client acknowledges it).
+    pub(crate) fn written(self) -> Element {
         if let Origin::StoredLast(tx) = self.origin {
             let _ = tx.send(());
         }
+        self.el
     }
 }
 
@@ -115,6 +117,8 @@ pub(crate) enum Taken {
     Close(lithos_core::StreamError),
     /// Write these, then close with this error.
     CloseAfter(Vec<Item>, lithos_core::StreamError),
+    /// Leave the session to the connection resuming it.
+    Detach,
 }
 
 impl Outbox {
@@ -232,12 +236,14 @@ impl Outbox {
             .collect()
     }
 
-    /// Waits until there is something to take.
-    pub(crate) async fn ready(&self) {
+    /// Waits until there is something to take: a control request, or (when `stanzas`) a
+    /// stanza. A connection that may not write more for now (stream management waits for an
+    /// acknowledgement) waits for control requests alone.
+    pub(crate) async fn ready(&self, stanzas: bool) {
         loop {
             {
                 let s = self.lock();
-                if !s.queue.is_empty() || s.control.is_some() {
+                if (stanzas && !s.queue.is_empty()) || s.control.is_some() {
                     return;
                 }
             }
@@ -252,6 +258,7 @@ impl Outbox {
         let mut s = self.lock();
         match s.control.take() {
             Some(Control::Close(e)) => Taken::Close(e),
+            Some(Control::Detach) => Taken::Detach,
             Some(Control::CloseAfterQueued(e)) => {
                 let all: Vec<Item> = s.queue.drain(..).collect();
                 s.stored = 0;
@@ -301,7 +308,7 @@ mod tests {
         }
         // Full: the stanza comes back to the caller, the session is not told to close.
         assert!(matches!(o.push(el(9)), Err(Refused::Full(e)) if e.attr("id") == Some("9")));
-        o.ready().await;
+        o.ready(true).await;
         let Taken::Stanzas(b) = o.take(2) else {
             panic!()
         };
@@ -313,7 +320,7 @@ mod tests {
         o.control(Control::Close(StreamError::new(
             StreamErrorCondition::Conflict,
         )));
-        o.ready().await;
+        o.ready(true).await;
         let Taken::CloseAfter(rest, e) = o.take(10) else {
             panic!()
         };
@@ -351,12 +358,12 @@ mod tests {
         let Taken::Stanzas(b) = o.take(2) else {
             panic!()
         };
-        b.into_iter().for_each(Item::written);
+        b.into_iter().for_each(|i| drop(i.written()));
         let Taken::Stanzas(b) = o.take(2) else {
             panic!()
         };
         assert_eq!(b.len(), 1);
-        b.into_iter().for_each(Item::written);
+        b.into_iter().for_each(|i| drop(i.written()));
         assert!(receipt.written().await);
         // Stored stanzas in flight are bounded.
         assert!(
@@ -379,7 +386,7 @@ mod tests {
         let o = std::sync::Arc::new(Outbox::new(8));
         let o2 = o.clone();
         let waiter = tokio::spawn(async move {
-            o2.ready().await;
+            o2.ready(true).await;
             matches!(o2.take(8), Taken::Stanzas(v) if v.len() == 1)
         });
         tokio::task::yield_now().await;

@@ -62,6 +62,8 @@ pub(crate) struct ServerInner {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) admission: Arc<Admission>,
+    /// Sessions that may be resumed (XEP-0198).
+    pub(crate) resumable: crate::resumption::Resumable,
 }
 
 /// A cheap handle to the running server, for modules and connection tasks.
@@ -294,6 +296,7 @@ impl RunningServer {
             tls,
             shutdown,
             admission: Admission::new(limits),
+            resumable: Default::default(),
         }));
         let mut tasks = JoinSet::new();
         let (mut c2s_addrs, mut direct_tls_addrs, mut thing_addrs) =

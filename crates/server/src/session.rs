@@ -42,6 +42,9 @@ pub(crate) enum Control {
     Close(StreamError),
     /// Write what is already queued for the session, then close with this error.
     CloseAfterQueued(StreamError),
+    /// A new connection resumes the session (XEP-0198): leave it, without ending it, to the
+    /// connection that asked.
+    Detach,
 }
 
 /// What the router knows of a session's presence.
@@ -157,6 +160,14 @@ impl Sessions {
             map.remove(key);
         }
         Some(e.presence)
+    }
+
+    /// True while the session `info` is bound (not ended, not replaced by another bound to
+    /// the same resource).
+    pub fn is_bound(&self, info: &SessionInfo) -> bool {
+        self.read()
+            .get(info.jid.bare_str())
+            .is_some_and(|l| l.iter().any(|e| e.info.id == info.id))
     }
 
     /// Records a session's presence; returns the previous state.
@@ -343,7 +354,7 @@ mod tests {
             crate::outbox::Taken::Close(e) | crate::outbox::Taken::CloseAfter(_, e) => {
                 Some(e.condition)
             }
-            crate::outbox::Taken::Stanzas(_) => None,
+            crate::outbox::Taken::Stanzas(_) | crate::outbox::Taken::Detach => None,
         }
     }
 

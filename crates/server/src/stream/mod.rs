@@ -2,8 +2,10 @@
 //! session loop that reads stanzas, routes them, and writes what is queued for the session.
 
 mod negotiate;
+mod sm;
 
 use negotiate::Negotiated;
+pub(crate) use sm::SmState;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -26,7 +28,7 @@ use tracing::Instrument;
 use crate::ServerHandle;
 use crate::admission::Ticket;
 use crate::module::Flow;
-use crate::outbox::{Item, Outbox, Taken};
+use crate::outbox::{Item, Taken};
 use crate::session::{Listener, PresenceState, SessionInfo};
 use crate::shaper::{Rate, Shaped};
 
@@ -48,6 +50,8 @@ pub(crate) enum ConnError {
     Eof,
     #[error("the peer closed its stream")]
     Closed,
+    #[error("the session was resumed on another connection")]
+    Detached,
 }
 
 /// How long the last words to a peer (a stream error, the stream's close) may take to be
@@ -86,6 +90,7 @@ pub(crate) async fn serve(
         match Box::pin(connection(server, tcp, peer, direct_tls, listener, ticket)).await {
             Ok(()) | Err(ConnError::Closed) => tracing::debug!("closed"),
             Err(ConnError::Eof) => tracing::debug!("peer went away"),
+            Err(ConnError::Detached) => tracing::debug!("session resumed elsewhere"),
             Err(ConnError::Stream(e)) => {
                 tracing::info!(condition = %e.condition, "closed with stream error")
             }
@@ -266,10 +271,87 @@ async fn establish(
     }
 }
 
-/// What negotiation produced: an authenticated, bound session.
+/// What negotiation produced: an authenticated, bound session (new, or resumed).
 pub(crate) struct Bound {
-    info: SessionInfo,
-    outbox: std::sync::Arc<crate::outbox::Outbox>,
+    pub(crate) info: SessionInfo,
+    pub(crate) outbox: std::sync::Arc<crate::outbox::Outbox>,
+    /// Stream management, once the client enabled it.
+    pub(crate) sm: Option<Box<SmState>>,
+    /// Taken back by `<resume/>`: `<resumed/>` and the unacknowledged stanzas are written
+    /// first, and the modules are not told of a new session.
+    pub(crate) resuming: bool,
+}
+
+impl Bound {
+    /// A new session.
+    pub(crate) fn new(info: SessionInfo, outbox: std::sync::Arc<crate::outbox::Outbox>) -> Bound {
+        Bound {
+            info,
+            outbox,
+            sm: None,
+            resuming: false,
+        }
+    }
+
+    /// The resumption id, when the session is resumable.
+    fn resumption_id(&self) -> Option<String> {
+        self.sm.as_ref()?.id.clone()
+    }
+}
+
+/// Ends a session for good: it leaves the session table and the resumable ones; what was
+/// queued for it and never written, and what was written and never acknowledged (stream
+/// management), is routed again now that it is gone — a message goes to another resource or
+/// to offline storage, an iq back to its sender as an error (RFC 6121 §8.5.3.2); nothing the
+/// server took is dropped. Then the modules hear of it.
+pub(crate) async fn end_session(server: &ServerHandle, mut b: Bound) {
+    if let Some(id) = b.resumption_id() {
+        server.0.resumable.forget(&id);
+    }
+    let was = server.sessions().unbind(&b.info).unwrap_or_default();
+    let mut unsent =
+        b.sm.take()
+            .map(|mut s| s.sent.take_all())
+            .unwrap_or_default();
+    unsent.extend(b.outbox.close());
+    if !unsent.is_empty() {
+        tracing::info!(
+            jid = %b.info.jid,
+            stanzas = unsent.len(),
+            "re-routing what the session did not write or the client did not acknowledge"
+        );
+    }
+    for el in unsent {
+        Box::pin(server.route(el)).await;
+    }
+    for m in server.modules().iter() {
+        m.session_closed(server, &b.info, was.available).await;
+    }
+    tracing::info!(jid = %b.info.jid, "session ended");
+}
+
+/// A resumable session whose connection broke: handed to the connection resuming it, or
+/// held until one does or the window passes (then ended), or the server stops.
+async fn hold(server: ServerHandle, id: String, b: Bound) {
+    let window = b.sm.as_ref().map(|s| s.window).unwrap_or_default();
+    let jid = b.info.jid.clone();
+    let generation = match server.0.resumable.hold(&id, b) {
+        Ok(None) => return,
+        Ok(Some(g)) => g,
+        Err(b) => return end_session(&server, b).await,
+    };
+    tracing::info!(%jid, secs = window.as_secs(), "connection lost; session held for resumption");
+    let mut shutdown = server.0.shutdown.clone();
+    if !*shutdown.borrow() {
+        tokio::select! {
+            _ = tokio::time::sleep(window) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    if let Some(b) = server.0.resumable.expire(&id, generation) {
+        tracing::info!(%jid, "not resumed in time");
+        end_session(&server, b).await;
+    }
 }
 
 pub(crate) struct Conn {
@@ -397,36 +479,32 @@ impl Conn {
         }
     }
 
-    /// The session loop: read and route stanzas, write what is queued.
+    /// The session loop: read and route stanzas, write what is queued. A resumable session
+    /// whose connection breaks is held for a new connection instead of ending.
     async fn session(mut self: Box<Self>, mut b: Bound) -> Result<(), ConnError> {
         let server = self.server.clone();
-        for m in server.modules().iter() {
-            m.session_bound(&server, &b.info).await;
+        if !b.resuming {
+            for m in server.modules().iter() {
+                m.session_bound(&server, &b.info).await;
+            }
         }
         let r = self.session_loop(&mut b).await;
         let r = match r {
             Err(e @ ConnError::Stream(_)) => Box::pin(self.fail(e)).await,
             other => other,
         };
-        let was = server.sessions().unbind(&b.info).unwrap_or_default();
-        // What was queued and never written is routed again, now that the session is gone:
-        // a message goes to another resource or to offline storage, an iq back to its sender
-        // as an error (RFC 6121 §8.5.3.2). Nothing the server took is dropped.
-        let unsent = b.outbox.close();
-        if !unsent.is_empty() {
-            tracing::info!(
-                jid = %b.info.jid,
-                stanzas = unsent.len(),
-                "re-routing what the session did not write"
-            );
+        let broke = matches!(
+            r,
+            Err(ConnError::Eof | ConnError::Io(_) | ConnError::Detached)
+        );
+        match b.resumption_id() {
+            Some(id) if broke => {
+                // The connection is gone; only the session waits.
+                drop(self);
+                Box::pin(hold(server, id, b)).await;
+            }
+            _ => Box::pin(end_session(&server, b)).await,
         }
-        for el in unsent {
-            Box::pin(server.route(el)).await;
-        }
-        for m in server.modules().iter() {
-            m.session_closed(&server, &b.info, was.available).await;
-        }
-        tracing::info!(jid = %b.info.jid, "session ended");
         r
     }
 
@@ -434,6 +512,11 @@ impl Conn {
         let idle = Duration::from_secs(self.server.config().c2s.idle_timeout_secs);
         let mut shutdown = self.server.0.shutdown.clone();
         let mut last = Instant::now();
+        if b.resuming {
+            b.resuming = false;
+            self.resumed(b).await?;
+        }
+        let max_unacked = self.server.config().stream_management.max_unacked;
         // Negotiation leaves large buffers behind; a quiet session keeps small ones.
         self.trim_buffers();
         let mut last_io = last;
@@ -447,18 +530,22 @@ impl Conn {
             } else {
                 idle_at.min(last_io + QUIET)
             };
+            // With stream management, at most `max_unacked` stanzas are written ahead of the
+            // client's acknowledgements.
+            let room = b.sm.as_ref().map_or(256, |s| s.room(max_unacked).min(256));
             tokio::select! {
                 biased;
-                _ = b.outbox.ready() => {
+                _ = b.outbox.ready(room > 0) => {
                     last_io = Instant::now();
                     trimmed = false;
-                    match b.outbox.take(256) {
+                    match b.outbox.take(room) {
                         Taken::Close(e) => return Err(ConnError::Stream(Box::new(e))),
                         Taken::CloseAfter(queued, e) => {
-                            Box::pin(self.write_queued(queued, &b.outbox)).await?;
+                            Box::pin(self.write_queued(queued, b)).await?;
                             return Err(ConnError::Stream(Box::new(e)));
                         }
-                        Taken::Stanzas(batch) => Box::pin(self.write_queued(batch, &b.outbox)).await?,
+                        Taken::Detach => return Err(ConnError::Detached),
+                        Taken::Stanzas(batch) => Box::pin(self.write_queued(batch, b)).await?,
                     }
                 },
                 ev = self.next_event() => {
@@ -468,7 +555,15 @@ impl Conn {
                     match ev? {
                         // Boxed: routing runs module hooks and can nest deeply; inline, its
                         // state would size every idle session's future (measured: ~10 KiB).
-                        StreamEvent::Element(el) => Box::pin(self.on_element(el, &b.info)).await?,
+                        StreamEvent::Element(el) if lithos_sm::is_sm(&el) => {
+                            Box::pin(self.on_sm(el, b)).await?;
+                        }
+                        StreamEvent::Element(el) => {
+                            Box::pin(self.on_element(el, &b.info)).await?;
+                            if let Some(sm) = b.sm.as_deref_mut() {
+                                sm.handled.count();
+                            }
+                        }
                         StreamEvent::KeepAlive => {}
                         StreamEvent::Close => {
                             let _ = tokio::time::timeout(FAREWELL, self.close_stream()).await;
@@ -516,11 +611,18 @@ impl Conn {
     /// `not-acceptable` instead of vanishing. If the batch cannot be written (an I/O error, or
     /// a socket that takes nothing for `write_timeout_secs`), it goes back to the front of
     /// the outbox, so the session's end re-routes it with the rest.
-    async fn write_queued(&mut self, batch: Vec<Item>, outbox: &Outbox) -> Result<(), ConnError> {
+    async fn write_queued(&mut self, batch: Vec<Item>, b: &mut Bound) -> Result<(), ConnError> {
         if batch.is_empty() {
             return Ok(());
         }
         let limit = Duration::from_secs(self.server.config().c2s.write_timeout_secs);
+        // With stream management: ask for an acknowledgement along with the batch, once
+        // enough is outstanding.
+        let every = self.server.config().stream_management.request_every;
+        let request =
+            b.sm.as_ref()
+                .is_some_and(|s| s.should_request(batch.len(), every))
+                .then(|| lithos_core::Payload::into_element(lithos_sm::Request));
         let framed = &mut self.framed;
         // Indexes of the stanzas this stream's format cannot carry (rare), with why.
         let mut refused: Vec<(usize, String)> = Vec::new();
@@ -536,6 +638,11 @@ impl Conn {
                         refused.push((i, e.to_string()));
                     }
                 }
+            }
+            if let Some(r) = &request {
+                SinkExt::<&Element>::feed(framed, r)
+                    .await
+                    .map_err(codec_io)?;
             }
             SinkExt::<&Element>::flush(framed).await.map_err(codec_io)
         };
@@ -553,9 +660,21 @@ impl Conn {
         }
         let was_refused = |i: usize| refused.iter().any(|(k, _)| *k == i);
         match result {
-            // Written (or, for the refused, answered): a store may forget them.
+            // Written (or, for the refused, answered): a store may forget them; stream
+            // management keeps what was written until the client acknowledges it.
             Ok(()) => {
-                batch.into_iter().for_each(Item::written);
+                match b.sm.as_deref_mut() {
+                    Some(sm) => {
+                        sm.requested |= request.is_some();
+                        for (i, item) in batch.into_iter().enumerate() {
+                            let el = item.written();
+                            if !was_refused(i) {
+                                sm.sent.push(el);
+                            }
+                        }
+                    }
+                    None => batch.into_iter().for_each(|i| drop(i.written())),
+                }
                 Ok(())
             }
             Err(e) => {
@@ -563,8 +682,11 @@ impl Conn {
                     .into_iter()
                     .enumerate()
                     .partition(|(i, _)| was_refused(*i));
-                answered.into_iter().for_each(|(_, item)| item.written());
-                outbox.unshift(unsent.into_iter().map(|(_, item)| item).collect());
+                answered
+                    .into_iter()
+                    .for_each(|(_, item)| drop(item.written()));
+                b.outbox
+                    .unshift(unsent.into_iter().map(|(_, item)| item).collect());
                 Err(e)
             }
         }

@@ -156,6 +156,9 @@ impl Conn {
                     .child(Element::bare("optional", ns::XMPP_SESSION))
                     .build(),
             );
+            if self.server.config().stream_management.enabled {
+                f.append_child(lithos_core::Payload::into_element(lithos_sm::Feature));
+            }
             for extra in self.server.modules().stream_features() {
                 if self.encodable(&extra) {
                     f.append_child(extra);
@@ -290,6 +293,21 @@ impl Conn {
                         && (self.tls || !self.server.config().c2s.require_tls) =>
                 {
                     self.pre_auth_iq(el).await?;
+                }
+                (lithos_sm::NS, "resume") if self.authenticated.is_some() => {
+                    let user = self.authenticated.clone().unwrap_or_default();
+                    let account = format!("{user}@{}", self.server.domain().domain());
+                    if let Some(b) = self.resume(el, &account).await? {
+                        return Ok(Some(Negotiated::Bound(b)));
+                    }
+                }
+                // Stream management starts once a resource is bound (XEP-0198 §3).
+                (lithos_sm::NS, "enable") if self.authenticated.is_some() => {
+                    self.send(&lithos_core::Payload::into_element(lithos_sm::Failed::new(
+                        DefinedCondition::UnexpectedRequest,
+                        None,
+                    )))
+                    .await?;
                 }
                 ("jabber:client", "iq") if self.authenticated.is_some() => {
                     let user = self.authenticated.clone().unwrap_or_default();
@@ -607,7 +625,7 @@ impl Conn {
         )))
         .await?;
         tracing::info!(jid = %jid, tls = self.tls, format = ?self.format(), "session bound");
-        Ok(Some(Bound { info, outbox }))
+        Ok(Some(Bound::new(info, outbox)))
     }
 }
 
