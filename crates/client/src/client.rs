@@ -26,17 +26,26 @@ pub enum Event {
     Presence(Presence),
     /// An iq a handler answered and passed on (a roster push, for example).
     Iq(Iq),
-    /// The connection was lost or closed. Requests in flight ended with
-    /// [`RequestError::Disconnected`]; stanzas not yet written were dropped.
+    /// The connection was lost or closed. Stanzas not yet written were dropped. Requests in
+    /// flight ended with [`RequestError::Disconnected`] — unless the session is resumable
+    /// (stream management and reconnection on): then they wait, to be answered after
+    /// [`Event::Resumed`], or to end when the reconnection starts a new session instead.
     Disconnected {
         /// Why, unless the application closed it.
         reason: Option<String>,
         /// Whether the client is trying to reconnect.
         reconnecting: bool,
     },
-    /// A new connection is ready after a loss (with reconnection on).
+    /// A new connection is ready after a loss (with reconnection on), with a new session.
     Reconnected {
         /// The address bound this time.
+        jid: Jid,
+    },
+    /// A new connection took the session back after a loss (XEP-0198 resumption): what the
+    /// server had not received was sent again, what it sent meanwhile arrives now, and
+    /// requests in flight go on.
+    Resumed {
+        /// The session's address (unchanged).
         jid: Jid,
     },
 }
@@ -296,6 +305,11 @@ impl ClientBuilder {
         self.config.reconnect = reconnect;
         self
     }
+    /// Use stream management (XEP-0198) when the server offers it (default on).
+    pub fn stream_management(mut self, on: bool) -> Self {
+        self.config.stream_management = on;
+        self
+    }
     /// Limit for connecting and negotiating.
     pub fn connect_timeout(mut self, limit: Duration) -> Self {
         self.config.connect_timeout = limit;
@@ -315,7 +329,7 @@ impl ClientBuilder {
     /// Connects, authenticates and binds; then a task drives the connection.
     pub async fn connect(self) -> Result<(Client, Events), ConnectError> {
         let config = self.config;
-        let connected = crate::negotiate::connect(&config).await?;
+        let connected = crate::negotiate::connect(&config, None).await?;
         tracing::info!(jid = %connected.jid, "connected");
         let shared = Arc::new(Shared {
             pending: Mutex::new(HashMap::new()),

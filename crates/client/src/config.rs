@@ -69,6 +69,10 @@ pub struct Config {
     pub keepalive: Option<Duration>,
     /// Reconnect after a lost connection (off by default).
     pub reconnect: Option<Reconnect>,
+    /// Use XEP-0198 stream management when the server offers it (on by default): the
+    /// server acknowledges what the client sends, and, with [`reconnect`](Self::reconnect)
+    /// on, a lost connection is resumed where it broke instead of starting a new session.
+    pub stream_management: bool,
     /// Limit for connecting, TLS, authentication and binding together.
     pub connect_timeout: Duration,
     /// Stanzas waiting to be written before senders wait.
@@ -110,6 +114,7 @@ impl Config {
             format: WireFormat::Xml,
             keepalive: Some(Duration::from_secs(60)),
             reconnect: None,
+            stream_management: true,
             connect_timeout: Duration::from_secs(30),
             send_queue: 256,
             event_queue: 1024,

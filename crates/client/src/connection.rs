@@ -8,17 +8,48 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use lithos_core::stanza::{DefinedCondition, Iq, Stanza, StanzaError};
-use lithos_core::{Element, Jid, StreamEvent};
+use lithos_core::{Element, Jid, Payload, StreamEvent};
+use lithos_sm::{Ack, Handled, Request, Unacked};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::client::{Command, Event, Shared, WeakClient};
 use crate::config::Config;
 use crate::handler::{HandlerContext, IqHandler};
-use crate::negotiate::{Connected, Transport, codec_error, stream_error};
+use crate::negotiate::{Connected, ResumeFrom, SmStart, Transport, codec_error, stream_error};
 
 /// How long a write may wait for the socket before the connection counts as lost.
 const WRITE_LIMIT: Duration = Duration::from_secs(30);
+
+/// With stream management: ask the server for an acknowledgement once this many stanzas
+/// are unacknowledged (one request outstanding at a time).
+const REQUEST_EVERY: usize = 5;
+/// With stream management: a server that leaves this many stanzas unacknowledged is taken
+/// for lost (the copies kept for a resumption are bounded).
+const MAX_UNACKED: usize = 4096;
+
+/// A session's stream management (XEP-0198), kept across a resumption.
+struct Sm {
+    /// The resumption id, when the session is resumable.
+    id: Option<String>,
+    /// Stanzas handled from the server.
+    handled: Handled,
+    /// Stanzas written and not acknowledged, to send again on a resumption.
+    sent: Unacked<Element>,
+    /// An `<r/>` is outstanding.
+    requested: bool,
+}
+
+impl Sm {
+    fn new(id: Option<String>) -> Sm {
+        Sm {
+            id,
+            handled: Handled::default(),
+            sent: Unacked::new(),
+            requested: false,
+        }
+    }
+}
 
 /// Why a session ended.
 enum Ended {
@@ -35,6 +66,10 @@ pub(crate) struct Driver {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
     handlers: HashMap<String, Arc<dyn IqHandler>>,
+    /// Stream management, when the server gave it.
+    sm: Option<Sm>,
+    /// What a resumption sends again first.
+    resend: Vec<Element>,
 }
 
 impl Driver {
@@ -53,15 +88,32 @@ impl Driver {
             commands,
             events,
             handlers,
+            sm: None,
+            resend: Vec::new(),
         }
     }
 
     pub(crate) async fn run(mut self, first: Connected) {
         let mut conn = first;
+        self.sm = match &conn.sm {
+            SmStart::Enabled { id } => Some(Sm::new(id.clone())),
+            _ => None,
+        };
         loop {
+            for el in std::mem::take(&mut conn.early) {
+                self.dispatch_and_reply(&mut conn.framed, el).await;
+            }
             let ended = self.session(&mut conn.framed).await;
             self.shared.connected.store(false, Ordering::Release);
-            self.shared.fail_pending();
+            // A resumable session keeps its requests in flight: the answers come on the
+            // next connection. Otherwise they end now.
+            let resumable = self.config.reconnect.is_some()
+                && matches!(ended, Ended::Lost(_))
+                && self.sm.as_ref().is_some_and(|s| s.id.is_some());
+            if !resumable {
+                self.shared.fail_pending();
+                self.sm = None;
+            }
             // Nothing queued for the old connection is sent on a new one: a command
             // delayed by a reconnection must not run late.
             while self.commands.try_recv().is_ok() {}
@@ -92,13 +144,23 @@ impl Driver {
                 .await;
             match self.reconnect().await {
                 Some(c) => conn = c,
-                None => return,
+                None => {
+                    self.shared.fail_pending();
+                    return;
+                }
             }
         }
     }
 
-    /// Tries to connect again with growing delays; `None` when reconnection is off or the
-    /// application closed the client meanwhile.
+    /// A stanza to dispatch outside the session loop (one read before `<enabled/>`).
+    async fn dispatch_and_reply(&mut self, framed: &mut Transport, el: Element) {
+        if let Some(reply) = self.dispatch(el).await {
+            let _ = self.write_stanza(framed, reply).await;
+        }
+    }
+
+    /// Tries to connect again with growing delays (resuming the session when it can); `None`
+    /// when reconnection is off or the application closed the client meanwhile.
     async fn reconnect(&mut self) -> Option<Connected> {
         let policy = self.config.reconnect?;
         let mut delay = policy.initial;
@@ -119,15 +181,47 @@ impl Driver {
                     },
                 }
             }
-            match crate::negotiate::connect(&self.config).await {
+            let resume = self.sm.as_ref().and_then(|s| {
+                Some(ResumeFrom {
+                    id: s.id.clone()?,
+                    h: s.handled.get(),
+                    jid: self
+                        .shared
+                        .jid
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone(),
+                })
+            });
+            match crate::negotiate::connect(&self.config, resume.as_ref()).await {
                 Ok(c) => {
-                    tracing::info!(jid = %c.jid, "reconnected");
+                    let event = match &c.sm {
+                        SmStart::Resumed { h } => match self.resumed(*h) {
+                            Ok(()) => {
+                                tracing::info!(jid = %c.jid, resent = self.resend.len(), "resumed");
+                                Event::Resumed { jid: c.jid.clone() }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "inconsistent acknowledgement on resumption");
+                                self.shared.fail_pending();
+                                self.sm = None;
+                                Event::Reconnected { jid: c.jid.clone() }
+                            }
+                        },
+                        fresh => {
+                            // A new session: what was in flight in the old one ends.
+                            self.shared.fail_pending();
+                            self.sm = match fresh {
+                                SmStart::Enabled { id } => Some(Sm::new(id.clone())),
+                                _ => None,
+                            };
+                            tracing::info!(jid = %c.jid, "reconnected");
+                            Event::Reconnected { jid: c.jid.clone() }
+                        }
+                    };
                     *self.shared.jid.write().unwrap_or_else(|e| e.into_inner()) = c.jid.clone();
                     self.shared.connected.store(true, Ordering::Release);
-                    let _ = self
-                        .events
-                        .send(Event::Reconnected { jid: c.jid.clone() })
-                        .await;
+                    let _ = self.events.send(event).await;
                     return Some(c);
                 }
                 Err(e) => {
@@ -138,18 +232,43 @@ impl Driver {
         }
     }
 
+    /// The server took the session back, having handled `h` of the client's stanzas: the
+    /// rest is sent again first, except requests nobody waits for any more (their caller got
+    /// its timeout: they must not run late).
+    fn resumed(&mut self, h: u32) -> Result<(), lithos_sm::TooHigh> {
+        let Some(sm) = self.sm.as_mut() else {
+            return Ok(());
+        };
+        sm.sent.ack(h)?;
+        sm.requested = false;
+        let pending = self.shared.lock_pending();
+        self.resend = sm
+            .sent
+            .rewind()
+            .into_iter()
+            .filter(|el| {
+                let request = el.name() == "iq" && matches!(el.attr("type"), Some("get" | "set"));
+                !request || el.attr("id").is_some_and(|id| pending.contains_key(id))
+            })
+            .collect();
+        Ok(())
+    }
+
     /// Runs one connection until it ends.
     async fn session(&mut self, framed: &mut Transport) -> Ended {
         let keepalive = self.config.keepalive;
         let mut last_write = Instant::now();
+        if let Err(e) = self.write_resend(framed).await {
+            return e;
+        }
         loop {
             let idle_until = keepalive.map(|k| last_write + k);
             tokio::select! {
                 biased;
                 cmd = self.commands.recv() => {
                     match cmd {
-                        None => return close(framed, None).await,
-                        Some(Command::Close(done)) => return close(framed, Some(done)).await,
+                        None => return close(framed, self.last_ack(), None).await,
+                        Some(Command::Close(done)) => return close(framed, self.last_ack(), Some(done)).await,
                         Some(Command::Send(el)) => {
                             if let Err(e) = self.write_batch(framed, el).await {
                                 return e;
@@ -163,8 +282,19 @@ impl Driver {
                         if let Some(e) = stream_error(&el) {
                             return Ended::Lost(format!("stream error: {e}"));
                         }
+                        if lithos_sm::is_sm(&el) {
+                            if let Err(e) = self.on_sm(framed, el).await {
+                                return e;
+                            }
+                            continue;
+                        }
+                        if let Some(sm) = self.sm.as_mut()
+                            && lithos_sm::is_counted(&el)
+                        {
+                            sm.handled.count();
+                        }
                         if let Some(reply) = self.dispatch(el).await {
-                            if let Err(e) = write(framed, reply).await {
+                            if let Err(e) = self.write_stanza(framed, reply).await {
                                 return e;
                             }
                             last_write = Instant::now();
@@ -198,7 +328,16 @@ impl Driver {
         let id = (el.name() == "iq" && matches!(el.attr("type"), Some("get" | "set")))
             .then(|| el.attr("id").map(str::to_string))
             .flatten();
-        match tokio::time::timeout(WRITE_LIMIT, framed.feed(StreamEvent::Element(el))).await {
+        let written =
+            tokio::time::timeout(WRITE_LIMIT, SinkExt::<&Element>::feed(framed, &el)).await;
+        // With stream management, a stanza is kept until the server acknowledges it; one
+        // whose write failed midway too (the server's count on resumption tells).
+        if let Some(sm) = self.sm.as_mut()
+            && !matches!(written, Ok(Err(lithos_core::CodecError::Bxmpp(_))))
+        {
+            sm.sent.push(el);
+        }
+        match written {
             Ok(Err(lithos_core::CodecError::Bxmpp(e))) => {
                 tracing::warn!(error = %e, "a stanza that BXMPP cannot carry was not sent");
                 if let Some(p) = id.and_then(|id| self.shared.lock_pending().remove(&id)) {
@@ -215,6 +354,82 @@ impl Driver {
         }
     }
 
+    /// The acknowledgement of everything handled, to write before closing.
+    fn last_ack(&self) -> Option<Element> {
+        let h = self.sm.as_ref()?.handled.get();
+        Some(Ack { h }.into_element())
+    }
+
+    /// Writes one stanza now (counted by stream management, as every stanza is).
+    async fn write_stanza(&mut self, framed: &mut Transport, el: Element) -> Result<(), Ended> {
+        self.feed(framed, el).await?;
+        timed(SinkExt::<StreamEvent>::flush(framed)).await
+    }
+
+    /// Writes what a resumption sends again, before anything newer.
+    async fn write_resend(&mut self, framed: &mut Transport) -> Result<(), Ended> {
+        let resend = std::mem::take(&mut self.resend);
+        if resend.is_empty() {
+            return Ok(());
+        }
+        for el in resend {
+            self.feed(framed, el).await?;
+        }
+        self.request_ack(framed).await?;
+        timed(SinkExt::<StreamEvent>::flush(framed)).await
+    }
+
+    /// A stream management element from the server.
+    async fn on_sm(&mut self, framed: &mut Transport, el: Element) -> Result<(), Ended> {
+        let Some(sm) = self.sm.as_mut() else {
+            tracing::debug!(element = %el, "stream management element without stream management");
+            return Ok(());
+        };
+        if Request::matches(&el) {
+            return write(
+                framed,
+                Ack {
+                    h: sm.handled.get(),
+                }
+                .into_element(),
+            )
+            .await;
+        }
+        if Ack::matches(&el) {
+            let ack = Ack::from_element(el)
+                .map_err(|e| Ended::Lost(format!("invalid acknowledgement: {e}")))?;
+            sm.sent
+                .ack(ack.h)
+                .map_err(|e| Ended::Lost(format!("stream management: {e}")))?;
+            sm.requested = false;
+            return Ok(());
+        }
+        tracing::debug!(element = %el, "unexpected stream management element; ignored");
+        Ok(())
+    }
+
+    /// Feeds an `<r/>` when enough is unacknowledged (flushed with the batch).
+    async fn request_ack(&mut self, framed: &mut Transport) -> Result<(), Ended> {
+        let Some(sm) = self.sm.as_mut() else {
+            return Ok(());
+        };
+        if sm.sent.len() > MAX_UNACKED {
+            return Err(Ended::Lost(format!(
+                "the server left {} stanzas unacknowledged",
+                sm.sent.len()
+            )));
+        }
+        if sm.requested || sm.sent.len() < REQUEST_EVERY {
+            return Ok(());
+        }
+        sm.requested = true;
+        timed(SinkExt::<StreamEvent>::feed(
+            framed,
+            StreamEvent::Element(Request.into_element()),
+        ))
+        .await
+    }
+
     /// Writes `first` and whatever else is already queued, then flushes once.
     async fn write_batch(&mut self, framed: &mut Transport, first: Element) -> Result<(), Ended> {
         let mut next = Some(first);
@@ -227,12 +442,13 @@ impl Driver {
                     Ok(Command::Send(el)) => Some(el),
                     Ok(Command::Close(done)) => {
                         timed(SinkExt::<StreamEvent>::flush(framed)).await?;
-                        return Err(close(framed, Some(done)).await);
+                        return Err(close(framed, self.last_ack(), Some(done)).await);
                     }
                     Err(_) => None,
                 };
             }
         }
+        self.request_ack(framed).await?;
         timed(SinkExt::<StreamEvent>::flush(framed)).await
     }
 
@@ -358,8 +574,17 @@ async fn write(framed: &mut Transport, el: Element) -> Result<(), Ended> {
     timed(framed.send(StreamEvent::Element(el))).await
 }
 
-/// Closes the stream and waits a little for the server's close.
-async fn close(framed: &mut Transport, done: Option<oneshot::Sender<()>>) -> Ended {
+/// Closes the stream (after `ack`, the last acknowledgement with stream management, so the
+/// server does not route again what the client already handled) and waits a little for the
+/// server's close.
+async fn close(
+    framed: &mut Transport,
+    ack: Option<Element>,
+    done: Option<oneshot::Sender<()>>,
+) -> Ended {
+    if let Some(a) = ack {
+        let _ = timed(framed.feed(StreamEvent::Element(a))).await;
+    }
     if timed(framed.send(StreamEvent::Close)).await.is_ok() {
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
             while let Some(Ok(ev)) = framed.next().await {

@@ -3,6 +3,7 @@
 
 use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
+use lithos_core::Payload;
 use lithos_core::codec::StreamCodec;
 use lithos_core::{Element, Jid, StreamError, StreamEvent, StreamHeader, ns};
 use lithos_sasl::Mechanism;
@@ -26,11 +27,41 @@ pub(crate) type Transport = Framed<Io, StreamCodec>;
 pub(crate) struct Connected {
     pub(crate) framed: Transport,
     pub(crate) jid: Jid,
+    /// What stream management gave it.
+    pub(crate) sm: SmStart,
+    /// Stanzas the server wrote between binding and `<enabled/>` (not counted by either
+    /// side), to dispatch first.
+    pub(crate) early: Vec<Element>,
 }
 
-/// Connects and negotiates, within the configured time limit.
-pub(crate) async fn connect(config: &Config) -> Result<Connected, ConnectError> {
-    tokio::time::timeout(config.connect_timeout, negotiate(config))
+/// Stream management on a new connection (XEP-0198).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SmStart {
+    /// Not offered by the server, or not asked for.
+    Off,
+    /// Enabled on a new session; with the id when the session is resumable.
+    Enabled { id: Option<String> },
+    /// The previous session taken back; the server had handled `h` of the client's stanzas.
+    Resumed { h: u32 },
+}
+
+/// The session a new connection should try to resume.
+pub(crate) struct ResumeFrom {
+    /// The resumption id from `<enabled/>`.
+    pub(crate) id: String,
+    /// How many stanzas the client handled from the server.
+    pub(crate) h: u32,
+    /// The address the session is bound to.
+    pub(crate) jid: Jid,
+}
+
+/// Connects and negotiates, within the configured time limit; resumes `resume` if the
+/// server still has it, or binds a new session.
+pub(crate) async fn connect(
+    config: &Config,
+    resume: Option<&ResumeFrom>,
+) -> Result<Connected, ConnectError> {
+    tokio::time::timeout(config.connect_timeout, negotiate(config, resume))
         .await
         .map_err(|_| ConnectError::Timeout(config.connect_timeout))?
 }
@@ -146,7 +177,10 @@ pub(crate) async fn close_stream(framed: &mut Transport) {
     }
 }
 
-async fn negotiate(config: &Config) -> Result<Connected, ConnectError> {
+async fn negotiate(
+    config: &Config,
+    resume: Option<&ResumeFrom>,
+) -> Result<Connected, ConnectError> {
     let Secured {
         mut framed,
         features,
@@ -155,8 +189,79 @@ async fn negotiate(config: &Config) -> Result<Connected, ConnectError> {
     authenticate(&mut framed, &features, tls, config).await?;
     // SASL success restarts the stream.
     let features = open(&mut framed, config.jid.domain()).await?;
+    let sm_offered = config.stream_management && features.get_child("sm", lithos_sm::NS).is_some();
+    if sm_offered && let Some(r) = resume {
+        send(
+            &mut framed,
+            lithos_sm::Resume {
+                previd: r.id.clone(),
+                h: r.h,
+            }
+            .into_element(),
+        )
+        .await?;
+        let answer = next_element(&mut framed).await?;
+        if lithos_sm::Resumed::matches(&answer) {
+            let resumed = lithos_sm::Resumed::from_element(answer)
+                .map_err(|e| protocol(format!("<resumed/>: {e}")))?;
+            return Ok(Connected {
+                framed,
+                jid: r.jid.clone(),
+                sm: SmStart::Resumed { h: resumed.h },
+                early: Vec::new(),
+            });
+        }
+        if !lithos_sm::Failed::matches(&answer) {
+            return Err(unexpected(answer));
+        }
+        tracing::info!("the server no longer has the session; starting a new one");
+    }
     let jid = bind(&mut framed, &features, config).await?;
-    Ok(Connected { framed, jid })
+    let mut early = Vec::new();
+    let sm = if sm_offered {
+        enable(&mut framed, config.reconnect.is_some(), &mut early).await?
+    } else {
+        SmStart::Off
+    };
+    Ok(Connected {
+        framed,
+        jid,
+        sm,
+        early,
+    })
+}
+
+/// Turns stream management on, resumable when the client reconnects; stanzas read before
+/// the answer go to `early`.
+async fn enable(
+    framed: &mut Transport,
+    resume: bool,
+    early: &mut Vec<Element>,
+) -> Result<SmStart, ConnectError> {
+    send(
+        framed,
+        lithos_sm::Enable { resume, max: None }.into_element(),
+    )
+    .await?;
+    loop {
+        let el = next_element(framed).await?;
+        if lithos_sm::Enabled::matches(&el) {
+            let enabled = lithos_sm::Enabled::from_element(el)
+                .map_err(|e| protocol(format!("<enabled/>: {e}")))?;
+            return Ok(SmStart::Enabled {
+                id: enabled.id.filter(|_| enabled.resume),
+            });
+        }
+        if lithos_sm::Failed::matches(&el) {
+            tracing::info!(answer = %el, "the server refused stream management");
+            return Ok(SmStart::Off);
+        }
+        if lithos_core::stanza::is_stanza(&el) && early.len() < 64 {
+            early.push(el);
+        } else {
+            return Err(unexpected(el));
+        }
+    }
 }
 
 /// The TCP connection: to the configured address, or (with the `srv` feature and no

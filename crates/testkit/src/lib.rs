@@ -9,6 +9,7 @@
 //! - Clients: [`TestServer::client`] builds a `lithos_client::Client`; [`RawClient`] takes
 //!   every step of a stream by hand, in XML or BXMPP, for input no library would write.
 //! - Helpers: [`stanza`], [`error_condition`], [`chat_burst`], [`bxmpp_message`], [`flood`].
+//! - [`Proxy`]: a TCP proxy in front of the server whose link stalls, breaks, or stays down.
 //! - With the `things` feature, the `things` module: a thing runtime pointed at the server, the demo
 //!   light, and an operator who authorizes things.
 //!
@@ -26,6 +27,7 @@
 use std::time::Duration;
 
 mod helpers;
+mod proxy;
 mod raw;
 mod server;
 #[cfg(feature = "things")]
@@ -35,6 +37,7 @@ pub use helpers::{
     buf, bxmpp_message, chat_burst, error_condition, flood, roster_items, roster_push,
     roster_query, stanza,
 };
+pub use proxy::Proxy;
 pub use raw::{RawClient, connector_for};
 pub use server::TestServer;
 

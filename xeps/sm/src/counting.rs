@@ -93,6 +93,15 @@ impl<T> Unacked<T> {
         self.queue.iter()
     }
 
+    /// Takes the unacknowledged stanzas out and counts them as never sent: after a
+    /// resumption, a side that sends again only some of them (dropping a request its
+    /// caller stopped waiting for) [`push`](Self::push)es those again, and the counts still
+    /// match the peer's.
+    pub fn rewind(&mut self) -> Vec<T> {
+        self.sent = self.acked;
+        std::mem::take(&mut self.queue).into()
+    }
+
     /// Takes the unacknowledged stanzas out, oldest first (the session ends: they are
     /// handled as undelivered).
     pub fn take_all(&mut self) -> Vec<T> {
@@ -138,6 +147,14 @@ mod tests {
         assert_eq!(u.take_all(), [3, 4, 5]);
         assert!(u.is_empty());
         assert_eq!(u.ack(5), Ok(0));
+        // Rewound: the unacknowledged count as unsent, and pushing them again counts anew.
+        (6..=8).for_each(|i| u.push(i));
+        assert_eq!(u.ack(6), Ok(1));
+        assert_eq!(u.rewind(), [7, 8]);
+        assert_eq!(u.sent(), 6);
+        u.push(8);
+        assert_eq!(u.ack(7), Ok(1));
+        assert_eq!(u.ack(8), Err(TooHigh { h: 8, sent: 7 }));
     }
 
     #[test]

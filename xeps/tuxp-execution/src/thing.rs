@@ -94,6 +94,7 @@ pub struct ThingRuntime {
     credentials_file: Option<PathBuf>,
     actions: HashMap<(String, String), Arc<dyn ActionHandler>>,
     timeout: Duration,
+    reconnect: Option<lithos_client::Reconnect>,
 }
 
 impl std::fmt::Debug for ThingRuntime {
@@ -118,7 +119,15 @@ impl ThingRuntime {
             credentials_file: None,
             actions: HashMap::new(),
             timeout: Duration::from_secs(15),
+            reconnect: None,
         }
+    }
+    /// Reconnect after a lost connection (off by default). With the server's stream
+    /// management (XEP-0198) the session is resumed where it broke; an execution that waited
+    /// for the thing past its expiry is still refused when it arrives, so nothing runs late.
+    pub fn reconnect(mut self, policy: Option<lithos_client::Reconnect>) -> Self {
+        self.reconnect = policy;
+        self
     }
     /// The things port, `host:port` (default: the domain, port 6222).
     pub fn address(mut self, address: impl Into<String>) -> Self {
@@ -153,7 +162,8 @@ impl ThingRuntime {
         let mut b = ClientBuilder::new(jid, password)?
             .trust(self.trust.clone())
             .format(self.format)
-            .connect_timeout(self.timeout);
+            .connect_timeout(self.timeout)
+            .reconnect(self.reconnect);
         b = b.address(
             self.address
                 .clone()
