@@ -15,8 +15,10 @@
 # SASL PLAIN, passwords stored in plain where the server allows it (Prosody, ejabberd;
 # Lithos always stores salted SCRAM keys); accounts created by in-band registration, the same
 # way on every server. For each repetition and server, interleaved: a fresh server runs the
-# message scenario (throughput, then unloaded latency, then latency at half the measured
-# rate); another fresh server holds IDLE logged-in clients (logins/s with PLAIN; memory per
+# message scenario (throughput, the same with XEP-0198 stream management on every client
+# (acks requested every 5 stanzas; each server's own module: Lithos's kernel, Prosody's
+# mod_smacks, ejabberd's mod_stream_mgmt), then unloaded latency, then latency at half the
+# measured rate); another fresh server holds IDLE logged-in clients (logins/s with PLAIN; memory per
 # connection once they have been idle 12 s, the generator's default), then logs them in
 # again with SCRAM-SHA-1. JSON lines are kept in
 # target/compare/, and a table of medians and ratios is printed at the end. Every process
@@ -86,7 +88,7 @@ c2s_interfaces = { "127.0.0.1" }
 s2s_ports = { }
 http_ports = { }
 https_ports = { }
-modules_enabled = { "roster", "saslauth", "disco", "ping", "register", "presence", "message" }
+modules_enabled = { "roster", "saslauth", "disco", "ping", "register", "presence", "message", "smacks" }
 modules_disabled = { "s2s", "posix", "tls" }
 authentication = "internal_plain"
 c2s_require_encryption = false
@@ -141,6 +143,7 @@ modules:
   mod_register:
     ip_access: all
     access: register
+  mod_stream_mgmt: {}
 YML
   chown -R ejabberd:ejabberd "$1"
   chmod a+rx "$WORK"
@@ -189,8 +192,9 @@ for rep in $(seq "$REPS"); do
     T=(--addr "127.0.0.1:$port" --server-pid "$SERVER_PID")
     "$LOADGEN" register "${T[@]}" --accounts $((PAIRS * 2)) --in-flight 20 > "$dir/register.json"
     run "$server" "$rep" throughput messages "${T[@]}" --pairs "$PAIRS" --messages "$MSGS" --in-flight "$WINDOW"
+    run "$server" "$rep" throughput-sm messages "${T[@]}" --pairs "$PAIRS" --messages "$MSGS" --in-flight "$WINDOW" --sm
     run "$server" "$rep" unloaded messages "${T[@]}" --pairs 10 --messages 500 --in-flight 1
-    rate=$(tail -n 2 "$OUT/results.jsonl" | head -n 1 | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["msgs_per_s"] / 2))')
+    rate=$(grep '"tag":"throughput"' "$OUT/results.jsonl" | tail -n 1 | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["msgs_per_s"] / 2))')
     # Long enough to be a steady state at any server's rate: HALF_SECS seconds, at least MSGS/4 per pair.
     half_msgs=$(( rate * HALF_SECS / PAIRS > MSGS / 4 ? rate * HALF_SECS / PAIRS : MSGS / 4 ))
     run "$server" "$rep" half-rate messages "${T[@]}" --pairs "$PAIRS" --messages "$half_msgs" --in-flight "$WINDOW" --rate "$rate"

@@ -16,6 +16,8 @@ def med(server, tag, key):
 metrics = [
     ("1:1 messages/s", "throughput", "msgs_per_s", "higher"),
     ("server CPU-ms per 1,000 messages", "throughput", "server_cpu_ms_per_1000", "lower"),
+    ("1:1 messages/s, stream management on", "throughput-sm", "msgs_per_s", "higher"),
+    ("server CPU-ms per 1,000 messages, stream management on", "throughput-sm", "server_cpu_ms_per_1000", "lower"),
     ("message latency p50 unloaded (ms)", "unloaded", "latency_p50_ms", "lower"),
     ("message latency p99 unloaded (ms)", "unloaded", "latency_p99_ms", "lower"),
     ("latency p99 at half the max rate (ms)", "half-rate", "latency_p99_ms", "lower"),

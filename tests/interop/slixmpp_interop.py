@@ -7,7 +7,9 @@ a vCard the other reads (XEP-0054, slixmpp's xep_0054) and stores bookmarks in p
 storage and reads them back (XEP-0049, through slixmpp's xep_0048); last, a third client
 enables stream management (XEP-0198, slixmpp's xep_0198), has its stanzas acknowledged and
 acknowledges the server's, loses its connection without closing the stream, and resumes the
-session, receiving what was sent to it meanwhile.
+session, receiving what was sent to it meanwhile; and two resources of one account enable
+message carbons (XEP-0280, slixmpp's xep_0280), each seeing the chats the other sends and
+receives.
 
     slixmpp_interop.py HOST PORT CA_CERT [--echo-bot]
 
@@ -44,6 +46,10 @@ class Client(slixmpp.ClientXMPP):
         self.register_plugin("xep_0203")
         self.register_plugin("xep_0054")
         self.register_plugin("xep_0048")
+        self.register_plugin("xep_0280")
+        self.carbons = asyncio.Queue()
+        self.add_event_handler("carbon_received", lambda m: self.carbons.put_nowait(("received", m)))
+        self.add_event_handler("carbon_sent", lambda m: self.carbons.put_nowait(("sent", m)))
         if sm:
             self.register_plugin("xep_0198")
         self.roster.auto_authorize = True
@@ -139,6 +145,37 @@ async def stream_management(romeo):
     phone.disconnect()
 
 
+async def with_body(queue, body):
+    while True:
+        m = await queue.get()
+        if m["body"] == body:
+            return m
+
+
+async def carbons(balcony, romeo):
+    laptop = Client("juliet@localhost/laptop", "juliet-pw")
+    laptop.start()
+    await wait(laptop.started.wait(), "juliet's laptop session")
+    await wait(balcony.plugin["xep_0280"].enable(), "carbons on the balcony")
+    await wait(laptop.plugin["xep_0280"].enable(), "carbons on the laptop")
+    # Received: romeo writes to the balcony; the laptop gets a copy.
+    romeo.send_message(mto="juliet@localhost/balcony", mbody="A copy for your laptop", mtype="chat")
+    # (The balcony may first get the phone's last message: the phone closed its stream
+    # without acknowledging it, so the server delivered it again, to the account.)
+    await wait(with_body(balcony.messages, "A copy for your laptop"), "the balcony to get romeo's message")
+    kind, m = await wait(laptop.carbons.get(), "the laptop's received carbon")
+    assert kind == "received" and m["carbon_received"]["body"] == "A copy for your laptop", m
+    assert str(m["from"]) == "juliet@localhost", m
+    # Sent, the other way: the laptop writes to romeo; the balcony gets a copy.
+    laptop.send_message(mto="romeo@localhost/orchard", mbody="Sent from the laptop", mtype="chat")
+    await wait(with_body(romeo.messages, "Sent from the laptop"), "romeo to get the laptop's message")
+    kind, m = await wait(balcony.carbons.get(), "the balcony's sent carbon")
+    assert kind == "sent" and m["carbon_sent"]["body"] == "Sent from the laptop", m
+    assert str(m["carbon_sent"]["to"]) == "romeo@localhost/orchard", m
+    print("message carbons (XEP-0280): received and sent copies between two resources")
+    laptop.disconnect()
+
+
 async def main():
     juliet = Client("juliet@localhost/balcony", "juliet-pw")
     romeo = Client("romeo@localhost/orchard", "romeo-pw")
@@ -203,6 +240,7 @@ async def main():
     print("bookmarks stored in private storage and read back (XEP-0049)")
 
     await stream_management(romeo)
+    await carbons(juliet2, romeo)
 
     if ECHO_BOT:
         romeo.send_message(mto="bot@localhost", mbody="Is the Lithos bot there?", mtype="chat")

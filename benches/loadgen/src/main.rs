@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use clap::{Parser, Subcommand, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
+use lithos_core::Payload;
 use lithos_core::codec::StreamCodec;
 use lithos_core::{Element, StreamEvent, StreamHeader, WireFormat, ns};
 use lithos_server::sasl::scram::{ScramHash, client_final};
@@ -178,6 +179,36 @@ struct MessagesArgs {
     /// Offer a fixed total rate (messages/s) instead of as fast as the window allows.
     #[arg(long)]
     rate: Option<f64>,
+    /// XEP-0198 stream management on every client: senders ask for an acknowledgement
+    /// every 5 stanzas, receivers answer the server's requests with their count.
+    #[arg(long)]
+    sm: bool,
+}
+
+/// How often a sender asks for an acknowledgement with `--sm`.
+const SM_REQUEST_EVERY: usize = 5;
+
+/// Turns stream management on for a logged-in client (stanzas read meanwhile are dropped:
+/// nobody sends to it yet).
+async fn enable_sm(c: &mut Conn) -> Result<(), String> {
+    send(
+        c,
+        lithos_sm::Enable {
+            resume: true,
+            max: None,
+        }
+        .into_element(),
+    )
+    .await?;
+    loop {
+        let el = next_element(c).await?;
+        if lithos_sm::Enabled::matches(&el) {
+            return Ok(());
+        }
+        if lithos_sm::Failed::matches(&el) {
+            return Err(format!("stream management refused: {el}"));
+        }
+    }
 }
 
 type Io = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
@@ -702,6 +733,7 @@ async fn run_messages(
     // Log every client in, a few at a time.
     let sem = Arc::new(Semaphore::new(50));
     let mut logins = Vec::new();
+    let sm = args.sm;
     for i in 0..args.pairs * 2 {
         let permit = sem.clone().acquire_owned().await.expect("semaphore");
         let (target, tls) = (t.clone(), tls.clone());
@@ -709,6 +741,9 @@ async fn run_messages(
             let r = login(&target, tls.as_ref(), i).await;
             drop(permit);
             let mut c = r?;
+            if sm {
+                enable_sm(&mut c).await?;
+            }
             send(&mut c, Element::bare("presence", ns::JABBER_CLIENT)).await?;
             Ok::<_, String>(c)
         }));
@@ -753,6 +788,8 @@ async fn run_messages(
             let stall = tokio::time::sleep(STALL);
             tokio::pin!(stall);
             let mut last_progress = Instant::now();
+            // With stream management: stanzas handled, for the server's requests.
+            let mut handled = lithos_sm::Handled::default();
             while r.unique < m {
                 let ev = tokio::select! {
                     ev = b.next() => match ev {
@@ -768,6 +805,16 @@ async fn run_messages(
                         continue;
                     }
                 };
+                if sm && lithos_sm::Request::matches(&ev) {
+                    let ack = lithos_sm::Ack { h: handled.get() }.into_element();
+                    if b.send(StreamEvent::Element(ack)).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                if lithos_core::stanza::is_stanza(&ev) {
+                    handled.count();
+                }
                 if ev.name() != "message" {
                     continue;
                 }
@@ -846,6 +893,12 @@ async fn run_messages(
                         break 'run;
                     }
                     seq += 1;
+                    if sm && seq % SM_REQUEST_EVERY == 0 {
+                        let r = lithos_sm::Request.into_element();
+                        if sink.feed(StreamEvent::Element(r)).await.is_err() {
+                            break 'run;
+                        }
+                    }
                     let more =
                         seq < m && in_window(seq) && due(seq).is_none_or(|d| d <= Instant::now());
                     if !more {
@@ -892,7 +945,7 @@ async fn run_messages(
     let rate = all.unique as f64 / secs;
     if print {
         println!(
-            "{{\"scenario\":\"{scenario}\"{extra},\"pairs\":{},\"messages_per_pair\":{},\"in_flight\":{},\"offered_rate\":{},\"delivered\":{},\"lost\":{},\"duplicates\":{},\"out_of_order\":{},\"msgs_per_s\":{:.0},\"latency_p50_ms\":{:.3},\"latency_p99_ms\":{:.3},\"latency_p999_ms\":{:.3},\"latency_max_ms\":{:.3},\"server_cpu_ms_per_1000\":{cpu},\"loadgen_cpu_ms_per_1000\":{own_cpu},\"machine_busy_pct\":{busy}}}",
+            "{{\"scenario\":\"{scenario}\"{extra},\"sm\":{sm},\"pairs\":{},\"messages_per_pair\":{},\"in_flight\":{},\"offered_rate\":{},\"delivered\":{},\"lost\":{},\"duplicates\":{},\"out_of_order\":{},\"msgs_per_s\":{:.0},\"latency_p50_ms\":{:.3},\"latency_p99_ms\":{:.3},\"latency_p999_ms\":{:.3},\"latency_max_ms\":{:.3},\"server_cpu_ms_per_1000\":{cpu},\"loadgen_cpu_ms_per_1000\":{own_cpu},\"machine_busy_pct\":{busy}}}",
             args.pairs,
             args.messages,
             args.in_flight,

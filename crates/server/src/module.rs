@@ -217,6 +217,19 @@ pub trait Module: Send + Sync + 'static {
         Flow::Continue
     }
 
+    /// Whether this module wants to hear of messages delivered to sessions of the local
+    /// account `account` (a bare JID): see [`delivered`](Self::delivered). Called for every
+    /// message to a local account, so it must be cheap (an atomic, a map lookup); the
+    /// default is `false`, and while every module says `false` the kernel copies nothing.
+    fn watches_deliveries(&self, _server: &ServerHandle, _account: &str) -> bool {
+        false
+    }
+
+    /// A message was queued for the sessions `to` (full JIDs of one local account), when
+    /// [`watches_deliveries`](Self::watches_deliveries) said so for that account. Message
+    /// carbons send their received copies from here. Synchronous: queue, do not wait.
+    fn delivered(&self, _server: &ServerHandle, _message: &Element, _to: &[Jid]) {}
+
     /// A message to an existing account that no available resource could take.
     async fn undelivered(&self, _server: &ServerHandle, _stanza: &Element, _account: &Jid) -> Flow {
         Flow::Continue
@@ -671,6 +684,21 @@ impl ModuleHost {
         self.iq
             .get(&(ns.to_string(), target))
             .map(|&i| &self.modules[i].1)
+    }
+
+    /// Whether any module wants to hear of messages delivered to `account`'s sessions.
+    pub fn watch_deliveries(&self, server: &ServerHandle, account: &str) -> bool {
+        self.iter().any(|m| m.watches_deliveries(server, account))
+    }
+
+    /// Tells the modules that watch deliveries that `message` was queued for `to`.
+    pub fn delivered(&self, server: &ServerHandle, message: &Element, to: &[Jid]) {
+        let account = to.first().map(Jid::bare_str).unwrap_or_default();
+        for m in self.iter() {
+            if m.watches_deliveries(server, account) {
+                m.delivered(server, message, to);
+            }
+        }
     }
 
     /// Every feature the modules add to disco#info, sorted and without duplicates.

@@ -111,8 +111,19 @@ impl ServerHandle {
             return Box::pin(self.to_server(stanza, k, to, session)).await;
         }
         let stanza = if to.is_full() {
+            // A copy for the modules that watch deliveries to this account (carbons), made
+            // only when one does.
+            let watched = (k == Kind::Message
+                && self.modules().watch_deliveries(self, to.bare_str()))
+            .then(|| stanza.clone());
             match self.sessions().send_or_return(&to, stanza) {
-                Ok(()) => return,
+                Ok(()) => {
+                    if let Some(m) = watched {
+                        self.modules()
+                            .delivered(self, &m, std::slice::from_ref(&to));
+                    }
+                    return;
+                }
                 // The resource is there but reads slower than stanzas arrive for it: its
                 // queue is full. The sender hears so at once (a command must end promptly
                 // in an error, not wait); presence goes on as for an absent resource.
@@ -228,17 +239,23 @@ impl ServerHandle {
                         .filter(|(_, p)| p.available && p.priority >= 0)
                         .map(|(_, p)| p.priority)
                         .max();
-                    let mut delivered = false;
+                    let mut delivered = Vec::new();
                     if let Some(best) = best {
                         for (s, _) in resources
                             .iter()
                             .filter(|(_, p)| p.available && p.priority == best)
                         {
-                            delivered |=
-                                self.sessions().send_to_id(s, stanza.clone()) == Delivery::Queued;
+                            if self.sessions().send_to_id(s, stanza.clone()) == Delivery::Queued {
+                                delivered.push(s.jid.clone());
+                            }
                         }
                     }
-                    if !delivered {
+                    if !delivered.is_empty()
+                        && self.modules().watch_deliveries(self, bare.bare_str())
+                    {
+                        self.modules().delivered(self, &stanza, &delivered);
+                    }
+                    if delivered.is_empty() {
                         for m in self.modules().iter() {
                             if m.undelivered(self, &stanza, &bare).await == Flow::Handled {
                                 return;

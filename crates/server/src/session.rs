@@ -197,6 +197,32 @@ impl Sessions {
         }
     }
 
+    /// Removes a mark from a session.
+    pub fn unmark(&self, info: &SessionInfo, tag: &'static str) {
+        let mut map = self.write();
+        if let Some(e) = map
+            .get_mut(info.jid.bare_str())
+            .and_then(|l| l.iter_mut().find(|e| e.info.id == info.id))
+        {
+            e.marks.retain(|m| *m != tag);
+        }
+    }
+
+    /// Whether a session carries a mark.
+    pub fn is_marked(&self, info: &SessionInfo, tag: &'static str) -> bool {
+        self.read()
+            .get(info.jid.bare_str())
+            .and_then(|l| l.iter().find(|e| e.info.id == info.id))
+            .is_some_and(|e| e.marks.contains(&tag))
+    }
+
+    /// Whether any session of an account carries a mark (cheaper than [`marked`](Self::marked)).
+    pub fn any_marked(&self, bare: &str, tag: &'static str) -> bool {
+        self.read()
+            .get(bare)
+            .is_some_and(|l| l.iter().any(|e| e.marks.contains(&tag)))
+    }
+
     /// The sessions of an account that carry a mark.
     pub fn marked(&self, bare: &str, tag: &'static str) -> Vec<SessionInfo> {
         self.read()
