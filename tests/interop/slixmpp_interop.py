@@ -9,7 +9,8 @@ enables stream management (XEP-0198, slixmpp's xep_0198), has its stanzas acknow
 acknowledges the server's, loses its connection without closing the stream, and resumes the
 session, receiving what was sent to it meanwhile; and two resources of one account enable
 message carbons (XEP-0280, slixmpp's xep_0280), each seeing the chats the other sends and
-receives.
+receives; last, one blocks the other (XEP-0191, slixmpp's xep_0191), whose message then
+bounces, and unblocks.
 
     slixmpp_interop.py HOST PORT CA_CERT [--echo-bot]
 
@@ -47,6 +48,9 @@ class Client(slixmpp.ClientXMPP):
         self.register_plugin("xep_0054")
         self.register_plugin("xep_0048")
         self.register_plugin("xep_0280")
+        self.register_plugin("xep_0191")
+        self.errors = asyncio.Queue()
+        self.add_event_handler("message_error", lambda m: self.errors.put_nowait(m))
         self.carbons = asyncio.Queue()
         self.add_event_handler("carbon_received", lambda m: self.carbons.put_nowait(("received", m)))
         self.add_event_handler("carbon_sent", lambda m: self.carbons.put_nowait(("sent", m)))
@@ -176,6 +180,20 @@ async def carbons(balcony, romeo):
     laptop.disconnect()
 
 
+async def blocking(juliet, romeo):
+    block = juliet.plugin["xep_0191"]
+    await wait(block.block([JID("romeo@localhost")]), "juliet to block romeo")
+    blocked = await wait(block.get_blocked_jids(), "juliet's blocklist")
+    assert blocked == {JID("romeo@localhost")}, blocked
+    romeo.send_message(mto="juliet@localhost/balcony", mbody="Are you there?", mtype="chat")
+    e = await wait(romeo.errors.get(), "romeo's message to bounce")
+    assert e["error"]["condition"] == "service-unavailable", e
+    await wait(block.unblock([JID("romeo@localhost")]), "juliet to unblock romeo")
+    romeo.send_message(mto="juliet@localhost/balcony", mbody="And now?", mtype="chat")
+    await wait(with_body(juliet.messages, "And now?"), "romeo's message after the unblock")
+    print("blocking command (XEP-0191): a blocked contact's message bounced, then got through once unblocked")
+
+
 async def main():
     juliet = Client("juliet@localhost/balcony", "juliet-pw")
     romeo = Client("romeo@localhost/orchard", "romeo-pw")
@@ -241,6 +259,7 @@ async def main():
 
     await stream_management(romeo)
     await carbons(juliet2, romeo)
+    await blocking(juliet2, romeo)
 
     if ECHO_BOT:
         romeo.send_message(mto="bot@localhost", mbody="Is the Lithos bot there?", mtype="chat")

@@ -188,13 +188,14 @@ struct MessagesArgs {
 /// How often a sender asks for an acknowledgement with `--sm`.
 const SM_REQUEST_EVERY: usize = 5;
 
-/// Turns stream management on for a logged-in client (stanzas read meanwhile are dropped:
-/// nobody sends to it yet).
+/// Turns stream management on for a logged-in client, without resumption (a benchmark never
+/// resumes, and a held session would outlive the run); stanzas read meanwhile are dropped:
+/// nobody sends to it yet.
 async fn enable_sm(c: &mut Conn) -> Result<(), String> {
     send(
         c,
         lithos_sm::Enable {
-            resume: true,
+            resume: false,
             max: None,
         }
         .into_element(),
@@ -843,6 +844,13 @@ async fn run_messages(
                 rp.notify_one();
             }
             rp.notify_one();
+            // The last acknowledgement, then the stream's end: a server must not deliver
+            // again (to offline storage, then to the next run) what this receiver handled.
+            if sm {
+                let ack = lithos_sm::Ack { h: handled.get() }.into_element();
+                let _ = b.send(StreamEvent::Element(ack)).await;
+                let _ = b.send(StreamEvent::Close).await;
+            }
             r
         }));
         // Sender: at most `in_flight` unreceived, optionally paced.

@@ -96,6 +96,7 @@ fn modules_and_configuration_checks() {
     assert_eq!(
         rows,
         [
+            ("blocking", "enabled"),
             ("carbons", "enabled"),
             ("disco", "enabled"),
             ("execution", "enabled"),

@@ -37,7 +37,7 @@ pub use lithos_sasl as sasl;
 pub use config::Config;
 pub use module::{
     ClientStanza, ClientStanzaHook, Flow, IqClaim, IqRequest, IqResponse, IqTarget, Module,
-    ModuleRegistration,
+    ModuleRegistration, Verdict,
 };
 pub use server::{RunningServer, ServerHandle, StartError};
 pub use session::SessionInfo;

@@ -147,6 +147,18 @@ pub enum Flow {
     Handled,
 }
 
+/// What a module's [`filter`](Module::filter) decides for a stanza on its way to a local
+/// account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Deliver it (as far as this module is concerned).
+    Deliver,
+    /// Drop it without a word.
+    Drop,
+    /// Refuse it: its sender gets this error (nothing, for an error or a result).
+    Refuse(Box<StanzaError>),
+}
+
 /// A server module. Every method has a default that does nothing, so a module implements
 /// only what it needs.
 #[async_trait]
@@ -215,6 +227,18 @@ pub trait Module: Send + Sync + 'static {
         _exists: bool,
     ) -> Flow {
         Flow::Continue
+    }
+
+    /// Once, when the server has started and before it accepts connections: load what the
+    /// module keeps in memory.
+    async fn started(&self, _server: &ServerHandle) {}
+
+    /// Every stanza on its way to a local account (its bare JID or one of its sessions),
+    /// whoever sent it, before any delivery: a module may drop or refuse it (a blocklist).
+    /// Called for every such stanza, so it must be cheap and synchronous; the default
+    /// delivers.
+    fn filter(&self, _server: &ServerHandle, _stanza: &Element, _to: &Jid) -> Verdict {
+        Verdict::Deliver
     }
 
     /// Whether this module wants to hear of messages delivered to sessions of the local
@@ -684,6 +708,17 @@ impl ModuleHost {
         self.iq
             .get(&(ns.to_string(), target))
             .map(|&i| &self.modules[i].1)
+    }
+
+    /// The first verdict other than [`Verdict::Deliver`] of the modules' filters.
+    pub fn filter(&self, server: &ServerHandle, stanza: &Element, to: &Jid) -> Verdict {
+        for m in self.iter() {
+            match m.filter(server, stanza, to) {
+                Verdict::Deliver => {}
+                other => return other,
+            }
+        }
+        Verdict::Deliver
     }
 
     /// Whether any module wants to hear of messages delivered to `account`'s sessions.

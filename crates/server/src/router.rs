@@ -110,6 +110,13 @@ impl ServerHandle {
         if to.local().is_none() {
             return Box::pin(self.to_server(stanza, k, to, session)).await;
         }
+        match self.modules().filter(self, &stanza, &to) {
+            crate::module::Verdict::Deliver => {}
+            crate::module::Verdict::Drop => return,
+            crate::module::Verdict::Refuse(e) => {
+                return Box::pin(self.bounce_without_payload(&stanza, *e)).await;
+            }
+        }
         let stanza = if to.is_full() {
             // A copy for the modules that watch deliveries to this account (carbons), made
             // only when one does.

@@ -64,6 +64,10 @@ pub(crate) struct ServerInner {
     pub(crate) admission: Arc<Admission>,
     /// Sessions that may be resumed (XEP-0198).
     pub(crate) resumable: crate::resumption::Resumable,
+    /// State modules share across crates, one value per type ([`ServerHandle::shared`]).
+    pub(crate) shared: std::sync::Mutex<
+        std::collections::HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>,
+    >,
 }
 
 /// A cheap handle to the running server, for modules and connection tasks.
@@ -103,6 +107,21 @@ impl ServerHandle {
     /// (a sweep, a writer) waits on it to end with the server.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.0.shutdown.clone()
+    }
+
+    /// This server's one value of type `T` (made with `T::default()` on first use): state a
+    /// module keeps and other crates read, such as the blocklists that the blocking module
+    /// keeps and the execution module consults. One per server, not per process, so several
+    /// servers in one process (tests) do not share it.
+    pub fn shared<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let mut map = self.0.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let any = map
+            .entry(std::any::TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()))
+            .clone();
+        // The map holds a `T` under `T`'s id, so the downcast cannot fail.
+        any.downcast::<T>()
+            .unwrap_or_else(|_| Arc::new(T::default()))
     }
 
     /// True when `jid` is the served domain or an address under it.
@@ -297,7 +316,11 @@ impl RunningServer {
             shutdown,
             admission: Admission::new(limits),
             resumable: Default::default(),
+            shared: Default::default(),
         }));
+        for m in handle.modules().iter() {
+            m.started(&handle).await;
+        }
         let mut tasks = JoinSet::new();
         let (mut c2s_addrs, mut direct_tls_addrs, mut thing_addrs) =
             (Vec::new(), Vec::new(), Vec::new());

@@ -44,8 +44,15 @@ impl ExecutionModule {
             .may_execute(&thing, sender)
             .await
             .map_err(internal_error)?;
-        if !allowed {
-            tracing::info!(thing = %thing.thing_id, sender = %session.jid, "execution refused: not the owner nor granted");
+        // An owner's blocklist covers the owner's things (XEP-0191 in Lithos): a blocked
+        // account commands none of them, grant or not.
+        let blocked = !thing.owner.is_empty()
+            && server.shared::<lithos_blocking::Blocklists>().blocks(
+                &format!("{}@{}", thing.owner, server.domain().domain()),
+                &session.jid,
+            );
+        if !allowed || blocked {
+            tracing::info!(thing = %thing.thing_id, sender = %session.jid, blocked, "execution refused: not the owner nor granted, or blocked by the owner");
             return Err(StanzaError::explained(
                 DefinedCondition::Forbidden,
                 "only the thing's owner, and the accounts it granted, command it",

@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use lithos_blocking::BlockingExt;
 use lithos_client::{RequestError, WireFormat};
 use lithos_core::stanza::{DefinedCondition, Iq};
 use lithos_core::{Element, Jid, Payload};
@@ -72,6 +73,13 @@ async fn outcomes(format: WireFormat) {
         .await
         .unwrap();
     assert_eq!(flashes.load(Ordering::SeqCst), 2);
+    // Blocked by the owner: the grant no longer lets bob command her things.
+    alice.block(vec![jid("bob@localhost")], T).await.unwrap();
+    assert_eq!(
+        refused(bob.execute(addr.clone(), Flash { repeat: 1 }.into_element(), T)).await,
+        Some(DefinedCondition::Forbidden)
+    );
+    alice.unblock(vec![], T).await.unwrap();
     alice
         .set_grant(&id, jid("bob@localhost"), true, T)
         .await

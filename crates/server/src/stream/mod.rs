@@ -248,6 +248,7 @@ async fn establish(
         authenticated: None,
         auth_failures: 0,
         ticket,
+        unflushed: 0,
     };
     loop {
         let step = match tokio::time::timeout_at(deadline, Box::pin(conn.negotiate())).await {
@@ -367,6 +368,10 @@ pub(crate) struct Conn {
     pub(crate) auth_failures: u32,
     /// The connection's place in the admission counts.
     pub(crate) ticket: Ticket,
+    /// Elements in the transport's buffer and not flushed yet (stream management's `<a/>`
+    /// answers): flushed as soon as no input is waiting, so the answers to several `<r/>`
+    /// read at once leave in one write, and at the latest every [`sm::MAX_UNFLUSHED`].
+    pub(crate) unflushed: u8,
 }
 
 impl Conn {
@@ -574,6 +579,11 @@ impl Conn {
                                 .with_text("unexpected stream header"))));
                         }
                     }
+                }
+                // Nothing more to read right now: what was answered goes out.
+                () = std::future::ready(()), if self.unflushed > 0 => {
+                    self.unflushed = 0;
+                    self.flush_timed().await?;
                 }
                 _ = tokio::time::sleep_until(wake_at) => {
                     if Instant::now() >= idle_at {

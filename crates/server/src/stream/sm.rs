@@ -14,6 +14,9 @@ use lithos_sm::{
 use super::{Bound, Conn, ConnError, codec_io};
 use crate::resumption::Refused;
 
+/// Answers kept in the write buffer at most, while a client's input keeps coming.
+pub(crate) const MAX_UNFLUSHED: u8 = 16;
+
 /// A session's stream management state; it moves with the session from one connection to
 /// the next on resumption.
 #[derive(Debug)]
@@ -73,6 +76,31 @@ impl Conn {
         }
     }
 
+    /// Puts one element in the write buffer (within the write deadline), for the session
+    /// loop to flush.
+    async fn feed_nonza(&mut self, el: Element) -> Result<(), ConnError> {
+        let limit = Duration::from_secs(self.server.config().c2s.write_timeout_secs);
+        match tokio::time::timeout(limit, SinkExt::<&Element>::feed(&mut self.framed, &el)).await {
+            Ok(r) => r.map_err(codec_io)?,
+            Err(_) => return Err(ConnError::Eof),
+        }
+        self.unflushed += 1;
+        if self.unflushed >= MAX_UNFLUSHED {
+            self.unflushed = 0;
+            self.flush_timed().await?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the write buffer within the write deadline.
+    pub(crate) async fn flush_timed(&mut self) -> Result<(), ConnError> {
+        let limit = Duration::from_secs(self.server.config().c2s.write_timeout_secs);
+        match tokio::time::timeout(limit, SinkExt::<&Element>::flush(&mut self.framed)).await {
+            Ok(r) => r.map_err(codec_io),
+            Err(_) => Err(ConnError::Eof),
+        }
+    }
+
     async fn sm_failed(&mut self, c: DefinedCondition, h: Option<u32>) -> Result<(), ConnError> {
         self.write_nonza(Failed::new(c, h).into_element()).await
     }
@@ -118,8 +146,10 @@ impl Conn {
                 self.write_nonza(answer.into_element()).await
             }
             ("r", Some(sm)) => {
+                // Buffered, and flushed by the session loop once no input waits: a client
+                // that asks often (every few stanzas) costs one write per burst, not per ask.
                 let h = sm.handled.get();
-                self.write_nonza(Ack { h }.into_element()).await
+                self.feed_nonza(Ack { h }.into_element()).await
             }
             ("a", Some(sm)) => {
                 let a = Ack::from_element(el).map_err(|e| {
