@@ -82,6 +82,8 @@ pub(crate) struct Shared {
     pub(crate) pending: Mutex<HashMap<String, Pending>>,
     pub(crate) jid: RwLock<Jid>,
     pub(crate) connected: AtomicBool,
+    /// The server offered client state indication (XEP-0352) on this connection.
+    pub(crate) csi: AtomicBool,
 }
 
 impl Shared {
@@ -151,6 +153,23 @@ impl Client {
             .send(Command::Send(stanza.into()))
             .await
             .map_err(|_| SendError::Disconnected)
+    }
+
+    /// Tells the server whether the user is looking at this client (XEP-0352 client state
+    /// indication): while inactive, a server may hold presence updates back and drop typing
+    /// notifications, to save a phone's radio and battery. Nothing is sent to a server that
+    /// did not offer it.
+    pub async fn set_active(&self, active: bool) -> Result<(), SendError> {
+        use lithos_core::Payload;
+        if !self.shared.csi.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let el = if active {
+            lithos_csi::Active.into_element()
+        } else {
+            lithos_csi::Inactive.into_element()
+        };
+        self.send(el).await
     }
 
     /// Sends a chat message.
@@ -335,6 +354,7 @@ impl ClientBuilder {
             pending: Mutex::new(HashMap::new()),
             jid: RwLock::new(connected.jid.clone()),
             connected: AtomicBool::new(true),
+            csi: AtomicBool::new(connected.csi),
         });
         let (commands, command_rx) = mpsc::channel(config.send_queue.max(1));
         let (events_tx, events_rx) = mpsc::channel(config.event_queue.max(1));

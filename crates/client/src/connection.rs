@@ -220,6 +220,7 @@ impl Driver {
                         }
                     };
                     *self.shared.jid.write().unwrap_or_else(|e| e.into_inner()) = c.jid.clone();
+                    self.shared.csi.store(c.csi, Ordering::Release);
                     self.shared.connected.store(true, Ordering::Release);
                     let _ = self.events.send(event).await;
                     return Some(c);
@@ -333,6 +334,7 @@ impl Driver {
         // With stream management, a stanza is kept until the server acknowledges it; one
         // whose write failed midway too (the server's count on resumption tells).
         if let Some(sm) = self.sm.as_mut()
+            && lithos_sm::is_counted(&el)
             && !matches!(written, Ok(Err(lithos_core::CodecError::Bxmpp(_))))
         {
             sm.sent.push(el);

@@ -32,6 +32,8 @@ pub(crate) struct Connected {
     /// Stanzas the server wrote between binding and `<enabled/>` (not counted by either
     /// side), to dispatch first.
     pub(crate) early: Vec<Element>,
+    /// The server offers client state indication (XEP-0352).
+    pub(crate) csi: bool,
 }
 
 /// Stream management on a new connection (XEP-0198).
@@ -190,6 +192,7 @@ async fn negotiate(
     // SASL success restarts the stream.
     let features = open(&mut framed, config.jid.domain()).await?;
     let sm_offered = config.stream_management && features.get_child("sm", lithos_sm::NS).is_some();
+    let csi = features.get_child("csi", lithos_csi::NS).is_some();
     if sm_offered && let Some(r) = resume {
         send(
             &mut framed,
@@ -209,6 +212,7 @@ async fn negotiate(
                 jid: r.jid.clone(),
                 sm: SmStart::Resumed { h: resumed.h },
                 early: Vec::new(),
+                csi,
             });
         }
         if !lithos_sm::Failed::matches(&answer) {
@@ -228,6 +232,7 @@ async fn negotiate(
         jid,
         sm,
         early,
+        csi,
     })
 }
 

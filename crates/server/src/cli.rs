@@ -131,6 +131,15 @@ pub fn run(cli: Cli) -> Result<(), String> {
                     "disabled"
                 }
             );
+            println!(
+                "{:<12} {:<8} XEP-0352: client state indication, presence held while a client is inactive ([csi])",
+                "csi",
+                if config.csi.enabled {
+                    "enabled"
+                } else {
+                    "disabled"
+                }
+            );
             println!("\nlinked extension crates:");
             for c in lithos_core::extension::linked() {
                 println!("{:<26} {:<8} {}", c.name, c.version, c.description);

@@ -48,6 +48,8 @@ pub struct Config {
     pub accounts: AccountsConfig,
     /// XEP-0198 stream management: acknowledgements and resumption.
     pub stream_management: StreamManagementConfig,
+    /// XEP-0352 client state indication.
+    pub csi: CsiConfig,
     /// Per-module sections, `[modules.<name>]`, each with `enabled` and the module's own keys.
     pub modules: BTreeMap<String, toml::Table>,
 }
@@ -64,6 +66,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             accounts: AccountsConfig::default(),
             stream_management: StreamManagementConfig::default(),
+            csi: CsiConfig::default(),
             modules: BTreeMap::new(),
         }
     }
@@ -173,6 +176,26 @@ impl Default for StreamManagementConfig {
             resume_timeout_secs: 300,
             max_unacked: 1024,
             request_every: 5,
+        }
+    }
+}
+
+/// XEP-0352 client state indication, offered on both listeners after authentication.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CsiConfig {
+    /// Offer it. Default `true`.
+    pub enabled: bool,
+    /// Senders whose latest presence an inactive client's session holds; past it, what
+    /// was held is written. Default 1024.
+    pub max_held: usize,
+}
+
+impl Default for CsiConfig {
+    fn default() -> Self {
+        CsiConfig {
+            enabled: true,
+            max_held: 1024,
         }
     }
 }

@@ -55,11 +55,17 @@ pub(crate) struct Item {
 }
 
 impl Item {
-    fn live(el: Element) -> Item {
+    /// A stanza routed live.
+    pub(crate) fn live(el: Element) -> Item {
         Item {
             el,
             origin: Origin::Live,
         }
+    }
+
+    /// Whether it was routed live (not handed over by a store).
+    pub(crate) fn is_live(&self) -> bool {
+        matches!(self.origin, Origin::Live)
     }
 
     /// Called once the item is on the socket: tells a waiting store, and gives the stanza

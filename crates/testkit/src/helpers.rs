@@ -132,3 +132,31 @@ pub async fn roster_push(c: &mut RawClient) -> Element {
     .await;
     p
 }
+
+/// `x` subscribes to `y`'s presence and `y` approves (both should be available, so the
+/// request reaches `y` at once).
+pub async fn subscribe(x: &mut RawClient, y: &mut RawClient) {
+    let to = y.jid.split('/').next().unwrap_or_default().to_string();
+    x.send(stanza(&format!("<presence to='{to}' type='subscribe'/>")))
+        .await;
+    let req = y
+        .recv_where(|e| e.name() == "presence" && e.attr("type") == Some("subscribe"))
+        .await;
+    let from = req.attr("from").unwrap_or_default().to_string();
+    y.send(stanza(&format!(
+        "<presence to='{from}' type='subscribed'/>"
+    )))
+    .await;
+}
+
+/// Makes `a` and `b` (bound, of two accounts) available and subscribed to each other;
+/// returns once each has seen the other's presence. Needs the presence module linked.
+pub async fn befriend(a: &mut RawClient, b: &mut RawClient) {
+    a.send(stanza("<presence/>")).await;
+    b.send(stanza("<presence/>")).await;
+    subscribe(a, b).await;
+    subscribe(b, a).await;
+    let (ja, jb) = (a.jid.clone(), b.jid.clone());
+    a.presence_from(&jb).await;
+    b.presence_from(&ja).await;
+}

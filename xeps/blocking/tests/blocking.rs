@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use lithos_blocking::{NS, NS_ERRORS};
 use lithos_core::Element;
-use lithos_testkit::{RawClient, TestServer, error_condition, stanza};
+use lithos_testkit::{RawClient, TestServer, befriend, error_condition, stanza};
 
 use lithos_offline as _;
 use lithos_presence as _;
@@ -34,31 +34,11 @@ async fn blocklist(c: &mut RawClient) -> Vec<String> {
         .collect()
 }
 
-/// `x` subscribes to `y`'s presence, and `y` approves.
-async fn subscribe(x: &mut RawClient, y: &mut RawClient) {
-    let to = y.jid.split('/').next().unwrap().to_string();
-    x.send(stanza(&format!("<presence to='{to}' type='subscribe'/>")))
-        .await;
-    let req = y
-        .recv_where(|e| e.name() == "presence" && e.attr("type") == Some("subscribe"))
-        .await;
-    let from = req.attr("from").unwrap().to_string();
-    y.send(stanza(&format!(
-        "<presence to='{from}' type='subscribed'/>"
-    )))
-    .await;
-}
-
 /// Alice and bob subscribed to each other, both available.
 async fn friends(s: &TestServer) -> (RawClient, RawClient) {
     let mut a = s.login_as("alice", "phone").await;
     let mut b = s.login_as("bob", "desk").await;
-    a.send(stanza("<presence/>")).await;
-    b.send(stanza("<presence/>")).await;
-    subscribe(&mut a, &mut b).await;
-    subscribe(&mut b, &mut a).await;
-    a.presence_from("bob@localhost/desk").await;
-    b.presence_from("alice@localhost/phone").await;
+    befriend(&mut a, &mut b).await;
     (a, b)
 }
 

@@ -1,9 +1,11 @@
 //! One client connection: format detection, stream negotiation (RFC 6120 §4–7), then the
 //! session loop that reads stanzas, routes them, and writes what is queued for the session.
 
+mod csi;
 mod negotiate;
 mod sm;
 
+pub(crate) use csi::CsiState;
 use negotiate::Negotiated;
 pub(crate) use sm::SmState;
 
@@ -278,6 +280,8 @@ pub(crate) struct Bound {
     pub(crate) outbox: std::sync::Arc<crate::outbox::Outbox>,
     /// Stream management, once the client enabled it.
     pub(crate) sm: Option<Box<SmState>>,
+    /// Client state indication, once the client said it is inactive.
+    pub(crate) csi: Option<Box<CsiState>>,
     /// Taken back by `<resume/>`: `<resumed/>` and the unacknowledged stanzas are written
     /// first, and the modules are not told of a new session.
     pub(crate) resuming: bool,
@@ -290,6 +294,7 @@ impl Bound {
             info,
             outbox,
             sm: None,
+            csi: None,
             resuming: false,
         }
     }
@@ -520,7 +525,12 @@ impl Conn {
         if b.resuming {
             b.resuming = false;
             self.resumed(b).await?;
+            // A new stream starts active (XEP-0352 §4): what waited goes out.
+            if let Some(held) = b.csi.as_mut().map(|c| c.activate()) {
+                Box::pin(self.write_queued(held, b)).await?;
+            }
         }
+        let max_held = self.server.config().csi.max_held;
         let max_unacked = self.server.config().stream_management.max_unacked;
         // Negotiation leaves large buffers behind; a quiet session keeps small ones.
         self.trim_buffers();
@@ -550,7 +560,13 @@ impl Conn {
                             return Err(ConnError::Stream(Box::new(e)));
                         }
                         Taken::Detach => return Err(ConnError::Detached),
-                        Taken::Stanzas(batch) => Box::pin(self.write_queued(batch, b)).await?,
+                        Taken::Stanzas(batch) => {
+                            let batch = match b.csi.as_mut() {
+                                Some(c) if c.inactive() => c.sort(batch, max_held),
+                                _ => batch,
+                            };
+                            Box::pin(self.write_queued(batch, b)).await?
+                        }
                     }
                 },
                 ev = self.next_event() => {
@@ -562,6 +578,9 @@ impl Conn {
                         // state would size every idle session's future (measured: ~10 KiB).
                         StreamEvent::Element(el) if lithos_sm::is_sm(&el) => {
                             Box::pin(self.on_sm(el, b)).await?;
+                        }
+                        StreamEvent::Element(el) if el.ns() == lithos_csi::NS => {
+                            Box::pin(self.on_csi(el, b)).await?;
                         }
                         StreamEvent::Element(el) => {
                             Box::pin(self.on_element(el, &b.info)).await?;
@@ -621,7 +640,11 @@ impl Conn {
     /// `not-acceptable` instead of vanishing. If the batch cannot be written (an I/O error, or
     /// a socket that takes nothing for `write_timeout_secs`), it goes back to the front of
     /// the outbox, so the session's end re-routes it with the rest.
-    async fn write_queued(&mut self, batch: Vec<Item>, b: &mut Bound) -> Result<(), ConnError> {
+    pub(crate) async fn write_queued(
+        &mut self,
+        batch: Vec<Item>,
+        b: &mut Bound,
+    ) -> Result<(), ConnError> {
         if batch.is_empty() {
             return Ok(());
         }

@@ -159,6 +159,9 @@ impl Conn {
             if self.server.config().stream_management.enabled {
                 f.append_child(lithos_core::Payload::into_element(lithos_sm::Feature));
             }
+            if self.server.config().csi.enabled {
+                f.append_child(lithos_core::Payload::into_element(lithos_csi::Feature));
+            }
             for extra in self.server.modules().stream_features() {
                 if self.encodable(&extra) {
                     f.append_child(extra);
