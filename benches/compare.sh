@@ -4,6 +4,8 @@
 #   bash benches/compare.sh            # 3 interleaved repetitions (about 15 minutes)
 #   REPS=1 IDLE=1000 bash benches/compare.sh   # a quick look
 #   PEERS=0 ...                        # Lithos only (with the A/B below: no peer needed)
+#   LITHOS_MAM=1 ...                   # also "lithos-mam": this build with the message
+#                                      # archive on (XEP-0313, off by default)
 #   LITHOS_BASE=/path/to/old/lithosd LITHOS_SHAPED=1 bash benches/compare.sh
 #                                      # also an A/B: another build of lithosd ("lithos-base",
 #                                      # run with the configuration it knows), and this one
@@ -160,6 +162,7 @@ YML
 # The A/B variants.
 start_lithos-base() { start_lithos "$1" "$2" "" "$LITHOS_BASE"; }
 start_lithos-shaped() { start_lithos "$1" "$2" "$SHAPED_LIMITS"; }
+start_lithos-mam() { start_lithos "$1" "$2" "$MAM_ON"; }
 
 stop_server() {
   if [ "$1" = ejabberd ]; then
@@ -182,6 +185,7 @@ SERVERS=(lithos)
 [ "$PEERS" = 0 ] || SERVERS+=(prosody ejabberd)
 [ -n "${LITHOS_BASE:-}" ] && SERVERS+=(lithos-base)
 [ -n "${LITHOS_SHAPED:-}" ] && SERVERS+=(lithos-shaped)
+[ -n "${LITHOS_MAM:-}" ] && SERVERS+=(lithos-mam)
 port=31000
 for rep in $(seq "$REPS"); do
   for server in "${SERVERS[@]}"; do

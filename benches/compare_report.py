@@ -51,15 +51,16 @@ for name, tag, key, better in metrics:
     print(f"| {name} | {fmt(v['lithos'])} | {fmt(v['prosody'])} | {fmt(v['ejabberd'])} | {rp} | {re} |")
 # The A/B, when compare.sh ran the variants: this build against another one, and with
 # every connection shaped.
-ab = [s for s in ("lithos-base", "lithos-shaped") if any(r["server"] == s for r in rows)]
+ab = [s for s in ("lithos-base", "lithos-shaped", "lithos-mam") if any(r["server"] == s for r in rows)]
 if ab:
     print()
     print("A/B, same run: `lithos` is this build with its defaults; " + ", ".join(
         {"lithos-base": "`lithos-base` the build given as LITHOS_BASE",
-         "lithos-shaped": "`lithos-shaped` this build with every connection shaped"}[s] for s in ab) + ".\n")
-    cols = ["lithos-base"] * ("lithos-base" in ab) + ["lithos"] + ["lithos-shaped"] * ("lithos-shaped" in ab)
+         "lithos-shaped": "`lithos-shaped` this build with every connection shaped",
+         "lithos-mam": "`lithos-mam` this build with the message archive on"}[s] for s in ab) + ".\n")
+    cols = ["lithos-base"] * ("lithos-base" in ab) + ["lithos"] + [s for s in ("lithos-shaped", "lithos-mam") if s in ab]
     head = " | ".join(cols)
-    ratios = (["lithos / lithos-base"] if "lithos-base" in ab else []) + (["lithos-shaped / lithos"] if "lithos-shaped" in ab else [])
+    ratios = (["lithos / lithos-base"] if "lithos-base" in ab else []) + [f"{s} / lithos" for s in ("lithos-shaped", "lithos-mam") if s in ab]
     print(f"| | {head} | " + " | ".join(ratios) + " |")
     print("|---|" + "---:|" * (len(cols) + len(ratios)))
     for name, tag, key, better in metrics:
@@ -73,8 +74,8 @@ if ab:
         def r(a, b):
             return f"{a / b:.3f}×" if a is not None and b else "–"
 
-        rs = ([r(v["lithos"], v["lithos-base"])] if "lithos-base" in ab else []) + (
-            [r(v["lithos-shaped"], v["lithos"])] if "lithos-shaped" in ab else [])
+        rs = ([r(v["lithos"], v["lithos-base"])] if "lithos-base" in ab else []) + [
+            r(v[s], v["lithos"]) for s in ("lithos-shaped", "lithos-mam") if s in ab]
         print(f"| {name} | " + " | ".join(f(v[c]) for c in cols) + " | " + " | ".join(rs) + " |")
 bad = [r for r in rows if r.get("lost") or r.get("duplicates") or r.get("out_of_order") or r.get("errors")]
 print()

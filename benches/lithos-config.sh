@@ -34,3 +34,8 @@ c2s_rate = 1073741824
 c2s_burst = 1073741824
 max_connections_per_address = 1000000
 max_unauthenticated_connections = 1000000"
+
+# What makes the "mam" variant: the message archive on (off by default), every chat archived
+# twice (for its sender and its recipient).
+MAM_ON="[modules.mam]
+enabled = true"

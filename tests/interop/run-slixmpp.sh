@@ -21,6 +21,8 @@ listen = []
 [c2s]
 listen = ["127.0.0.1:$port"]
 direct_tls = []
+[modules.mam]
+enabled = true
 TOML
 echo juliet-pw | "$LITHOSD" --config "$dir/lithos.toml" user add juliet
 echo romeo-pw | "$LITHOSD" --config "$dir/lithos.toml" user add romeo

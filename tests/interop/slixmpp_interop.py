@@ -10,7 +10,8 @@ acknowledges the server's, loses its connection without closing the stream, and 
 session, receiving what was sent to it meanwhile; and two resources of one account enable
 message carbons (XEP-0280, slixmpp's xep_0280), each seeing the chats the other sends and
 receives; last, one blocks the other (XEP-0191, slixmpp's xep_0191), whose message then
-bounces, and unblocks.
+bounces, and unblocks; and one pages its message archive (XEP-0313, slixmpp's xep_0313)
+two messages at a time.
 
     slixmpp_interop.py HOST PORT CA_CERT [--echo-bot]
 
@@ -49,6 +50,7 @@ class Client(slixmpp.ClientXMPP):
         self.register_plugin("xep_0048")
         self.register_plugin("xep_0280")
         self.register_plugin("xep_0191")
+        self.register_plugin("xep_0313")
         self.errors = asyncio.Queue()
         self.add_event_handler("message_error", lambda m: self.errors.put_nowait(m))
         self.carbons = asyncio.Queue()
@@ -194,6 +196,22 @@ async def blocking(juliet, romeo):
     print("blocking command (XEP-0191): a blocked contact's message bounced, then got through once unblocked")
 
 
+async def archive(juliet):
+    async def page_through():
+        got = []
+        async for m in juliet.plugin["xep_0313"].iterate(with_jid=JID("romeo@localhost"), rsm={"max": 2}):
+            got.append(m["mam_result"]["forwarded"]["stanza"]["body"])
+        return got
+    bodies = await wait(page_through(), "juliet to page her archive")
+    # What juliet and romeo wrote each other, oldest first (the blocked message is not there).
+    assert bodies[0] == "Wherefore art thou Romeo?", bodies
+    assert "By a name I know not how to tell thee." in bodies, bodies
+    assert "Sent while you were away" in bodies, bodies
+    assert "And now?" == bodies[-1], bodies
+    assert "Are you there?" not in bodies, bodies
+    print(f"message archive (XEP-0313): {len(bodies)} messages with romeo, paged two at a time")
+
+
 async def main():
     juliet = Client("juliet@localhost/balcony", "juliet-pw")
     romeo = Client("romeo@localhost/orchard", "romeo-pw")
@@ -260,6 +278,7 @@ async def main():
     await stream_management(romeo)
     await carbons(juliet2, romeo)
     await blocking(juliet2, romeo)
+    await archive(juliet2)
 
     if ECHO_BOT:
         romeo.send_message(mto="bot@localhost", mbody="Is the Lithos bot there?", mtype="chat")

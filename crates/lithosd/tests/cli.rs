@@ -103,6 +103,7 @@ fn modules_and_configuration_checks() {
             ("friends", "enabled"),
             ("ibtr", "enabled"),
             ("location", "enabled"),
+            ("mam", "disabled"),
             ("notification", "enabled"),
             ("offline", "enabled"),
             ("operator", "enabled"),

@@ -190,6 +190,11 @@ pub trait Module: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Features for an account's disco#info (its bare JID), such as a message archive's.
+    fn account_disco_features(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+
     /// Every stanza a bound client sends, after its addresses are checked and `from` stamped,
     /// before routing. A module that wants `stanza` returns the future that handles it;
     /// one that does not returns `None`, synchronously and without allocating, so a stanza
@@ -240,6 +245,11 @@ pub trait Module: Send + Sync + 'static {
     fn filter(&self, _server: &ServerHandle, _stanza: &Element, _to: &Jid) -> Verdict {
         Verdict::Deliver
     }
+
+    /// A stanza every module's [`filter`](Self::filter) let through, on its way to a local
+    /// account, before delivery: a module may add to it (an archive stamps its stanza-id
+    /// and records it). Synchronous, like `filter`, and called as often.
+    fn accepted(&self, _server: &ServerHandle, _stanza: &mut Element, _to: &Jid) {}
 
     /// Whether this module wants to hear of messages delivered to sessions of the local
     /// account `account` (a bare JID): see [`delivered`](Self::delivered). Called for every
@@ -710,13 +720,18 @@ impl ModuleHost {
             .map(|&i| &self.modules[i].1)
     }
 
-    /// The first verdict other than [`Verdict::Deliver`] of the modules' filters.
-    pub fn filter(&self, server: &ServerHandle, stanza: &Element, to: &Jid) -> Verdict {
+    /// The first verdict other than [`Verdict::Deliver`] of the modules' filters; when all
+    /// deliver, the modules' [`accepted`](Module::accepted) see the stanza (in any order:
+    /// what one filter refuses, no module has recorded).
+    pub fn filter(&self, server: &ServerHandle, stanza: &mut Element, to: &Jid) -> Verdict {
         for m in self.iter() {
             match m.filter(server, stanza, to) {
                 Verdict::Deliver => {}
                 other => return other,
             }
+        }
+        for m in self.iter() {
+            m.accepted(server, stanza, to);
         }
         Verdict::Deliver
     }
@@ -734,6 +749,17 @@ impl ModuleHost {
                 m.delivered(server, message, to);
             }
         }
+    }
+
+    /// Every feature the modules add to an account's disco#info, sorted, without duplicates.
+    pub fn account_disco_features(&self) -> Vec<&'static str> {
+        let mut f: Vec<&'static str> = self
+            .iter()
+            .flat_map(|m| m.account_disco_features())
+            .collect();
+        f.sort_unstable();
+        f.dedup();
+        f
     }
 
     /// Every feature the modules add to disco#info, sorted and without duplicates.

@@ -110,7 +110,8 @@ impl ServerHandle {
         if to.local().is_none() {
             return Box::pin(self.to_server(stanza, k, to, session)).await;
         }
-        match self.modules().filter(self, &stanza, &to) {
+        let mut stanza = stanza;
+        match self.modules().filter(self, &mut stanza, &to) {
             crate::module::Verdict::Deliver => {}
             crate::module::Verdict::Drop => return,
             crate::module::Verdict::Refuse(e) => {

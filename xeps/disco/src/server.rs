@@ -77,6 +77,9 @@ impl Module for Disco {
                     q.append_child(identity("account", "registered", None));
                     q.append_child(feature(NS_INFO));
                     q.append_child(feature(NS_ITEMS));
+                    for f in server.modules().account_disco_features() {
+                        q.append_child(feature(f));
+                    }
                 }
             }
         }

@@ -285,6 +285,13 @@ impl Element {
             Node::Text(_) => None,
         }
     }
+    /// Keeps only the child elements for which `keep` is true (text is kept).
+    pub fn retain_children(&mut self, mut keep: impl FnMut(&Element) -> bool) {
+        self.children.retain(|n| match n {
+            Node::Element(e) => keep(e),
+            Node::Text(_) => true,
+        });
+    }
     /// Appends a child element.
     pub fn append_child(&mut self, child: Element) -> &mut Element {
         self.children.push(Node::Element(child));

@@ -762,6 +762,17 @@ impl Conn {
         if !speaks_for_node {
             el.set_attr("from", info.jid.as_shared().clone());
         }
+        // A client cannot speak for an archive here (XEP-0359 §5): stanza-ids that claim to
+        // come from an address of this server are removed.
+        if el.name() == "message" && el.has_child("stanza-id", "urn:xmpp:sid:0") {
+            let domain = server.domain().domain().to_string();
+            el.retain_children(|c| {
+                !(c.is("stanza-id", "urn:xmpp:sid:0")
+                    && c.attr("by")
+                        .and_then(|b| Jid::new(b).ok())
+                        .is_none_or(|b| b.domain() == domain))
+            });
+        }
         if el.name() == "iq" {
             if let Some(why) = iq_shape_error(&el) {
                 Box::pin(server.bounce_without_payload(
