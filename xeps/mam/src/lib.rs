@@ -156,18 +156,29 @@ impl Prefs {
     }
 }
 
-/// Whether `message` goes into an archive (XEP-0313 §5.1's suggestion, and XEP-0334).
+/// The payload namespaces whose messages are archived without a body, by default: TUXP
+/// notifications (`urn:leps:tuxp:thing`), so a thing's owner pages the thing's events in
+/// the owner's archive (`with` the thing).
+pub const ALSO_ARCHIVED: &[&str] = &["urn:leps:tuxp:thing"];
+
+/// Whether `message` goes into an archive (XEP-0313 §5.1's suggestion, and XEP-0334): a
+/// chat or normal message with a body, or with a payload in [`ALSO_ARCHIVED`].
 pub fn eligible(message: &lithos_core::Element) -> bool {
+    eligible_with(message, ALSO_ARCHIVED)
+}
+
+/// [`eligible`], with `also` for the payload namespaces archived without a body.
+pub fn eligible_with(message: &lithos_core::Element, also: &[impl AsRef<str>]) -> bool {
     if message.name() != "message" {
         return false;
     }
-    let typed = match message.attr("type") {
-        Some("chat") => true,
-        None | Some("normal") => message.has_child("body", "jabber:client"),
-        _ => false,
-    };
+    let content = message.has_child("body", "jabber:client")
+        || message
+            .children()
+            .any(|c| also.iter().any(|ns| c.ns() == ns.as_ref()));
+    let typed = matches!(message.attr("type"), None | Some("chat" | "normal"));
     typed
-        && message.has_child("body", "jabber:client")
+        && content
         && !lithos_hints::Hint::NoStore.is_on(message)
         && !lithos_hints::Hint::NoPermanentStore.is_on(message)
         && !message.has_child("result", NS)
@@ -218,6 +229,7 @@ mod tests {
         )));
         for no in [
             "<message xmlns='jabber:client' type='chat'/>",
+            "<message xmlns='jabber:client' type='normal'><x xmlns='urn:other'/></message>",
             "<message xmlns='jabber:client' type='headline'><body>b</body></message>",
             "<message xmlns='jabber:client' type='groupchat'><body>b</body></message>",
             "<message xmlns='jabber:client' type='error'><body>b</body></message>",

@@ -17,7 +17,7 @@ use lithos_xdata::{Field, Form, FormType};
 
 use crate::archive::{Archiver, Job};
 use crate::store::{ArchiveStore, Entry, Filter, From, PageError};
-use crate::{ArchivedMessage, DefaultMode, Fin, NS, Prefs, Query, eligible};
+use crate::{ALSO_ARCHIVED, ArchivedMessage, DefaultMode, Fin, NS, Prefs, Query, eligible_with};
 
 struct MamModule {
     default_page: usize,
@@ -25,6 +25,8 @@ struct MamModule {
     retention_days: u64,
     max_queue: usize,
     archiver: OnceLock<Archiver>,
+    /// Payload namespaces archived without a body (`also_archive`).
+    also: Vec<String>,
     /// Accounts' preferences (those that set any; the rest archive everything).
     prefs: RwLock<HashMap<String, Prefs>>,
 }
@@ -295,7 +297,7 @@ impl Module for MamModule {
     /// routed again (a session ended before reading it) carries that id already and is not
     /// archived twice.
     fn accepted(&self, server: &ServerHandle, stanza: &mut Element, to: &Jid) {
-        if !eligible(stanza) {
+        if !eligible_with(stanza, &self.also) {
             return;
         }
         let archive = to.to_bare();
@@ -335,6 +337,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
         retention_days: 365,
         max_queue: 10_000,
         archiver: OnceLock::new(),
+        also: ALSO_ARCHIVED.iter().map(|s| s.to_string()).collect(),
         prefs: RwLock::new(HashMap::new()),
     };
     for (k, v) in &ctx.section {
@@ -343,6 +346,16 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
             "max_page" => m.max_page = ModuleError::integer(k, v, 1)? as usize,
             "retention_days" => m.retention_days = ModuleError::integer(k, v, 0)?,
             "max_queue" => m.max_queue = ModuleError::integer(k, v, 1)? as usize,
+            "also_archive" => {
+                m.also = v
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .ok_or_else(|| ModuleError::new("also_archive: a list of namespaces"))?
+            }
             other => return Err(ModuleError::unknown_key(other)),
         }
     }

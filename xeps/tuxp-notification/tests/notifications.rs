@@ -290,3 +290,45 @@ async fn for_lan_nodes() {
 }
 
 lithos_testkit::in_both_formats!(flow, followers);
+
+/// With the message archive on, a thing's notifications are in its owner's archive: the
+/// owner pages them `with` the thing (issue 17: an owner pages a thing's history).
+#[tokio::test]
+async fn the_owner_pages_a_things_notifications_in_the_archive() {
+    use lithos_mam as _;
+    let s = things::start("[modules.mam]\nenabled = true").await;
+    let (alice, _ae) = s.user("alice", WireFormat::Xml).await;
+    let (_id, light, _flashes) = things::light(&s, &alice, "0A0B0C0E", WireFormat::Xml).await;
+    for (p, c) in [(0, 1), (1, 2), (2, 0)] {
+        light.notify(switched(p, c), true).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut raw = s.login_as("alice", "history").await;
+    let q = Element::parse(
+        "<query xmlns='urn:xmpp:mam:2'><x xmlns='jabber:x:data' type='submit'>\
+         <field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field>\
+         <field var='with'><value>sl-01-0a0b0c0e@localhost</value></field></x>\
+         <set xmlns='http://jabber.org/protocol/rsm'><max>2</max></set></query>",
+    )
+    .unwrap();
+    let r = raw.iq("set", None, q).await;
+    assert_eq!(r.attr("type"), Some("result"), "{r}");
+    let fin = r.get_child("fin", "urn:xmpp:mam:2").unwrap();
+    assert_eq!(fin.attr("complete"), None, "two of three: more to page");
+    let events: Vec<Element> = raw
+        .pending
+        .iter()
+        .filter_map(|m| m.get_child("result", "urn:xmpp:mam:2"))
+        .map(|r| {
+            let message = r
+                .get_child("forwarded", "urn:xmpp:forward:0")
+                .and_then(|f| f.get_child("message", "jabber:client"))
+                .expect("a forwarded message");
+            let n = message
+                .get_child("notification", "urn:leps:tuxp:thing")
+                .expect("a notification");
+            n.children().next().expect("its event").clone()
+        })
+        .collect();
+    assert_eq!(events, [switched(0, 1), switched(1, 2)]);
+}
