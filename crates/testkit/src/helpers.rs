@@ -160,3 +160,21 @@ pub async fn befriend(a: &mut RawClient, b: &mut RawClient) {
     a.presence_from(&jb).await;
     b.presence_from(&ja).await;
 }
+
+/// The next event of a `lithos_client` client that matches `pred` (others are skipped);
+/// panics after [`WAIT`](crate::WAIT) or when the events end.
+pub async fn next_event(
+    events: &mut lithos_client::Events,
+    pred: impl Fn(&lithos_client::Event) -> bool,
+) -> lithos_client::Event {
+    tokio::time::timeout(crate::WAIT, async {
+        loop {
+            let e = events.recv().await.expect("the client's events ended");
+            if pred(&e) {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("no such event in time")
+}

@@ -34,8 +34,8 @@ mod server;
 pub mod things;
 
 pub use helpers::{
-    befriend, buf, bxmpp_message, chat_burst, error_condition, flood, roster_items, roster_push,
-    roster_query, stanza, subscribe,
+    befriend, buf, bxmpp_message, chat_burst, error_condition, flood, next_event, roster_items,
+    roster_push, roster_query, stanza, subscribe,
 };
 pub use proxy::Proxy;
 pub use raw::{RawClient, connector_for};

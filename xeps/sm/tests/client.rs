@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use lithos_client::{Event, Events, Reconnect, RequestError};
+use lithos_client::{Event, Reconnect, RequestError};
 use lithos_core::stanza::{Iq, Message};
 use lithos_core::{Element, Jid};
 use lithos_ping::PingExt;
-use lithos_testkit::{Proxy, TestServer, stanza};
+use lithos_testkit::{Proxy, TestServer, next_event, stanza};
 
 use lithos_presence as _;
 use lithos_roster as _;
@@ -21,18 +21,18 @@ fn fast() -> Option<Reconnect> {
     })
 }
 
-/// The next event matching `pred`, within [`T`].
-async fn event(events: &mut Events, pred: impl Fn(&Event) -> bool) -> Event {
-    tokio::time::timeout(T, async {
-        loop {
-            let e = events.recv().await.expect("events ended");
-            if pred(&e) {
-                return e;
-            }
-        }
+/// Alice asks bob (a raw client) something he takes his time to answer.
+fn ask_bob(alice: &lithos_client::Client) -> tokio::task::JoinHandle<Result<Iq, RequestError>> {
+    let asking = alice.clone();
+    tokio::spawn(async move {
+        asking
+            .request(
+                Iq::get("", Element::bare("query", "urn:example:slow"))
+                    .with_to(Jid::new("bob@localhost/desk").unwrap()),
+                Duration::from_secs(10),
+            )
+            .await
     })
-    .await
-    .expect("no such event in time")
 }
 
 #[tokio::test]
@@ -64,7 +64,7 @@ async fn counts_agree_under_traffic() {
     }
     let mut got = 0;
     while got < 60 {
-        if let Event::Message(_) = event(&mut events, |e| {
+        if let Event::Message(_) = next_event(&mut events, |e| {
             matches!(e, Event::Message(_) | Event::Disconnected { .. })
         })
         .await
@@ -93,20 +93,11 @@ async fn a_request_in_flight_survives_a_resumption() {
         .unwrap();
     let mut bob = s.login_as("bob", "desk").await;
     // Alice asks bob something; bob takes his time.
-    let asking = alice.clone();
-    let request = tokio::spawn(async move {
-        asking
-            .request(
-                Iq::get("", Element::bare("query", "urn:example:slow"))
-                    .with_to(Jid::new("bob@localhost/desk").unwrap()),
-                Duration::from_secs(10),
-            )
-            .await
-    });
+    let request = ask_bob(&alice);
     let asked = bob.recv_where(|e| e.name() == "iq").await;
     // Alice's link breaks and stays down a moment; bob answers meanwhile.
     proxy.down();
-    event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await;
+    next_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await;
     bob.send(stanza(&format!(
         "<iq type='result' id='{}' to='alice@localhost/app'><query xmlns='urn:example:slow'/></iq>",
         asked.attr("id").unwrap()
@@ -118,7 +109,7 @@ async fn a_request_in_flight_survives_a_resumption() {
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     proxy.up();
-    match event(&mut events, |e| {
+    match next_event(&mut events, |e| {
         matches!(e, Event::Resumed { .. } | Event::Reconnected { .. })
     })
     .await
@@ -130,7 +121,8 @@ async fn a_request_in_flight_survives_a_resumption() {
     let answer = tokio::time::timeout(T, request).await.unwrap().unwrap();
     assert!(answer.is_ok(), "{answer:?}");
     // ...and the message sent meanwhile arrives once.
-    let Event::Message(m) = event(&mut events, |e| matches!(e, Event::Message(_))).await else {
+    let Event::Message(m) = next_event(&mut events, |e| matches!(e, Event::Message(_))).await
+    else {
         unreachable!()
     };
     assert_eq!(m.id.as_deref(), Some("meanwhile"));
@@ -152,19 +144,10 @@ async fn without_resumption_requests_in_flight_end() {
         .await
         .unwrap();
     let mut bob = s.login_as("bob", "desk").await;
-    let asking = alice.clone();
-    let request = tokio::spawn(async move {
-        asking
-            .request(
-                Iq::get("", Element::bare("query", "urn:example:slow"))
-                    .with_to(Jid::new("bob@localhost/desk").unwrap()),
-                Duration::from_secs(10),
-            )
-            .await
-    });
+    let request = ask_bob(&alice);
     bob.recv_where(|e| e.name() == "iq").await;
     proxy.cut();
     let answer = tokio::time::timeout(T, request).await.unwrap().unwrap();
     assert_eq!(answer.unwrap_err(), RequestError::Disconnected);
-    event(&mut events, |e| matches!(e, Event::Reconnected { .. })).await;
+    next_event(&mut events, |e| matches!(e, Event::Reconnected { .. })).await;
 }

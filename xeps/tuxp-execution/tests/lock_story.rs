@@ -16,16 +16,29 @@ use lithos_things_demo::light::Flash;
 use lithos_tuxp_execution::ControllerExt;
 use lithos_tuxp_operator::OperatorExt;
 
-async fn story(format: WireFormat) {
+/// A lock (the demo light, counting its flashes) behind a proxy, with `alice` its owner;
+/// reconnecting with `reconnect`. Returns what the stories use.
+struct Lock {
+    _server: lithos_testkit::TestServer,
+    alice: lithos_client::Client,
+    proxy: Proxy,
+    flashes: Arc<std::sync::atomic::AtomicUsize>,
+    events: lithos_client::Events,
+    thing: Jid,
+    _client: lithos_client::Client,
+    _alice_events: lithos_client::Events,
+}
+
+async fn lock(id: &str, format: WireFormat, reconnect: Option<Reconnect>) -> Lock {
     let s = things::start("").await;
-    let (alice, _ae) = s.user("alice", format).await;
-    let id = "SL-01-0C0FFEE0";
+    let (alice, alice_events) = s.user("alice", format).await;
     alice.authorize_thing(id, KEY, T).await.unwrap();
     let proxy = Proxy::start(s.things_addr()).await;
     let flashes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = flashes.clone();
-    let (_lock, _events) = things::runtime(&s, id, format)
+    let (client, events) = things::runtime(&s, id, format)
         .address(proxy.addr().to_string())
+        .reconnect(reconnect)
         .on_action(
             lithos_things_demo::light::NS,
             "flash",
@@ -40,7 +53,30 @@ async fn story(format: WireFormat) {
         .start()
         .await
         .unwrap();
-    let thing = Jid::new("sl-01-0c0ffee0@localhost").unwrap();
+    Lock {
+        _server: s,
+        alice,
+        proxy,
+        flashes,
+        events,
+        thing: Jid::new(&format!("{}@localhost", id.to_lowercase())).unwrap(),
+        _client: client,
+        _alice_events: alice_events,
+    }
+}
+
+async fn story(format: WireFormat) {
+    // Every part is bound (an unbound one would be dropped here: the server with it).
+    let Lock {
+        alice,
+        proxy,
+        flashes,
+        thing,
+        events: _events,
+        _server,
+        _client,
+        _alice_events,
+    } = lock("SL-01-0C0FFEE0", format, None).await;
 
     // The link works.
     alice
@@ -92,34 +128,20 @@ async fn a_stale_command_never_runs_bxmpp() {
 }
 
 async fn resumed_story(format: WireFormat) {
-    let s = things::start("").await;
-    let (alice, _ae) = s.user("alice", format).await;
-    let id = "SL-01-0C0FFEE1";
-    alice.authorize_thing(id, KEY, T).await.unwrap();
-    let proxy = Proxy::start(s.things_addr()).await;
-    let flashes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = flashes.clone();
-    let (_lock, mut events) = things::runtime(&s, id, format)
-        .address(proxy.addr().to_string())
-        .reconnect(Some(Reconnect {
-            initial: Duration::from_millis(100),
-            max: Duration::from_millis(300),
-        }))
-        .on_action(
-            lithos_things_demo::light::NS,
-            "flash",
-            lithos_tuxp_execution::thing::action_handler(move |_| {
-                let counter = counter.clone();
-                async move {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    Ok(None)
-                }
-            }),
-        )
-        .start()
-        .await
-        .unwrap();
-    let thing = Jid::new("sl-01-0c0ffee1@localhost").unwrap();
+    let fast = Reconnect {
+        initial: Duration::from_millis(100),
+        max: Duration::from_millis(300),
+    };
+    let Lock {
+        alice,
+        proxy,
+        flashes,
+        mut events,
+        thing,
+        _server,
+        _client,
+        _alice_events,
+    } = lock("SL-01-0C0FFEE1", format, Some(fast)).await;
     alice
         .execute(thing.clone(), Flash { repeat: 1 }.into_element(), T)
         .await
