@@ -19,6 +19,7 @@
 pub mod admission;
 pub mod cli;
 pub mod config;
+pub mod ids;
 pub mod limits;
 pub mod module;
 mod outbox;

@@ -247,23 +247,27 @@ impl ServerHandle {
                         .filter(|(_, p)| p.available && p.priority >= 0)
                         .map(|(_, p)| p.priority)
                         .max();
-                    let mut delivered = Vec::new();
+                    // The sessions reached are listed only for modules that watch them.
+                    let watched = self.modules().watch_deliveries(self, bare.bare_str());
+                    let mut delivered = false;
+                    let mut reached = Vec::new();
                     if let Some(best) = best {
                         for (s, _) in resources
                             .iter()
                             .filter(|(_, p)| p.available && p.priority == best)
                         {
                             if self.sessions().send_to_id(s, stanza.clone()) == Delivery::Queued {
-                                delivered.push(s.jid.clone());
+                                delivered = true;
+                                if watched {
+                                    reached.push(s.jid.clone());
+                                }
                             }
                         }
                     }
-                    if !delivered.is_empty()
-                        && self.modules().watch_deliveries(self, bare.bare_str())
-                    {
-                        self.modules().delivered(self, &stanza, &delivered);
+                    if !reached.is_empty() {
+                        self.modules().delivered(self, &stanza, &reached);
                     }
-                    if delivered.is_empty() {
+                    if !delivered {
                         for m in self.modules().iter() {
                             if m.undelivered(self, &stanza, &bare).await == Flow::Handled {
                                 return;

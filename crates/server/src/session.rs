@@ -208,14 +208,6 @@ impl Sessions {
         }
     }
 
-    /// Whether a session carries a mark.
-    pub fn is_marked(&self, info: &SessionInfo, tag: &'static str) -> bool {
-        self.read()
-            .get(info.jid.bare_str())
-            .and_then(|l| l.iter().find(|e| e.info.id == info.id))
-            .is_some_and(|e| e.marks.contains(&tag))
-    }
-
     /// Whether any session of an account carries a mark (cheaper than [`marked`](Self::marked)).
     pub fn any_marked(&self, bare: &str, tag: &'static str) -> bool {
         self.read()

@@ -40,7 +40,7 @@ impl BlockingModule {
         for s in server.sessions().marked(account.bare_str(), MARK) {
             let iq = Element::builder("iq", lithos_core::ns::JABBER_CLIENT)
                 .attr("type", "set")
-                .attr("id", format!("block-push-{}", rand_id()))
+                .attr("id", format!("block-push-{}", next_push_id()))
                 .attr("from", account.as_shared().clone())
                 .attr("to", s.jid.as_shared().clone())
                 .child(payload.clone())
@@ -123,7 +123,8 @@ impl BlockingModule {
     }
 }
 
-fn rand_id() -> u64 {
+/// A fresh id for a push (unique within the process).
+fn next_push_id() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)

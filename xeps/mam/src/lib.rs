@@ -136,22 +136,33 @@ pub struct Prefs {
     pub never: Option<Never>,
 }
 
+/// What a preference says of one peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Archiving {
+    /// Archive.
+    Yes,
+    /// Do not.
+    No,
+    /// Archive if the peer is in the account's roster.
+    IfInRoster,
+}
+
 impl Prefs {
-    /// Whether a message with `peer` is archived, given whether `peer` is in the roster
-    /// (asked only for the `roster` default).
-    pub fn archives(&self, peer: &Jid, in_roster: impl FnOnce() -> bool) -> bool {
+    /// Whether a message with `peer` is archived: the `never` list first, then `always`,
+    /// then the default.
+    pub fn decide(&self, peer: &Jid) -> Archiving {
         let listed =
             |l: Option<&Vec<ListedJid>>| l.is_some_and(|l| l.iter().any(|j| j.jid.bare_eq(peer)));
         if listed(self.never.as_ref().map(|n| &n.jids)) {
-            return false;
+            return Archiving::No;
         }
         if listed(self.always.as_ref().map(|a| &a.jids)) {
-            return true;
+            return Archiving::Yes;
         }
         match self.default_mode {
-            DefaultMode::Always => true,
-            DefaultMode::Never => false,
-            DefaultMode::Roster => in_roster(),
+            DefaultMode::Always => Archiving::Yes,
+            DefaultMode::Never => Archiving::No,
+            DefaultMode::Roster => Archiving::IfInRoster,
         }
     }
 }
@@ -210,10 +221,13 @@ mod tests {
         ))
         .unwrap();
         let j = |s: &str| Jid::new(s).unwrap();
-        assert!(p.archives(&j("romeo@montague.lit/orchard"), || false));
-        assert!(!p.archives(&j("montague@montague.lit"), || true));
-        assert!(p.archives(&j("tybalt@capulet.lit"), || true));
-        assert!(!p.archives(&j("tybalt@capulet.lit"), || false));
+        assert_eq!(p.decide(&j("romeo@montague.lit/orchard")), Archiving::Yes);
+        assert_eq!(p.decide(&j("montague@montague.lit")), Archiving::No);
+        assert_eq!(p.decide(&j("tybalt@capulet.lit")), Archiving::IfInRoster);
+        assert_eq!(
+            Prefs::default().decide(&j("tybalt@capulet.lit")),
+            Archiving::Yes
+        );
         assert!(
             Prefs::from_element(el("<prefs xmlns='urn:xmpp:mam:2' default='sometimes'/>")).is_err()
         );

@@ -17,7 +17,7 @@ use lithos_xdata::{Field, Form, FormType};
 
 use crate::archive::{Archiver, Job};
 use crate::store::{ArchiveStore, Entry, Filter, From, PageError};
-use crate::{ALSO_ARCHIVED, ArchivedMessage, DefaultMode, Fin, NS, Prefs, Query, eligible_with};
+use crate::{ALSO_ARCHIVED, ArchivedMessage, Archiving, Fin, NS, Prefs, Query, eligible_with};
 
 struct MamModule {
     default_page: usize,
@@ -31,23 +31,11 @@ struct MamModule {
     prefs: RwLock<HashMap<String, Prefs>>,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use lithos_core::datetime::now_ms;
 
-/// A fresh archive id: 16 random bytes, in hex.
+/// A fresh archive id: 128 random bits, in hex.
 fn new_id() -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let b: [u8; 16] = rand::random();
-    let mut s = String::with_capacity(32);
-    for x in b {
-        s.push(HEX[usize::from(x >> 4)] as char);
-        s.push(HEX[usize::from(x & 15)] as char);
-    }
-    s
+    lithos_server::ids::random_hex::<16>()
 }
 
 fn bad(text: &str) -> StanzaError {
@@ -56,18 +44,14 @@ fn bad(text: &str) -> StanzaError {
 
 impl MamModule {
     /// Whether `user`'s archive takes a message with `peer`: `None` not at all,
-    /// `Some(true)` only if `peer` is in the roster (the writer checks).
+    /// `Some(true)` only if `peer` is in the roster (the writer checks, off the routing path).
     fn decide(&self, user: &str, peer: &Jid) -> Option<bool> {
         let prefs = self.prefs.read().unwrap_or_else(|e| e.into_inner());
-        let Some(p) = prefs.get(user) else {
-            return Some(false);
-        };
-        let mut roster = false;
-        p.archives(peer, || {
-            roster = true;
-            true
-        })
-        .then_some(roster && p.default_mode == DefaultMode::Roster)
+        match prefs.get(user).map_or(Archiving::Yes, |p| p.decide(peer)) {
+            Archiving::Yes => Some(false),
+            Archiving::IfInRoster => Some(true),
+            Archiving::No => None,
+        }
     }
 
     fn archive(&self, user: &str, peer: &Jid, stanza_id: String, xml: String, roster_only: bool) {
@@ -158,7 +142,7 @@ impl MamModule {
         let Some(session) = req.session.as_ref() else {
             return Err(StanzaError::new(DefinedCondition::NotAllowed));
         };
-        let mut items = page.items.clone();
+        let mut items = page.items;
         if backwards && q.flip_page {
             items.reverse();
         }

@@ -21,6 +21,31 @@ fn fast() -> Option<Reconnect> {
     })
 }
 
+/// A server; alice (lithos-client, reconnecting fast, stream management as `sm` says)
+/// connected through a proxy; bob (raw) directly.
+async fn behind_a_proxy(
+    sm: bool,
+) -> (
+    TestServer,
+    Proxy,
+    lithos_client::Client,
+    lithos_client::Events,
+    lithos_testkit::RawClient,
+) {
+    let s = TestServer::with_users("", &["alice", "bob"]).await;
+    let proxy = Proxy::start(s.addr()).await;
+    let (alice, events) = s
+        .client("alice@localhost/app", "alice-password")
+        .address(proxy.addr().to_string())
+        .reconnect(fast())
+        .stream_management(sm)
+        .connect()
+        .await
+        .unwrap();
+    let bob = s.login_as("bob", "desk").await;
+    (s, proxy, alice, events, bob)
+}
+
 /// Alice asks bob (a raw client) something he takes his time to answer.
 fn ask_bob(alice: &lithos_client::Client) -> tokio::task::JoinHandle<Result<Iq, RequestError>> {
     let asking = alice.clone();
@@ -82,16 +107,7 @@ async fn counts_agree_under_traffic() {
 
 #[tokio::test]
 async fn a_request_in_flight_survives_a_resumption() {
-    let s = TestServer::with_users("", &["alice", "bob"]).await;
-    let proxy = Proxy::start(s.addr()).await;
-    let (alice, mut events) = s
-        .client("alice@localhost/app", "alice-password")
-        .address(proxy.addr().to_string())
-        .reconnect(fast())
-        .connect()
-        .await
-        .unwrap();
-    let mut bob = s.login_as("bob", "desk").await;
+    let (_s, proxy, alice, mut events, mut bob) = behind_a_proxy(true).await;
     // Alice asks bob something; bob takes his time.
     let request = ask_bob(&alice);
     let asked = bob.recv_where(|e| e.name() == "iq").await;
@@ -133,17 +149,7 @@ async fn a_request_in_flight_survives_a_resumption() {
 #[tokio::test]
 async fn without_resumption_requests_in_flight_end() {
     // Stream management off: the old behaviour, a loss ends what was in flight.
-    let s = TestServer::with_users("", &["alice", "bob"]).await;
-    let proxy = Proxy::start(s.addr()).await;
-    let (alice, mut events) = s
-        .client("alice@localhost/app", "alice-password")
-        .address(proxy.addr().to_string())
-        .reconnect(fast())
-        .stream_management(false)
-        .connect()
-        .await
-        .unwrap();
-    let mut bob = s.login_as("bob", "desk").await;
+    let (_s, proxy, alice, mut events, mut bob) = behind_a_proxy(false).await;
     let request = ask_bob(&alice);
     bob.recv_where(|e| e.name() == "iq").await;
     proxy.cut();

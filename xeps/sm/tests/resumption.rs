@@ -291,3 +291,38 @@ async fn acknowledgements_without_resumption_and_switched_off() {
         Some(DefinedCondition::FeatureNotImplemented)
     );
 }
+
+/// At `max_unacked` the server writes nothing more until an acknowledgement comes; what
+/// waits stays in the session's queue and arrives, in order, once acknowledged.
+#[tokio::test]
+async fn writing_pauses_at_the_bound_and_loses_nothing() {
+    let s = TestServer::with_users(
+        "[stream_management]\nmax_unacked = 10\nrequest_every = 5\n",
+        &["alice", "bob"],
+    )
+    .await;
+    let mut alice = s.login_as("alice", "phone").await;
+    alice.send(Enable::default().into_element()).await;
+    assert!(Enabled::matches(&alice.recv().await));
+    let mut bob = s.login_as("bob", "desk").await;
+    bob.send_raw(chat_burst("alice@localhost/phone", "m", 30, "x").as_bytes())
+        .await;
+    let mut got: Vec<String> = Vec::new();
+    let mut handled = 0u32;
+    for round in 0..3 {
+        // Ten written, then silence: the server waits for an acknowledgement.
+        while got.len() < 10 * (round + 1) {
+            let el = alice.recv().await;
+            if el.name() == "message" {
+                handled += 1;
+                got.push(el.attr("id").unwrap().to_string());
+            }
+        }
+        alice
+            .expect_none_of("message", Duration::from_millis(300))
+            .await;
+        alice.pending.retain(|e| !Request::matches(e));
+        alice.send(Ack { h: handled }.into_element()).await;
+    }
+    assert_eq!(got, ids(0..30));
+}

@@ -426,9 +426,7 @@ impl Conn {
 
     /// Sends our stream header (once per stream).
     pub(crate) async fn send_header(&mut self, to: Option<&str>) -> Result<(), ConnError> {
-        let mut id = [0u8; 8];
-        rand::fill(&mut id[..]);
-        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let id = crate::ids::random_hex::<8>();
         let mut h = StreamHeader::client()
             .from(self.server.domain().as_shared().clone())
             .id(id)

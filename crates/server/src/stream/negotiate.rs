@@ -578,9 +578,7 @@ impl Conn {
                 }
             },
             None => {
-                let mut b = [0u8; 6];
-                rand::fill(&mut b[..]);
-                let r: String = b.iter().map(|x| format!("{x:02x}")).collect();
+                let r = crate::ids::random_hex::<6>();
                 bare.with_resource(&format!("lithos-{r}")).map_err(|_| {
                     stream_err(StreamErrorCondition::InternalServerError, "resource")
                 })?

@@ -60,30 +60,37 @@ fn too_high(e: lithos_sm::TooHigh) -> ConnError {
 /// A fresh resumption id: 128 random bits, in hex. It is not a credential on its own: only
 /// the account that owns the session may resume it, after authenticating.
 fn new_id() -> String {
-    let mut b = [0u8; 16];
-    rand::fill(&mut b[..]);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::ids::random_hex::<16>()
+}
+
+/// `f` within `limit`; a peer that takes nothing for that long counts as gone.
+async fn within<T>(
+    limit: Duration,
+    f: impl std::future::Future<Output = Result<T, ConnError>>,
+) -> Result<T, ConnError> {
+    tokio::time::timeout(limit, f)
+        .await
+        .unwrap_or(Err(ConnError::Eof))
 }
 
 impl Conn {
     /// Writes one element outside the stanza flow (a stream management answer), within the
     /// session's write deadline.
     pub(crate) async fn write_nonza(&mut self, el: Element) -> Result<(), ConnError> {
-        let limit = Duration::from_secs(self.server.config().c2s.write_timeout_secs);
-        match tokio::time::timeout(limit, self.send(&el)).await {
-            Ok(r) => r,
-            Err(_) => Err(ConnError::Eof),
-        }
+        within(self.write_limit(), self.send(&el)).await
+    }
+
+    /// How long a write may wait for the peer (`[c2s] write_timeout_secs`).
+    fn write_limit(&self) -> Duration {
+        Duration::from_secs(self.server.config().c2s.write_timeout_secs)
     }
 
     /// Puts one element in the write buffer (within the write deadline), for the session
     /// loop to flush.
     async fn feed_nonza(&mut self, el: Element) -> Result<(), ConnError> {
-        let limit = Duration::from_secs(self.server.config().c2s.write_timeout_secs);
-        match tokio::time::timeout(limit, SinkExt::<&Element>::feed(&mut self.framed, &el)).await {
-            Ok(r) => r.map_err(codec_io)?,
-            Err(_) => return Err(ConnError::Eof),
-        }
+        let limit = self.write_limit();
+        let feed = SinkExt::<&Element>::feed(&mut self.framed, &el);
+        within(limit, async { feed.await.map_err(codec_io) }).await?;
         self.unflushed += 1;
         if self.unflushed >= MAX_UNFLUSHED {
             self.unflushed = 0;
@@ -94,11 +101,9 @@ impl Conn {
 
     /// Flushes the write buffer within the write deadline.
     pub(crate) async fn flush_timed(&mut self) -> Result<(), ConnError> {
-        let limit = Duration::from_secs(self.server.config().c2s.write_timeout_secs);
-        match tokio::time::timeout(limit, SinkExt::<&Element>::flush(&mut self.framed)).await {
-            Ok(r) => r.map_err(codec_io),
-            Err(_) => Err(ConnError::Eof),
-        }
+        let limit = self.write_limit();
+        let flush = SinkExt::<&Element>::flush(&mut self.framed);
+        within(limit, async { flush.await.map_err(codec_io) }).await
     }
 
     async fn sm_failed(&mut self, c: DefinedCondition, h: Option<u32>) -> Result<(), ConnError> {
@@ -184,7 +189,7 @@ impl Conn {
             h: sm.handled.get(),
         }
         .into_element();
-        let limit = Duration::from_secs(self.server.config().c2s.write_timeout_secs);
+        let limit = self.write_limit();
         let framed = &mut self.framed;
         let write = async {
             SinkExt::<&Element>::feed(framed, &resumed)
@@ -197,10 +202,7 @@ impl Conn {
             }
             SinkExt::<&Element>::flush(framed).await.map_err(codec_io)
         };
-        match tokio::time::timeout(limit, write).await {
-            Ok(r) => r?,
-            Err(_) => return Err(ConnError::Eof),
-        }
+        within(limit, write).await?;
         tracing::info!(
             jid = %b.info.jid,
             resent = sm.sent.len(),
