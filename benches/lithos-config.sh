@@ -2,7 +2,7 @@
 #
 # lithos_config DIR PORT [EXTRA]: prints it for a server keeping its data in DIR/data and
 # listening on 127.0.0.1:PORT (plaintext, PLAIN allowed, in-band registration open), with
-# EXTRA appended.
+# EXTRA appended. The things port is off unless LITHOS_THINGS_PORT names one.
 lithos_config() {
   cat <<TOML
 domain = "localhost"
@@ -10,7 +10,7 @@ data_dir = "$1/data"
 [log]
 level = "error"
 [things]
-listen = []
+listen = [${LITHOS_THINGS_PORT:+\"127.0.0.1:$LITHOS_THINGS_PORT\"}]
 [c2s]
 listen = ["127.0.0.1:$2"]
 direct_tls = []

@@ -24,6 +24,10 @@
 //!   M reports each at QoS 0, then at QoS 1 with W in flight; the operator then executes C
 //!   commands on the light, one at a time. Reports/s per level, server CPU per 1,000
 //!   reports, command round trip p50/p99.
+//! - `reports` (Lithos) and `mqtt` (an MQTT broker): the two sides of the ingest comparison
+//!   (`benches/compare-mqtt.sh`): N devices send M readings each at QoS 0 or 1, W in flight,
+//!   optionally with one consumer taking every reading live. Readings/s, server CPU per
+//!   1,000, server memory per connected device, acknowledgement latency p50/p99.
 //!
 //! `--format bxmpp` speaks BXMPP instead of XML (Lithos only; the generator links `lithosd`
 //! for its keyword tables, not to run a server).
@@ -53,6 +57,8 @@ use tokio::sync::Semaphore;
 use tokio_util::codec::Framed;
 use tokio_util::either::Either;
 
+mod ingest;
+mod mqtt;
 mod things;
 
 // The generator shares the machine with the server it measures: every cycle it spends is
@@ -81,6 +87,10 @@ enum Scenario {
     Latency(MessagesArgs),
     /// Things report at QoS 0 and 1, and a controller commands one (Lithos only)
     Things(things::ThingsArgs),
+    /// Things report at one QoS level, optionally followed live by their owner (Lithos only)
+    Reports(things::ReportsArgs),
+    /// MQTT devices publish readings to a broker, optionally with one consumer
+    Mqtt(mqtt::MqttArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -997,6 +1007,8 @@ fn main() {
             Scenario::Messages(a) => messages(a).await,
             Scenario::Latency(a) => latency(a).await,
             Scenario::Things(a) => things::things(a).await,
+            Scenario::Reports(a) => things::reports_scenario(a).await,
+            Scenario::Mqtt(a) => mqtt::mqtt(a).await,
         }
     });
 }

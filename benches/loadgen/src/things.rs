@@ -10,9 +10,10 @@ use std::time::Instant;
 use lithos_core::{Element, ns};
 use tokio::sync::Semaphore;
 
-use super::{
+use crate::ingest::{CONSUMER_STALL, Ingest, Outcome, Phase};
+use crate::{
     Conn, Target, authenticate_as, connector, cpu_ms, ms_per_1000, next_element, percentile,
-    secure, send,
+    rss_kib, secure, send,
 };
 
 const IBTR: &str = "urn:leps:tuxp:ibtr";
@@ -127,30 +128,130 @@ fn report(qos: u8, id: usize) -> Element {
 }
 
 /// One thing's reports at `qos`: all of them, then (QoS 0) a QoS 1 fence whose answer
-/// says the server has taken everything before it; `window` in flight at QoS 1.
-async fn reports(c: &mut Conn, qos: u8, n: usize, window: usize) -> Result<(), String> {
+/// says the server has taken everything before it; `window` in flight at QoS 1. Gives the
+/// acknowledgement latencies (ms) of the QoS 1 reports.
+async fn reports(c: &mut Conn, qos: u8, n: usize, window: usize) -> Result<Vec<f64>, String> {
     if qos == 0 {
         for i in 0..n {
             send(c, report(0, i)).await?;
         }
-        return request(c, report(1, usize::MAX)).await.map(drop);
+        return request(c, report(1, usize::MAX)).await.map(|_| Vec::new());
     }
-    let (mut sent, mut acked) = (0, 0);
-    while acked < n {
-        while sent < n && sent - acked < window {
-            send(c, report(1, sent)).await?;
-            sent += 1;
+    let mut sent_at = Vec::with_capacity(n);
+    let mut latencies = Vec::with_capacity(n);
+    while latencies.len() < n {
+        while sent_at.len() < n && sent_at.len() - latencies.len() < window {
+            send(c, report(1, sent_at.len())).await?;
+            sent_at.push(Instant::now());
         }
         let a = next_element(c).await?;
         if a.name() == "iq" {
             match a.attr("type") {
-                Some("result") => acked += 1,
+                Some("result") => {
+                    let i = a
+                        .attr("id")
+                        .and_then(|id| id.strip_prefix("q1-"))
+                        .and_then(|i| i.parse::<usize>().ok())
+                        .and_then(|i| sent_at.get(i))
+                        .ok_or_else(|| format!("an answer to no report: {a}"))?;
+                    latencies.push(i.elapsed().as_secs_f64() * 1000.0);
+                }
                 Some("error") => return Err(format!("report refused: {a}")),
                 _ => {}
             }
         }
     }
-    Ok(())
+    Ok(latencies)
+}
+
+/// The operator's connection, logged in.
+async fn operator(t: &Target, name: &str) -> Result<Conn, String> {
+    let tls = t.tls.then(connector);
+    let mut op = secure(t, tls.as_ref()).await?;
+    authenticate_as(t, &mut op, name, "lg").await?;
+    Ok(op)
+}
+
+/// `count` fresh thing ids of `model` (fresh every run, so a server keeps working across
+/// runs), authorized by the operator.
+async fn authorize(
+    op: &mut Conn,
+    t: &Target,
+    model: &str,
+    count: usize,
+) -> Result<Vec<String>, String> {
+    let run: u32 = rand::random();
+    let mut ids = Vec::with_capacity(count);
+    for k in 0..count {
+        let id = format!("{model}-{:08X}", run.wrapping_add(k as u32));
+        let auth = Element::builder("auth-thing", OPERATOR)
+            .attr("thing-id", id.clone())
+            .attr("registration-key", "LOADGEN-KEY")
+            .build();
+        request(op, iq("set", &format!("a{k}"), Some(&t.domain), auth)).await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// Runs `work` for every item, `at_once` at a time, in order of the items.
+async fn each<I, T, F>(
+    items: Vec<I>,
+    at_once: usize,
+    work: impl Fn(I) -> F,
+) -> Result<Vec<T>, String>
+where
+    F: Future<Output = Result<T, String>> + Send + 'static,
+    T: Send + 'static,
+{
+    let gate = std::sync::Arc::new(Semaphore::new(at_once));
+    let mut joins = Vec::with_capacity(items.len());
+    for item in items {
+        let (gate, job) = (gate.clone(), work(item));
+        joins.push(tokio::spawn(async move {
+            let _p = gate.acquire_owned().await.map_err(|e| e.to_string())?;
+            job.await
+        }));
+    }
+    let mut out = Vec::with_capacity(joins.len());
+    for j in joins {
+        out.push(j.await.map_err(|e| e.to_string())??);
+    }
+    Ok(out)
+}
+
+/// Logs a registered thing in as `<name>@<domain>/0`, available.
+async fn thing_login(
+    target: Target,
+    name: String,
+    password: String,
+) -> Result<(String, Conn), String> {
+    let target = Target { password, ..target };
+    let tls = target.tls.then(connector);
+    let mut c = secure(&target, tls.as_ref()).await?;
+    authenticate_as(&target, &mut c, &name, "0").await?;
+    send(&mut c, Element::bare("presence", ns::JABBER_CLIENT)).await?;
+    Ok((name, c))
+}
+
+/// Registers every id on the things port (20 at a time), then logs them in (100 at a time).
+async fn register_and_login(
+    things_target: &Target,
+    ids: Vec<String>,
+    between: impl FnOnce(),
+) -> Result<Vec<(String, Conn)>, String> {
+    let t = things_target.clone();
+    let creds = each(ids, 20, move |id| {
+        let t = t.clone();
+        async move { register(&t, &id).await }
+    })
+    .await?;
+    between();
+    let t = things_target.clone();
+    each(creds, 100, move |(name, password)| {
+        thing_login(t.clone(), name, password)
+    })
+    .await
 }
 
 pub(crate) async fn things(args: ThingsArgs) {
@@ -161,56 +262,27 @@ pub(crate) async fn things(args: ThingsArgs) {
         );
     };
     let t = &args.target;
-    let tls = t.tls.then(connector);
-    let mut op = match secure(t, tls.as_ref()).await {
+    let mut op = match operator(t, &args.operator).await {
         Ok(c) => c,
-        Err(e) => return fail("operator connects", e),
+        Err(e) => return fail("operator logs in", e),
     };
-    if let Err(e) = authenticate_as(t, &mut op, &args.operator, "lg").await {
-        return fail("operator logs in", e);
-    }
-    // Fresh ids every run, so a server keeps working across runs.
-    let run: u32 = rand::random();
-    let light = format!("SL-01-{:08X}", run);
-    let ids: Vec<String> = (1..=args.things)
-        .map(|i| format!("STR-01-{:08X}", run.wrapping_add(i as u32)))
-        .collect();
-    for (k, id) in std::iter::once(&light).chain(&ids).enumerate() {
-        let auth = Element::builder("auth-thing", OPERATOR)
-            .attr("thing-id", id.clone())
-            .attr("registration-key", "LOADGEN-KEY")
-            .build();
-        if let Err(e) = request(&mut op, iq("set", &format!("a{k}"), Some(&t.domain), auth)).await {
-            return fail("authorization", e);
-        }
-    }
+    let light = match authorize(&mut op, t, "SL-01", 1).await {
+        Ok(l) => l,
+        Err(e) => return fail("authorization", e),
+    };
+    let ids = match authorize(&mut op, t, "STR-01", args.things).await {
+        Ok(ids) => ids,
+        Err(e) => return fail("authorization", e),
+    };
     let things_target = Target {
         addr: args.things_addr,
         ..t.clone()
     };
-    // Registration (20 at a time), then login as <name>@<domain>/0.
-    let gate = std::sync::Arc::new(Semaphore::new(20));
-    let mut joins = Vec::new();
-    for id in std::iter::once(light.clone()).chain(ids.iter().cloned()) {
-        let (target, gate) = (things_target.clone(), gate.clone());
-        joins.push(tokio::spawn(async move {
-            let _p = gate.acquire_owned().await.map_err(|e| e.to_string())?;
-            let (name, password) = register(&target, &id).await?;
-            let target = Target { password, ..target };
-            let tls = target.tls.then(connector);
-            let mut c = secure(&target, tls.as_ref()).await?;
-            authenticate_as(&target, &mut c, &name, "0").await?;
-            send(&mut c, Element::bare("presence", ns::JABBER_CLIENT)).await?;
-            Ok::<_, String>((name, c))
-        }));
-    }
-    let mut conns = Vec::new();
-    for j in joins {
-        match j.await.expect("task") {
-            Ok(c) => conns.push(c),
-            Err(e) => return fail("registration", e),
-        }
-    }
+    let all = light.into_iter().chain(ids).collect();
+    let mut conns = match register_and_login(&things_target, all, || ()).await {
+        Ok(c) => c,
+        Err(e) => return fail("registration", e),
+    };
     let (light_name, mut light_conn) = conns.remove(0);
     // The light answers every execution at once.
     let responder = tokio::spawn(async move {
@@ -238,7 +310,7 @@ pub(crate) async fn things(args: ThingsArgs) {
         for (_, mut c) in std::mem::take(&mut conns) {
             let (n, w) = (args.reports, args.in_flight.max(1));
             joins.push(tokio::spawn(async move {
-                reports(&mut c, qos, n, w).await.map(|()| c)
+                reports(&mut c, qos, n, w).await.map(|_| c)
             }));
         }
         for j in joins {
@@ -284,4 +356,109 @@ pub(crate) async fn things(args: ThingsArgs) {
         percentile(&rtts, 0.5),
         percentile(&rtts, 0.99),
     );
+}
+
+/// Options of the `reports` scenario.
+#[derive(clap::Args, Clone)]
+pub(crate) struct ReportsArgs {
+    /// The client port (`--addr`), the operator's account (`--password`), TLS, format.
+    #[command(flatten)]
+    target: Target,
+    /// The things port.
+    #[arg(long, default_value = "127.0.0.1:6222")]
+    things_addr: SocketAddr,
+    /// The operator (named in the server's `[modules.operator] operators`), who authorizes
+    /// and owns the things, and is the consumer.
+    #[arg(long, default_value = "operator")]
+    operator: String,
+    /// What the run is called in the output (`server`).
+    #[arg(long, default_value = "lithos")]
+    label: String,
+    #[command(flatten)]
+    ingest: Ingest,
+}
+
+/// The Lithos side of the ingest comparison: N temperature reporters send M reports each,
+/// at QoS 0 or 1, W in flight; with `--consumer`, their owner follows every thing's reports
+/// live (`<subscribe/>`) and the run ends when it has them all.
+pub(crate) async fn reports_scenario(args: ReportsArgs) {
+    let (t, a) = (&args.target, &args.ingest);
+    let mut out = Outcome::new(&args.label, a);
+    let pid = t.server_pid;
+    let mut op = match operator(t, &args.operator).await {
+        Ok(c) => c,
+        Err(e) => return out.fail(Phase::Setup, e),
+    };
+    let ids = match authorize(&mut op, t, "STR-01", a.devices).await {
+        Ok(ids) => ids,
+        Err(e) => return out.fail(Phase::Setup, e),
+    };
+    let things_target = Target {
+        addr: args.things_addr,
+        ..t.clone()
+    };
+    // Memory is read between registration and login, so it counts the sessions only.
+    let mut rss_before = None;
+    let conns = match register_and_login(&things_target, ids, || rss_before = pid.and_then(rss_kib))
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return out.fail(Phase::Connect, e),
+    };
+    out.rss_per_device(rss_before, pid.and_then(rss_kib));
+
+    let total = a.devices * a.messages;
+    let consumer = if a.consumer {
+        for (k, (name, _)) in conns.iter().enumerate() {
+            let to = format!("{name}@{}", t.domain);
+            let sub = Element::bare("subscribe", SENSOR);
+            if let Err(e) = request(&mut op, iq("set", &format!("s{k}"), Some(&to), sub)).await {
+                return out.fail(Phase::Consumer, e);
+            }
+        }
+        Some(tokio::spawn(async move {
+            let (mut got, mut last) = (0, Instant::now());
+            while got < total {
+                match tokio::time::timeout(CONSUMER_STALL, next_element(&mut op)).await {
+                    Ok(Ok(el)) => {
+                        if el.name() == "message" && el.get_child("report", SENSOR).is_some() {
+                            got += 1;
+                            last = Instant::now();
+                        }
+                    }
+                    Ok(Err(_)) | Err(_) => break,
+                }
+            }
+            (got, last)
+        }))
+    } else {
+        None
+    };
+
+    crate::ingest::measuring();
+    let cpu_before = pid.and_then(cpu_ms);
+    let start = Instant::now();
+    let (qos, n, w) = (a.qos, a.messages, a.in_flight.max(1));
+    let latencies = match each(conns, usize::MAX >> 4, move |(_, mut c)| async move {
+        reports(&mut c, qos, n, w).await
+    })
+    .await
+    {
+        Ok(l) => l.into_iter().flatten().collect(),
+        Err(e) => return out.fail(Phase::Publish, e),
+    };
+    let mut end = Instant::now();
+    if let Some(c) = consumer {
+        let (got, last) = c.await.expect("consumer");
+        out.consumed = Some(got);
+        end = end.max(last);
+    }
+    out.finish(
+        total,
+        end.duration_since(start),
+        cpu_before,
+        pid.and_then(cpu_ms),
+        latencies,
+    );
+    out.print();
 }
