@@ -7,6 +7,9 @@
 #   ONLY="1:8:0" REPS=1 ...                      # one configuration (QoS:in flight:consumer)
 #   FORMATS="xml" ...                            # Lithos in XML only (default "xml bxmpp")
 #   DEVICES=1000 MESSAGES=200 ...                # the load's size (the defaults)
+#   LITHOS_BASE=/path/to/old/lithosd ...         # also an A/B: another build of lithosd
+#                                                # ("lithos-base-<format>", with its own
+#                                                # data directory)
 #   PROFILE=1 ONLY="1:8:0" FORMATS=xml REPS=1 ...
 #                                                # also `perf record` lithosd during its runs
 #                                                # (target/compare-mqtt/perf-*.data)
@@ -83,23 +86,27 @@ stop() {
   PID=""
 }
 
-# Lithos: one data directory for the whole run, the operator created once.
-LDIR="$WORK/lithos"
-mkdir -p "$LDIR"
+# Lithos: one data directory per build for the whole run, the operator created once.
 export LITHOS_THINGS_PORT=16222
-lithos_config "$LDIR" 15222 '[modules.operator]
-operators = ["operator"]' > "$LDIR/lithos.toml"
-echo op-pass | "$LITHOSD" --config "$LDIR/lithos.toml" user add operator >/dev/null
+setup_lithos() { # dir binary
+  mkdir -p "$1"
+  lithos_config "$1" 15222 '[modules.operator]
+operators = ["operator"]' > "$1/lithos.toml"
+  echo op-pass | "$2" --config "$1/lithos.toml" user add operator >/dev/null
+}
+setup_lithos "$WORK/lithos" "$LITHOSD"
+[ -z "${LITHOS_BASE:-}" ] || setup_lithos "$WORK/lithos-base" "$LITHOS_BASE"
 
-run_lithos() { # format qos in_flight consumer
-  "$LITHOSD" --config "$LDIR/lithos.toml" > "$LDIR/server.log" 2>&1 &
+run_lithos() { # format qos in_flight consumer [binary dir label]
+  local bin="${5:-$LITHOSD}" LDIR="${6:-$WORK/lithos}" label="${7:-lithos-$1}"
+  "$bin" --config "$LDIR/lithos.toml" > "$LDIR/server.log" 2>&1 &
   PID=$!
   wait_port 15222
   wait_port 16222
   local extra=()
   [ "$4" = 1 ] && extra+=(--consumer)
   "$LOADGEN" reports --addr 127.0.0.1:15222 --things-addr 127.0.0.1:16222 \
-    --password op-pass --server-pid "$PID" --format "$1" --label "lithos-$1" \
+    --password op-pass --server-pid "$PID" --format "$1" --label "$label" \
     --devices "$DEVICES" --messages "$MESSAGES" --qos "$2" --in-flight "$3" "${extra[@]}" \
     >> "$OUT/results.jsonl" 2> "$LDIR/loadgen.err" &
   local gen=$!
@@ -138,6 +145,13 @@ CONF
   stop
 }
 
+run_lithos_all() { # qos in_flight consumer
+  for f in $FORMATS; do
+    run_lithos "$f" "$@"
+    [ -z "${LITHOS_BASE:-}" ] || run_lithos "$f" "$@" "$LITHOS_BASE" "$WORK/lithos-base" "lithos-base-$f"
+  done
+}
+
 for rep in $(seq "$REPS"); do
   echo "== repetition $rep of $REPS" >&2
   for c in $CONFIGS; do
@@ -145,9 +159,9 @@ for rep in $(seq "$REPS"); do
     # Alternate who goes first, so neither always runs on a machine the other warmed.
     if [ $((rep % 2)) = 1 ]; then
       run_mosquitto "$qos" "$win" "$cons"
-      for f in $FORMATS; do run_lithos "$f" "$qos" "$win" "$cons"; done
+      run_lithos_all "$qos" "$win" "$cons"
     else
-      for f in $FORMATS; do run_lithos "$f" "$qos" "$win" "$cons"; done
+      run_lithos_all "$qos" "$win" "$cons"
       run_mosquitto "$qos" "$win" "$cons"
     fi
   done

@@ -71,6 +71,8 @@ async fn acknowledged_reports_survive_20_kills_in_bxmpp() {
     survive_kills(WireFormat::Bxmpp).await;
 }
 
+/// The history's tail is indexed every 500 reports, so kills land before, during and after
+/// the bulk indexing, and the final queries read the index and the tail read back.
 async fn survive_kills(format: WireFormat) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -81,7 +83,8 @@ async fn survive_kills(format: WireFormat) {
         format!(
             "domain = 'localhost'\ndata_dir = '{}'\n[things]\nlisten = ['127.0.0.1:{things}']\n\
              [c2s]\nlisten = ['127.0.0.1:{c2s}']\ndirect_tls = []\n\
-             [modules.operator]\noperators = ['alice']\n",
+             [modules.operator]\noperators = ['alice']\n\
+             [modules.report]\nindex_every = 500\n",
             dir.join("data").display()
         ),
     )

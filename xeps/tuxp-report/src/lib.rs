@@ -61,6 +61,8 @@ mod client;
 mod server;
 #[cfg(feature = "server")]
 pub mod store;
+#[cfg(feature = "server")]
+mod tail;
 
 #[cfg(feature = "client")]
 pub use client::{ReportError, ReporterExt, ReportsExt, Retry, live_report};

@@ -12,7 +12,6 @@ use lithos_core::stanza::{DefinedCondition, ErrorType, StanzaError, error_reply}
 use lithos_core::{Element, Jid, Payload};
 use lithos_server::module::internal_error;
 use lithos_server::module::{IqClaim, IqRequest, IqResponse, ModuleContext, ModuleError};
-use lithos_server::storage::SqliteStore;
 use lithos_server::{
     ClientStanza, ClientStanzaHook, Flow, Module, ModuleRegistration, ServerHandle, SessionInfo,
 };
@@ -20,7 +19,7 @@ use lithos_tuxp_things::{AccessChange, Registry, ThingCache, ThingRecord};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
-use crate::store::{self, NewReport, Outcome, Write};
+use crate::store::{INDEX_EVERY, NewReport, Outcome, ReportStore, Write};
 use crate::{Deliver, History, Latest, NS, Qos, Received, Report, now_ms};
 
 /// The largest batch one commit takes.
@@ -34,6 +33,8 @@ struct Settings {
     retention: Option<Duration>,
     /// Reports waiting for the writer.
     queue: usize,
+    /// Rows the history's tail holds before they are indexed in bulk.
+    index_every: usize,
 }
 
 /// What to send once the write is committed.
@@ -213,6 +214,8 @@ struct ReportModule {
     settings: Settings,
     shared: Arc<Shared>,
     writer: OnceLock<Result<mpsc::Sender<Job>, String>>,
+    /// The report tables, opened on first use.
+    store: OnceLock<ReportStore>,
     things: ThingCache,
     /// The task that drops subscriptions when access is withdrawn, started with the first.
     watcher: OnceLock<()>,
@@ -229,19 +232,24 @@ fn iq_result(to: &Jid, from: &Jid, id: &str, payload: Option<Element>) -> Elemen
 }
 
 impl ReportModule {
-    fn db(server: &ServerHandle) -> SqliteStore {
-        server.storage().database().clone()
+    fn store(&self, server: &ServerHandle) -> &ReportStore {
+        self.store.get_or_init(|| {
+            ReportStore::new(
+                server.storage().database().clone(),
+                self.settings.index_every,
+            )
+        })
     }
 
     /// The writer, started on first use.
     fn writer(&self, server: &ServerHandle) -> Result<mpsc::Sender<Job>, Box<StanzaError>> {
         self.writer
             .get_or_init(|| {
-                let db = Self::db(server);
+                let store = self.store(server).clone();
                 let (tx, rx) = mpsc::channel(self.settings.queue);
                 tokio::spawn(write_loop(
                     server.clone(),
-                    db,
+                    store,
                     rx,
                     self.shared.clone(),
                     self.settings.clone(),
@@ -455,7 +463,7 @@ impl ReportModule {
 
 async fn write_loop(
     server: ServerHandle,
-    db: SqliteStore,
+    store: ReportStore,
     mut rx: mpsc::Receiver<Job>,
     shared: Arc<Shared>,
     settings: Settings,
@@ -471,7 +479,7 @@ async fn write_loop(
         }
         let (writes, afters): (Vec<Write>, Vec<After>) = jobs.into_iter().unzip();
         let max_pending = settings.max_pending;
-        let outcome = db.run(move |c| store::apply(c, &writes, max_pending)).await;
+        let outcome = store.apply(writes, max_pending).await;
         match outcome {
             Ok(outcomes) => {
                 for (after, out) in afters.into_iter().zip(outcomes) {
@@ -492,6 +500,16 @@ async fn write_loop(
                 }
             }
         }
+        // The tail is indexed between batches once long enough (the reports arriving
+        // meanwhile wait in the queue).
+        if store.needs_indexing() {
+            match store.index().await {
+                Ok(n) => tracing::debug!(rows = n, "report history indexed"),
+                Err(e) => {
+                    tracing::error!(error = %e, "indexing the report history failed; retried after the next batch")
+                }
+            }
+        }
         // Pruning runs after a batch, at most once a minute (or twice per retention period,
         // when that is shorter).
         if let Some(keep) = settings.retention
@@ -499,7 +517,7 @@ async fn write_loop(
         {
             last_prune = Some(tokio::time::Instant::now());
             let before = now_ms() - keep.as_millis() as i64;
-            match db.run(move |c| store::prune(c, before)).await {
+            match store.prune(before).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rows = n, "report history pruned"),
                 Err(e) => tracing::error!(error = %e, "pruning the report history failed"),
@@ -630,10 +648,11 @@ impl Module for ReportModule {
             return self.subscription(server, req).await;
         }
         let thing = Self::queried_thing(server, &req).await?;
-        let db = Self::db(server);
+        let store = self.store(server);
         match (req.is_set, req.payload.name()) {
             (false, "latest") => {
-                let items = store::latest(&db, &thing.thing_name)
+                let items = store
+                    .latest(&thing.thing_name)
                     .await
                     .map_err(internal_error)?;
                 Ok(Some(Latest { items }.into_element()))
@@ -652,16 +671,16 @@ impl Module for ReportModule {
                         ));
                     }
                 }
-                let (items, set) = store::history(
-                    &db,
-                    &thing.thing_name,
-                    q.node.clone(),
-                    q.start_ms,
-                    q.end_ms,
-                    q.set,
-                )
-                .await
-                .map_err(internal_error)?;
+                let (items, set) = store
+                    .history(
+                        &thing.thing_name,
+                        q.node.clone(),
+                        q.start_ms,
+                        q.end_ms,
+                        q.set,
+                    )
+                    .await
+                    .map_err(internal_error)?;
                 Ok(Some(
                     History {
                         node: q.node,
@@ -688,7 +707,11 @@ impl Module for ReportModule {
         vec![NS]
     }
 
-    async fn account_deleted(&self, _server: &ServerHandle, _account: &Jid) {
+    async fn account_deleted(&self, _server: &ServerHandle, account: &Jid) {
+        // Its rows went with the account: the tail forgets them too.
+        if let (Some(store), Some(name)) = (self.store.get(), account.local()) {
+            store.forget(name);
+        }
         // Things the account owned changed owner, grants and follows went: what is cached of
         // any thing may be stale, and live subscriptions are checked again.
         self.things.clear();
@@ -736,6 +759,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
         max_pending: 1000,
         retention: Some(Duration::from_secs(30 * 86_400)),
         queue: 16_384,
+        index_every: INDEX_EVERY,
     };
     for (k, v) in &ctx.section {
         match k.as_str() {
@@ -750,6 +774,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
                 settings.retention = Some(Duration::from_secs(ModuleError::integer(k, v, 1)?));
             }
             "queue" => settings.queue = ModuleError::integer(k, v, 1)? as usize,
+            "index_every" => settings.index_every = ModuleError::integer(k, v, 1)? as usize,
             other => return Err(ModuleError::unknown_key(other)),
         }
     }
@@ -757,6 +782,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
         settings,
         shared: Arc::new(Shared::default()),
         writer: OnceLock::new(),
+        store: OnceLock::new(),
         things: ThingCache::default(),
         watcher: OnceLock::new(),
     }))
