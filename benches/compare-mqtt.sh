@@ -113,7 +113,7 @@ run_lithos() { # format qos in_flight consumer [binary dir label]
   if [ "$PROFILE" = 1 ]; then
     # From the start of the measured phase (the set-up's logins would fill the profile).
     while kill -0 "$gen" 2>/dev/null && ! grep -q measuring "$LDIR/loadgen.err"; do sleep 0.05; done
-    perf record -F 499 --call-graph dwarf,16384 -o "$OUT/perf-$1-$2-$3-$4-$(date +%s).data" \
+    perf record -F 999 --call-graph dwarf,16384 -o "$OUT/perf-$1-$2-$3-$4-$(date +%s).data" \
       -p "$PID" >/dev/null 2>&1 &
     PERF_PID=$!
   fi

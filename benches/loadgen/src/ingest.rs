@@ -9,6 +9,19 @@ use crate::{ms_per_1000, percentile};
 /// How long a consumer waits for the next reading before it gives up on the rest.
 pub(crate) const CONSUMER_STALL: Duration = Duration::from_secs(10);
 
+/// A process's read and write system calls so far (`syscr` + `syscw` in `/proc/<pid>/io`).
+pub(crate) fn syscalls(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        io.lines()
+            .find_map(|l| l.strip_prefix(name))?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some(field("syscr:")? + field("syscw:")?)
+}
+
 /// Says on stderr that the measured phase begins (a profiler attaches then: the set-up's
 /// logins would otherwise fill the profile).
 pub(crate) fn measuring() {
@@ -58,6 +71,7 @@ pub(crate) struct Outcome {
     messages: usize,
     rate: f64,
     cpu_ms_per_1000: String,
+    syscalls_per_reading: Option<f64>,
     rss_kib_per_device: Option<f64>,
     ack_p50_ms: Option<f64>,
     ack_p99_ms: Option<f64>,
@@ -80,6 +94,7 @@ impl Outcome {
             messages: a.messages,
             rate: 0.0,
             cpu_ms_per_1000: "null".into(),
+            syscalls_per_reading: None,
             rss_kib_per_device: None,
             ack_p50_ms: None,
             ack_p99_ms: None,
@@ -93,6 +108,16 @@ impl Outcome {
             && self.devices > 0
         {
             self.rss_kib_per_device = Some((a as f64 - b as f64) / self.devices as f64);
+        }
+    }
+
+    /// The server's read and write system calls per reading, from two readings of
+    /// [`syscalls`].
+    pub(crate) fn syscalls(&mut self, readings: usize, before: Option<u64>, after: Option<u64>) {
+        if let (Some(b), Some(a)) = (before, after)
+            && readings > 0
+        {
+            self.syscalls_per_reading = Some(a.saturating_sub(b) as f64 / readings as f64);
         }
     }
 
@@ -124,10 +149,11 @@ impl Outcome {
     /// Prints the line.
     pub(crate) fn print(&self) {
         println!(
-            "{{{},\"rate\":{:.0},\"server_cpu_ms_per_1000\":{},\"rss_kib_per_device\":{},\"ack_p50_ms\":{},\"ack_p99_ms\":{},\"consumed\":{}}}",
+            "{{{},\"rate\":{:.0},\"server_cpu_ms_per_1000\":{},\"server_syscalls_per_reading\":{},\"rss_kib_per_device\":{},\"ack_p50_ms\":{},\"ack_p99_ms\":{},\"consumed\":{}}}",
             self.fields(),
             self.rate,
             self.cpu_ms_per_1000,
+            json_number(self.syscalls_per_reading, 2),
             json_number(self.rss_kib_per_device, 2),
             json_number(self.ack_p50_ms, 3),
             json_number(self.ack_p99_ms, 3),
@@ -182,5 +208,8 @@ mod tests {
         assert_eq!(none.rss_kib_per_device, None);
         assert_eq!(none.cpu_ms_per_1000, "null");
         assert_eq!(none.ack_p99_ms, None, "QoS 0 has no acknowledgements");
+        o.syscalls(40, Some(100), Some(180));
+        assert_eq!(o.syscalls_per_reading, Some(2.0));
+        assert!(syscalls(std::process::id()).is_some_and(|n| n > 0));
     }
 }

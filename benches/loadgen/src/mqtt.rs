@@ -184,6 +184,7 @@ pub(crate) async fn mqtt(args: MqttArgs) {
 
     crate::ingest::measuring();
     let cpu_before = pid.and_then(cpu_ms);
+    let sys_before = pid.and_then(crate::ingest::syscalls);
     let start = Instant::now();
     let mut joins = Vec::new();
     for (n, (client, ev)) in devices.into_iter().enumerate() {
@@ -203,6 +204,7 @@ pub(crate) async fn mqtt(args: MqttArgs) {
         out.consumed = Some(got);
         end = end.max(last);
     }
+    out.syscalls(total, sys_before, pid.and_then(crate::ingest::syscalls));
     out.finish(
         total,
         end.duration_since(start),

@@ -437,6 +437,7 @@ pub(crate) async fn reports_scenario(args: ReportsArgs) {
 
     crate::ingest::measuring();
     let cpu_before = pid.and_then(cpu_ms);
+    let sys_before = pid.and_then(crate::ingest::syscalls);
     let start = Instant::now();
     let (qos, n, w) = (a.qos, a.messages, a.in_flight.max(1));
     let latencies = match each(conns, usize::MAX >> 4, move |(_, mut c)| async move {
@@ -453,6 +454,7 @@ pub(crate) async fn reports_scenario(args: ReportsArgs) {
         out.consumed = Some(got);
         end = end.max(last);
     }
+    out.syscalls(total, sys_before, pid.and_then(crate::ingest::syscalls));
     out.finish(
         total,
         end.duration_since(start),
