@@ -44,9 +44,10 @@ def main(path):
     servers = sorted({s for _, s in runs}, key=lambda s: (s == "mosquitto", s))
     print(
         "| QoS | in flight | consumer | server | runs | readings/s | server CPU-ms / 1,000"
-        " | RSS KiB / device | ack p99 ms | consumed | CPU vs Mosquitto | rate vs Mosquitto |"
+        " | syscalls / reading | RSS KiB / device | ack p99 ms | consumed | CPU vs Mosquitto"
+        " | rate vs Mosquitto |"
     )
-    print("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for key in configs:
         qos, win, cons = key
         base = runs.get((key, "mosquitto"), [])
@@ -64,7 +65,9 @@ def main(path):
             rate_ratio = f"{rate / base_rate:.2f}×" if rate and base_rate and s != "mosquitto" else ""
             print(
                 f"| {qos} | {win if qos else '-'} | {'one' if cons else 'none'} | {s} | {len(rs)}"
-                f" | {fmt(rate, 0)} | {fmt(cpu)} | {fmt(median([r['rss_kib_per_device'] for r in rs]))}"
+                f" | {fmt(rate, 0)} | {fmt(cpu)}"
+                f" | {fmt(median([r.get('server_syscalls_per_reading') for r in rs]))}"
+                f" | {fmt(median([r['rss_kib_per_device'] for r in rs]))}"
                 f" | {fmt(median([r['ack_p99_ms'] for r in rs]), 3)}"
                 f" | {'-' if consumed is None else f'{consumed:,.0f} of {total:,}'}"
                 f" | {cpu_ratio} | {rate_ratio} |"

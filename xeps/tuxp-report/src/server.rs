@@ -106,13 +106,34 @@ struct Shared {
     subscribers: Mutex<HashMap<String, Vec<Subscriber>>>,
     /// The names of things with subscribers, by thing id (access changes name the id).
     names: Mutex<HashMap<String, String>>,
+    /// Live copies dropped since the last warning, and when that was.
+    dropped: Mutex<(u64, Option<std::time::Instant>)>,
 }
+
+/// How often a subscriber's full queue is reported in the log, at most.
+const DROP_WARNING_EVERY: Duration = Duration::from_secs(10);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {
+    /// A live copy was not queued: the subscriber's session reads slower than the reports
+    /// come (its queue, `[c2s] outbound_queue`, is full). Live copies are not stored, so it
+    /// misses it; the log says so, at most every ten seconds.
+    fn live_dropped(&self, subscriber: &Jid) {
+        let mut d = lock(&self.dropped);
+        d.0 += 1;
+        if d.1.is_none_or(|t| t.elapsed() >= DROP_WARNING_EVERY) {
+            tracing::warn!(
+                subscriber = %subscriber,
+                dropped = d.0,
+                "live reports dropped: the subscriber reads slower than they come (its queue is full)"
+            );
+            *d = (0, Some(std::time::Instant::now()));
+        }
+    }
+
     fn subscribers(&self, thing: &str) -> Vec<Subscriber> {
         lock(&self.subscribers)
             .get(thing)
@@ -605,7 +626,9 @@ fn answer(server: &ServerHandle, shared: &Shared, job: After, out: Outcome) {
                 .attr("to", sub.as_shared().clone())
                 .child(payload.clone())
                 .build();
-            sessions.send(&sub, msg);
+            if sessions.send(&sub, msg) == lithos_server::session::Delivery::Full {
+                shared.live_dropped(&sub);
+            }
         }
     }
 }
@@ -794,3 +817,24 @@ pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
     "TUXP sensor reports: QoS 0/1/2 with group commit, history, queries and live subscriptions",
     build,
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_live_copies_are_counted_between_warnings() {
+        let shared = Shared::default();
+        let sub = Jid::new("owner@example.com/console").unwrap();
+        // The first drop is reported at once, the next ones counted until the next warning.
+        shared.live_dropped(&sub);
+        assert_eq!(lock(&shared.dropped).0, 0);
+        shared.live_dropped(&sub);
+        shared.live_dropped(&sub);
+        assert_eq!(lock(&shared.dropped).0, 2);
+        // Ten seconds later the count goes out with the next drop.
+        lock(&shared.dropped).1 = std::time::Instant::now().checked_sub(DROP_WARNING_EVERY);
+        shared.live_dropped(&sub);
+        assert_eq!(lock(&shared.dropped).0, 0);
+    }
+}

@@ -365,7 +365,8 @@ fn last_older_than(c: &Connection, before_ms: i64) -> rusqlite::Result<Option<i6
     if stamp >= before_ms {
         return Ok(None);
     }
-    let hi_row: Option<i64> = c.query_row("SELECT MAX(id) FROM report_history", [], |r| r.get(0))?;
+    let hi_row: Option<i64> =
+        c.query_row("SELECT MAX(id) FROM report_history", [], |r| r.get(0))?;
     // Invariant: the row `lo` is older than `before_ms`; every row above `hi` is not.
     let mut hi = hi_row.unwrap_or(lo);
     while lo < hi {
@@ -942,10 +943,11 @@ mod tests {
         s.db.run(|c| Ok(c.execute("DELETE FROM report_history WHERE id % 7 = 0", [])?))
             .await
             .unwrap();
-        for before in [0, 1000, 1001, 1010, 1011, 1095, 1200, 1300, 1490, 1491, 5000] {
-            let want: Option<i64> = s
-                .db
-                .run(move |c| {
+        for before in [
+            0, 1000, 1001, 1010, 1011, 1095, 1200, 1300, 1490, 1491, 5000,
+        ] {
+            let want: Option<i64> =
+                s.db.run(move |c| {
                     // The last id before the first row at or past `before`, in id order,
                     // ignoring the out-of-order row.
                     let mut st = c.prepare(
@@ -959,11 +961,10 @@ mod tests {
                 })
                 .await
                 .unwrap();
-            let got = s
-                .db
-                .run(move |c| Ok(last_older_than(c, before)?))
-                .await
-                .unwrap();
+            let got =
+                s.db.run(move |c| Ok(last_older_than(c, before)?))
+                    .await
+                    .unwrap();
             // The QoS 2 row (id 31) may stand in for its neighbour 30 when that is the
             // answer, as both are older than `before` then.
             assert!(
