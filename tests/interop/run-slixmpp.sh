@@ -3,7 +3,7 @@
 # the slixmpp interop script against it, and stops the server. Needs a built lithosd and a
 # Python with slixmpp (first and second arguments). With a third argument, the path of the
 # echo-bot example, it also runs the bot (as bot@localhost) and checks that slixmpp gets
-# its echo.
+# its echo. A slixmpp component attaches on a second port (XEP-0114).
 set -euo pipefail
 LITHOSD="$1"
 PYTHON="$2"
@@ -12,6 +12,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 dir="$(mktemp -d)"
 # Below the ephemeral range (32768 and up), where a client socket may hold the port.
 port=$((20000 + RANDOM % 12000))
+cport=$((port + 1))
 bot=""
 trap 'kill $bot "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 cat > "$dir/lithos.toml" <<TOML
@@ -23,6 +24,10 @@ listen = ["127.0.0.1:$port"]
 direct_tls = []
 [modules.mam]
 enabled = true
+[components]
+listen = ["127.0.0.1:$cport"]
+[components.secrets]
+"echo.localhost" = "echo-secret-1"
 TOML
 echo juliet-pw | "$LITHOSD" --config "$dir/lithos.toml" user add juliet
 echo romeo-pw | "$LITHOSD" --config "$dir/lithos.toml" user add romeo
@@ -32,7 +37,7 @@ for _ in $(seq 50); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
   sleep 0.1
 done
-args=(127.0.0.1 "$port" "$dir/data/tls/cert.pem")
+args=(127.0.0.1 "$port" "$dir/data/tls/cert.pem" --component "$cport")
 if [ -n "$ECHO_BOT" ]; then
   echo bot-pw | "$LITHOSD" --config "$dir/lithos.toml" user add bot
   LITHOS_PASSWORD=bot-pw "$ECHO_BOT" --jid bot@localhost/echo --address "127.0.0.1:$port" \

@@ -11,9 +11,11 @@ session, receiving what was sent to it meanwhile; and two resources of one accou
 message carbons (XEP-0280, slixmpp's xep_0280), each seeing the chats the other sends and
 receives; last, one blocks the other (XEP-0191, slixmpp's xep_0191), whose message then
 bounces, and unblocks; and one pages its message archive (XEP-0313, slixmpp's xep_0313)
-two messages at a time.
+two messages at a time. With --component PORT, a slixmpp ComponentXMPP attaches as
+echo.localhost (XEP-0114, secret echo-secret-1) and echoes what an account sends to any
+address of its domain; the server lists it in its disco#items.
 
-    slixmpp_interop.py HOST PORT CA_CERT [--echo-bot]
+    slixmpp_interop.py HOST PORT CA_CERT [--echo-bot] [--component PORT]
 
 Accounts juliet@localhost / juliet-pw and romeo@localhost / romeo-pw must exist. With
 --echo-bot, the echo-bot example runs as bot@localhost, and romeo checks that it answers.
@@ -30,6 +32,7 @@ from slixmpp.plugins.xep_0048 import Bookmarks
 
 HOST, PORT, CA = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 ECHO_BOT = "--echo-bot" in sys.argv[4:]
+COMPONENT_PORT = int(sys.argv[sys.argv.index("--component") + 1]) if "--component" in sys.argv else None
 STEP_TIMEOUT = 20
 
 
@@ -212,6 +215,42 @@ async def archive(juliet):
     print(f"message archive (XEP-0313): {len(bodies)} messages with romeo, paged two at a time")
 
 
+class EchoComponent(slixmpp.ComponentXMPP):
+    """An external component (XEP-0114) that echoes every message to its domain."""
+
+    def __init__(self):
+        super().__init__("echo.localhost", "echo-secret-1", HOST, COMPONENT_PORT)
+        self.ready = asyncio.Event()
+        self.add_event_handler("session_start", lambda _: self.ready.set())
+        self.add_event_handler("message", self.on_message)
+        self.seen = []
+
+    def on_message(self, msg):
+        self.seen.append(str(msg["from"]))
+        reply = msg.reply("echo: " + msg["body"])
+        reply.send()
+
+
+async def component(romeo):
+    echo = EchoComponent()
+    echo.connect()
+    await wait(echo.ready.wait(), "the component's handshake")
+    romeo.register_plugin("xep_0030")
+    items = await wait(romeo.plugin["xep_0030"].get_items(jid="localhost"), "the server's disco#items")
+    jids = [str(i[0]) for i in items["disco_items"]["items"]]
+    assert "echo.localhost" in jids, jids
+    romeo.send_message(mto="anyone@echo.localhost/x", mbody="Are components there?", mtype="chat")
+    while True:
+        m = await wait(romeo.messages.get(), "the component's echo")
+        if str(m["from"]) == "anyone@echo.localhost/x":
+            break
+    assert m["body"] == "echo: Are components there?", m
+    assert echo.seen == ["romeo@localhost/orchard"], echo.seen
+    echo.disconnect()
+    await asyncio.sleep(0.3)
+    print("a slixmpp component attached (XEP-0114), is listed in disco#items, and echoed romeo")
+
+
 async def main():
     juliet = Client("juliet@localhost/balcony", "juliet-pw")
     romeo = Client("romeo@localhost/orchard", "romeo-pw")
@@ -279,6 +318,9 @@ async def main():
     await carbons(juliet2, romeo)
     await blocking(juliet2, romeo)
     await archive(juliet2)
+
+    if COMPONENT_PORT:
+        await component(romeo)
 
     if ECHO_BOT:
         romeo.send_message(mto="bot@localhost", mbody="Is the Lithos bot there?", mtype="chat")

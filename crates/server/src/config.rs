@@ -50,6 +50,8 @@ pub struct Config {
     pub stream_management: StreamManagementConfig,
     /// XEP-0352 client state indication.
     pub csi: CsiConfig,
+    /// XEP-0114 external components.
+    pub components: ComponentsConfig,
     /// Per-module sections, `[modules.<name>]`, each with `enabled` and the module's own keys.
     pub modules: BTreeMap<String, toml::Table>,
 }
@@ -67,6 +69,7 @@ impl Default for Config {
             accounts: AccountsConfig::default(),
             stream_management: StreamManagementConfig::default(),
             csi: CsiConfig::default(),
+            components: ComponentsConfig::default(),
             modules: BTreeMap::new(),
         }
     }
@@ -215,6 +218,19 @@ impl Default for ThingsConfig {
             listen: vec!["127.0.0.1:6222".parse().expect("literal address")],
         }
     }
+}
+
+/// XEP-0114 external components: programs that serve a domain of their own (a gateway, a
+/// bridge, a bot), connecting with a shared secret.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComponentsConfig {
+    /// Addresses components connect to. Plaintext, as XEP-0114 is: bind it to loopback or a
+    /// private network. Default none.
+    pub listen: Vec<SocketAddr>,
+    /// Each component's domain and its shared secret (`"bridge.example.org" = "..."`). A
+    /// domain is a bare domain name other than the server's, usually a subdomain of it.
+    pub secrets: BTreeMap<String, String>,
 }
 
 /// TLS material.
@@ -391,6 +407,26 @@ impl Config {
                 )));
             }
         }
+        for (domain, secret) in &self.components.secrets {
+            let ok = lithos_core::Jid::new(domain)
+                .is_ok_and(|j| j.is_domain() && j.domain() == domain.as_str());
+            if !ok || domain.eq_ignore_ascii_case(&self.domain) {
+                return Err(ConfigError::Invalid(format!(
+                    "components.secrets: {domain:?} must be a bare domain name (lower case) other than the server's"
+                )));
+            }
+            if secret.len() < 8 {
+                return Err(ConfigError::Invalid(format!(
+                    "components.secrets: the secret of {domain:?} must have at least 8 characters"
+                )));
+            }
+        }
+        if !self.components.listen.is_empty() && self.components.secrets.is_empty() {
+            return Err(ConfigError::Invalid(
+                "components.listen is set but no component is configured (components.secrets)"
+                    .into(),
+            ));
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Invalid(
                 "tls.cert and tls.key go together".into(),
@@ -463,6 +499,18 @@ mod tests {
     }
 
     #[test]
+    fn components() {
+        let c = Config::parse(
+            "[components]\nlisten = ['127.0.0.1:5347']\n\
+             [components.secrets]\n'bridge.localhost' = 'long-enough'\n",
+        )
+        .unwrap();
+        assert_eq!(c.components.listen.len(), 1);
+        assert_eq!(c.components.secrets["bridge.localhost"], "long-enough");
+        assert!(Config::parse("").unwrap().components.secrets.is_empty());
+    }
+
+    #[test]
     fn rejections() {
         for bad in [
             "domian = 'x'",
@@ -472,6 +520,13 @@ mod tests {
             "[c2s]\nmax_stanza_size = 10",
             "[tls]\ncert = 'x.pem'",
             "[c2s]\nlisten = ['not an address']",
+            // Components: a domain that is no bare domain, the server's own, upper case, a
+            // short secret, a listener with nothing to serve.
+            "[components.secrets]\n'a@bridge.localhost' = 'long-enough'",
+            "[components.secrets]\n'localhost' = 'long-enough'",
+            "[components.secrets]\n'Bridge.localhost' = 'long-enough'",
+            "[components.secrets]\n'bridge.localhost' = 'short'",
+            "[components]\nlisten = ['127.0.0.1:5347']",
         ] {
             assert!(Config::parse(bad).is_err(), "{bad}");
         }

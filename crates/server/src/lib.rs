@@ -18,6 +18,7 @@
 
 pub mod admission;
 pub mod cli;
+pub mod component;
 pub mod config;
 pub mod ids;
 pub mod limits;

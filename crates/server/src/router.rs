@@ -6,6 +6,7 @@ use lithos_core::stanza::{
 use lithos_core::{ByteString, Element, Jid, ns};
 
 use crate::ServerHandle;
+use crate::component::Handoff;
 use crate::module::{Flow, IqRequest, IqTarget};
 use crate::session::{Delivery, SessionInfo};
 
@@ -101,6 +102,27 @@ impl ServerHandle {
             },
         };
         if !self.is_local(&to) {
+            let stanza = match self.0.components.hand_off(self, to.domain(), stanza) {
+                Handoff::NotComponent(s) => s,
+                Handoff::Queued => return,
+                Handoff::Absent(s) => {
+                    return Box::pin(crate::component::unavailable(self, s)).await;
+                }
+                Handoff::Full(s) if k == Kind::Presence => {
+                    drop(s);
+                    return;
+                }
+                Handoff::Full(s) => {
+                    return Box::pin(
+                        self.bounce_without_payload(
+                            &s,
+                            StanzaError::new(DefinedCondition::ResourceConstraint)
+                                .with_text("the component's queue is full"),
+                        ),
+                    )
+                    .await;
+                }
+            };
             return Box::pin(self.bounce(
                 &stanza,
                 StanzaError::new(DefinedCondition::RemoteServerNotFound),

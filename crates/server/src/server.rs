@@ -62,6 +62,8 @@ pub(crate) struct ServerInner {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) admission: Arc<Admission>,
+    /// The XEP-0114 components connected now.
+    pub(crate) components: crate::component::Components,
     /// Sessions that may be resumed (XEP-0198).
     pub(crate) resumable: crate::resumption::Resumable,
     /// State modules share across crates, one value per type ([`ServerHandle::shared`]).
@@ -127,6 +129,17 @@ impl ServerHandle {
     /// True when `jid` is the served domain or an address under it.
     pub fn is_local(&self, jid: &Jid) -> bool {
         jid.domain() == self.0.domain.domain()
+    }
+
+    /// The addresses of the services beside the server's own domain: the configured
+    /// XEP-0114 components' domains, connected or not (disco#items of the server lists them).
+    pub fn service_domains(&self) -> Vec<String> {
+        self.0.config.components.secrets.keys().cloned().collect()
+    }
+
+    /// Whether the XEP-0114 component of `domain` is connected now.
+    pub fn component_connected(&self, domain: &str) -> bool {
+        self.0.components.is_connected(domain)
     }
 
     /// Deletes the account `account` (a bare JID of this domain): the modules hear
@@ -250,6 +263,8 @@ pub struct RunningServer {
     pub direct_tls_addrs: Vec<SocketAddr>,
     /// Thing listeners' local addresses.
     pub thing_addrs: Vec<SocketAddr>,
+    /// XEP-0114 component listeners' local addresses.
+    pub component_addrs: Vec<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -305,6 +320,13 @@ impl RunningServer {
                 listeners.push((l, direct, kind));
             }
         }
+        let mut component_listeners = Vec::new();
+        for addr in &config.components.listen {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|error| StartError::Bind { addr: *addr, error })?;
+            component_listeners.push(l);
+        }
         let limits = config.limits.clone();
         let handle = ServerHandle(Arc::new(ServerInner {
             config,
@@ -315,6 +337,7 @@ impl RunningServer {
             tls,
             shutdown,
             admission: Admission::new(limits),
+            components: Default::default(),
             resumable: Default::default(),
             shared: Default::default(),
         }));
@@ -337,11 +360,22 @@ impl RunningServer {
             tracing::info!(%addr, direct_tls = direct, listener = ?kind, "listening");
             tasks.spawn(accept_loop(handle.clone(), l, direct, kind));
         }
+        let mut component_addrs = Vec::new();
+        for l in component_listeners {
+            let addr = l.local_addr().map_err(|error| StartError::Bind {
+                addr: "0.0.0.0:0".parse().expect("literal"),
+                error,
+            })?;
+            tracing::info!(%addr, "listening for components (XEP-0114)");
+            component_addrs.push(addr);
+            tasks.spawn(crate::component::accept_loop(handle.clone(), l));
+        }
         Ok(RunningServer {
             handle,
             c2s_addrs,
             direct_tls_addrs,
             thing_addrs,
+            component_addrs,
             stop,
             tasks,
         })

@@ -65,6 +65,16 @@ impl Module for Disco {
             }
         }
         let mut q = Element::bare("query", ns.clone());
+        if ns == NS_ITEMS && account.is_none() {
+            // The services beside the server (XEP-0114 components).
+            for domain in server.service_domains() {
+                q.append_child(
+                    Element::builder("item", NS_ITEMS)
+                        .attr("jid", domain)
+                        .build(),
+                );
+            }
+        }
         if ns == NS_INFO {
             match account {
                 None => {

@@ -169,6 +169,35 @@ impl Element {
     pub fn ns_shared(&self) -> &ByteString {
         &self.ns
     }
+    /// Moves the element, and every descendant in namespace `from`, into namespace `to`:
+    /// a stanza passing between streams whose content namespaces differ (`jabber:client`
+    /// and XEP-0114's `jabber:component:accept`), whose `<body/>` and `<error/>` children
+    /// are in the stanza's namespace too. Descendants in other namespaces (payloads) are
+    /// left as they are, with their own children.
+    ///
+    /// ```
+    /// # use lithos_core::Element;
+    /// let mut m = Element::parse("<message xmlns='jabber:client'><body>hi</body><x xmlns='urn:x'><body/></x></message>").unwrap();
+    /// m.replace_ns("jabber:client", "jabber:component:accept");
+    /// assert!(m.is("message", "jabber:component:accept"));
+    /// assert!(m.has_child("body", "jabber:component:accept"));
+    /// assert!(m.get_child("x", "urn:x").unwrap().has_child("body", "urn:x"));
+    /// ```
+    pub fn replace_ns(&mut self, from: &str, to: impl Into<ByteString>) {
+        fn walk(el: &mut Element, from: &str, to: &ByteString) {
+            if *el.ns != *from {
+                return;
+            }
+            el.ns = to.clone();
+            for n in &mut el.children {
+                if let Node::Element(c) = n {
+                    walk(c, from, to);
+                }
+            }
+        }
+        walk(self, from, &to.into());
+    }
+
     /// True when the element has this local name and namespace.
     pub fn is(&self, name: &str, ns: &str) -> bool {
         *self.name == *name && *self.ns == *ns
