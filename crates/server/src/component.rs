@@ -31,7 +31,6 @@ use lithos_core::{
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinSet;
 use tokio_util::codec::Framed;
 use tracing::Instrument;
 
@@ -111,31 +110,20 @@ impl Components {
 
 /// Accepts component connections until shutdown.
 pub(crate) async fn accept_loop(server: ServerHandle, listener: TcpListener) {
-    let mut shutdown = server.shutdown_signal();
     let handshaking = Arc::new(Semaphore::new(MAX_HANDSHAKING));
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            r = listener.accept() => match r {
-                Ok((tcp, peer)) => match handshaking.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        let _ = tcp.set_nodelay(true);
-                        let span = tracing::info_span!("component", %peer);
-                        conns.spawn(serve(server.clone(), tcp, peer, permit).instrument(span));
-                    }
-                    Err(_) => tracing::warn!(%peer, "component connection refused: too many handshakes in progress"),
-                },
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            _ = shutdown.changed() => break,
+    crate::server::accept_until_shutdown(&server, listener, |tcp, peer, conns| {
+        match handshaking.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let _ = tcp.set_nodelay(true);
+                let span = tracing::info_span!("component", %peer);
+                conns.spawn(serve(server.clone(), tcp, peer, permit).instrument(span));
+            }
+            Err(_) => {
+                tracing::warn!(%peer, "component connection refused: too many handshakes in progress")
+            }
         }
-    }
-    drop(listener);
-    while conns.join_next().await.is_some() {}
+    })
+    .await
 }
 
 type Stream = Framed<TcpStream, XmlCodec>;

@@ -437,20 +437,40 @@ async fn accept_loop(
     direct_tls: bool,
     kind: Listener,
 ) {
+    accept_until_shutdown(&server, listener, |tcp, peer, conns| {
+        match server.0.admission.admit(peer.ip()) {
+            Ok(ticket) => {
+                let _ = tcp.set_nodelay(true);
+                conns.spawn(crate::stream::serve(
+                    server.clone(),
+                    tcp,
+                    peer,
+                    direct_tls,
+                    kind,
+                    ticket,
+                ));
+            }
+            // Refused before a byte is read: closing costs the least, and a client that
+            // opens too many learns nothing it could not guess.
+            Err(why) => tracing::info!(%peer, %why, "connection refused"),
+        }
+    })
+    .await
+}
+
+/// Accepts on `listener` until the server shuts down, handing each connection to `admit`
+/// (which spawns its task into the set, or refuses it); then waits for those tasks.
+pub(crate) async fn accept_until_shutdown(
+    server: &ServerHandle,
+    listener: TcpListener,
+    mut admit: impl FnMut(tokio::net::TcpStream, SocketAddr, &mut JoinSet<()>),
+) {
     let mut shutdown = server.0.shutdown.clone();
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             r = listener.accept() => match r {
-                Ok((tcp, peer)) => match server.0.admission.admit(peer.ip()) {
-                    Ok(ticket) => {
-                        let _ = tcp.set_nodelay(true);
-                        conns.spawn(crate::stream::serve(server.clone(), tcp, peer, direct_tls, kind, ticket));
-                    }
-                    // Refused before a byte is read: closing costs the least, and a client
-                    // that opens too many learns nothing it could not guess.
-                    Err(why) => tracing::info!(%peer, %why, "connection refused"),
-                },
+                Ok((tcp, peer)) => admit(tcp, peer, &mut conns),
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;

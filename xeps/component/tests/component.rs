@@ -16,17 +16,23 @@ async fn server() -> TestServer {
     TestServer::with_users(CONFIG, &["alice"]).await
 }
 
-/// Opens a component stream to `domain`; gives the connection and the stream id.
-async fn open(s: &TestServer, domain: &str) -> (RawClient, String) {
+/// A connection to the component listener that sent a stream header in `content_ns`.
+async fn connect(s: &TestServer, content_ns: &str, domain: &str) -> RawClient {
     let mut c = RawClient::connect(s.running().component_addrs[0]).await;
     c.send_raw(
         format!(
-            "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' \
+            "<?xml version='1.0'?><stream:stream xmlns='{content_ns}' \
              xmlns:stream='http://etherx.jabber.org/streams' to='{domain}'>"
         )
         .as_bytes(),
     )
     .await;
+    c
+}
+
+/// Opens a component stream to `domain`; gives the connection and the stream id.
+async fn open(s: &TestServer, domain: &str) -> (RawClient, String) {
+    let mut c = connect(s, NS_ACCEPT, domain).await;
     match c.event().await {
         Some(StreamEvent::Header(h)) => {
             assert_eq!(&*h.content_ns, NS_ACCEPT);
@@ -39,14 +45,19 @@ async fn open(s: &TestServer, domain: &str) -> (RawClient, String) {
     }
 }
 
+/// Sends the handshake proving `secret`.
+async fn prove(c: &mut RawClient, id: &str, secret: &str) {
+    c.send_xml(&format!(
+        "<handshake xmlns='jabber:component:accept'>{}</handshake>",
+        digest(id, secret)
+    ))
+    .await;
+}
+
 /// A component of `domain`, through the handshake.
 async fn component(s: &TestServer, domain: &str, secret: &str) -> RawClient {
     let (mut c, id) = open(s, domain).await;
-    c.send_xml(&format!(
-        "<handshake xmlns='jabber:component:accept'>{}</handshake>",
-        digest(&id, secret)
-    ))
-    .await;
+    prove(&mut c, &id, secret).await;
     let ok = c.recv().await;
     assert!(ok.is("handshake", NS_ACCEPT), "{ok}");
     assert_eq!(ok.child_count(), 0);
@@ -190,33 +201,19 @@ async fn stanzas_for_an_absent_component_are_refused() {
 async fn wrong_secrets_unknown_domains_and_second_connections_are_refused() {
     let s = server().await;
     let (mut c, id) = open(&s, "bridge.localhost").await;
-    c.send_xml(&format!(
-        "<handshake xmlns='jabber:component:accept'>{}</handshake>",
-        digest(&id, "not-the-secret")
-    ))
-    .await;
+    prove(&mut c, &id, "not-the-secret").await;
     assert_eq!(
         c.expect_stream_error().await,
         StreamErrorCondition::NotAuthorized
     );
 
-    let mut c = RawClient::connect(s.running().component_addrs[0]).await;
-    c.send_raw(
-        b"<stream:stream xmlns='jabber:component:accept' \
-          xmlns:stream='http://etherx.jabber.org/streams' to='stranger.localhost'>",
-    )
-    .await;
+    let mut c = connect(&s, NS_ACCEPT, "stranger.localhost").await;
     assert_eq!(
         c.expect_stream_error().await,
         StreamErrorCondition::HostUnknown
     );
 
-    let mut c = RawClient::connect(s.running().component_addrs[0]).await;
-    c.send_raw(
-        b"<stream:stream xmlns='jabber:client' \
-          xmlns:stream='http://etherx.jabber.org/streams' to='bridge.localhost'>",
-    )
-    .await;
+    let mut c = connect(&s, "jabber:client", "bridge.localhost").await;
     assert_eq!(
         c.expect_stream_error().await,
         StreamErrorCondition::InvalidNamespace
@@ -224,12 +221,7 @@ async fn wrong_secrets_unknown_domains_and_second_connections_are_refused() {
 
     let _first = component(&s, "bridge.localhost", "bridge-secret").await;
     let (mut second, id) = open(&s, "bridge.localhost").await;
-    second
-        .send_xml(&format!(
-            "<handshake xmlns='jabber:component:accept'>{}</handshake>",
-            digest(&id, "bridge-secret")
-        ))
-        .await;
+    prove(&mut second, &id, "bridge-secret").await;
     assert_eq!(
         second.expect_stream_error().await,
         StreamErrorCondition::Conflict
