@@ -11,7 +11,9 @@ session, receiving what was sent to it meanwhile; and two resources of one accou
 message carbons (XEP-0280, slixmpp's xep_0280), each seeing the chats the other sends and
 receives; last, one blocks the other (XEP-0191, slixmpp's xep_0191), whose message then
 bounces, and unblocks; and one pages its message archive (XEP-0313, slixmpp's xep_0313)
-two messages at a time. With --component PORT, a slixmpp ComponentXMPP attaches as
+two messages at a time; then a multi-user chat (XEP-0045, slixmpp's xep_0045): juliet
+creates and configures a room, invites romeo, who joins; groupchat, the subject, a private
+message, a kick, history when romeo comes back, and his leaving. With --component PORT, a slixmpp ComponentXMPP attaches as
 echo.localhost (XEP-0114, secret echo-secret-1) and echoes what an account sends to any
 address of its domain; the server lists it in its disco#items.
 
@@ -56,6 +58,15 @@ class Client(slixmpp.ClientXMPP):
         self.register_plugin("xep_0313")
         self.errors = asyncio.Queue()
         self.add_event_handler("message_error", lambda m: self.errors.put_nowait(m))
+        self.groupchat = asyncio.Queue()
+        self.add_event_handler("groupchat_message", lambda m: self.groupchat.put_nowait(m))
+        self.subjects = asyncio.Queue()
+        self.add_event_handler("groupchat_subject", lambda m: self.subjects.put_nowait(m))
+        self.room_presence = asyncio.Queue()
+        self.add_event_handler("groupchat_presence", lambda p: self.room_presence.put_nowait(p))
+        self.invites = asyncio.Queue()
+        self.add_event_handler("groupchat_invite", lambda m: self.invites.put_nowait(m))
+        self.register_plugin("xep_0045")
         self.carbons = asyncio.Queue()
         self.add_event_handler("carbon_received", lambda m: self.carbons.put_nowait(("received", m)))
         self.add_event_handler("carbon_sent", lambda m: self.carbons.put_nowait(("sent", m)))
@@ -215,6 +226,71 @@ async def archive(juliet):
     print(f"message archive (XEP-0313): {len(bodies)} messages with romeo, paged two at a time")
 
 
+async def room_presence(client, nick, kind):
+    """The next presence of the room occupant `nick` of type `kind`."""
+    while True:
+        p = await client.room_presence.get()
+        if p["from"].resource == nick and p["type"] == kind:
+            return p
+
+
+async def muc(juliet, romeo):
+    room = JID("capulets@conference.localhost")
+    muc_j, muc_r = juliet.plugin["xep_0045"], romeo.plugin["xep_0045"]
+    pres, _, _, _ = await wait(muc_j.join_muc_wait(room, "Juliet", maxstanzas=0, timeout=STEP_TIMEOUT), "juliet to create the room")
+    codes = set(pres["muc"]["status_codes"])
+    assert {110, 201} <= codes, pres
+    form = await wait(muc_j.get_room_config(room), "the room's configuration form")
+    form.set_values({"muc#roomconfig_roomname": "House of Capulet", "muc#roomconfig_persistentroom": True})
+    await wait(muc_j.set_room_config(room, form), "juliet to configure the room")
+    juliet.send_message(mto=room, mbody="Good morrow, cousin", mtype="groupchat")
+    m = await wait(juliet.groupchat.get(), "juliet's message back from the room")
+    assert m["body"] == "Good morrow, cousin" and m["from"].resource == "Juliet", m
+    print("multi-user chat (XEP-0045): room created (201) and configured")
+
+    muc_j.invite(room, "romeo@localhost", reason="Come in")
+    inv = await wait(romeo.invites.get(), "romeo's invitation")
+    assert str(inv["from"]) == str(room), inv
+    _, _, occupants, history = await wait(
+        muc_r.join_muc_wait(room, "Romeo", maxstanzas=5, timeout=STEP_TIMEOUT), "romeo to join")
+    assert [h["body"] for h in history] == ["Good morrow, cousin"], history
+    assert any(o["from"].resource == "Juliet" for o in occupants), occupants
+    await wait(room_presence(juliet, "Romeo", "available"), "juliet to see romeo enter")
+    print("invited; two occupants; history on join")
+
+    romeo.send_message(mto=room, mbody="What light through yonder window breaks?", mtype="groupchat")
+    for c in (juliet, romeo):
+        while True:
+            m = await wait(c.groupchat.get(), "romeo's groupchat message")
+            if m["body"] == "What light through yonder window breaks?":
+                break
+        assert m["from"].resource == "Romeo", m
+    muc_j.set_subject(room, "Verona")
+    while True:
+        m = await wait(romeo.subjects.get(), "the subject")
+        if m["subject"] == "Verona":
+            break
+    romeo.send_message(mto=JID(f"{room}/Juliet"), mbody="A word, alone", mtype="chat")
+    while True:
+        m = await wait(juliet.messages.get(), "romeo's private message")
+        if m["body"] == "A word, alone":
+            break
+    assert str(m["from"]) == f"{room}/Romeo", m
+    print("groupchat, subject and a private message")
+
+    await wait(muc_j.set_role(room, "Romeo", "none", reason="Banished"), "juliet to kick romeo")
+    p = await wait(room_presence(romeo, "Romeo", "unavailable"), "romeo to be kicked")
+    assert 307 in p["muc"]["status_codes"], p
+    _, _, _, history = await wait(
+        muc_r.join_muc_wait(room, "Romeo", maxstanzas=3, timeout=STEP_TIMEOUT), "romeo to come back")
+    bodies = [h["body"] for h in history]
+    assert bodies == ["Good morrow, cousin", "What light through yonder window breaks?"], bodies
+    muc_r.leave_muc(room, "Romeo", msg="Parting is such sweet sorrow")
+    await wait(room_presence(juliet, "Romeo", "unavailable"), "juliet to see romeo leave")
+    muc_j.leave_muc(room, "Juliet")
+    print("kick (307), history on rejoin, leave")
+
+
 class EchoComponent(slixmpp.ComponentXMPP):
     """An external component (XEP-0114) that echoes every message to its domain."""
 
@@ -318,6 +394,7 @@ async def main():
     await carbons(juliet2, romeo)
     await blocking(juliet2, romeo)
     await archive(juliet2)
+    await muc(juliet2, romeo)
 
     if COMPONENT_PORT:
         await component(romeo)

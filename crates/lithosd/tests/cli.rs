@@ -104,6 +104,7 @@ fn modules_and_configuration_checks() {
             ("ibtr", "enabled"),
             ("location", "enabled"),
             ("mam", "disabled"),
+            ("muc", "enabled"),
             ("notification", "enabled"),
             ("offline", "enabled"),
             ("operator", "enabled"),

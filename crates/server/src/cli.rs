@@ -140,6 +140,16 @@ pub fn run(cli: Cli) -> Result<(), String> {
                     "disabled"
                 }
             );
+            println!(
+                "{:<12} {:<8} XEP-0114: external components, {} configured ([components])",
+                "component",
+                if config.components.listen.is_empty() {
+                    "disabled"
+                } else {
+                    "enabled"
+                },
+                config.components.secrets.len()
+            );
             println!("\nlinked extension crates:");
             for c in lithos_core::extension::linked() {
                 println!("{:<26} {:<8} {}", c.name, c.version, c.description);

@@ -293,6 +293,19 @@ pub trait Module: Send + Sync + 'static {
         _was_available: bool,
     ) {
     }
+
+    /// The domain this module serves beside the server's own, if any (a multi-user chat
+    /// service at `conference.<domain>`): every stanza addressed to it or to an address at
+    /// it goes to [`service_stanza`](Module::service_stanza), and the server's disco#items
+    /// lists it. Asked once, at start.
+    fn service_domain(&self) -> Option<String> {
+        None
+    }
+
+    /// A stanza for this module's [`service_domain`](Module::service_domain), its `from`
+    /// stamped by the kernel (a local session's full JID, or a component's address). The
+    /// module answers through the router ([`ServerHandle::route`]).
+    async fn service_stanza(&self, _server: &ServerHandle, _stanza: Element) {}
 }
 
 /// What a module's constructor gets.
@@ -555,6 +568,16 @@ pub enum HostError {
         second: String,
     },
     /// A constructor failed.
+    #[error("{first} and {second} both serve the domain {domain}")]
+    ServiceConflict {
+        /// The domain.
+        domain: String,
+        /// Who claimed it first (a module, a component or the server).
+        first: String,
+        /// Who claimed it second.
+        second: String,
+    },
+    /// A constructor failed.
     #[error("module {module:?}: {error}")]
     Build {
         /// The module.
@@ -565,10 +588,11 @@ pub enum HostError {
     },
 }
 
-/// The running modules, in dependency order, and the iq dispatch table.
+/// The running modules, in dependency order, the iq dispatch table and the service domains.
 pub struct ModuleHost {
     modules: Vec<(&'static str, Arc<dyn Module>)>,
     iq: HashMap<(String, IqTarget), usize>,
+    services: HashMap<String, usize>,
 }
 
 impl std::fmt::Debug for ModuleHost {
@@ -700,7 +724,46 @@ impl ModuleHost {
             }
             modules.push((r.name, m));
         }
-        Ok(ModuleHost { modules, iq })
+        let mut services = HashMap::new();
+        for (index, (name, m)) in modules.iter().enumerate() {
+            let Some(domain) = m.service_domain() else {
+                continue;
+            };
+            let first = if domain.eq_ignore_ascii_case(&config.domain) {
+                Some("the server".to_string())
+            } else if config.components.secrets.contains_key(&domain) {
+                Some(format!("component {domain}"))
+            } else {
+                services
+                    .get(&domain)
+                    .map(|&i: &usize| format!("module {}", modules[i].0))
+            };
+            if let Some(first) = first {
+                return Err(HostError::ServiceConflict {
+                    domain,
+                    first,
+                    second: format!("module {name}"),
+                });
+            }
+            services.insert(domain, index);
+        }
+        Ok(ModuleHost {
+            modules,
+            iq,
+            services,
+        })
+    }
+
+    /// The module serving `domain`, if one does.
+    pub fn service(&self, domain: &str) -> Option<&Arc<dyn Module>> {
+        self.services.get(domain).map(|&i| &self.modules[i].1)
+    }
+
+    /// The domains the modules serve.
+    pub fn service_domains(&self) -> Vec<String> {
+        let mut d: Vec<String> = self.services.keys().cloned().collect();
+        d.sort();
+        d
     }
 
     /// Names of the running modules, in start order.

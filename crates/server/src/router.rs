@@ -102,6 +102,9 @@ impl ServerHandle {
             },
         };
         if !self.is_local(&to) {
+            if let Some(m) = self.modules().service(to.domain()) {
+                return Box::pin(m.service_stanza(self, stanza)).await;
+            }
             let stanza = match self.0.components.hand_off(self, to.domain(), stanza) {
                 Handoff::NotComponent(s) => s,
                 Handoff::Queued => return,

@@ -131,10 +131,13 @@ impl ServerHandle {
         jid.domain() == self.0.domain.domain()
     }
 
-    /// The addresses of the services beside the server's own domain: the configured
+    /// The addresses of the services beside the server's own domain: those the modules
+    /// serve ([`Module::service_domain`](crate::Module::service_domain)) and the configured
     /// XEP-0114 components' domains, connected or not (disco#items of the server lists them).
     pub fn service_domains(&self) -> Vec<String> {
-        self.0.config.components.secrets.keys().cloned().collect()
+        let mut d = self.0.modules.service_domains();
+        d.extend(self.0.config.components.secrets.keys().cloned());
+        d
     }
 
     /// Whether the XEP-0114 component of `domain` is connected now.

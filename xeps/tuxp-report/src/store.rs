@@ -11,8 +11,8 @@
 //!
 //! Writes come in batches ([`ReportStore::apply`]), each one transaction: the server's
 //! writer commits many reports with one `fsync` (group commit) and acknowledges them after
-//! the commit. A commit appends to `report_history` only (and its index by time): the rows
-//! past `upto` are the [tail](crate::tail), held in memory by thing and merged into every
+//! the commit. A commit appends to `report_history` only: the rows
+//! past `upto` are the tail (`src/tail.rs`), held in memory by thing and merged into every
 //! answer. Once the tail holds `index_every` rows ([`ReportStore::needs_indexing`]), one
 //! transaction ([`ReportStore::index`]) adds them to `report_index` sorted by thing and
 //! writes the newest values into `report_latest`. After a restart the tail is read back from
@@ -128,7 +128,7 @@ pub enum Outcome {
 pub const INDEX_EVERY: usize = 65_536;
 
 /// The report tables and the history's tail: every access holds the database connection,
-/// then the tail (see [`crate::tail`]).
+/// then the tail (`src/tail.rs`).
 #[derive(Debug, Clone)]
 pub struct ReportStore {
     db: SqliteStore,
