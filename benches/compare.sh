@@ -20,9 +20,11 @@
 # message scenario (throughput, the same with XEP-0198 stream management on every client
 # (acks requested every 5 stanzas; each server's own module: Lithos's kernel, Prosody's
 # mod_smacks, ejabberd's mod_stream_mgmt), then unloaded latency, then latency at half the
-# measured rate); another fresh server holds IDLE logged-in clients (logins/s with PLAIN; memory per
-# connection once they have been idle 12 s, the generator's default), then logs them in
-# again with SCRAM-SHA-1. JSON lines are kept in
+# measured rate), then fan-out through one multi-user chat room (MUC_OCCUPANTS occupants, 100;
+# 10 of them send MUC_MSGS groupchat messages each, 200, 4 in flight; each server's own MUC:
+# lithos-muc, Prosody's muc component, ejabberd's mod_muc); another fresh server holds IDLE
+# logged-in clients (logins/s with PLAIN; memory per connection once they have been idle
+# 12 s, the generator's default), then logs them in again with SCRAM-SHA-1. JSON lines are kept in
 # target/compare/, and a table of medians and ratios is printed at the end. Every process
 # it starts, it stops.
 set -euo pipefail
@@ -34,6 +36,8 @@ MSGS="${MSGS:-2000}"
 WINDOW="${WINDOW:-64}"
 HALF_SECS="${HALF_SECS:-3}"
 IDLE="${IDLE:-5000}"
+MUC_OCCUPANTS="${MUC_OCCUPANTS:-100}"
+MUC_MSGS="${MUC_MSGS:-200}"
 OUT=target/compare
 rm -rf "$OUT"
 mkdir -p "$OUT"
@@ -101,6 +105,10 @@ registration_throttle_max = 1000000
 c2s_timeout = 3600
 network_settings = { tcp_backlog = 1024 }
 VirtualHost "localhost"
+Component "conference.localhost" "muc"
+  restrict_room_creation = false
+  muc_room_locking = false
+  muc_room_default_history_length = 20
 LUA
   prosody -F --config "$1/prosody.cfg.lua" > "$1/stdout.log" 2>&1 &
   PID=$!
@@ -146,6 +154,12 @@ modules:
     ip_access: all
     access: register
   mod_stream_mgmt: {}
+  mod_muc:
+    host: "conference.localhost"
+    access: all
+    access_create: all
+    history_size: 20
+    max_users: 1000
 YML
   chown -R ejabberd:ejabberd "$1"
   chmod a+rx "$WORK"
@@ -194,7 +208,8 @@ for rep in $(seq "$REPS"); do
     port=$((port + 1)); dir="$WORK/$server-m$rep"; mkdir -p "$dir"
     "start_$server" "$dir" "$port"
     T=(--addr "127.0.0.1:$port" --server-pid "$SERVER_PID")
-    "$LOADGEN" register "${T[@]}" --accounts $((PAIRS * 2)) --in-flight 20 > "$dir/register.json"
+    "$LOADGEN" register "${T[@]}" --accounts $((PAIRS * 2 > MUC_OCCUPANTS ? PAIRS * 2 : MUC_OCCUPANTS)) \
+      --in-flight 20 > "$dir/register.json"
     run "$server" "$rep" throughput messages "${T[@]}" --pairs "$PAIRS" --messages "$MSGS" --in-flight "$WINDOW"
     run "$server" "$rep" unloaded messages "${T[@]}" --pairs 10 --messages 500 --in-flight 1
     rate=$(tail -n 2 "$OUT/results.jsonl" | head -n 1 | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["msgs_per_s"] / 2))')
@@ -204,6 +219,9 @@ for rep in $(seq "$REPS"); do
     # Last on this server: a stream management run leaves nothing behind only if every
     # server takes the receivers' final acknowledgement as it should.
     run "$server" "$rep" throughput-sm messages "${T[@]}" --pairs "$PAIRS" --messages "$MSGS" --in-flight "$WINDOW" --sm
+    # Fan-out through one room of MUC_OCCUPANTS (each server's own MUC service).
+    run "$server" "$rep" muc-fanout muc "${T[@]}" --occupants "$MUC_OCCUPANTS" --senders 10 \
+      --messages "$MUC_MSGS" --in-flight 4 --service conference.localhost
     stop_server "$server"
     # Idle connections and logins, on another fresh server.
     port=$((port + 1)); dir="$WORK/$server-c$rep"; mkdir -p "$dir"

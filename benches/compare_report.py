@@ -30,6 +30,9 @@ metrics = [
     ("server CPU-ms per 1,000 logins, PLAIN", "idle-plain", "server_cpu_ms_per_1000_logins", "lower"),
     ("server CPU-ms per 1,000 logins, SCRAM-SHA-1", "scram-sha1", "server_cpu_ms_per_1000_logins", "lower"),
     ("RSS per idle logged-in connection (KiB)", "idle-plain", "rss_per_connection_kib", "lower"),
+    ("MUC fan-out: delivered stanzas/s (one room, 100 occupants, 10 senders)", "muc-fanout", "delivered_per_s", "higher"),
+    ("MUC fan-out: server CPU-ms per 1,000 delivered stanzas", "muc-fanout", "server_cpu_ms_per_1000", "lower"),
+    ("MUC fan-out: delivery latency p99 (ms)", "muc-fanout", "latency_p99_ms", "lower"),
 ]
 servers = ["lithos", "prosody", "ejabberd"]
 reps = max((r["rep"] for r in rows), default=0)

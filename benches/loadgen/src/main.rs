@@ -28,6 +28,8 @@
 //!   (`benches/compare-mqtt.sh`): N devices send M readings each at QoS 0 or 1, W in flight,
 //!   optionally with one consumer taking every reading live. Readings/s, server CPU per
 //!   1,000, server memory per connected device, acknowledgement latency p50/p99.
+//! - `muc`: N occupants in one room, S of them sending groupchat messages (W in flight
+//!   each): delivered stanzas/s, server CPU per 1,000 delivered, latency, loss.
 //!
 //! `--format bxmpp` speaks BXMPP instead of XML (Lithos only; the generator links `lithosd`
 //! for its keyword tables, not to run a server).
@@ -59,6 +61,7 @@ use tokio_util::either::Either;
 
 mod ingest;
 mod mqtt;
+mod muc;
 mod things;
 
 // The generator shares the machine with the server it measures: every cycle it spends is
@@ -91,6 +94,8 @@ enum Scenario {
     Reports(things::ReportsArgs),
     /// MQTT devices publish readings to a broker, optionally with one consumer
     Mqtt(mqtt::MqttArgs),
+    /// Fan-out through one multi-user chat room (XEP-0045)
+    Muc(muc::MucArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -1009,6 +1014,7 @@ fn main() {
             Scenario::Things(a) => things::things(a).await,
             Scenario::Reports(a) => things::reports_scenario(a).await,
             Scenario::Mqtt(a) => mqtt::mqtt(a).await,
+            Scenario::Muc(a) => muc::muc(a).await,
         }
     });
 }
