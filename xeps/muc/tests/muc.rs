@@ -494,3 +494,101 @@ async fn a_closed_session_leaves_its_rooms_and_the_service_is_discovered() {
         .await;
     assert!(codes(&new).contains(&"110".to_string()));
 }
+
+/// An occupant in `format` (the MUC payloads in BXMPP: tables `F0 23`–`F0 26`) talks with
+/// one in XML: join with history asked, groupchat both ways, a private message, a kick.
+async fn talk(format: lithos_testkit::WireFormat) {
+    use lithos_testkit::stanza;
+    let s = server().await;
+    let raw = RawClient::connect_with(s.addr(), format).await;
+    let mut alice = s.login_on(raw, "alice", "alice-password", "home").await;
+    let mut bob = s.login_as("bob", "phone").await;
+    for (c, nick) in [(&mut alice, "Alice"), (&mut bob, "Bob")] {
+        c.send(stanza(&format!(
+            "<presence to='{ROOM}/{nick}'><x xmlns='http://jabber.org/protocol/muc'>\
+             <history maxstanzas='5'/><password>unused</password></x></presence>"
+        )))
+        .await;
+        c.recv_where(|e| e.name() == "presence" && codes(e).contains(&"110".to_string()))
+            .await;
+    }
+    alice
+        .send(stanza(&format!(
+            "<message to='{ROOM}' type='groupchat' id='a1'><body>from a binary stream</body></message>"
+        )))
+        .await;
+    bob.send(stanza(&format!(
+        "<message to='{ROOM}' type='groupchat' id='b1'><body>from XML</body></message>"
+    )))
+    .await;
+    for c in [&mut alice, &mut bob] {
+        let mut bodies = vec![
+            body(&next_groupchat(c).await),
+            body(&next_groupchat(c).await),
+        ];
+        bodies.sort();
+        assert_eq!(bodies, ["from XML", "from a binary stream"]);
+    }
+    bob.send(stanza(&format!(
+        "<message to='{ROOM}/Alice' type='chat'><body>just you</body></message>"
+    )))
+    .await;
+    let pm = alice
+        .recv_where(|e| e.name() == "message" && e.attr("type") == Some("chat"))
+        .await;
+    assert_eq!(pm.attr("from"), Some("council@conference.localhost/Bob"));
+    assert!(pm.has_child("x", NS_USER), "{pm}");
+    alice
+        .send(stanza(&format!(
+            "<iq type='set' id='k1' to='{ROOM}'><query xmlns='{NS_ADMIN}'>\
+             <item nick='Bob' role='none'><reason>enough</reason></item></query></iq>"
+        )))
+        .await;
+    let r = alice
+        .recv_where(|e| e.name() == "iq" && e.attr("id") == Some("k1"))
+        .await;
+    assert_eq!(r.attr("type"), Some("result"), "{r}");
+    let out = unavailable(&mut alice).await;
+    assert_eq!(codes(&out), ["307"]);
+    assert_eq!(
+        item(&out)
+            .get_child("reason", NS_USER)
+            .map(Element::text)
+            .as_deref(),
+        Some("enough")
+    );
+    // An invitation from this stream, the configuration form to it, and the room's end.
+    alice
+        .send(stanza(&format!(
+            "<message to='{ROOM}'><x xmlns='{NS_USER}'><invite to='bob@localhost/phone'>\
+             <reason>come back</reason></invite></x></message>"
+        )))
+        .await;
+    let inv = bob
+        .recv_where(|e| e.name() == "message" && e.has_child("x", "jabber:x:conference"))
+        .await;
+    assert!(inv.to_xml().contains("come back"), "{inv}");
+    alice
+        .send(stanza(&format!(
+            "<iq type='get' id='c1' to='{ROOM}'><query xmlns='{NS_OWNER}'/></iq>"
+        )))
+        .await;
+    let form = alice
+        .recv_where(|e| e.name() == "iq" && e.attr("id") == Some("c1"))
+        .await;
+    assert!(form.to_xml().contains("muc#roomconfig_whois"), "{form}");
+    alice
+        .send(stanza(&format!(
+            "<iq type='set' id='d1' to='{ROOM}'><query xmlns='{NS_OWNER}'>\
+             <destroy jid='other@conference.localhost'><reason>bye</reason></destroy></query></iq>"
+        )))
+        .await;
+    let out = unavailable(&mut alice).await;
+    let x = out.get_child("x", NS_USER).expect("x");
+    assert_eq!(
+        x.get_child("destroy", NS_USER).and_then(|d| d.attr("jid")),
+        Some("other@conference.localhost")
+    );
+}
+
+lithos_testkit::in_both_formats!(talk);
