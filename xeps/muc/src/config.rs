@@ -145,6 +145,7 @@ impl RoomConfig {
     /// which).
     pub fn apply(&mut self, form: &Form, service_max: usize) -> Result<(), String> {
         let mut next = self.clone();
+        let (mut protected, mut secret): (Option<bool>, Option<String>) = (None, None);
         for f in &form.fields {
             let Some(var) = f.var.as_deref() else {
                 continue;
@@ -163,16 +164,9 @@ impl RoomConfig {
                 "muc#roomconfig_publicroom" => next.public = flag()?,
                 "muc#roomconfig_membersonly" => next.members_only = flag()?,
                 "muc#roomconfig_moderatedroom" => next.moderated = flag()?,
-                "muc#roomconfig_passwordprotectedroom" => {
-                    if !flag()? {
-                        next.password = None;
-                    } else if next.password.is_none() {
-                        next.password = Some(String::new());
-                    }
-                }
-                "muc#roomconfig_roomsecret" => {
-                    next.password = (!v.is_empty()).then(|| v.to_string());
-                }
+                // Both read after the loop: the flag wins over a secret echoed back.
+                "muc#roomconfig_passwordprotectedroom" => protected = Some(flag()?),
+                "muc#roomconfig_roomsecret" => secret = Some(v.to_string()),
                 "muc#roomconfig_whois" => {
                     next.whois = match v {
                         "moderators" => Whois::Moderators,
@@ -188,14 +182,20 @@ impl RoomConfig {
                         .map_err(|_| format!("{var}: {v:?} is not a number"))?;
                     next.max_users = n.clamp(1, service_max);
                 }
-                // Fields other services offer, that this one does not (yet) act on: accepted
-                // and ignored, as a client may send a whole form it got elsewhere.
-                _ if var.starts_with("muc#roomconfig_") || var.starts_with("muc#") => {}
-                _ => return Err(format!("unknown field {var}")),
+                // Fields other services offer, that this one does not act on: accepted and
+                // ignored, as a client may send back a whole form it got elsewhere.
+                _ => {}
             }
         }
-        if next.password.as_deref() == Some("") {
-            return Err("a password-protected room needs muc#roomconfig_roomsecret".into());
+        if let Some(s) = secret {
+            next.password = (!s.is_empty()).then_some(s);
+        }
+        match protected {
+            Some(false) => next.password = None,
+            Some(true) if next.password.is_none() => {
+                return Err("a password-protected room needs muc#roomconfig_roomsecret".into());
+            }
+            _ => {}
         }
         *self = next;
         Ok(())
@@ -258,7 +258,22 @@ mod tests {
             c.apply(&submit(&[("muc#roomconfig_persistentroom", "maybe")]), 200)
                 .is_err()
         );
-        assert!(c.apply(&submit(&[("color", "red")]), 200).is_err());
+        assert!(
+            c.apply(&submit(&[("color", "red")]), 200).is_ok(),
+            "fields of other services are ignored"
+        );
+        assert_eq!(c, before);
+        // Unticking the flag wins over the secret the form echoes back.
+        c.apply(
+            &submit(&[
+                ("muc#roomconfig_passwordprotectedroom", "0"),
+                ("muc#roomconfig_roomsecret", "s3cret"),
+            ]),
+            200,
+        )
+        .unwrap();
+        assert_eq!(c.password, None);
+        c = before.clone();
         assert!(
             c.apply(&submit(&[("muc#roomconfig_roomsecret", "")]), 200)
                 .is_ok(),

@@ -80,7 +80,7 @@ pub struct Subject {
 }
 
 /// A room.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Room {
     /// The room's address (`name@service`).
     pub jid: Jid,
@@ -377,6 +377,47 @@ impl Room {
             .build()
     }
 
+    /// An occupant sent a join again from the same address and nick (a client that lost
+    /// track, XEP-0045 §7.2.1): it gets everything a newcomer gets (the others' presence,
+    /// its own, the history it asked for, the subject); the others hear of it only if its
+    /// presence changed.
+    pub fn resync(
+        &mut self,
+        jid: &Jid,
+        presence: &Element,
+        history: &HistoryRequest,
+        now_ms: i64,
+    ) -> Vec<Element> {
+        let Some(i) = self.occupants.iter().position(|o| o.jid == *jid) else {
+            return Vec::new();
+        };
+        let changed = self.occupants[i].presence != *presence;
+        self.occupants[i].presence = presence.clone();
+        let me = self.occupants[i].clone();
+        let mut out: Vec<Element> = self
+            .occupants
+            .iter()
+            .filter(|o| o.jid != me.jid)
+            .map(|o| self.presence_of(o, &me, false, &[], &[]))
+            .collect();
+        let mut codes = vec![110];
+        if self.config.whois == Whois::Anyone {
+            codes.push(100);
+        }
+        out.push(self.presence_of(&me, &me, false, &codes, &[]));
+        if changed {
+            out.extend(
+                self.occupants
+                    .iter()
+                    .filter(|o| o.jid != me.jid)
+                    .map(|to| self.presence_of(&me, to, false, &[], &[])),
+            );
+        }
+        out.extend(self.history_for(&me, history, now_ms));
+        out.push(self.subject_message(&me.jid));
+        out
+    }
+
     /// An occupant sent available presence again (a new show or status): passed on.
     pub fn update(&mut self, jid: &Jid, presence: &Element) -> Vec<Element> {
         let Some(i) = self.occupants.iter().position(|o| o.jid == *jid) else {
@@ -423,8 +464,9 @@ impl Room {
         Ok(out)
     }
 
-    /// An occupant leaves (unavailable presence, or its session ended).
-    pub fn leave(&mut self, jid: &Jid, presence: Option<&Element>) -> Vec<Element> {
+    /// An occupant leaves (unavailable presence, or its session ended), or is removed with
+    /// `codes` (`333`: its client answered with an error, XEP-0045 §11.1).
+    pub fn leave(&mut self, jid: &Jid, presence: Option<&Element>, codes: &[u16]) -> Vec<Element> {
         let Some(i) = self.occupants.iter().position(|o| o.jid == *jid) else {
             return Vec::new();
         };
@@ -432,7 +474,7 @@ impl Room {
         if let Some(p) = presence {
             o.presence = p.clone();
         }
-        let mut out = self.broadcast_presence(&o, true, &[], &[]);
+        let mut out = self.broadcast_presence(&o, true, codes, &[]);
         // The leaver's status text goes with its unavailable presence.
         for p in &mut out {
             for c in o.presence.children().filter(|c| c.name() == "status") {
@@ -649,11 +691,20 @@ impl Room {
             ));
         };
         let target = self.occupants[i].clone();
-        let outranks = target.affiliation < a.affiliation || a.affiliation == Affiliation::Owner;
-        if target.affiliation >= Affiliation::Admin && !outranks && target.jid != a.jid {
+        // Nobody kicks a higher affiliation (§8.2); nobody takes voice or moderation from an
+        // admin or owner (§8.4, §9.7).
+        if target.affiliation > a.affiliation && target.jid != a.jid {
             return Err(refuse(
                 DefinedCondition::NotAllowed,
-                "admins and owners keep their role against lower ranks",
+                "an occupant of a higher affiliation keeps its role",
+            ));
+        }
+        if target.affiliation >= Affiliation::Admin
+            && matches!(role, Role::Visitor | Role::Participant)
+        {
+            return Err(refuse(
+                DefinedCondition::NotAllowed,
+                "admins and owners keep their voice and moderation",
             ));
         }
         if (role == Role::Moderator || target.role == Role::Moderator)
@@ -840,6 +891,41 @@ impl Room {
                 p
             })
             .collect()
+    }
+
+    /// The configuration changed from `before`: a status message to every occupant (`172`
+    /// or `173` when real addresses became visible or hidden, `104` otherwise), and, when
+    /// the room became members-only, the non-members out (`322`).
+    pub fn reconfigured(&mut self, before: &RoomConfig) -> Vec<Element> {
+        let mut out = Vec::new();
+        if self.config.members_only && !before.members_only {
+            let gone: Vec<Occupant> = self
+                .occupants
+                .iter()
+                .filter(|o| o.affiliation < Affiliation::Member)
+                .cloned()
+                .collect();
+            for o in gone {
+                self.occupants.retain(|x| x.jid != o.jid);
+                out.extend(self.broadcast_presence(&o, true, &[322], &[]));
+            }
+        }
+        let code = match (before.whois, self.config.whois) {
+            (Whois::Moderators, Whois::Anyone) => 172,
+            (Whois::Anyone, Whois::Moderators) => 173,
+            _ => 104,
+        };
+        for to in &self.occupants {
+            out.push(
+                Element::builder("message", ns::JABBER_CLIENT)
+                    .attr("type", "groupchat")
+                    .attr("from", self.jid.to_string())
+                    .attr("to", to.jid.to_string())
+                    .child(Element::builder("x", NS_USER).child(status(code)).build())
+                    .build(),
+            );
+        }
+        out
     }
 
     /// Whether nobody is in the room.

@@ -19,6 +19,10 @@ use crate::{Affiliation, NS, NS_ADMIN, NS_OWNER, NS_ROOMINFO, NS_USER, Role};
 const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
 const PING: &str = "urn:xmpp:ping";
+/// The room keeps the `id` a sender gave its groupchat message (XEP-0045 §7.4).
+const STABLE_ID: &str = "http://jabber.org/protocol/muc#stable_id";
+/// XEP-0410 §3.3: a room answers its occupants' self-pings itself.
+const SELF_PING_OPTIMIZATION: &str = "http://jabber.org/protocol/muc#self-ping-optimization";
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -36,6 +40,10 @@ struct Settings {
 struct Muc {
     settings: Settings,
     rooms: Mutex<HashMap<String, Room>>,
+    /// Held from an event's decision until its stanzas are routed and its room written:
+    /// occupants see events in one order, and a newer room is never overwritten by an
+    /// older snapshot.
+    order: tokio::sync::Mutex<()>,
 }
 
 fn lock(m: &Mutex<HashMap<String, Room>>) -> MutexGuard<'_, HashMap<String, Room>> {
@@ -83,7 +91,18 @@ impl Muc {
             tracing::error!(error = %e, "forgetting a room failed");
         }
         for el in fx.out {
-            server.route(el).await;
+            // What the service sends itself (an invitation to a room's address, say) goes
+            // through another task: this one holds the order lock the service takes.
+            let to_self = el
+                .attr("to")
+                .and_then(|t| Jid::new(t).ok())
+                .is_some_and(|t| t.domain() == self.settings.domain);
+            if to_self {
+                let server = server.clone();
+                tokio::spawn(async move { server.route(el).await });
+            } else {
+                server.route(el).await;
+            }
         }
     }
 
@@ -116,7 +135,12 @@ impl Muc {
                     if existing {
                         let room = rooms.get_mut(name).expect("checked");
                         let same_nick = room.occupant(&from).is_some_and(|o| o.nick == nick);
-                        if same_nick {
+                        if same_nick && stanza.has_child("x", NS) {
+                            Ok(Effects {
+                                out: room.resync(&from, &stanza, &history_request(&stanza), now),
+                                ..Default::default()
+                            })
+                        } else if same_nick {
                             Ok(Effects {
                                 out: room.update(&from, &stanza),
                                 ..Default::default()
@@ -127,6 +151,14 @@ impl Muc {
                                 ..Default::default()
                             })
                         }
+                    } else if !stanza.has_child("x", NS) {
+                        // Not a join (XEP-0045 §7.2.18): a client that thinks it is in a room
+                        // it is not in (the room went, the server restarted) is told so,
+                        // rather than taken in, or made owner of a room created anew.
+                        Ok(Effects {
+                            out: vec![not_in_room(&from, &to)],
+                            ..Default::default()
+                        })
                     } else {
                         self.join(&mut rooms, &from, name, nick, &to, &stanza, now)
                     }
@@ -135,7 +167,12 @@ impl Muc {
                     let mut fx = Effects::default();
                     if let Some(room) = rooms.get_mut(name) {
                         fx.out =
-                            room.leave(&from, (kind == Some("unavailable")).then_some(&stanza));
+                            // An error from the occupant's client: it is gone (§11.1, 333).
+                            if kind == Some("unavailable") {
+                                room.leave(&from, Some(&stanza), &[])
+                            } else {
+                                room.leave(&from, None, &[333])
+                            };
                         // A temporary room goes with its last occupant, a locked one with its
                         // owner.
                         let owner_gone = room.locked
@@ -173,22 +210,11 @@ impl Muc {
         stanza: &Element,
         now: i64,
     ) -> Result<Effects, Box<StanzaError>> {
-        let x = stanza.get_child("x", NS);
-        let password = x
+        let password = stanza
+            .get_child("x", NS)
             .and_then(|x| x.get_child("password", NS))
             .map(Element::text);
-        let history = x
-            .and_then(|x| x.get_child("history", NS))
-            .map(|h| {
-                let n = |a: &str| h.attr(a).and_then(|v| v.parse::<u64>().ok());
-                HistoryRequest {
-                    max_stanzas: n("maxstanzas").map(|v| v as usize),
-                    max_chars: n("maxchars").map(|v| v as usize),
-                    seconds: n("seconds"),
-                    since_ms: h.attr("since").and_then(lithos_core::datetime::parse),
-                }
-            })
-            .unwrap_or_default();
+        let history = history_request(stanza);
         let created = !rooms.contains_key(name);
         if created {
             if self.settings.local_creators_only && from.domain() != self.settings.server_domain {
@@ -254,7 +280,12 @@ impl Muc {
         };
         let kind = stanza.attr("type").unwrap_or("normal");
         if kind == "error" {
-            return;
+            // An occupant's client bounced what the room sent it: it is gone (§11.1, 333).
+            let mut fx = Effects::default();
+            if let Some(room) = lock(&self.rooms).get_mut(name) {
+                fx.out = room.leave(&from, None, &[333]);
+            }
+            return self.apply(server, fx).await;
         }
         let now = lithos_core::datetime::now_ms();
         let fx: Result<Effects, Box<StanzaError>> = {
@@ -382,7 +413,7 @@ impl Muc {
             ("get", "query", DISCO_INFO) => Ok(Some(
                 Element::builder("query", DISCO_INFO)
                     .child(identity("Chatrooms"))
-                    .children([DISCO_INFO, DISCO_ITEMS, NS, PING].map(feature))
+                    .children([DISCO_INFO, DISCO_ITEMS, NS, PING, STABLE_ID].map(feature))
                     .build(),
             )),
             ("get", "query", DISCO_ITEMS) => {
@@ -423,7 +454,11 @@ impl Muc {
     ) -> Result<Option<Element>, Box<StanzaError>> {
         let rooms = lock(&self.rooms);
         let Some(room) = rooms.get(name) else {
-            return Err(refuse(DefinedCondition::ItemNotFound, "no such room"));
+            // Not "item-not-found": XEP-0410 gives that the meaning "joined, nick changed".
+            return Err(refuse(
+                DefinedCondition::NotAcceptable,
+                "no such room: you are not in it",
+            ));
         };
         let Some(me) = room.occupant(from) else {
             return Err(refuse(
@@ -497,6 +532,46 @@ impl Muc {
     }
 }
 
+/// The history a join asks for (`<history/>` in its `<x/>`).
+fn history_request(presence: &Element) -> HistoryRequest {
+    presence
+        .get_child("x", NS)
+        .and_then(|x| x.get_child("history", NS))
+        .map(|h| {
+            let n = |a: &str| h.attr(a).and_then(|v| v.parse::<u64>().ok());
+            HistoryRequest {
+                max_stanzas: n("maxstanzas").map(|v| v as usize),
+                max_chars: n("maxchars").map(|v| v as usize),
+                seconds: n("seconds"),
+                since_ms: h.attr("since").and_then(lithos_core::datetime::parse),
+            }
+        })
+        .unwrap_or_default()
+}
+
+/// To a client whose presence says it is in a room it is not in: out, as if kicked by the
+/// service (`110`, `307`, `333`; XEP-0045 §7.2.18).
+fn not_in_room(from: &Jid, to: &Jid) -> Element {
+    let x = Element::builder("x", NS_USER)
+        .child(
+            Element::builder("item", NS_USER)
+                .attr("affiliation", "none")
+                .attr("role", "none")
+                .build(),
+        )
+        .children(
+            ["110", "307", "333"]
+                .map(|c| Element::builder("status", NS_USER).attr("code", c).build()),
+        )
+        .build();
+    Element::builder("presence", ns::JABBER_CLIENT)
+        .attr("type", "unavailable")
+        .attr("from", to.to_string())
+        .attr("to", from.to_string())
+        .child(x)
+        .build()
+}
+
 fn identity(name: &str) -> Element {
     Element::builder("identity", DISCO_INFO)
         .attr("category", "conference")
@@ -518,6 +593,8 @@ fn room_info(room: &Room) -> Element {
         NS,
         DISCO_INFO,
         PING,
+        STABLE_ID,
+        SELF_PING_OPTIMIZATION,
         pick(c.persistent, "muc_persistent", "muc_temporary"),
         pick(c.public, "muc_public", "muc_hidden"),
         pick(c.members_only, "muc_membersonly", "muc_open"),
@@ -597,19 +674,29 @@ fn admin(
             Element::builder("query", NS_ADMIN).children(list).build(),
         ));
     }
+    // All items or none (§9.2): applied to a copy, kept only if every one applies.
+    let mut trial = room.clone();
+    let mut out = Vec::new();
     let mut changed_affiliations = false;
     for i in items {
         let reason = i.get_child("reason", NS_ADMIN).map(Element::text);
+        let room = &mut trial;
         match (
             i.attr("nick"),
             i.attr("role"),
             i.attr("jid"),
             i.attr("affiliation"),
         ) {
+            (_, Some(_), _, Some(_)) => {
+                return Err(refuse(
+                    DefinedCondition::BadRequest,
+                    "an item sets a role or an affiliation, not both",
+                ));
+            }
             (Some(nick), Some(role), _, None) => {
                 let role = Role::parse(role)
                     .ok_or_else(|| refuse(DefinedCondition::BadRequest, "unknown role"))?;
-                fx.out.extend(room.set_role(from, nick, role, reason)?);
+                out.extend(room.set_role(from, nick, role, reason)?);
             }
             (nick, _, jid, Some(aff)) => {
                 let aff = Affiliation::parse(aff)
@@ -630,8 +717,7 @@ fn admin(
                         ));
                     }
                 };
-                fx.out
-                    .extend(room.set_affiliation(from, &target, aff, reason)?);
+                out.extend(room.set_affiliation(from, &target, aff, reason)?);
                 changed_affiliations = true;
             }
             _ => {
@@ -642,6 +728,8 @@ fn admin(
             }
         }
     }
+    *room = trial;
+    fx.out.extend(out);
     if changed_affiliations {
         Muc::persist(name, room, fx);
     }
@@ -704,10 +792,14 @@ fn owner(
                     "not a muc#roomconfig form",
                 ));
             }
-            let was_persistent = room.config.persistent;
+            let before = room.config.clone();
             room.config
                 .apply(&form, service_max)
                 .map_err(|e| refuse(DefinedCondition::NotAcceptable, &e))?;
+            let was_persistent = before.persistent;
+            if !room.locked {
+                fx.out.extend(room.reconfigured(&before));
+            }
             room.locked = false;
             if room.config.persistent {
                 Muc::persist(name, room, fx);
@@ -757,6 +849,7 @@ impl Module for Muc {
         let (Some(from), Some(to)) = (from, to) else {
             return;
         };
+        let _order = self.order.lock().await;
         match stanza.name() {
             "presence" => self.presence(server, from, to, stanza).await,
             "message" => self.message(server, from, to, stanza).await,
@@ -804,6 +897,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     Ok(Arc::new(Muc {
         settings: s,
         rooms: Mutex::new(HashMap::new()),
+        order: tokio::sync::Mutex::new(()),
     }))
 }
 

@@ -3,7 +3,7 @@
 
 use lithos_core::{Element, Payload};
 use lithos_server::storage::rusqlite::params;
-use lithos_server::storage::{ModuleSchema, SqliteStore, StorageError, StorageResult};
+use lithos_server::storage::{ModuleSchema, SqliteStore, StorageResult};
 use lithos_xdata::{Form, FormType};
 
 use crate::Affiliation;
@@ -126,15 +126,16 @@ pub async fn load(db: &SqliteStore, max_users: usize) -> StorageResult<Vec<Saved
     let (rooms, affs) = rows;
     let mut out = Vec::with_capacity(rooms.len());
     for (name, config, subject, by) in rooms {
+        // A room whose row cannot be read is left out (and said so), not every room.
         let form = Element::parse(&config)
             .ok()
-            .and_then(|e| Form::from_element(e).ok())
-            .ok_or_else(|| {
-                StorageError::backend(format!("room {name}: its configuration is not a form"))
-            })?;
+            .and_then(|e| Form::from_element(e).ok());
         let mut c = RoomConfig::new(max_users);
-        c.apply(&form, max_users)
-            .map_err(|e| StorageError::backend(format!("room {name}: {e}")))?;
+        let applied = form.map(|f| c.apply(&f, max_users));
+        if !matches!(applied, Some(Ok(()))) {
+            tracing::error!(room = %name, "a persistent room's configuration is unreadable; the room is not loaded");
+            continue;
+        }
         let affiliations = affs
             .iter()
             .filter(|(room, _, _)| *room == name)

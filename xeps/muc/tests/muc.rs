@@ -592,3 +592,78 @@ async fn talk(format: lithos_testkit::WireFormat) {
 }
 
 lithos_testkit::in_both_formats!(talk);
+
+#[tokio::test]
+async fn resync_ghosts_errors_and_configuration_notices() {
+    let s = server().await;
+    let mut alice = s.login_as("alice", "home").await;
+    join(&mut alice, "Alice", "").await;
+    subject_message(&mut alice).await;
+    let mut bob = s.login_as("bob", "phone").await;
+    join(&mut bob, "Bob", "").await;
+    alice
+        .presence_from("council@conference.localhost/Bob")
+        .await;
+
+    // A join sent again (a client that lost track): everything again, to it alone.
+    join(&mut bob, "Bob", "").await;
+    subject_message(&mut bob).await;
+    alice
+        .expect_none_of("presence", Duration::from_millis(300))
+        .await;
+
+    // Presence without <x/> from someone not in the room: told it is not in it, and no room
+    // is created for it.
+    let mut carol = s.login_as("carol", "desk").await;
+    carol
+        .send_xml("<presence xmlns='jabber:client' to='ghost@conference.localhost/Carol'/>")
+        .await;
+    let out = unavailable(&mut carol).await;
+    assert_eq!(codes(&out), ["110", "307", "333"]);
+    let info = disco(&mut carol, "ghost@conference.localhost", "info").await;
+    assert_eq!(error_condition(&info).as_deref(), Some("item-not-found"));
+    // XEP-0410: pinging oneself in a room that does not exist says "not joined".
+    let pong = ask(
+        &mut carol,
+        "get",
+        "ghost@conference.localhost/Carol",
+        "<ping xmlns='urn:xmpp:ping'/>",
+    )
+    .await;
+    assert_eq!(error_condition(&pong).as_deref(), Some("not-acceptable"));
+
+    // The owner makes the room members-only: a notice to all, and Bob, no member, out (322).
+    let r = configure(&mut alice, &[("muc#roomconfig_membersonly", "1")]).await;
+    assert_eq!(r.attr("type"), Some("result"), "{r}");
+    let out = unavailable(&mut bob).await;
+    assert!(codes(&out).contains(&"322".to_string()), "{out}");
+    let notice = alice
+        .recv_where(|e| e.name() == "message" && e.has_child("x", NS_USER))
+        .await;
+    assert_eq!(codes(&notice), ["104"]);
+    // Real addresses shown to all: 172.
+    configure(&mut alice, &[("muc#roomconfig_whois", "anyone")]).await;
+    let notice = alice
+        .recv_where(|e| e.name() == "message" && e.has_child("x", NS_USER))
+        .await;
+    assert_eq!(codes(&notice), ["172"]);
+
+    // An occupant whose client answers with an error is removed (333).
+    let r = configure(&mut alice, &[("muc#roomconfig_membersonly", "0")]).await;
+    assert_eq!(r.attr("type"), Some("result"));
+    join(&mut carol, "Carol", "").await;
+    carol
+        .send_xml(&format!(
+            "<presence xmlns='jabber:client' to='{ROOM}/Carol' type='error'>\
+             <error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"
+        ))
+        .await;
+    let gone = alice
+        .recv_where(|e| {
+            e.name() == "presence"
+                && e.attr("from") == Some("council@conference.localhost/Carol")
+                && e.attr("type") == Some("unavailable")
+        })
+        .await;
+    assert!(codes(&gone).contains(&"333".to_string()), "{gone}");
+}
