@@ -55,6 +55,65 @@ impl ServerHandle {
         }
     }
 
+    /// Delivers at once, without waiting, a stanza for a connected local full JID: the
+    /// common case of [`route`](Self::route), with the same filters and delivery watchers.
+    /// Anything else (another address, no such session, a full queue, a refusal to answer)
+    /// is handed back, for `route`. A service that decides many deliveries under a lock
+    /// queues them here, in its order, before letting go.
+    pub fn deliver_now(&self, stanza: Element) -> Result<(), Element> {
+        let to = match stanza
+            .attr_shared("to")
+            .map(|t| Jid::parse_shared(t.clone()))
+        {
+            Some(Ok(to)) if to.is_full() && self.is_local(&to) => to,
+            _ => return Err(stanza),
+        };
+        let Some(k) = kind(&stanza) else {
+            return Err(stanza);
+        };
+        if !self.sessions().has_session(&to) {
+            return Err(stanza);
+        }
+        let mut stanza = stanza;
+        match self.modules().filter(self, &mut stanza, &to) {
+            crate::module::Verdict::Deliver => {}
+            crate::module::Verdict::Drop => return Ok(()),
+            crate::module::Verdict::Refuse(e) => {
+                let server = self.clone();
+                tokio::spawn(async move { server.bounce_without_payload(&stanza, *e).await });
+                return Ok(());
+            }
+        }
+        let watched = (k == Kind::Message && self.modules().watch_deliveries(self, to.bare_str()))
+            .then(|| stanza.clone());
+        match self.sessions().send_or_return(&to, stanza) {
+            Ok(()) => {
+                if let Some(m) = watched {
+                    self.modules()
+                        .delivered(self, &m, std::slice::from_ref(&to));
+                }
+            }
+            // As `route` answers a full queue.
+            Err((Delivery::Full, s)) => {
+                if k != Kind::Presence {
+                    let server = self.clone();
+                    tokio::spawn(async move {
+                        let e = StanzaError::new(DefinedCondition::ResourceConstraint)
+                            .with_text("the recipient's queue is full");
+                        server.bounce_without_payload(&s, e).await
+                    });
+                }
+            }
+            // The session ended since the check: routed the slow way (the filters then see
+            // the stanza a second time, in this narrow race only).
+            Err((_, s)) => {
+                let server = self.clone();
+                tokio::spawn(async move { server.route(s).await });
+            }
+        }
+        Ok(())
+    }
+
     /// Routes a stanza whose `from` is set (by the kernel for client stanzas, by a module for
     /// the server's own) and whose `to`, if any, is a valid JID.
     pub async fn route(&self, stanza: Element) {

@@ -162,6 +162,13 @@ impl Sessions {
         Some(e.presence)
     }
 
+    /// Whether a session is bound to the full JID `full`.
+    pub fn has_session(&self, full: &Jid) -> bool {
+        self.read()
+            .get(full.bare_str())
+            .is_some_and(|l| l.iter().any(|e| e.info.jid == *full))
+    }
+
     /// True while the session `info` is bound (not ended, not replaced by another bound to
     /// the same resource).
     pub fn is_bound(&self, info: &SessionInfo) -> bool {

@@ -40,10 +40,9 @@ struct Settings {
 struct Muc {
     settings: Settings,
     rooms: Mutex<HashMap<String, Room>>,
-    /// Held from an event's decision until its stanzas are routed and its room written:
-    /// occupants see events in one order, and a newer room is never overwritten by an
-    /// older snapshot.
-    order: tokio::sync::Mutex<()>,
+    /// Room writes, one at a time; with the version each room's snapshot carries, an older
+    /// snapshot never overwrites a newer one.
+    saving: tokio::sync::Mutex<HashMap<String, u64>>,
 }
 
 fn lock(m: &Mutex<HashMap<String, Room>>) -> MutexGuard<'_, HashMap<String, Room>> {
@@ -59,8 +58,28 @@ fn refuse(condition: DefinedCondition, text: &str) -> Box<StanzaError> {
 #[derive(Default)]
 struct Effects {
     out: Vec<Element>,
-    save: Option<Saved>,
-    delete: Option<String>,
+    save: Option<(Saved, u64)>,
+    delete: Option<(String, u64)>,
+}
+
+impl Effects {
+    /// Queues every stanza for a connected local session now, in order (the caller holds
+    /// the rooms' lock, so occupants see events in the order they were decided); what needs
+    /// the router's slower paths stays for [`Muc::apply`].
+    fn deliver_now(&mut self, server: &ServerHandle) {
+        let out = std::mem::take(&mut self.out);
+        self.out = out
+            .into_iter()
+            .filter_map(|el| server.deliver_now(el).err())
+            .collect();
+    }
+}
+
+/// The order of room writes, given under the rooms' lock (so in the order the changes were
+/// decided), across rooms and their successive incarnations.
+fn next_version() -> u64 {
+    static VERSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    VERSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn snapshot(name: &str, room: &Room) -> Saved {
@@ -80,35 +99,40 @@ impl Muc {
     /// Writes what persistence needs, then routes.
     async fn apply(&self, server: &ServerHandle, fx: Effects) {
         let db = server.storage().database();
-        if let Some(saved) = fx.save
-            && let Err(e) = store::save(db, saved).await
-        {
-            tracing::error!(error = %e, "saving a room failed");
-        }
-        if let Some(name) = fx.delete
-            && let Err(e) = store::delete(db, &name).await
-        {
-            tracing::error!(error = %e, "forgetting a room failed");
-        }
-        for el in fx.out {
-            // What the service sends itself (an invitation to a room's address, say) goes
-            // through another task: this one holds the order lock the service takes.
-            let to_self = el
-                .attr("to")
-                .and_then(|t| Jid::new(t).ok())
-                .is_some_and(|t| t.domain() == self.settings.domain);
-            if to_self {
-                let server = server.clone();
-                tokio::spawn(async move { server.route(el).await });
-            } else {
-                server.route(el).await;
+        if fx.save.is_some() || fx.delete.is_some() {
+            let mut done = self.saving.lock().await;
+            if let Some((saved, version)) = fx.save
+                && done.get(&saved.name).is_none_or(|v| *v < version)
+            {
+                let name = saved.name.clone();
+                match store::save(db, saved).await {
+                    Ok(()) => {
+                        done.insert(name, version);
+                    }
+                    Err(e) => tracing::error!(error = %e, "saving a room failed"),
+                }
             }
+            if let Some((name, version)) = fx.delete
+                && done.get(&name).is_none_or(|v| *v < version)
+            {
+                match store::delete(db, &name).await {
+                    Ok(()) => {
+                        done.insert(name, version);
+                    }
+                    Err(e) => tracing::error!(error = %e, "forgetting a room failed"),
+                }
+            }
+        }
+        // What could not be queued at once under the lock (another domain, an absent
+        // session, offline storage), through the router.
+        for el in fx.out {
+            server.route(el).await;
         }
     }
 
     fn persist(name: &str, room: &Room, fx: &mut Effects) {
         if room.config.persistent {
-            fx.save = Some(snapshot(name, room));
+            fx.save = Some((snapshot(name, room), next_version()));
         }
     }
 
@@ -129,7 +153,7 @@ impl Muc {
         let now = lithos_core::datetime::now_ms();
         let fx = {
             let mut rooms = lock(&self.rooms);
-            match kind {
+            let decided = match kind {
                 None => {
                     let existing = rooms.get(name).is_some_and(|r| r.occupant(&from).is_some());
                     if existing {
@@ -183,7 +207,7 @@ impl Muc {
                         if (room.is_empty() && !room.config.persistent) || owner_gone {
                             fx.out.extend(room.destroy(None, None));
                             if room.config.persistent {
-                                fx.delete = Some(name.to_string());
+                                fx.delete = Some((name.to_string(), next_version()));
                             }
                             rooms.remove(name);
                         }
@@ -191,7 +215,11 @@ impl Muc {
                     Ok(fx)
                 }
                 _ => Ok(Effects::default()),
-            }
+            };
+            decided.map(|mut fx| {
+                fx.deliver_now(server);
+                fx
+            })
         };
         match fx {
             Ok(fx) => self.apply(server, fx).await,
@@ -284,13 +312,14 @@ impl Muc {
             let mut fx = Effects::default();
             if let Some(room) = lock(&self.rooms).get_mut(name) {
                 fx.out = room.leave(&from, None, &[333]);
+                fx.deliver_now(server);
             }
             return self.apply(server, fx).await;
         }
         let now = lithos_core::datetime::now_ms();
         let fx: Result<Effects, Box<StanzaError>> = {
             let mut rooms = lock(&self.rooms);
-            match rooms.get_mut(name) {
+            let decided = match rooms.get_mut(name) {
                 None => Err(refuse(DefinedCondition::ItemNotFound, "no such room")),
                 Some(room) => match (to.resource(), kind) {
                     (Some(_), "groupchat") => Err(refuse(
@@ -316,7 +345,11 @@ impl Muc {
                     }
                     (None, _) => Self::to_room(name, room, &from, &stanza),
                 },
-            }
+            };
+            decided.map(|mut fx| {
+                fx.deliver_now(server);
+                fx
+            })
         };
         match fx {
             Ok(fx) => self.apply(server, fx).await,
@@ -379,7 +412,7 @@ impl Muc {
             (None, _) => self.service_iq(kind, &payload),
             (Some(name), Some(nick)) => self.occupant_iq(name, nick, &from, &payload),
             (Some(name), None) => {
-                let (answer, fx) = self.room_iq(name, &from, kind, &payload);
+                let (answer, fx) = self.room_iq(server, name, &from, kind, &payload);
                 self.apply(server, fx).await;
                 answer
             }
@@ -489,6 +522,7 @@ impl Muc {
 
     fn room_iq(
         &self,
+        server: &ServerHandle,
         name: &str,
         from: &Jid,
         kind: &str,
@@ -519,6 +553,7 @@ impl Muc {
                 );
                 if matches!(r, Ok(Some(ref e)) if e.name() == "destroyed") {
                     rooms.remove(name);
+                    fx.deliver_now(server);
                     return (Ok(None), fx);
                 }
                 r
@@ -528,6 +563,7 @@ impl Muc {
                 "not a request this room answers",
             )),
         };
+        fx.deliver_now(server);
         (answer, fx)
     }
 }
@@ -765,7 +801,7 @@ fn owner(
         fx.out
             .extend(room.destroy(reason, d.attr("jid").map(str::to_string)));
         if room.config.persistent {
-            fx.delete = Some(name.to_string());
+            fx.delete = Some((name.to_string(), next_version()));
         }
         return Ok(Some(Element::bare("destroyed", NS_OWNER)));
     }
@@ -804,7 +840,7 @@ fn owner(
             if room.config.persistent {
                 Muc::persist(name, room, fx);
             } else if was_persistent {
-                fx.delete = Some(name.to_string());
+                fx.delete = Some((name.to_string(), next_version()));
             }
             Ok(None)
         }
@@ -849,7 +885,6 @@ impl Module for Muc {
         let (Some(from), Some(to)) = (from, to) else {
             return;
         };
-        let _order = self.order.lock().await;
         match stanza.name() {
             "presence" => self.presence(server, from, to, stanza).await,
             "message" => self.message(server, from, to, stanza).await,
@@ -897,7 +932,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     Ok(Arc::new(Muc {
         settings: s,
         rooms: Mutex::new(HashMap::new()),
-        order: tokio::sync::Mutex::new(()),
+        saving: tokio::sync::Mutex::new(HashMap::new()),
     }))
 }
 
