@@ -116,12 +116,15 @@ impl RoomConfig {
                 "Password",
                 self.password.iter().cloned().collect(),
             ))
-            .with(field(
-                "muc#roomconfig_whois",
-                "list-single",
-                "Who may see real addresses",
-                vec![whois.into()],
-            ))
+            .with(
+                field(
+                    "muc#roomconfig_whois",
+                    "list-single",
+                    "Who may see real addresses",
+                    vec![whois.into()],
+                )
+                .with_options(&[("Moderators only", "moderators"), ("Anyone", "anyone")]),
+            )
             .with(flag(
                 "muc#roomconfig_changesubject",
                 "Occupants may change the subject",

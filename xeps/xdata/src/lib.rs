@@ -55,6 +55,21 @@ pub struct Field {
     /// Its values.
     #[payload(child)]
     pub values: Vec<Value>,
+    /// The choices of a `list-single` or `list-multi` field.
+    #[payload(child)]
+    pub options: Vec<FieldOption>,
+}
+
+/// One `<option/>` of a list field: a label and the value it stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Default, lithos_core::Payload)]
+#[payload(ns = NS, name = "option")]
+pub struct FieldOption {
+    /// A human-readable label.
+    #[payload(attr)]
+    pub label: Option<String>,
+    /// The value.
+    #[payload(text_child = "value")]
+    pub value: String,
 }
 
 /// One `<value/>` of a field.
@@ -74,7 +89,20 @@ impl Field {
             type_: type_.map(str::to_string),
             label: None,
             values: values.into_iter().map(|text| Value { text }).collect(),
+            options: Vec::new(),
         }
+    }
+
+    /// The field with these choices (`(label, value)`), for a list field.
+    pub fn with_options(mut self, options: &[(&str, &str)]) -> Field {
+        self.options = options
+            .iter()
+            .map(|(label, value)| FieldOption {
+                label: Some(label.to_string()),
+                value: value.to_string(),
+            })
+            .collect();
+        self
     }
 
     /// The first value.
@@ -162,6 +190,19 @@ impl Form {
 mod tests {
     use super::*;
     use lithos_core::Payload;
+
+    #[test]
+    fn list_fields_carry_their_options() {
+        let f = Field::new("color", Some("list-single"), vec!["red".into()])
+            .with_options(&[("Red", "red"), ("Blue", "blue")]);
+        let el = Payload::into_element(f.clone());
+        let xml = el.to_xml();
+        assert!(
+            xml.contains("<option label=\"Blue\"><value>blue</value></option>"),
+            "{xml}"
+        );
+        assert_eq!(Field::from_element(el).unwrap(), f);
+    }
 
     #[test]
     fn strict_enough() {
