@@ -65,15 +65,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_port() {
-  for _ in $(seq 200); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "nothing listens on $1" >&2
-  return 1
-}
-
 start_lithos() { # dir port [extra configuration] [binary]
   lithos_config "$1" "$2" "${3:-}" > "$1/lithos.toml"
   "${4:-$LITHOSD}" --config "$1/lithos.toml" > "$1/server.log" 2>&1 &

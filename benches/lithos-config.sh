@@ -1,4 +1,5 @@
-# Sourced by compare.sh and cpu-ab.sh: the configuration every benchmark gives lithosd.
+# Sourced by the benchmark scripts: the configuration every benchmark gives lithosd, and
+# wait_port.
 #
 # lithos_config DIR PORT [EXTRA]: prints it for a server keeping its data in DIR/data and
 # listening on 127.0.0.1:PORT (plaintext, PLAIN allowed, in-band registration open), with
@@ -39,3 +40,13 @@ max_unauthenticated_connections = 1000000"
 # twice (for its sender and its recipient).
 MAM_ON="[modules.mam]
 enabled = true"
+
+# wait_port PORT: waits (up to 20 s) until something listens on 127.0.0.1:PORT.
+wait_port() {
+  for _ in $(seq 200); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "nothing listens on $1" >&2
+  return 1
+}

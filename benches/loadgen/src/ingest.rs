@@ -2,9 +2,9 @@
 //! line each run prints ([`Outcome`]), so `benches/compare_mqtt.py` reads Lithos reports
 //! (`reports`) and MQTT publishes (`mqtt`) alike.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::{ms_per_1000, percentile};
+use crate::{cpu_ms, ms_per_1000, percentile};
 
 /// How long a consumer waits for the next reading before it gives up on the rest.
 pub(crate) const CONSUMER_STALL: Duration = Duration::from_secs(10);
@@ -22,10 +22,53 @@ pub(crate) fn syscalls(pid: u32) -> Option<u64> {
     Some(field("syscr:")? + field("syscw:")?)
 }
 
-/// Says on stderr that the measured phase begins (a profiler attaches then: the set-up's
-/// logins would otherwise fill the profile).
-pub(crate) fn measuring() {
-    eprintln!("lithos-loadgen: measuring");
+/// The measured phase of a run: the server's CPU time and system calls, and the clock,
+/// from its start.
+pub(crate) struct Measured {
+    pid: Option<u32>,
+    cpu: Option<f64>,
+    syscalls: Option<u64>,
+    start: Instant,
+}
+
+impl Measured {
+    /// Starts it, and says so on stderr (a profiler attaches then: the set-up's logins
+    /// would otherwise fill the profile).
+    pub(crate) fn start(pid: Option<u32>) -> Measured {
+        eprintln!("lithos-loadgen: measuring");
+        Measured {
+            pid,
+            cpu: pid.and_then(cpu_ms),
+            syscalls: pid.and_then(syscalls),
+            start: Instant::now(),
+        }
+    }
+
+    /// Ends it once the senders are done: waits for the consumer, if any (it gives what it
+    /// received and when the last came), then fills in `out` and prints it.
+    pub(crate) async fn end(
+        self,
+        mut out: Outcome,
+        readings: usize,
+        latencies: Vec<f64>,
+        consumer: Option<tokio::task::JoinHandle<(usize, Instant)>>,
+    ) {
+        let mut end = Instant::now();
+        if let Some(c) = consumer {
+            let (got, last) = c.await.expect("consumer");
+            out.consumed = Some(got);
+            end = end.max(last);
+        }
+        out.syscalls(readings, self.syscalls, self.pid.and_then(syscalls));
+        out.finish(
+            readings,
+            end.duration_since(self.start),
+            self.cpu,
+            self.pid.and_then(cpu_ms),
+            latencies,
+        );
+        out.print();
+    }
 }
 
 /// The load: devices, readings each, QoS, window, and whether one consumer takes everything.
@@ -113,7 +156,7 @@ impl Outcome {
 
     /// The server's read and write system calls per reading, from two readings of
     /// [`syscalls`].
-    pub(crate) fn syscalls(&mut self, readings: usize, before: Option<u64>, after: Option<u64>) {
+    fn syscalls(&mut self, readings: usize, before: Option<u64>, after: Option<u64>) {
         if let (Some(b), Some(a)) = (before, after)
             && readings > 0
         {

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::Semaphore;
 
-use crate::ingest::{Ingest, Outcome, Phase};
-use crate::{cpu_ms, rss_kib};
+use crate::ingest::{Ingest, Measured, Outcome, Phase};
+use crate::rss_kib;
 
 /// Options of the `mqtt` scenario.
 #[derive(clap::Args, Clone)]
@@ -182,10 +182,7 @@ pub(crate) async fn mqtt(args: MqttArgs) {
         None
     };
 
-    crate::ingest::measuring();
-    let cpu_before = pid.and_then(cpu_ms);
-    let sys_before = pid.and_then(crate::ingest::syscalls);
-    let start = Instant::now();
+    let measured = Measured::start(pid);
     let mut joins = Vec::new();
     for (n, (client, ev)) in devices.into_iter().enumerate() {
         let topic = format!("things/{n}/report");
@@ -198,19 +195,5 @@ pub(crate) async fn mqtt(args: MqttArgs) {
             Err(e) => return out.fail(Phase::Publish, e),
         }
     }
-    let mut end = Instant::now();
-    if let Some(c) = consumer {
-        let (got, last) = c.await.expect("consumer");
-        out.consumed = Some(got);
-        end = end.max(last);
-    }
-    out.syscalls(total, sys_before, pid.and_then(crate::ingest::syscalls));
-    out.finish(
-        total,
-        end.duration_since(start),
-        cpu_before,
-        pid.and_then(cpu_ms),
-        latencies,
-    );
-    out.print();
+    measured.end(out, total, latencies, consumer).await;
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use lithos_core::{Element, ns};
 use tokio::sync::Semaphore;
 
-use crate::ingest::{CONSUMER_STALL, Ingest, Outcome, Phase};
+use crate::ingest::{CONSUMER_STALL, Ingest, Measured, Outcome, Phase};
 use crate::{
     Conn, Target, authenticate_as, connector, cpu_ms, ms_per_1000, next_element, percentile,
     rss_kib, secure, send,
@@ -23,19 +23,36 @@ const ACTUATOR: &str = "urn:leps:tuxp:actuator";
 const TEMPERATURE: &str = "urn:leps:things:simple-temperature-reporter";
 const LIGHT: &str = "urn:leps:things:simple-light";
 
-/// Options of the `things` scenario.
+/// Where the things and their operator connect (the `things` and `reports` scenarios).
 #[derive(clap::Args, Clone)]
-pub(crate) struct ThingsArgs {
-    /// The client port (`--addr`), the operator's account (`--password`), TLS.
+pub(crate) struct ThingsServer {
+    /// The client port (`--addr`), the operator's account (`--password`), TLS, format.
     #[command(flatten)]
     target: Target,
     /// The things port.
     #[arg(long, default_value = "127.0.0.1:6222")]
     things_addr: SocketAddr,
-    /// The operator (named in the server's `[modules.operator] operators`), who authorizes,
-    /// owns and commands the things.
+    /// The operator (named in the server's `[modules.operator] operators`), who authorizes
+    /// and owns the things (and commands them, or follows their reports).
     #[arg(long, default_value = "operator")]
     operator: String,
+}
+
+impl ThingsServer {
+    /// The things port, with the rest of the target.
+    fn things_target(&self) -> Target {
+        Target {
+            addr: self.things_addr,
+            ..self.target.clone()
+        }
+    }
+}
+
+/// Options of the `things` scenario.
+#[derive(clap::Args, Clone)]
+pub(crate) struct ThingsArgs {
+    #[command(flatten)]
+    server: ThingsServer,
     /// Temperature reporters.
     #[arg(long, default_value_t = 200)]
     things: usize,
@@ -261,8 +278,8 @@ pub(crate) async fn things(args: ThingsArgs) {
             format!("{what}: {e}")
         );
     };
-    let t = &args.target;
-    let mut op = match operator(t, &args.operator).await {
+    let t = &args.server.target;
+    let mut op = match operator(t, &args.server.operator).await {
         Ok(c) => c,
         Err(e) => return fail("operator logs in", e),
     };
@@ -274,10 +291,7 @@ pub(crate) async fn things(args: ThingsArgs) {
         Ok(ids) => ids,
         Err(e) => return fail("authorization", e),
     };
-    let things_target = Target {
-        addr: args.things_addr,
-        ..t.clone()
-    };
+    let things_target = args.server.things_target();
     let all = light.into_iter().chain(ids).collect();
     let mut conns = match register_and_login(&things_target, all, || ()).await {
         Ok(c) => c,
@@ -361,16 +375,8 @@ pub(crate) async fn things(args: ThingsArgs) {
 /// Options of the `reports` scenario.
 #[derive(clap::Args, Clone)]
 pub(crate) struct ReportsArgs {
-    /// The client port (`--addr`), the operator's account (`--password`), TLS, format.
     #[command(flatten)]
-    target: Target,
-    /// The things port.
-    #[arg(long, default_value = "127.0.0.1:6222")]
-    things_addr: SocketAddr,
-    /// The operator (named in the server's `[modules.operator] operators`), who authorizes
-    /// and owns the things, and is the consumer.
-    #[arg(long, default_value = "operator")]
-    operator: String,
+    server: ThingsServer,
     /// What the run is called in the output (`server`).
     #[arg(long, default_value = "lithos")]
     label: String,
@@ -382,10 +388,10 @@ pub(crate) struct ReportsArgs {
 /// at QoS 0 or 1, W in flight; with `--consumer`, their owner follows every thing's reports
 /// live (`<subscribe/>`) and the run ends when it has them all.
 pub(crate) async fn reports_scenario(args: ReportsArgs) {
-    let (t, a) = (&args.target, &args.ingest);
+    let (t, a) = (&args.server.target, &args.ingest);
     let mut out = Outcome::new(&args.label, a);
     let pid = t.server_pid;
-    let mut op = match operator(t, &args.operator).await {
+    let mut op = match operator(t, &args.server.operator).await {
         Ok(c) => c,
         Err(e) => return out.fail(Phase::Setup, e),
     };
@@ -393,10 +399,7 @@ pub(crate) async fn reports_scenario(args: ReportsArgs) {
         Ok(ids) => ids,
         Err(e) => return out.fail(Phase::Setup, e),
     };
-    let things_target = Target {
-        addr: args.things_addr,
-        ..t.clone()
-    };
+    let things_target = args.server.things_target();
     // Memory is read between registration and login, so it counts the sessions only.
     let mut rss_before = None;
     let conns = match register_and_login(&things_target, ids, || rss_before = pid.and_then(rss_kib))
@@ -435,12 +438,10 @@ pub(crate) async fn reports_scenario(args: ReportsArgs) {
         None
     };
 
-    crate::ingest::measuring();
-    let cpu_before = pid.and_then(cpu_ms);
-    let sys_before = pid.and_then(crate::ingest::syscalls);
-    let start = Instant::now();
+    let measured = Measured::start(pid);
     let (qos, n, w) = (a.qos, a.messages, a.in_flight.max(1));
-    let latencies = match each(conns, usize::MAX >> 4, move |(_, mut c)| async move {
+    let at_once = conns.len().max(1);
+    let latencies = match each(conns, at_once, move |(_, mut c)| async move {
         reports(&mut c, qos, n, w).await
     })
     .await
@@ -448,19 +449,5 @@ pub(crate) async fn reports_scenario(args: ReportsArgs) {
         Ok(l) => l.into_iter().flatten().collect(),
         Err(e) => return out.fail(Phase::Publish, e),
     };
-    let mut end = Instant::now();
-    if let Some(c) = consumer {
-        let (got, last) = c.await.expect("consumer");
-        out.consumed = Some(got);
-        end = end.max(last);
-    }
-    out.syscalls(total, sys_before, pid.and_then(crate::ingest::syscalls));
-    out.finish(
-        total,
-        end.duration_since(start),
-        cpu_before,
-        pid.and_then(cpu_ms),
-        latencies,
-    );
-    out.print();
+    measured.end(out, total, latencies, consumer).await;
 }

@@ -98,14 +98,6 @@ impl Components {
             map.remove(domain);
         }
     }
-
-    /// Whether the component of `domain` is connected.
-    pub(crate) fn is_connected(&self, domain: &str) -> bool {
-        self.connected
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(domain)
-    }
 }
 
 /// Accepts component connections until shutdown.

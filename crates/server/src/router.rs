@@ -18,6 +18,12 @@ enum Kind {
     Iq,
 }
 
+/// What the sender of a stanza hears when its recipient's session queue is full.
+fn queue_full() -> StanzaError {
+    StanzaError::new(DefinedCondition::ResourceConstraint)
+        .with_text("the recipient's queue is full")
+}
+
 fn kind(el: &Element) -> Option<Kind> {
     match el.name() {
         "message" => Some(Kind::Message),
@@ -97,11 +103,9 @@ impl ServerHandle {
             Err((Delivery::Full, s)) => {
                 if k != Kind::Presence {
                     let server = self.clone();
-                    tokio::spawn(async move {
-                        let e = StanzaError::new(DefinedCondition::ResourceConstraint)
-                            .with_text("the recipient's queue is full");
-                        server.bounce_without_payload(&s, e).await
-                    });
+                    tokio::spawn(
+                        async move { server.bounce_without_payload(&s, queue_full()).await },
+                    );
                 }
             }
             // The session ended since the check: routed the slow way (the filters then see
@@ -220,14 +224,7 @@ impl ServerHandle {
                 // queue is full. The sender hears so at once (a command must end promptly
                 // in an error, not wait); presence goes on as for an absent resource.
                 Err((Delivery::Full, s)) if k != Kind::Presence => {
-                    return Box::pin(
-                        self.bounce_without_payload(
-                            &s,
-                            StanzaError::new(DefinedCondition::ResourceConstraint)
-                                .with_text("the recipient's queue is full"),
-                        ),
-                    )
-                    .await;
+                    return Box::pin(self.bounce_without_payload(&s, queue_full())).await;
                 }
                 Err((_, s)) => s,
             }

@@ -140,11 +140,6 @@ impl ServerHandle {
         d
     }
 
-    /// Whether the XEP-0114 component of `domain` is connected now.
-    pub fn component_connected(&self, domain: &str) -> bool {
-        self.0.components.is_connected(domain)
-    }
-
     /// Deletes the account `account` (a bare JID of this domain): the modules hear
     /// `account_deleting`, the store deletes it with everything kept for it and leaves a
     /// tombstone (see [`AccountStore::delete_account`](crate::storage::AccountStore::delete_account)),

@@ -794,11 +794,7 @@ impl Room {
                 self.occupants.remove(i);
                 out.extend(self.broadcast_presence(&o, true, &[code], &extra));
             } else {
-                o.role = affiliation.default_role(self.config.moderated).max(
-                    // A moderator made member by an admin keeps its role only if it had it
-                    // from its affiliation.
-                    Role::Visitor,
-                );
+                o.role = affiliation.default_role(self.config.moderated);
                 self.occupants[i] = o.clone();
                 out.extend(self.broadcast_presence(&o, false, &[], &extra));
             }

@@ -60,6 +60,8 @@ struct Effects {
     out: Vec<Element>,
     save: Option<(Saved, u64)>,
     delete: Option<(String, u64)>,
+    /// The room was destroyed: the caller removes it.
+    destroyed: bool,
 }
 
 impl Effects {
@@ -551,10 +553,10 @@ impl Muc {
                     self.settings.max_occupants,
                     &mut fx,
                 );
-                if matches!(r, Ok(Some(ref e)) if e.name() == "destroyed") {
+                if fx.destroyed {
                     rooms.remove(name);
                     fx.deliver_now(server);
-                    return (Ok(None), fx);
+                    return (r, fx);
                 }
                 r
             }
@@ -773,7 +775,7 @@ fn admin(
 }
 
 /// `muc#owner`: the configuration form (get), a submitted or cancelled form, or `<destroy/>`
-/// (set). A destroyed room answers with a `destroyed` marker the caller removes it for.
+/// (set). A destroyed room is marked in `fx` for the caller to remove.
 fn owner(
     name: &str,
     room: &mut Room,
@@ -803,7 +805,8 @@ fn owner(
         if room.config.persistent {
             fx.delete = Some((name.to_string(), next_version()));
         }
-        return Ok(Some(Element::bare("destroyed", NS_OWNER)));
+        fx.destroyed = true;
+        return Ok(None);
     }
     let Some(x) = q.get_child("x", lithos_xdata::NS) else {
         return Err(refuse(
@@ -817,7 +820,7 @@ fn owner(
         FormType::Cancel => {
             if room.locked {
                 fx.out.extend(room.destroy(None, None));
-                return Ok(Some(Element::bare("destroyed", NS_OWNER)));
+                fx.destroyed = true;
             }
             Ok(None)
         }

@@ -20,7 +20,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use lithos_core::Element;
+use lithos_core::{ByteString, Element};
 use lithos_rsm::ResultSet;
 use lithos_server::storage::rusqlite::{self, Connection, OptionalExtension, params};
 use lithos_server::storage::{ModuleSchema, SqliteStore, StorageError, StorageResult};
@@ -140,8 +140,9 @@ pub struct ReportStore {
 struct Stored {
     thing: String,
     row: Row,
-    ns: String,
-    name: String,
+    /// The data's namespace and name (shared with the element: no copy per report).
+    ns: ByteString,
+    name: ByteString,
 }
 
 /// Where a report goes in the history: thing, node, QoS and QoS 2 id.
@@ -169,8 +170,8 @@ fn insert_history(
             stamp_ms,
             xml: xml.into(),
         },
-        ns: data.ns().to_string(),
-        name: data.name().to_string(),
+        ns: data.ns_shared().clone(),
+        name: data.name_shared().clone(),
     });
     Ok(Item {
         id,

@@ -165,6 +165,10 @@ impl Element {
     pub fn ns(&self) -> &str {
         &self.ns
     }
+    /// The local name as a shared string.
+    pub fn name_shared(&self) -> &ByteString {
+        &self.name
+    }
     /// The namespace as a shared string.
     pub fn ns_shared(&self) -> &ByteString {
         &self.ns
