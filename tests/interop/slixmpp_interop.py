@@ -13,7 +13,10 @@ receives; last, one blocks the other (XEP-0191, slixmpp's xep_0191), whose messa
 bounces, and unblocks; and one pages its message archive (XEP-0313, slixmpp's xep_0313)
 two messages at a time; then a multi-user chat (XEP-0045, slixmpp's xep_0045): juliet
 creates and configures a room, invites romeo, who joins; groupchat, the subject, a private
-message, a kick, history when romeo comes back, and his leaving. With --component PORT, a slixmpp ComponentXMPP attaches as
+message, a kick, history when romeo comes back, and his leaving; then personal eventing
+(XEP-0163 with slixmpp's xep_0115 capabilities): juliet's avatar (XEP-0084) reaches romeo by
++notify, her bookmarks (XEP-0402) stay hers, and a node on pubsub.localhost (XEP-0060) is
+created, subscribed to and published to. With --component PORT, a slixmpp ComponentXMPP attaches as
 echo.localhost (XEP-0114, secret echo-secret-1) and echoes what an account sends to any
 address of its domain; the server lists it in its disco#items.
 
@@ -39,7 +42,7 @@ STEP_TIMEOUT = 20
 
 
 class Client(slixmpp.ClientXMPP):
-    def __init__(self, jid, password, sm=False):
+    def __init__(self, jid, password, sm=False, pep=False):
         super().__init__(jid, password)
         self.ssl_context = ssl.create_default_context(cafile=CA)
         self.messages = asyncio.Queue()
@@ -72,6 +75,15 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("carbon_sent", lambda m: self.carbons.put_nowait(("sent", m)))
         if sm:
             self.register_plugin("xep_0198")
+        if pep:
+            # Capabilities (XEP-0115) in every presence; avatar metadata (XEP-0084) asked
+            # for with +notify (XEP-0163).
+            for plugin in ("xep_0060", "xep_0115", "xep_0163", "xep_0084"):
+                self.register_plugin(plugin)
+            self.avatars = asyncio.Queue()
+            self.add_event_handler("avatar_metadata_publish", lambda m: self.avatars.put_nowait(m))
+            self.published = asyncio.Queue()
+            self.add_event_handler("pubsub_publish", lambda m: self.published.put_nowait(m))
         self.roster.auto_authorize = True
         self.roster.auto_subscribe = True
 
@@ -327,6 +339,87 @@ async def component(romeo):
     print("a slixmpp component attached (XEP-0114), is listed in disco#items, and echoed romeo")
 
 
+def publish_options(fields):
+    form = slixmpp.plugins.xep_0004.stanza.Form()
+    form["type"] = "submit"
+    form.add_field(var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/pubsub#publish-options")
+    for var, value in fields.items():
+        form.add_field(var=var, value=value)
+    return form
+
+
+async def pep_and_pubsub():
+    juliet = Client("juliet@localhost/pep", "juliet-pw", pep=True)
+    romeo = Client("romeo@localhost/pep", "romeo-pw", pep=True)
+    juliet.start()
+    romeo.start()
+    await wait(juliet.started.wait(), "juliet's PEP session")
+    await wait(romeo.started.wait(), "romeo's PEP session")
+    # The server asks each new caps ver for its features (XEP-0115); let that round trip end.
+    await asyncio.sleep(1)
+
+    # An avatar (XEP-0084): data, then metadata, whose notification reaches romeo because
+    # his client announced urn:xmpp:avatar:metadata+notify.
+    data = bytes(range(256)) * 8
+    avatar_id = juliet.plugin["xep_0084"].generate_id(data)
+    await wait(juliet.plugin["xep_0084"].publish_avatar(data), "juliet to publish her avatar's data")
+    await wait(
+        juliet.plugin["xep_0084"].publish_avatar_metadata([{"id": avatar_id, "type": "image/png", "bytes": len(data)}]),
+        "juliet to publish her avatar's metadata",
+    )
+    while True:
+        m = await wait(romeo.avatars.get(), "the avatar metadata notification (PEP, +notify)")
+        if str(m["from"]) == "juliet@localhost":
+            break
+    info = m["pubsub_event"]["items"]["item"]["avatar_metadata"]["info"]
+    assert info["id"] == avatar_id, m
+    iq = await wait(romeo.plugin["xep_0084"].retrieve_avatar(JID("juliet@localhost"), avatar_id), "romeo to fetch the avatar")
+    assert iq["pubsub"]["items"]["item"]["avatar_data"]["value"] == data, iq
+    print("an avatar published through PEP; its notification reached a contact by +notify, who fetched the data (XEP-0084, XEP-0163)")
+
+    # Bookmarks (XEP-0402): a private node, created by the publication's options.
+    conference = slixmpp.xmlstream.ET.fromstring(
+        "<conference xmlns='urn:xmpp:bookmarks:1' name='Council' autojoin='true'><nick>Juliet</nick></conference>"
+    )
+    options = publish_options({
+        "pubsub#persist_items": "true",
+        "pubsub#max_items": "max",
+        "pubsub#send_last_published_item": "never",
+        "pubsub#access_model": "whitelist",
+    })
+    await wait(
+        juliet.plugin["xep_0060"].publish(None, "urn:xmpp:bookmarks:1", id="council@conference.localhost", payload=conference, options=options),
+        "juliet to publish a bookmark",
+    )
+    iq = await wait(juliet.plugin["xep_0060"].get_items(None, "urn:xmpp:bookmarks:1"), "juliet to read her bookmarks")
+    ids = [item["id"] for item in iq["pubsub"]["items"]]
+    assert ids == ["council@conference.localhost"], iq
+    try:
+        await romeo.plugin["xep_0060"].get_items(JID("juliet@localhost"), "urn:xmpp:bookmarks:1", timeout=STEP_TIMEOUT)
+        print("FAILED: romeo read juliet's bookmarks")
+        sys.exit(1)
+    except slixmpp.exceptions.IqError as e:
+        assert e.condition == "not-allowed", e
+    print("bookmarks kept in a private PEP node made by publish-options, refused to others (XEP-0402, XEP-0223)")
+
+    # A node on the pubsub service (XEP-0060): created, subscribed to, published to.
+    service = JID("pubsub.localhost")
+    await wait(juliet.plugin["xep_0060"].create_node(service, "balcony-weather"), "juliet to create a node")
+    await wait(romeo.plugin["xep_0060"].subscribe(service, "balcony-weather"), "romeo to subscribe")
+    reading = slixmpp.xmlstream.ET.fromstring("<reading xmlns='urn:example:weather'>clear, 14 C</reading>")
+    await wait(juliet.plugin["xep_0060"].publish(service, "balcony-weather", id="r1", payload=reading), "juliet to publish")
+    while True:
+        m = await wait(romeo.published.get(), "the pubsub notification")
+        if m["pubsub_event"]["items"]["node"] == "balcony-weather":
+            break
+    assert str(m["from"]) == "pubsub.localhost", m
+    assert m["pubsub_event"]["items"]["item"]["id"] == "r1", m
+    print("a pubsub node created, subscribed to and published to; the subscriber was notified (XEP-0060)")
+    juliet.disconnect()
+    romeo.disconnect()
+    await asyncio.sleep(0.3)
+
+
 async def main():
     juliet = Client("juliet@localhost/balcony", "juliet-pw")
     romeo = Client("romeo@localhost/orchard", "romeo-pw")
@@ -395,6 +488,7 @@ async def main():
     await blocking(juliet2, romeo)
     await archive(juliet2)
     await muc(juliet2, romeo)
+    await pep_and_pubsub()
 
     if COMPONENT_PORT:
         await component(romeo)

@@ -195,6 +195,12 @@ pub trait Module: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Identities (category, type) for an account's disco#info beside
+    /// `account/registered`, such as personal eventing's `pubsub/pep`.
+    fn account_disco_identities(&self) -> Vec<(&'static str, &'static str)> {
+        Vec::new()
+    }
+
     /// Every stanza a bound client sends, after its addresses are checked and `from` stamped,
     /// before routing. A module that wants `stanza` returns the future that handles it;
     /// one that does not returns `None`, synchronously and without allocating, so a stanza
@@ -823,6 +829,17 @@ impl ModuleHost {
         f.sort_unstable();
         f.dedup();
         f
+    }
+
+    /// Every identity the modules add to an account's disco#info, sorted, without duplicates.
+    pub fn account_disco_identities(&self) -> Vec<(&'static str, &'static str)> {
+        let mut v: Vec<_> = self
+            .iter()
+            .flat_map(|m| m.account_disco_identities())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
     /// Every feature the modules add to disco#info, sorted and without duplicates.

@@ -85,6 +85,9 @@ impl Module for Disco {
                 }
                 Some(_) => {
                     q.append_child(identity("account", "registered", None));
+                    for (category, type_) in server.modules().account_disco_identities() {
+                        q.append_child(identity(category, type_, None));
+                    }
                     q.append_child(feature(NS_INFO));
                     q.append_child(feature(NS_ITEMS));
                     for f in server.modules().account_disco_features() {
