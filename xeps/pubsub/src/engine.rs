@@ -559,6 +559,46 @@ impl Engine {
         Ok(())
     }
 
+    /// Creates `node` for `cx.from` with `config` applied to the defaults, unless it exists,
+    /// and makes each of `publishers` (bare JIDs) a publisher of a node it creates.
+    pub async fn ensure_node(
+        &self,
+        cx: &Ctx<'_>,
+        node: &str,
+        config: Option<&Form>,
+        publishers: &[String],
+    ) -> Result<(), StanzaError> {
+        if self.node(cx.service.as_str(), node).is_some() {
+            return Ok(());
+        }
+        let _w = self.writes.lock().await;
+        if self.node(cx.service.as_str(), node).is_some() {
+            return Ok(());
+        }
+        let (name, config) = self.new_node(cx, Some(node.to_string()), config)?;
+        self.insert_node(cx, &name, config).await?;
+        let db = cx.server.storage().database();
+        for p in publishers {
+            store::set_affiliation(
+                db,
+                cx.service.as_str(),
+                &name,
+                p,
+                Some(Affiliation::Publisher.as_str()),
+            )
+            .await
+            .map_err(internal_error)?;
+            if let Some(n) = self
+                .lock()
+                .get_mut(cx.service.as_str())
+                .and_then(|m| m.get_mut(&name))
+            {
+                n.affiliations.insert(p.clone(), Affiliation::Publisher);
+            }
+        }
+        Ok(())
+    }
+
     async fn create(
         &self,
         cx: &Ctx<'_>,
@@ -648,8 +688,24 @@ impl Engine {
         let id = item
             .and_then(|i| i.attr("id"))
             .filter(|id| !id.is_empty())
-            .map(str::to_string)
-            .unwrap_or_else(|| self.next_id());
+            .map(str::to_string);
+        self.publish_item(cx, node, item.is_some(), payload, id, options)
+            .await
+    }
+
+    /// Publishes an item to `node` as `cx.from` (XEP-0060 §7.1): `has_item` says whether the
+    /// request held an `<item/>`, `payload` its payload, `id` its id (generated if `None`),
+    /// `options` its publish-options (preconditions, or a new node's configuration).
+    pub async fn publish_item(
+        &self,
+        cx: &Ctx<'_>,
+        node: String,
+        has_item: bool,
+        payload: Option<Element>,
+        id: Option<String>,
+        options: Option<Form>,
+    ) -> Answer {
+        let id = id.unwrap_or_else(|| self.next_id());
         let publisher = cx.requester();
         let _w = self.writes.lock().await;
         let current = self.node(cx.service.as_str(), &node);
@@ -690,7 +746,7 @@ impl Engine {
         }
         let config = &node_now.config;
         if (config.persist_items || config.deliver_payloads) && payload.is_none() {
-            return Err(if item.is_none() {
+            return Err(if !has_item {
                 pubsub_error(PubsubError::ItemRequired, "this node needs an item")
             } else {
                 pubsub_error(PubsubError::PayloadRequired, "this node needs a payload")

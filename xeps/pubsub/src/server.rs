@@ -100,7 +100,53 @@ pub async fn reply(
 
 struct PubsubService {
     domain: Jid,
-    engine: Engine,
+    engine: Arc<Engine>,
+}
+
+/// The running service, for other modules ([`publish_as`]).
+#[derive(Default)]
+struct Running(std::sync::OnceLock<(Jid, Arc<Engine>)>);
+
+/// Publishes `payload` to `node` of the server's pubsub service (`pubsub.<domain>`) as
+/// `publisher` (a local bare JID), creating the node first when it does not exist: owned by
+/// `owner` (a local account), configured by `config` over the defaults, with `publisher` as
+/// a publisher. Subscribers are notified as for any publication. `service-unavailable` when
+/// the `pubsub` module does not run.
+pub async fn publish_as(
+    server: &ServerHandle,
+    owner: &Jid,
+    publisher: &Jid,
+    node: &str,
+    payload: Element,
+    config: Option<&lithos_xdata::Form>,
+) -> Result<(), StanzaError> {
+    let running = server.shared::<Running>();
+    let Some((domain, engine)) = running.0.get() else {
+        return Err(StanzaError::explained(
+            DefinedCondition::ServiceUnavailable,
+            "the pubsub module does not run",
+        ));
+    };
+    let as_owner = Ctx {
+        server,
+        service: domain,
+        from: owner,
+        profile: Profile::Service,
+    };
+    engine
+        .ensure_node(&as_owner, node, config, &[publisher.to_bare().to_string()])
+        .await?;
+    let cx = Ctx {
+        from: publisher,
+        ..as_owner
+    };
+    let (_, events) = engine
+        .publish_item(&cx, node.to_string(), true, Some(payload), None, None)
+        .await?;
+    for e in &events {
+        deliver(server, domain, e, &e.subscribers).await;
+    }
+    Ok(())
 }
 
 impl PubsubService {
@@ -208,6 +254,10 @@ impl Module for PubsubService {
             Ok(n) => tracing::info!(nodes = n, domain = %domain, "pubsub service ready"),
             Err(e) => tracing::error!(error = %e, "loading pubsub nodes failed"),
         }
+        let _ = server
+            .shared::<Running>()
+            .0
+            .set((self.domain.clone(), self.engine.clone()));
     }
 
     fn service_domain(&self) -> Option<String> {
@@ -265,7 +315,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
     let domain = Jid::new(&domain).map_err(|e| ModuleError::new(format!("domain: {e}")))?;
     Ok(Arc::new(PubsubService {
         domain,
-        engine: Engine::new(limits),
+        engine: Arc::new(Engine::new(limits)),
     }))
 }
 

@@ -35,7 +35,25 @@ struct Settings {
     queue: usize,
     /// Rows the history's tail holds before they are indexed in bulk.
     index_every: usize,
+    /// Stored reports also published to the pubsub service (`pubsub = true`): the node's
+    /// access model and how many items it keeps.
+    pubsub: Option<Mirror>,
 }
+
+/// How reports are mirrored to pubsub nodes.
+#[derive(Debug, Clone)]
+struct Mirror {
+    access: String,
+    max_items: u64,
+}
+
+/// Reports waiting for their publication to the pubsub service, at most (beyond it, the
+/// publication is skipped, with a warning: the report itself is stored and acknowledged).
+const MIRROR_QUEUE: usize = 4096;
+
+/// A stored report to publish: the thing, who reported (the thing or a LAN node), the
+/// report.
+type MirrorJob = (Arc<ThingRecord>, Jid, Element);
 
 /// What to send once the write is committed.
 enum Ack {
@@ -65,6 +83,8 @@ struct After {
     qos: Qos,
     /// The QoS 2 id, passed on to subscribers.
     report_id: Option<String>,
+    /// The thing, when its stored reports are published to the pubsub service.
+    mirror: Option<Arc<ThingRecord>>,
 }
 
 /// What a live subscriber may see of a thing's reports.
@@ -108,6 +128,8 @@ struct Shared {
     names: Mutex<HashMap<String, String>>,
     /// Live copies dropped since the last warning, and when that was.
     dropped: Mutex<(u64, Option<std::time::Instant>)>,
+    /// The queue of reports to publish to the pubsub service (`pubsub = true`).
+    mirror: OnceLock<mpsc::Sender<MirrorJob>>,
 }
 
 /// How often a subscriber's full queue is reported in the log, at most.
@@ -268,6 +290,11 @@ impl ReportModule {
             .get_or_init(|| {
                 let store = self.store(server).clone();
                 let (tx, rx) = mpsc::channel(self.settings.queue);
+                if let Some(m) = &self.settings.pubsub {
+                    let (mtx, mrx) = mpsc::channel(MIRROR_QUEUE);
+                    let _ = self.shared.mirror.set(mtx);
+                    tokio::spawn(mirror_loop(server.clone(), mrx, m.clone()));
+                }
                 tokio::spawn(write_loop(
                     server.clone(),
                     store,
@@ -341,6 +368,7 @@ impl ReportModule {
                 reporter: reporter.clone(),
                 session: session.jid.clone(),
                 qos: Qos::ExactlyOnce,
+                mirror: self.settings.pubsub.as_ref().map(|_| record.clone()),
             };
             return tx
                 .send((write, after))
@@ -401,6 +429,7 @@ impl ReportModule {
             reporter: reporter.clone(),
             session: session.jid.clone(),
             qos,
+            mirror: self.settings.pubsub.as_ref().map(|_| record.clone()),
         };
         // Every level waits for room in the writer's queue: a thing that sends faster than
         // the disk takes its reports is slowed down (TCP back-pressure), not dropped.
@@ -595,6 +624,15 @@ fn answer(server: &ServerHandle, shared: &Shared, job: After, out: Outcome) {
         }
     }
     if let Outcome::Stored(item) = out {
+        if let (Some(record), Some(tx)) = (&job.mirror, shared.mirror.get()) {
+            let mut r = Report::new(item.data.clone(), job.qos);
+            r.stamp_ms = Some(item.stamp_ms);
+            r.report_id = job.report_id.clone();
+            let mirrored = (record.clone(), job.reporter.clone(), r.into_element());
+            if tx.try_send(mirrored).is_err() {
+                tracing::warn!(thing = %job.reporter, "a report was not published to pubsub: its queue is full");
+            }
+        }
         let thing = job.reporter.local().unwrap_or_default();
         let subs = shared.subscribers(thing);
         let Some(first) = subs.first() else {
@@ -629,6 +667,55 @@ fn answer(server: &ServerHandle, shared: &Shared, job: After, out: Outcome) {
             if sessions.send(&sub, msg) == lithos_server::session::Delivery::Full {
                 shared.live_dropped(&sub);
             }
+        }
+    }
+}
+
+/// The pubsub node a thing's reports go to: `things/<thing name>`, and for a gateway's
+/// LAN node `things/<gateway name>/<lan id>`.
+pub fn pubsub_node(reporter: &Jid) -> String {
+    let name = reporter.local().unwrap_or_default();
+    match reporter.resource().filter(|r| *r != "0") {
+        Some(lan) => format!("things/{name}/{lan}"),
+        None => format!("things/{name}"),
+    }
+}
+
+/// Publishes stored reports to the pubsub service, one at a time, in the order stored. The
+/// node is created on a thing's first report, owned by the thing's owner, the thing its
+/// publisher.
+async fn mirror_loop(server: ServerHandle, mut rx: mpsc::Receiver<MirrorJob>, mirror: Mirror) {
+    let config = lithos_xdata::Form::new(
+        lithos_xdata::FormType::Submit,
+        lithos_pubsub::NS_NODE_CONFIG,
+    )
+    .with(lithos_xdata::Field::new(
+        "pubsub#access_model",
+        None,
+        vec![mirror.access.clone()],
+    ))
+    .with(lithos_xdata::Field::new(
+        "pubsub#max_items",
+        None,
+        vec![mirror.max_items.to_string()],
+    ));
+    while let Some((record, reporter, report)) = rx.recv().await {
+        let owner = format!("{}@{}", record.owner, server.domain());
+        let (Ok(owner), false) = (Jid::new(&owner), record.owner.is_empty()) else {
+            continue; // An unowned thing's reports stay private.
+        };
+        let node = pubsub_node(&reporter);
+        if let Err(e) = lithos_pubsub::server::publish_as(
+            &server,
+            &owner,
+            &reporter.to_bare(),
+            &node,
+            report,
+            Some(&config),
+        )
+        .await
+        {
+            tracing::warn!(thing = %reporter, node = %node, error = ?e.condition, "a report was not published to pubsub");
         }
     }
 }
@@ -783,7 +870,13 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
         retention: Some(Duration::from_secs(30 * 86_400)),
         queue: 16_384,
         index_every: INDEX_EVERY,
+        pubsub: None,
     };
+    let mut mirror = Mirror {
+        access: "presence".into(),
+        max_items: 100,
+    };
+    let mut mirror_on = false;
     for (k, v) in &ctx.section {
         match k.as_str() {
             "max_pending_per_thing" => {
@@ -798,9 +891,21 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
             }
             "queue" => settings.queue = ModuleError::integer(k, v, 1)? as usize,
             "index_every" => settings.index_every = ModuleError::integer(k, v, 1)? as usize,
+            "pubsub" => mirror_on = ModuleError::boolean(k, v)?,
+            "pubsub_access" => {
+                let a = v.as_str().unwrap_or_default();
+                if lithos_pubsub::AccessModel::parse(a).is_none() {
+                    return Err(ModuleError::new(format!(
+                        "pubsub_access: {a:?} is none of open, presence, roster, whitelist"
+                    )));
+                }
+                mirror.access = a.to_string();
+            }
+            "pubsub_max_items" => mirror.max_items = ModuleError::integer(k, v, 1)?,
             other => return Err(ModuleError::unknown_key(other)),
         }
     }
+    settings.pubsub = mirror_on.then_some(mirror);
     Ok(Arc::new(ReportModule {
         settings,
         shared: Arc::new(Shared::default()),

@@ -15,13 +15,23 @@ pub mod process {
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 
-    /// A loopback port nothing listens on now.
+    /// A loopback port nothing listens on now, and never handed out before in this test
+    /// binary: a test that kills and restarts its server leaves its ports free for a moment,
+    /// and a test beside it must not be given one of them then.
     pub fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+        static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            if !given.contains(&port) {
+                given.push(port);
+                return port;
+            }
+        }
     }
 
     /// `lithosd --config CONFIG user add NAME`, the password on standard input.
