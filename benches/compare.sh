@@ -24,7 +24,9 @@
 # 10 of them send MUC_MSGS groupchat messages each, 200, 4 in flight; each server's own MUC:
 # lithos-muc, Prosody's muc component, ejabberd's mod_muc); another fresh server holds IDLE
 # logged-in clients (logins/s with PLAIN; memory per connection once they have been idle
-# 12 s, the generator's default), then logs them in again with SCRAM-SHA-1. JSON lines are kept in
+# 12 s, the generator's default), then logs them in again with SCRAM-SHA-1, then fans
+# PUBSUB_ITEMS items (100, 4 in flight) out through one pubsub node to PUBSUB_SUBSCRIBERS
+# subscribers (1,000; each server's own service). JSON lines are kept in
 # target/compare/, and a table of medians and ratios is printed at the end. Every process
 # it starts, it stops.
 set -euo pipefail
@@ -38,6 +40,8 @@ HALF_SECS="${HALF_SECS:-3}"
 IDLE="${IDLE:-5000}"
 MUC_OCCUPANTS="${MUC_OCCUPANTS:-100}"
 MUC_MSGS="${MUC_MSGS:-200}"
+PUBSUB_SUBSCRIBERS="${PUBSUB_SUBSCRIBERS:-1000}"
+PUBSUB_ITEMS="${PUBSUB_ITEMS:-100}"
 OUT=target/compare
 rm -rf "$OUT"
 mkdir -p "$OUT"
@@ -95,7 +99,10 @@ min_seconds_between_registrations = 0
 registration_throttle_max = 1000000
 c2s_timeout = 3600
 network_settings = { tcp_backlog = 1024 }
+-- Prosody's pubsub lets only admins create nodes: the pubsub fan-out's publisher is one.
+admins = { "user0@localhost" }
 VirtualHost "localhost"
+Component "pubsub.localhost" "pubsub"
 Component "conference.localhost" "muc"
   restrict_room_creation = false
   muc_room_locking = false
@@ -145,6 +152,11 @@ modules:
     ip_access: all
     access: register
   mod_stream_mgmt: {}
+  mod_caps: {}
+  mod_pubsub:
+    host: "pubsub.localhost"
+    access_createnode: all
+    plugins: [flat]
   mod_muc:
     host: "conference.localhost"
     access: all
@@ -221,6 +233,12 @@ for rep in $(seq "$REPS"); do
     "$LOADGEN" register "${T[@]}" --accounts "$IDLE" --in-flight 20 > "$dir/register.json"
     run "$server" "$rep" idle-plain connect "${T[@]}" --clients "$IDLE" --in-flight 100
     run "$server" "$rep" scram-sha1 connect "${T[@]}" --clients "$IDLE" --in-flight 100 --mech scram-sha1 --settle 0
+    # Fan-out through one pubsub node of PUBSUB_SUBSCRIBERS (each server's own service:
+    # lithos-pubsub, Prosody's pubsub component, ejabberd's mod_pubsub); needs IDLE accounts.
+    if [ "$IDLE" -ge "$PUBSUB_SUBSCRIBERS" ]; then
+      run "$server" "$rep" pubsub-fanout pubsub "${T[@]}" \
+        --subscribers "$PUBSUB_SUBSCRIBERS" --items "$PUBSUB_ITEMS" --in-flight 4 --service pubsub.localhost
+    fi
     stop_server "$server"
   done
 done

@@ -33,6 +33,10 @@ metrics = [
     ("MUC fan-out: delivered stanzas/s (one room, 100 occupants, 10 senders)", "muc-fanout", "delivered_per_s", "higher"),
     ("MUC fan-out: server CPU-ms per 1,000 delivered stanzas", "muc-fanout", "server_cpu_ms_per_1000", "lower"),
     ("MUC fan-out: delivery latency p99 (ms)", "muc-fanout", "latency_p99_ms", "lower"),
+    ("PubSub fan-out: delivered notifications/s (one node, 1,000 subscribers)", "pubsub-fanout", "delivered_per_s", "higher"),
+    ("PubSub fan-out: server CPU-ms per 1,000 delivered notifications", "pubsub-fanout", "server_cpu_ms_per_1000", "lower"),
+    ("PubSub fan-out: publish-to-notification latency p50 (ms)", "pubsub-fanout", "latency_p50_ms", "lower"),
+    ("PubSub fan-out: publish-to-notification latency p99 (ms)", "pubsub-fanout", "latency_p99_ms", "lower"),
 ]
 servers = ["lithos", "prosody", "ejabberd"]
 reps = max((r["rep"] for r in rows), default=0)

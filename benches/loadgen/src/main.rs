@@ -30,6 +30,9 @@
 //!   1,000, server memory per connected device, acknowledgement latency p50/p99.
 //! - `muc`: N occupants in one room, S of them sending groupchat messages (W in flight
 //!   each): delivered stanzas/s, server CPU per 1,000 delivered, latency, loss.
+//! - `pubsub`: N subscribers of one node, the first publishing M items (W in flight):
+//!   delivered notifications/s, server CPU per 1,000 delivered, publish-to-notification
+//!   latency p50/p99, loss.
 //!
 //! `--format bxmpp` speaks BXMPP instead of XML (Lithos only; the generator links `lithosd`
 //! for its keyword tables, not to run a server).
@@ -59,9 +62,11 @@ use tokio::sync::Semaphore;
 use tokio_util::codec::Framed;
 use tokio_util::either::Either;
 
+mod fanout;
 mod ingest;
 mod mqtt;
 mod muc;
+mod pubsub;
 mod things;
 
 // The generator shares the machine with the server it measures: every cycle it spends is
@@ -96,6 +101,8 @@ enum Scenario {
     Mqtt(mqtt::MqttArgs),
     /// Fan-out through one multi-user chat room (XEP-0045)
     Muc(muc::MucArgs),
+    /// Fan-out through one publish-subscribe node (XEP-0060)
+    Pubsub(pubsub::PubsubArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -1015,6 +1022,7 @@ fn main() {
             Scenario::Reports(a) => things::reports_scenario(a).await,
             Scenario::Mqtt(a) => mqtt::mqtt(a).await,
             Scenario::Muc(a) => muc::muc(a).await,
+            Scenario::Pubsub(a) => pubsub::pubsub_scenario(a).await,
         }
     });
 }

@@ -8,21 +8,20 @@
 //! stanzas, delivery latency (from a timestamp in the body) and loss.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use lithos_core::{Element, StreamEvent, ns};
 use tokio::sync::Semaphore;
 
-use crate::{Target, connector, cpu_ms, login, ms_per_1000, next_element, percentile, send};
+use crate::{
+    Target, connector, cpu_ms, fanout, login, ms_per_1000, next_element, percentile, send,
+};
 
 const NS_MUC: &str = "http://jabber.org/protocol/muc";
 const NS_USER: &str = "http://jabber.org/protocol/muc#user";
 const NS_OWNER: &str = "http://jabber.org/protocol/muc#owner";
-
-/// How long the occupants wait for the next message before giving up on the rest.
-const STALL: Duration = Duration::from_secs(10);
 
 /// Options of the `muc` scenario.
 #[derive(clap::Args, Clone)]
@@ -138,41 +137,28 @@ pub(crate) async fn muc(args: MucArgs) {
     let mut readers = Vec::new();
     let mut writers = Vec::new();
     for (i, c) in conns.into_iter().enumerate() {
-        let (mut sink, mut stream) = c.split();
+        let (mut sink, stream) = c.split();
         let window = Arc::new(Semaphore::new(args.in_flight.max(1)));
         let me = nick(i);
-        let delivered = delivered.clone();
         let sender = i < args.senders;
-        let w = window.clone();
-        readers.push(tokio::spawn(async move {
-            let mut got = 0usize;
-            let mut latencies: Vec<u32> = Vec::with_capacity(expected_each);
-            let mut last = Instant::now();
-            while got < expected_each {
-                let ev = match tokio::time::timeout(STALL, stream.next()).await {
-                    Ok(Some(Ok(StreamEvent::Element(e)))) => e,
-                    Ok(Some(Ok(_))) => continue,
-                    _ => break,
-                };
-                if ev.name() != "message" || ev.attr("type") != Some("groupchat") {
-                    continue;
+        readers.push(fanout::reader(
+            stream,
+            expected_each,
+            base,
+            delivered.clone(),
+            sender.then(|| window.clone()),
+            move |ev| {
+                let groupchat = ev.name() == "message" && ev.attr("type") == Some("groupchat");
+                let sent_us = groupchat
+                    .then(|| ev.get_child("body", "jabber:client").map(|b| b.text()))
+                    .flatten()
+                    .and_then(|b| fanout::stamp(&b));
+                fanout::Seen {
+                    release: sent_us.is_some() && ev.attr("from") == Some(me.as_str()),
+                    sent_us,
                 }
-                let Some(body) = ev.get_child("body", "jabber:client").map(|b| b.text()) else {
-                    continue;
-                };
-                let Some(ts) = body.rsplit(' ').next().and_then(|t| t.parse::<u64>().ok()) else {
-                    continue;
-                };
-                got += 1;
-                delivered.fetch_add(1, Ordering::Relaxed);
-                last = Instant::now();
-                latencies.push((base.elapsed().as_micros() as u64).saturating_sub(ts) as u32);
-                if sender && ev.attr("from") == Some(me.as_str()) {
-                    w.add_permits(1);
-                }
-            }
-            (got, latencies, last)
-        }));
+            },
+        ));
         if sender {
             let (room, m) = (room.clone(), args.messages);
             writers.push(tokio::spawn(async move {
@@ -201,25 +187,13 @@ pub(crate) async fn muc(args: MucArgs) {
             drop(sink);
         }
     }
-    let mut latencies = Vec::new();
-    let mut last = start;
-    let mut total = 0;
-    for r in readers {
-        let (got, l, at) = r.await.expect("reader");
-        total += got;
-        latencies.extend(l);
-        if got > 0 {
-            last = last.max(at);
-        }
-    }
+    let (total, l, last) = fanout::collect(readers, start).await;
     let cpu_after = t.server_pid.and_then(cpu_ms);
     for w in writers {
         let _ = w.await;
     }
     let expected = expected_each * args.occupants;
     let secs = last.duration_since(start).as_secs_f64().max(1e-9);
-    let mut l: Vec<f64> = latencies.iter().map(|&u| f64::from(u) / 1000.0).collect();
-    l.sort_by(|a, b| a.total_cmp(b));
     println!(
         "{{\"scenario\":\"muc\",\"occupants\":{},\"senders\":{},\"messages_per_sender\":{},\"in_flight\":{},\"expected\":{expected},\"delivered\":{total},\"lost\":{},\"delivered_per_s\":{:.0},\"latency_p50_ms\":{:.3},\"latency_p99_ms\":{:.3},\"server_cpu_ms_per_1000\":{}}}",
         args.occupants,

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use lithos_server::ServerHandle;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::store::{ArchiveStore, Entry};
 
@@ -26,22 +26,42 @@ pub(crate) struct Job {
 pub(crate) struct Archiver {
     tx: mpsc::Sender<Job>,
     dropped: AtomicU64,
+    /// Entries queued, and entries the writer is done with (written, or skipped): a query
+    /// waits until the writer caught up with what was queued before it.
+    queued: AtomicU64,
+    done: watch::Receiver<u64>,
 }
+
+/// How long a query waits for the writer to catch up before it reads what is there.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Archiver {
     /// Starts the writer for `server`, with at most `max_queue` entries waiting.
     pub(crate) fn start(server: &ServerHandle, max_queue: usize) -> Archiver {
         let (tx, rx) = mpsc::channel(max_queue.max(1));
-        tokio::spawn(write_loop(server.clone(), rx));
+        let (done_tx, done) = watch::channel(0);
+        tokio::spawn(write_loop(server.clone(), rx, done_tx));
         Archiver {
             tx,
             dropped: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            done,
         }
+    }
+
+    /// Waits (at most [`SETTLE`]) until what was queued so far is written, so that a client
+    /// that received a message and then queries its archive finds it there.
+    pub(crate) async fn settled(&self) {
+        let target = self.queued.load(Ordering::Acquire);
+        let mut done = self.done.clone();
+        let _ = tokio::time::timeout(SETTLE, done.wait_for(|d| *d >= target)).await;
     }
 
     /// Queues a message; when the queue is full it is not archived (logged, counted).
     pub(crate) fn push(&self, job: Job) {
-        if self.tx.try_send(job).is_err() {
+        if self.tx.try_send(job).is_ok() {
+            self.queued.fetch_add(1, Ordering::Release);
+        } else {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::warn!(
@@ -53,7 +73,7 @@ impl Archiver {
     }
 }
 
-async fn write_loop(server: ServerHandle, mut rx: mpsc::Receiver<Job>) {
+async fn write_loop(server: ServerHandle, mut rx: mpsc::Receiver<Job>, done: watch::Sender<u64>) {
     let store = ArchiveStore::of(&server);
     let rosters = lithos_roster::store::Rosters::of(&server);
     // Accounts seen to exist, forgotten every minute (an account deleted meanwhile stops
@@ -94,6 +114,7 @@ async fn write_loop(server: ServerHandle, mut rx: mpsc::Receiver<Job>) {
                 _ = tokio::time::sleep_until(until) => break,
             }
         }
+        let taken = jobs.len() as u64;
         let mut batch = Vec::with_capacity(jobs.len());
         for j in jobs {
             let user = j.entry.username.clone();
@@ -122,11 +143,11 @@ async fn write_loop(server: ServerHandle, mut rx: mpsc::Receiver<Job>) {
             }
             batch.push(j.entry);
         }
-        if batch.is_empty() {
-            continue;
-        }
-        if let Err(e) = store.insert(batch).await {
+        if !batch.is_empty()
+            && let Err(e) = store.insert(batch).await
+        {
             tracing::error!(error = %e, "archive: a batch could not be written");
         }
+        done.send_modify(|d| *d += taken);
     }
 }

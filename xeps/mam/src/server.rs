@@ -72,6 +72,10 @@ impl MamModule {
 
     async fn query(&self, server: &ServerHandle, req: IqRequest, user: &str) -> IqResponse {
         let q = Query::from_element(req.payload)?;
+        // What was delivered before the query is in the answer (the writer batches).
+        if let Some(a) = self.archiver.get() {
+            a.settled().await;
+        }
         if q.node.is_some() {
             return Err(StanzaError::explained(
                 DefinedCondition::ItemNotFound,

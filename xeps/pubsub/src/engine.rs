@@ -1530,14 +1530,18 @@ pub fn items_body(node: &str, item: &Item, with_payload: bool) -> Element {
 }
 
 /// Delivers `event` from `service` to each of `to` (bare or full JIDs): at once to
-/// connected local sessions, through the router otherwise.
+/// connected local sessions, through the router otherwise. The message is built once; each
+/// copy overwrites the template's `to` and `id`.
 pub async fn deliver(server: &ServerHandle, service: &Jid, event: &Event, to: &[String]) {
+    if to.is_empty() {
+        return;
+    }
+    let prefix = format!("{:x}", lithos_core::datetime::now_ms());
+    let template = event.message(service, "", String::new());
     for (i, target) in to.iter().enumerate() {
-        let msg = event.message(
-            service,
-            target,
-            format!("{}-{i}", lithos_core::datetime::now_ms()),
-        );
+        let mut msg = template.clone();
+        msg.set_attr("to", target.as_str());
+        msg.set_attr("id", format!("{prefix}-{i}"));
         if let Err(msg) = server.deliver_now(msg) {
             server.route(msg).await;
         }
