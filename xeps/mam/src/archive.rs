@@ -118,7 +118,10 @@ async fn write_loop(server: ServerHandle, mut rx: mpsc::Receiver<Job>, done: wat
         let mut batch = Vec::with_capacity(jobs.len());
         for j in jobs {
             let user = j.entry.username.clone();
-            if !known.contains(&user) {
+            // A room's archive (its bare JID, where an account has a name alone): the room
+            // checked what it archives.
+            let room = user.contains('@');
+            if !room && !known.contains(&user) {
                 match server.storage().accounts.account_exists(&user).await {
                     Ok(true) => {
                         known.insert(user.clone());

@@ -24,7 +24,11 @@ use lithos_xdata::Form;
 #[cfg(feature = "server")]
 mod archive;
 #[cfg(feature = "server")]
+pub mod rooms;
+#[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
+pub use server::query_form;
 #[cfg(feature = "server")]
 pub mod store;
 

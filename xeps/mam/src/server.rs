@@ -24,7 +24,7 @@ struct MamModule {
     max_page: usize,
     retention_days: u64,
     max_queue: usize,
-    archiver: OnceLock<Archiver>,
+    archiver: OnceLock<Arc<Archiver>>,
     /// Payload namespaces archived without a body (`also_archive`).
     also: Vec<String>,
     /// Accounts' preferences (those that set any; the rest archive everything).
@@ -71,118 +71,27 @@ impl MamModule {
     }
 
     async fn query(&self, server: &ServerHandle, req: IqRequest, user: &str) -> IqResponse {
-        let q = Query::from_element(req.payload)?;
-        // What was delivered before the query is in the answer (the writer batches).
-        if let Some(a) = self.archiver.get() {
-            a.settled().await;
-        }
-        if q.node.is_some() {
-            return Err(StanzaError::explained(
-                DefinedCondition::ItemNotFound,
-                "no pubsub node archives here",
-            ));
-        }
-        let mut filter = Filter::default();
-        if let Some(form) = &q.form {
-            if form.form_type().is_some_and(|t| t != NS) {
-                return Err(bad("the form's FORM_TYPE is not urn:xmpp:mam:2"));
-            }
-            for f in &form.fields {
-                let v = f.first();
-                match (f.var.as_deref().unwrap_or_default(), v) {
-                    ("FORM_TYPE", _) | (_, None) => {}
-                    ("with", Some(w)) => {
-                        let j = Jid::new(w).map_err(|_| bad("with: not a JID"))?;
-                        if j.resource().is_some() {
-                            filter.with_full = Some(j.to_string());
-                        } else {
-                            filter.with_bare = Some(j.to_string());
-                        }
-                    }
-                    ("start", Some(t)) => {
-                        filter.start = Some(
-                            lithos_core::datetime::parse(t)
-                                .ok_or_else(|| bad("start: not a date-time"))?,
-                        )
-                    }
-                    ("end", Some(t)) => {
-                        filter.end = Some(
-                            lithos_core::datetime::parse(t)
-                                .ok_or_else(|| bad("end: not a date-time"))?,
-                        )
-                    }
-                    (other, _) => {
-                        return Err(StanzaError::explained(
-                            DefinedCondition::FeatureNotImplemented,
-                            format!("the field {other} is not served"),
-                        ));
-                    }
-                }
-            }
-        }
-        let set = q.set.unwrap_or_default();
-        let max = set.max.unwrap_or(self.default_page).min(self.max_page);
-        let from = match (&set.after, &set.before, set.index) {
-            (Some(a), _, _) => From::After(a.clone()),
-            (None, Some(b), _) => From::Before(b.clone()),
-            (None, None, Some(i)) => From::Index(i),
-            (None, None, None) => From::Start,
-        };
-        let backwards = matches!(from, From::Before(_));
-        let page = match ArchiveStore::of(server)
-            .page(user, filter, from, max)
-            .await
-            .map_err(internal_error)?
-        {
-            Ok(p) => p,
-            Err(PageError::UnknownId) => {
-                return Err(StanzaError::explained(
-                    DefinedCondition::ItemNotFound,
-                    "no archived message has that id",
-                ));
-            }
-        };
-        let archive = req.to.to_bare();
         let Some(session) = req.session.as_ref() else {
             return Err(StanzaError::new(DefinedCondition::NotAllowed));
         };
-        let mut items = page.items;
-        if backwards && q.flip_page {
-            items.reverse();
-        }
-        for (sid, ts, xml) in &items {
-            let Ok(message) = Element::parse(xml) else {
-                tracing::warn!(id = %sid, "an archived message does not parse; skipped");
-                continue;
-            };
-            let delay = Element::builder("delay", "urn:xmpp:delay")
-                .attr("stamp", lithos_core::datetime::format(*ts))
-                .build();
-            let result = ArchivedMessage {
-                queryid: q.queryid.clone(),
-                id: sid.clone(),
-                forwarded: Forwarded {
-                    delay: Some(delay),
-                    message,
-                },
-            };
-            let m = Element::builder("message", lithos_core::ns::JABBER_CLIENT)
-                .attr("from", archive.as_shared().clone())
-                .attr("to", session.jid.as_shared().clone())
-                .child(result.into_element())
-                .build();
-            server.sessions().send_to_id(session, m);
-        }
-        let fin = Fin {
-            complete: page.complete,
-            set: ResultSet {
-                first: items.first().map(|(s, ..)| (s.clone(), page.first_index)),
-                last: items.last().map(|(s, ..)| s.clone()),
-                count: page.count,
-                ..ResultSet::default()
-            },
+        let Some(archiver) = self.archiver.get() else {
+            return Err(StanzaError::new(DefinedCondition::ServiceUnavailable));
         };
-        Ok(Some(fin.into_element()))
+        let pages = Pages {
+            default: self.default_page,
+            max: self.max_page,
+        };
+        let to = Reader::Session(session.clone());
+        answer_query(
+            server,
+            archiver,
+            pages,
+            user,
+            &req.to.to_bare(),
+            &to,
+            req.payload,
+        )
+        .await
     }
 
     async fn prefs_iq(&self, server: &ServerHandle, req: IqRequest, user: &str) -> IqResponse {
@@ -210,7 +119,12 @@ impl MamModule {
     }
 }
 
-/// The query form (XEP-0313 §4.1.1).
+/// The query form (XEP-0313 §4.1.1), in a `<query/>`: what a query `get` answers.
+pub fn query_form() -> Element {
+    Element::builder("query", NS).child(form()).build()
+}
+
+/// The form alone.
 fn form() -> Element {
     Form::new(FormType::Form, NS)
         .with(Field::new("with", Some("jid-single"), vec![]))
@@ -235,7 +149,18 @@ impl Module for MamModule {
     }
 
     async fn started(&self, server: &ServerHandle) {
-        let _ = self.archiver.set(Archiver::start(server, self.max_queue));
+        let archiver = Arc::new(Archiver::start(server, self.max_queue));
+        let _ = self.archiver.set(archiver.clone());
+        crate::rooms::install(
+            server,
+            crate::rooms::RoomArchive {
+                archiver,
+                pages: Pages {
+                    default: self.default_page,
+                    max: self.max_page,
+                },
+            },
+        );
         match ArchiveStore::of(server).all_prefs().await {
             Ok(rows) => {
                 let mut map = self.prefs.write().unwrap_or_else(|e| e.into_inner());
@@ -272,7 +197,7 @@ impl Module for MamModule {
         }
         let user = req.to.local().unwrap_or_default().to_string();
         match (req.is_set, req.payload.name()) {
-            (false, "query") => Ok(Some(Element::builder("query", NS).child(form()).build())),
+            (false, "query") => Ok(Some(query_form())),
             (true, "query") => self.query(server, req, &user).await,
             (_, "prefs") => self.prefs_iq(server, req, &user).await,
             _ => Err(StanzaError::new(DefinedCondition::BadRequest)),
@@ -358,3 +283,151 @@ pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
 )
 .depends_on(&["roster"])
 .disabled_by_default();
+
+/// Page sizes: what a query without `max` gets, and the most it may ask.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pages {
+    pub(crate) default: usize,
+    pub(crate) max: usize,
+}
+
+/// Who reads a query's results.
+pub(crate) enum Reader {
+    /// A local session (an account's own archive).
+    Session(lithos_server::SessionInfo),
+    /// An address, through the router (a room's archive).
+    Jid(Jid),
+}
+
+/// Answers a query of the archive `owner` (an account's name, or a room's bare JID), whose
+/// address is `archive`: each result to `to`, then the `<fin/>`.
+pub(crate) async fn answer_query(
+    server: &ServerHandle,
+    archiver: &Archiver,
+    pages: Pages,
+    owner: &str,
+    archive: &Jid,
+    to: &Reader,
+    payload: Element,
+) -> IqResponse {
+    let user = owner;
+    let q = Query::from_element(payload)?;
+    // What was delivered before the query is in the answer (the writer batches).
+    archiver.settled().await;
+    if q.node.is_some() {
+        return Err(StanzaError::explained(
+            DefinedCondition::ItemNotFound,
+            "no pubsub node archives here",
+        ));
+    }
+    let mut filter = Filter::default();
+    if let Some(form) = &q.form {
+        if form.form_type().is_some_and(|t| t != NS) {
+            return Err(bad("the form's FORM_TYPE is not urn:xmpp:mam:2"));
+        }
+        for f in &form.fields {
+            let v = f.first();
+            match (f.var.as_deref().unwrap_or_default(), v) {
+                ("FORM_TYPE", _) | (_, None) => {}
+                ("with", Some(w)) => {
+                    let j = Jid::new(w).map_err(|_| bad("with: not a JID"))?;
+                    if j.resource().is_some() {
+                        filter.with_full = Some(j.to_string());
+                    } else {
+                        filter.with_bare = Some(j.to_string());
+                    }
+                }
+                ("start", Some(t)) => {
+                    filter.start = Some(
+                        lithos_core::datetime::parse(t)
+                            .ok_or_else(|| bad("start: not a date-time"))?,
+                    )
+                }
+                ("end", Some(t)) => {
+                    filter.end = Some(
+                        lithos_core::datetime::parse(t)
+                            .ok_or_else(|| bad("end: not a date-time"))?,
+                    )
+                }
+                (other, _) => {
+                    return Err(StanzaError::explained(
+                        DefinedCondition::FeatureNotImplemented,
+                        format!("the field {other} is not served"),
+                    ));
+                }
+            }
+        }
+    }
+    let set = q.set.unwrap_or_default();
+    let max = set.max.unwrap_or(pages.default).min(pages.max);
+    let from = match (&set.after, &set.before, set.index) {
+        (Some(a), _, _) => From::After(a.clone()),
+        (None, Some(b), _) => From::Before(b.clone()),
+        (None, None, Some(i)) => From::Index(i),
+        (None, None, None) => From::Start,
+    };
+    let backwards = matches!(from, From::Before(_));
+    let page = match ArchiveStore::of(server)
+        .page(user, filter, from, max)
+        .await
+        .map_err(internal_error)?
+    {
+        Ok(p) => p,
+        Err(PageError::UnknownId) => {
+            return Err(StanzaError::explained(
+                DefinedCondition::ItemNotFound,
+                "no archived message has that id",
+            ));
+        }
+    };
+    let mut items = page.items;
+    if backwards && q.flip_page {
+        items.reverse();
+    }
+    for (sid, ts, xml) in &items {
+        let Ok(message) = Element::parse(xml) else {
+            tracing::warn!(id = %sid, "an archived message does not parse; skipped");
+            continue;
+        };
+        let delay = Element::builder("delay", "urn:xmpp:delay")
+            .attr("stamp", lithos_core::datetime::format(*ts))
+            .build();
+        let result = ArchivedMessage {
+            queryid: q.queryid.clone(),
+            id: sid.clone(),
+            forwarded: Forwarded {
+                delay: Some(delay),
+                message,
+            },
+        };
+        let to_jid = match to {
+            Reader::Session(s) => &s.jid,
+            Reader::Jid(j) => j,
+        };
+        let m = Element::builder("message", lithos_core::ns::JABBER_CLIENT)
+            .attr("from", archive.as_shared().clone())
+            .attr("to", to_jid.as_shared().clone())
+            .child(result.into_element())
+            .build();
+        match to {
+            Reader::Session(s) => {
+                server.sessions().send_to_id(s, m);
+            }
+            Reader::Jid(_) => {
+                if let Err(m) = server.deliver_now(m) {
+                    server.route(m).await;
+                }
+            }
+        }
+    }
+    let fin = Fin {
+        complete: page.complete,
+        set: ResultSet {
+            first: items.first().map(|(s, ..)| (s.clone(), page.first_index)),
+            last: items.last().map(|(s, ..)| s.clone()),
+            count: page.count,
+            ..ResultSet::default()
+        },
+    };
+    Ok(Some(fin.into_element()))
+}

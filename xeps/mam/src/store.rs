@@ -234,6 +234,16 @@ impl ArchiveStore {
             .await
     }
 
+    /// Deletes everything in the archive of `username` (a room's bare JID, when the room goes).
+    pub async fn forget(&self, username: &str) -> StorageResult<usize> {
+        let u = username.to_string();
+        self.db
+            .run(
+                move |c| Ok(c.execute("DELETE FROM mam_messages WHERE username = ?1", params![u])?),
+            )
+            .await
+    }
+
     /// Deletes messages older than `before_ms`; returns how many.
     pub async fn expire(&self, before_ms: i64) -> StorageResult<usize> {
         self.db

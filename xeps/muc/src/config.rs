@@ -38,6 +38,8 @@ pub struct RoomConfig {
     pub allow_invites: bool,
     /// Occupants at most.
     pub max_users: usize,
+    /// Groupchat messages are archived (XEP-0313; while the server's `mam` module runs).
+    pub archiving: bool,
 }
 
 impl RoomConfig {
@@ -55,6 +57,7 @@ impl RoomConfig {
             change_subject: false,
             allow_invites: true,
             max_users,
+            archiving: true,
         }
     }
 
@@ -141,6 +144,11 @@ impl RoomConfig {
                 "Occupants at most",
                 vec![self.max_users.to_string()],
             ))
+            .with(flag(
+                "muc#roomconfig_enablearchiving",
+                "Archive the messages (XEP-0313)",
+                self.archiving,
+            ))
     }
 
     /// Applies a submitted form: fields it leaves out keep their values; `max_users` is
@@ -179,6 +187,7 @@ impl RoomConfig {
                 }
                 "muc#roomconfig_changesubject" => next.change_subject = flag()?,
                 "muc#roomconfig_allowinvites" => next.allow_invites = flag()?,
+                "muc#roomconfig_enablearchiving" => next.archiving = flag()?,
                 "muc#roomconfig_maxusers" => {
                     let n: usize = v
                         .parse()

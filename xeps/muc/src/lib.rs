@@ -24,6 +24,10 @@
 //!   messages between occupants; mediated invitations (with XEP-0249's `jabber:x:conference`
 //!   beside them), which make the invitee a member of a members-only room; declines.
 //! - **Nick changes** (`303`), presence updates passed on, XEP-0410 self-ping.
+//! - **Archive** (XEP-0313, while the server's `mam` module runs): each groupchat message
+//!   with a body gets the room's `<stanza-id/>` and is archived; a query at the room's
+//!   address is answered to those who may enter (or are in) the room; the archive goes with
+//!   the room. `muc#roomconfig_enablearchiving` turns it off for a room.
 //!
 //! Real addresses are shown to moderators only (semi-anonymous) unless the room shows them
 //! to all (`muc#roomconfig_whois = anyone`, status `100`).

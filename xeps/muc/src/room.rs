@@ -12,6 +12,9 @@ use lithos_core::{Element, Jid, ns};
 use crate::config::{RoomConfig, Whois};
 use crate::{Affiliation, NS_CONFERENCE, NS_DELAY, NS_USER, Role};
 
+/// XEP-0359 stanza ids.
+const NS_SID: &str = "urn:xmpp:sid:0";
+
 /// Someone in the room.
 #[derive(Debug, Clone)]
 pub struct Occupant {
@@ -485,12 +488,17 @@ impl Room {
     }
 
     /// A groupchat message from an occupant: to everyone, kept in the history.
+    /// A groupchat message from an occupant: the copies for every occupant, and, when it
+    /// has a body and `stanza_id` is given (the room archives), the message as sent, which
+    /// carries `<stanza-id by='room'/>` (XEP-0359; one a client claimed for the room is
+    /// removed).
     pub fn groupchat(
         &mut self,
         jid: &Jid,
         message: &Element,
         now_ms: i64,
-    ) -> Result<Vec<Element>, Box<StanzaError>> {
+        stanza_id: Option<&str>,
+    ) -> Result<(Vec<Element>, Option<Element>), Box<StanzaError>> {
         let Some(o) = self.occupant(jid).cloned() else {
             return Err(refuse(
                 DefinedCondition::NotAcceptable,
@@ -524,8 +532,23 @@ impl Room {
         reflected.remove_attr("to");
         reflected.set_attr("from", self.nick_jid(&o.nick).as_shared().clone());
         reflected.set_attr("type", "groupchat");
-        // Delays a client set are not the room's to pass on.
-        reflected.retain_children(|c| c.ns() != NS_DELAY);
+        // Delays a client set are not the room's to pass on, nor ids claiming the room's.
+        let room = self.jid.as_str();
+        reflected.retain_children(|c| {
+            c.ns() != NS_DELAY && !(c.is("stanza-id", NS_SID) && c.attr("by") == Some(room))
+        });
+        let archived = match stanza_id {
+            Some(id) if has_body => {
+                reflected.append_child(
+                    Element::builder("stanza-id", NS_SID)
+                        .attr("id", id.to_string())
+                        .attr("by", room.to_string())
+                        .build(),
+                );
+                Some(reflected.clone())
+            }
+            _ => None,
+        };
         if has_body {
             let chars = reflected.to_xml().len();
             self.history.push_back(Said {
@@ -541,7 +564,7 @@ impl Room {
         // setting it grows no vector (measured: the growth was 6 % of the fan-out's CPU).
         let mut template = reflected;
         template.set_attr("to", "");
-        Ok(self
+        let copies = self
             .occupants
             .iter()
             .map(|to| {
@@ -549,7 +572,8 @@ impl Room {
                 m.set_attr("to", to.jid.as_shared().clone());
                 m
             })
-            .collect())
+            .collect();
+        Ok((copies, archived))
     }
 
     /// A private message from an occupant to the occupant `nick`.

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use lithos_core::stanza::{DefinedCondition, StanzaError, error_reply};
 use lithos_core::{Element, Jid, Payload, ns};
+use lithos_mam::rooms::RoomArchive;
 use lithos_server::module::{ModuleContext, ModuleError};
 use lithos_server::{Module, ModuleRegistration, ServerHandle};
 use lithos_xdata::{Form, FormType};
@@ -62,6 +63,8 @@ struct Effects {
     delete: Option<(String, u64)>,
     /// The room was destroyed: the caller removes it.
     destroyed: bool,
+    /// A room that is gone: its archive goes too.
+    forget_archive: Option<Jid>,
 }
 
 impl Effects {
@@ -124,6 +127,12 @@ impl Muc {
                     Err(e) => tracing::error!(error = %e, "forgetting a room failed"),
                 }
             }
+        }
+        if let Some(room) = fx.forget_archive
+            && let Some(archive) = lithos_mam::rooms::room_archive(server)
+            && let Err(e) = archive.forget(server, &room).await
+        {
+            tracing::error!(room = %room, error = ?e.condition, "forgetting a room's archive failed");
         }
         // What could not be queued at once under the lock (another domain, an absent
         // session, offline storage), through the router.
@@ -211,6 +220,7 @@ impl Muc {
                             if room.config.persistent {
                                 fx.delete = Some((name.to_string(), next_version()));
                             }
+                            fx.forget_archive = Some(room.jid.clone());
                             rooms.remove(name);
                         }
                     }
@@ -319,6 +329,7 @@ impl Muc {
             return self.apply(server, fx).await;
         }
         let now = lithos_core::datetime::now_ms();
+        let archive = lithos_mam::rooms::room_archive(server);
         let fx: Result<Effects, Box<StanzaError>> = {
             let mut rooms = lock(&self.rooms);
             let decided = match rooms.get_mut(name) {
@@ -334,16 +345,22 @@ impl Muc {
                     }),
                     (None, "groupchat") => {
                         let had = room.subject.clone();
-                        room.groupchat(&from, &stanza, now).map(|out| {
-                            let mut fx = Effects {
-                                out,
-                                ..Default::default()
-                            };
-                            if room.subject != had {
-                                Self::persist(name, room, &mut fx);
-                            }
-                            fx
-                        })
+                        let archive = archive.as_ref().filter(|_| room.config.archiving);
+                        let id = archive.map(|_| RoomArchive::new_id());
+                        room.groupchat(&from, &stanza, now, id.as_deref())
+                            .map(|(out, archived)| {
+                                if let (Some(a), Some(id), Some(m)) = (archive, id, archived) {
+                                    a.archive(&room.jid, id, &m);
+                                }
+                                let mut fx = Effects {
+                                    out,
+                                    ..Default::default()
+                                };
+                                if room.subject != had {
+                                    Self::persist(name, room, &mut fx);
+                                }
+                                fx
+                            })
                     }
                     (None, _) => Self::to_room(name, room, &from, &stanza),
                 },
@@ -410,6 +427,12 @@ impl Muc {
                 )
                 .await;
         };
+        if payload.ns() == lithos_mam::NS
+            && let (Some(name), None) = (to.local(), to.resource())
+        {
+            let answer = self.archive_query(server, name, &from, kind, payload).await;
+            return reply(server, &stanza, &to, &from, answer.map_err(|e| *e)).await;
+        }
         let answer = match (to.local(), to.resource()) {
             (None, _) => self.service_iq(kind, &payload),
             (Some(name), Some(nick)) => self.occupant_iq(name, nick, &from, &payload),
@@ -419,24 +442,60 @@ impl Muc {
                 answer
             }
         };
-        match answer {
-            Ok(payload) => {
-                let mut r = Element::builder("iq", ns::JABBER_CLIENT)
-                    .attr("type", "result")
-                    .attr("id", stanza.attr("id").unwrap_or_default().to_string())
-                    .attr("from", to.to_string())
-                    .attr("to", from.to_string());
-                if let Some(p) = payload {
-                    r = r.child(p);
-                }
-                server.route(r.build()).await;
+        reply(server, &stanza, &to, &from, answer.map_err(|e| *e)).await;
+    }
+
+    /// A XEP-0313 query of a room's archive: for those who may enter the room (not banned,
+    /// and a member of a members-only room) or are in it.
+    async fn archive_query(
+        &self,
+        server: &ServerHandle,
+        name: &str,
+        from: &Jid,
+        kind: &str,
+        payload: Element,
+    ) -> Result<Option<Element>, Box<StanzaError>> {
+        let Some(archive) = lithos_mam::rooms::room_archive(server) else {
+            return Err(refuse(
+                DefinedCondition::ServiceUnavailable,
+                "rooms are not archived here",
+            ));
+        };
+        let room_jid = {
+            let rooms = lock(&self.rooms);
+            let Some(room) = rooms.get(name) else {
+                return Err(refuse(DefinedCondition::ItemNotFound, "no such room"));
+            };
+            if !room.config.archiving {
+                return Err(refuse(
+                    DefinedCondition::ServiceUnavailable,
+                    "this room is not archived",
+                ));
             }
-            Err(e) => {
-                if let Some(reply) = error_reply(&stanza, &e) {
-                    server.route(reply).await;
-                }
+            let affiliation = room
+                .affiliations
+                .get(from.bare_str())
+                .copied()
+                .unwrap_or(Affiliation::None);
+            let inside = room.occupant(from).is_some();
+            let may = affiliation != Affiliation::Outcast
+                && (inside || !room.config.members_only || affiliation >= Affiliation::Member);
+            if !may {
+                return Err(refuse(
+                    DefinedCondition::Forbidden,
+                    "only those who may enter the room read its archive",
+                ));
             }
+            room.jid.clone()
+        };
+        if kind == "get" {
+            // The query form (XEP-0313 §4.1.1), as for an account's archive.
+            return Ok(Some(lithos_mam::query_form()));
         }
+        archive
+            .query(server, &room_jid, from, payload)
+            .await
+            .map_err(Box::new)
     }
 
     fn service_iq(
@@ -539,7 +598,10 @@ impl Muc {
             );
         };
         let answer = match (kind, payload.ns()) {
-            ("get", DISCO_INFO) => Ok(Some(room_info(room))),
+            ("get", DISCO_INFO) => Ok(Some(room_info(
+                room,
+                room.config.archiving && lithos_mam::rooms::room_archive(server).is_some(),
+            ))),
             ("get", DISCO_ITEMS) => Ok(Some(Element::bare("query", DISCO_ITEMS))),
             ("get", PING) => Ok(None),
             (_, NS_ADMIN) => admin(name, room, from, kind, payload, &mut fx),
@@ -554,6 +616,7 @@ impl Muc {
                     &mut fx,
                 );
                 if fx.destroyed {
+                    fx.forget_archive = Some(room.jid.clone());
                     rooms.remove(name);
                     fx.deliver_now(server);
                     return (r, fx);
@@ -624,7 +687,7 @@ fn feature(var: &str) -> Element {
         .build()
 }
 
-fn room_info(room: &Room) -> Element {
+fn room_info(room: &Room, archived: bool) -> Element {
     let c = &room.config;
     let pick = |b: bool, yes: &'static str, no: &'static str| if b { yes } else { no };
     let features = [
@@ -647,6 +710,8 @@ fn room_info(room: &Room) -> Element {
             "muc_nonanonymous",
             "muc_semianonymous",
         ),
+        // XEP-0313 §6.1: a room that archives says so.
+        if archived { lithos_mam::NS } else { "" },
     ];
     let info = Form::new(FormType::Result, NS_ROOMINFO)
         .with(lithos_xdata::Field::new(
@@ -671,7 +736,7 @@ fn room_info(room: &Room) -> Element {
     };
     Element::builder("query", DISCO_INFO)
         .child(identity(&name))
-        .children(features.map(feature))
+        .children(features.into_iter().filter(|f| !f.is_empty()).map(feature))
         .child(info.to_element())
         .build()
 }
@@ -899,6 +964,34 @@ impl Module for Muc {
     async fn account_deleted(&self, _server: &ServerHandle, account: &Jid) {
         for room in lock(&self.rooms).values_mut() {
             room.affiliations.remove(account.bare_str());
+        }
+    }
+}
+
+/// Answers the iq `stanza` from `to` (the service or a room) to `from`.
+async fn reply(
+    server: &ServerHandle,
+    stanza: &Element,
+    to: &Jid,
+    from: &Jid,
+    answer: Result<Option<Element>, StanzaError>,
+) {
+    match answer {
+        Ok(payload) => {
+            let mut r = Element::builder("iq", ns::JABBER_CLIENT)
+                .attr("type", "result")
+                .attr("id", stanza.attr("id").unwrap_or_default().to_string())
+                .attr("from", to.to_string())
+                .attr("to", from.to_string());
+            if let Some(p) = payload {
+                r = r.child(p);
+            }
+            server.route(r.build()).await;
+        }
+        Err(e) => {
+            if let Some(reply) = error_reply(stanza, &e) {
+                server.route(reply).await;
+            }
         }
     }
 }
