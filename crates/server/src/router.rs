@@ -51,6 +51,30 @@ impl ServerHandle {
             .await
     }
 
+    /// Answers the iq `request` for a service at `from` (a module's service domain, or an
+    /// address there): a result with the payload, or the stanza error.
+    pub async fn reply(
+        &self,
+        request: &Element,
+        from: &Jid,
+        answer: Result<Option<Element>, StanzaError>,
+    ) {
+        match answer {
+            Ok(payload) => {
+                let mut r = Element::builder("iq", lithos_core::ns::JABBER_CLIENT)
+                    .attr("type", "result")
+                    .attr("id", request.attr_shared("id").cloned().unwrap_or_default())
+                    .attr("from", from.as_shared().clone())
+                    .opt_attr("to", request.attr_shared("from").cloned());
+                if let Some(p) = payload {
+                    r = r.child(p);
+                }
+                Box::pin(self.route(r.build())).await;
+            }
+            Err(e) => self.bounce(request, e).await,
+        }
+    }
+
     /// Routes an error reply, from the server when the stanza it answers named no `to`.
     async fn send_error_reply(&self, reply: Option<Element>) {
         if let Some(mut reply) = reply {

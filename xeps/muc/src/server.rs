@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use lithos_core::stanza::{DefinedCondition, StanzaError, error_reply};
+use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Jid, Payload, ns};
 use lithos_mam::rooms::RoomArchive;
 use lithos_server::module::{ModuleContext, ModuleError};
@@ -431,7 +431,7 @@ impl Muc {
             && let (Some(name), None) = (to.local(), to.resource())
         {
             let answer = self.archive_query(server, name, &from, kind, payload).await;
-            return reply(server, &stanza, &to, &from, answer.map_err(|e| *e)).await;
+            return server.reply(&stanza, &to, answer.map_err(|e| *e)).await;
         }
         let answer = match (to.local(), to.resource()) {
             (None, _) => self.service_iq(kind, &payload),
@@ -442,7 +442,7 @@ impl Muc {
                 answer
             }
         };
-        reply(server, &stanza, &to, &from, answer.map_err(|e| *e)).await;
+        server.reply(&stanza, &to, answer.map_err(|e| *e)).await;
     }
 
     /// A XEP-0313 query of a room's archive: for those who may enter the room (not banned,
@@ -964,34 +964,6 @@ impl Module for Muc {
     async fn account_deleted(&self, _server: &ServerHandle, account: &Jid) {
         for room in lock(&self.rooms).values_mut() {
             room.affiliations.remove(account.bare_str());
-        }
-    }
-}
-
-/// Answers the iq `stanza` from `to` (the service or a room) to `from`.
-async fn reply(
-    server: &ServerHandle,
-    stanza: &Element,
-    to: &Jid,
-    from: &Jid,
-    answer: Result<Option<Element>, StanzaError>,
-) {
-    match answer {
-        Ok(payload) => {
-            let mut r = Element::builder("iq", ns::JABBER_CLIENT)
-                .attr("type", "result")
-                .attr("id", stanza.attr("id").unwrap_or_default().to_string())
-                .attr("from", to.to_string())
-                .attr("to", from.to_string());
-            if let Some(p) = payload {
-                r = r.child(p);
-            }
-            server.route(r.build()).await;
-        }
-        Err(e) => {
-            if let Some(reply) = error_reply(stanza, &e) {
-                server.route(reply).await;
-            }
         }
     }
 }

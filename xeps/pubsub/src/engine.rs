@@ -242,6 +242,25 @@ impl Engine {
         Ok(n)
     }
 
+    /// Changes the node `node` of `cx`'s service in memory, if it is still there.
+    fn change<R>(&self, cx: &Ctx<'_>, node: &str, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
+        self.lock()
+            .get_mut(cx.service.as_str())
+            .and_then(|m| m.get_mut(node))
+            .map(f)
+    }
+
+    /// An event about `node` for its subscribers and, for PEP, everyone interested.
+    fn event(node: &str, n: &Node, body: Element) -> Event {
+        Event {
+            node: node.to_string(),
+            config: n.config.clone(),
+            subscribers: n.subscriptions.keys().cloned().collect(),
+            body,
+            broadcast: true,
+        }
+    }
+
     /// A copy of a node.
     pub fn node(&self, service: &str, node: &str) -> Option<Node> {
         self.lock().get(service)?.get(node).cloned()
@@ -588,13 +607,9 @@ impl Engine {
             )
             .await
             .map_err(internal_error)?;
-            if let Some(n) = self
-                .lock()
-                .get_mut(cx.service.as_str())
-                .and_then(|m| m.get_mut(&name))
-            {
+            self.change(cx, &name, |n| {
                 n.affiliations.insert(p.clone(), Affiliation::Publisher);
-            }
+            });
         }
         Ok(())
     }
@@ -785,13 +800,11 @@ impl Engine {
             if n.config.persist_items {
                 n.last = Some(item.clone());
             }
-            Event {
-                node: node.clone(),
-                config: n.config.clone(),
-                subscribers: n.subscriptions.keys().cloned().collect(),
-                body: items_body(&node, &item, n.config.deliver_payloads),
-                broadcast: true,
-            }
+            Self::event(
+                &node,
+                n,
+                items_body(&node, &item, n.config.deliver_payloads),
+            )
         };
         let answer = pubsub(
             NS,
@@ -850,20 +863,18 @@ impl Engine {
         };
         n.last = last;
         let events = if (notify || n.config.notify_retract) && n.config.deliver_notifications {
-            vec![Event {
-                node: node.clone(),
-                config: n.config.clone(),
-                subscribers: n.subscriptions.keys().cloned().collect(),
-                body: Element::builder("items", NS_EVENT)
-                    .attr("node", node)
+            vec![Self::event(
+                &node,
+                n,
+                Element::builder("items", NS_EVENT)
+                    .attr("node", node.clone())
                     .child(
                         Element::builder("retract", NS_EVENT)
                             .attr("id", id.clone())
                             .build(),
                     )
                     .build(),
-                broadcast: true,
-            }]
+            )]
         } else {
             vec![]
         };
@@ -905,13 +916,9 @@ impl Engine {
                 )
                 .await
                 .map_err(internal_error)?;
-                if let Some(n) = self
-                    .lock()
-                    .get_mut(cx.service.as_str())
-                    .and_then(|m| m.get_mut(&node))
-                {
+                self.change(cx, &node, |n| {
                     n.subscriptions.insert(key.clone(), subid.clone());
-                }
+                });
                 subid
             }
         };
@@ -977,13 +984,9 @@ impl Engine {
         )
         .await
         .map_err(internal_error)?;
-        if let Some(n) = self
-            .lock()
-            .get_mut(cx.service.as_str())
-            .and_then(|m| m.get_mut(&node))
-        {
+        self.change(cx, &node, |n| {
             n.subscriptions.remove(&key);
-        }
+        });
         Ok((None, vec![]))
     }
 
@@ -1160,15 +1163,13 @@ impl Engine {
         n.config = config;
         n.last = last;
         let events = if n.config.notify_config && n.config.deliver_notifications {
-            vec![Event {
-                node: node.clone(),
-                config: n.config.clone(),
-                subscribers: n.subscriptions.keys().cloned().collect(),
-                body: Element::builder("configuration", NS_EVENT)
-                    .attr("node", node)
+            vec![Self::event(
+                &node,
+                n,
+                Element::builder("configuration", NS_EVENT)
+                    .attr("node", node.clone())
                     .build(),
-                broadcast: true,
-            }]
+            )]
         } else {
             vec![]
         };
@@ -1186,15 +1187,13 @@ impl Engine {
             m.remove(&node);
         }
         let events = if n.config.notify_delete && n.config.deliver_notifications {
-            vec![Event {
-                node: node.clone(),
-                subscribers: n.subscriptions.keys().cloned().collect(),
-                config: n.config,
-                body: Element::builder("delete", NS_EVENT)
-                    .attr("node", node)
+            vec![Self::event(
+                &node,
+                &n,
+                Element::builder("delete", NS_EVENT)
+                    .attr("node", node.clone())
                     .build(),
-                broadcast: true,
-            }]
+            )]
         } else {
             vec![]
         };
@@ -1216,23 +1215,17 @@ impl Engine {
         )
         .await
         .map_err(internal_error)?;
-        if let Some(n) = self
-            .lock()
-            .get_mut(cx.service.as_str())
-            .and_then(|m| m.get_mut(&node))
-        {
+        self.change(cx, &node, |n| {
             n.last = None;
-        }
+        });
         let events = if n.config.deliver_notifications {
-            vec![Event {
-                node: node.clone(),
-                subscribers: n.subscriptions.keys().cloned().collect(),
-                config: n.config,
-                body: Element::builder("purge", NS_EVENT)
-                    .attr("node", node)
+            vec![Self::event(
+                &node,
+                &n,
+                Element::builder("purge", NS_EVENT)
+                    .attr("node", node.clone())
                     .build(),
-                broadcast: true,
-            }]
+            )]
         } else {
             vec![]
         };
@@ -1263,15 +1256,7 @@ impl Engine {
         Self::require_owner(cx, &n)?;
         let mut changes = Vec::new();
         for s in verb.children().filter(|c| c.is("subscription", NS_OWNER)) {
-            let jid = s
-                .attr("jid")
-                .and_then(|j| Jid::new(j).ok())
-                .ok_or_else(|| {
-                    refuse(
-                        DefinedCondition::JidMalformed,
-                        "a subscription names a valid jid",
-                    )
-                })?;
+            let jid = jid_of(s, "a subscription")?;
             let on = match s.attr("subscription") {
                 Some("subscribed") => true,
                 Some("none") => false,
@@ -1304,16 +1289,12 @@ impl Engine {
             store::set_subscription(db, cx.service.as_str(), &node, &jid, subid.clone())
                 .await
                 .map_err(internal_error)?;
-            if let Some(n) = self
-                .lock()
-                .get_mut(cx.service.as_str())
-                .and_then(|m| m.get_mut(&node))
-            {
+            self.change(cx, &node, |n| {
                 match subid {
                     Some(s) => n.subscriptions.insert(jid, s),
                     None => n.subscriptions.remove(&jid),
                 };
-            }
+            });
         }
         Ok((None, vec![]))
     }
@@ -1350,17 +1331,7 @@ impl Engine {
         Self::require_owner(cx, &n)?;
         let mut changes = Vec::new();
         for a in verb.children().filter(|c| c.is("affiliation", NS_OWNER)) {
-            let jid = a
-                .attr("jid")
-                .and_then(|j| Jid::new(j).ok())
-                .ok_or_else(|| {
-                    refuse(
-                        DefinedCondition::JidMalformed,
-                        "an affiliation names a valid jid",
-                    )
-                })?
-                .to_bare()
-                .to_string();
+            let jid = jid_of(a, "an affiliation")?.to_bare().to_string();
             let aff = a
                 .attr("affiliation")
                 .and_then(Affiliation::parse)
@@ -1408,26 +1379,18 @@ impl Engine {
                         .await
                         .map_err(internal_error)?;
                 }
-                if let Some(n) = self
-                    .lock()
-                    .get_mut(cx.service.as_str())
-                    .and_then(|m| m.get_mut(&node))
-                {
+                self.change(cx, &node, |n| {
                     for k in &gone {
                         n.subscriptions.remove(k);
                     }
-                }
+                });
             }
-            if let Some(n) = self
-                .lock()
-                .get_mut(cx.service.as_str())
-                .and_then(|m| m.get_mut(&node))
-            {
+            self.change(cx, &node, |n| {
                 match aff {
                     Affiliation::None => n.affiliations.remove(&jid),
                     a => n.affiliations.insert(jid, a),
                 };
-            }
+            });
         }
         Ok((None, vec![]))
     }
@@ -1515,6 +1478,18 @@ impl Engine {
         }
         Ok(q)
     }
+}
+
+/// The `jid` attribute of an owner's list item, or `jid-malformed`.
+fn jid_of(item: &Element, what: &str) -> Result<Jid, StanzaError> {
+    item.attr("jid")
+        .and_then(|j| Jid::new(j).ok())
+        .ok_or_else(|| {
+            refuse(
+                DefinedCondition::JidMalformed,
+                &format!("{what} names a valid jid"),
+            )
+        })
 }
 
 fn need(node: Option<String>) -> Result<String, StanzaError> {

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use lithos_core::stanza::{DefinedCondition, StanzaError, error_reply};
-use lithos_core::{Element, Jid, ns};
+use lithos_core::stanza::{DefinedCondition, StanzaError};
+use lithos_core::{Element, Jid};
 use lithos_server::module::{IqRequest, ModuleContext, ModuleError};
 use lithos_server::session::Listener;
 use lithos_server::{Module, ModuleRegistration, ServerHandle};
@@ -69,33 +69,6 @@ pub fn limits(
         }
     }
     Ok(limits)
-}
-
-/// Answers an iq stanza addressed to a service with `answer`'s outcome.
-pub async fn reply(
-    server: &ServerHandle,
-    stanza: &Element,
-    from: &Jid,
-    answer: Result<Option<Element>, StanzaError>,
-) {
-    match answer {
-        Ok(payload) => {
-            let mut r = Element::builder("iq", ns::JABBER_CLIENT)
-                .attr("type", "result")
-                .attr("id", stanza.attr("id").unwrap_or_default().to_string())
-                .attr("from", from.to_string())
-                .opt_attr("to", stanza.attr("from").map(str::to_string));
-            if let Some(p) = payload {
-                r = r.child(p);
-            }
-            server.route(r.build()).await;
-        }
-        Err(e) => {
-            if let Some(reply) = error_reply(stanza, &e) {
-                server.route(reply).await;
-            }
-        }
-    }
 }
 
 struct PubsubService {
@@ -215,7 +188,7 @@ impl PubsubService {
             ("get", "ping", "urn:xmpp:ping") => Ok(None),
             _ => Err(StanzaError::new(DefinedCondition::ServiceUnavailable)),
         };
-        reply(server, &stanza, &self.domain, answer).await;
+        server.reply(&stanza, &self.domain, answer).await;
     }
 }
 
