@@ -24,10 +24,9 @@ pub const NS: &str = "http://jabber.org/protocol/caps";
 /// Service discovery information.
 pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 
-#[cfg(feature = "server")]
-lithos_core::extension! { table_file: "caps.props", server: [server::MODULE] }
-#[cfg(not(feature = "server"))]
-lithos_core::extension! { table_file: "caps.props" }
+// Its BXMPP codes (`F0 28`) are in the core tables: `<c/>` is a stream feature too, read
+// before a peer knows what the other links.
+lithos_core::extension! { server: [server::MODULE] }
 
 #[cfg(feature = "server")]
 pub mod server;

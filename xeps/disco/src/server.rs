@@ -1,6 +1,6 @@
 //! The disco module.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use lithos_core::Element;
@@ -13,7 +13,24 @@ use lithos_server::module::{
 
 use crate::{NS_INFO, NS_ITEMS};
 
-struct Disco;
+/// The node of the server's own capabilities (XEP-0115 §6.3, in its stream features).
+pub const CAPS_NODE: &str = "https://lithos.invalid/server";
+
+#[derive(Default)]
+struct Disco {
+    /// The server's `<c/>` and the node it names (`CAPS_NODE#ver`), from `started`.
+    caps: OnceLock<(Element, String)>,
+}
+
+/// The server's disco#info: its identity and every enabled module's features.
+fn server_info(server: &ServerHandle) -> Element {
+    let mut q = Element::bare("query", NS_INFO);
+    q.append_child(identity("server", "im", Some("Lithos")));
+    for f in server.modules().disco_features() {
+        q.append_child(feature(f));
+    }
+    q
+}
 
 fn identity(category: &str, type_: &str, name: Option<&str>) -> Element {
     Element::builder("identity", NS_INFO)
@@ -44,12 +61,46 @@ impl Module for Disco {
         vec![NS_INFO, NS_ITEMS]
     }
 
+    /// XEP-0115 §6.3: the server's own capabilities, hashed once the modules are known.
+    async fn started(&self, server: &ServerHandle) {
+        let info = server_info(server);
+        if let Ok(ver) = lithos_caps::ver_of(&info, lithos_caps::Algorithm::Sha1) {
+            let caps = lithos_caps::Caps {
+                hash: Some(lithos_caps::Algorithm::Sha1),
+                node: CAPS_NODE.to_string(),
+                ver,
+            };
+            let _ = self.caps.set((caps.to_element(), caps.disco_node()));
+        }
+    }
+
+    fn stream_features(&self) -> Vec<Element> {
+        self.caps
+            .get()
+            .map(|(c, _)| vec![c.clone()])
+            .unwrap_or_default()
+    }
+
+    fn pre_auth_features(&self, _listener: lithos_server::session::Listener) -> Vec<Element> {
+        self.stream_features()
+    }
+
     async fn handle_iq(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
         if req.is_set || req.payload.name() != "query" {
             return Err(StanzaError::new(DefinedCondition::BadRequest));
         }
-        if req.payload.attr("node").is_some() {
-            return Err(StanzaError::new(DefinedCondition::ItemNotFound));
+        if let Some(node) = req.payload.attr("node") {
+            // The node the server's capabilities name (§6.2): its disco#info, as hashed.
+            return match self.caps.get() {
+                Some((_, ours))
+                    if node == ours && req.payload.ns() == NS_INFO && req.to.local().is_none() =>
+                {
+                    let mut q = server_info(server);
+                    q.set_attr("node", node.to_string());
+                    Ok(Some(q))
+                }
+                _ => Err(StanzaError::new(DefinedCondition::ItemNotFound)),
+            };
         }
         let ns = req.payload.ns().to_string();
         let account = req.to.local().map(str::to_string);
@@ -77,12 +128,7 @@ impl Module for Disco {
         }
         if ns == NS_INFO {
             match account {
-                None => {
-                    q.append_child(identity("server", "im", Some("Lithos")));
-                    for f in server.modules().disco_features() {
-                        q.append_child(feature(f));
-                    }
-                }
+                None => q = server_info(server),
                 Some(_) => {
                     q.append_child(identity("account", "registered", None));
                     for (category, type_) in server.modules().account_disco_identities() {
@@ -101,7 +147,7 @@ impl Module for Disco {
 }
 
 fn build(_: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
-    Ok(Arc::new(Disco))
+    Ok(Arc::new(Disco::default()))
 }
 
 /// This crate's server module, registered by `extension!` in `lib.rs`.

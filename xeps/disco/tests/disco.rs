@@ -56,4 +56,37 @@ async fn server_features_and_account_info() {
         )
         .await;
     assert_eq!(none.attr("type"), Some("error"));
+
+    // XEP-0115 §6.3: the stream features carry the server's capabilities, whose node#ver
+    // the server answers with the very disco#info that hashes to ver.
+    let caps = j
+        .features
+        .as_ref()
+        .and_then(|f| f.get_child("c", lithos_caps::NS))
+        .and_then(lithos_caps::Caps::from_element)
+        .expect("the server's <c/> in its stream features");
+    let answer = j
+        .iq(
+            "get",
+            Some("localhost"),
+            Element::builder("query", "http://jabber.org/protocol/disco#info")
+                .attr("node", caps.disco_node())
+                .build(),
+        )
+        .await;
+    let q = answer
+        .get_child("query", "http://jabber.org/protocol/disco#info")
+        .expect("an answer for the caps node");
+    assert_eq!(q.attr("node"), Some(caps.disco_node().as_str()));
+    lithos_caps::verify(&caps, q).expect("the server's info hashes to its ver");
+    let other = j
+        .iq(
+            "get",
+            Some("localhost"),
+            Element::builder("query", "http://jabber.org/protocol/disco#info")
+                .attr("node", "elsewhere")
+                .build(),
+        )
+        .await;
+    assert_eq!(other.attr("type"), Some("error"));
 }
