@@ -52,6 +52,8 @@ pub struct Config {
     pub csi: CsiConfig,
     /// XEP-0114 external components.
     pub components: ComponentsConfig,
+    /// The HTTP listener: health and Prometheus metrics.
+    pub http: HttpConfig,
     /// Per-module sections, `[modules.<name>]`, each with `enabled` and the module's own keys.
     pub modules: BTreeMap<String, toml::Table>,
 }
@@ -70,6 +72,7 @@ impl Default for Config {
             stream_management: StreamManagementConfig::default(),
             csi: CsiConfig::default(),
             components: ComponentsConfig::default(),
+            http: HttpConfig::default(),
             modules: BTreeMap::new(),
         }
     }
@@ -231,6 +234,15 @@ pub struct ComponentsConfig {
     /// Each component's domain and its shared secret (`"bridge.example.org" = "..."`). A
     /// domain is a bare domain name other than the server's, usually a subdomain of it.
     pub secrets: BTreeMap<String, String>,
+}
+
+/// The HTTP listener (`[http]`): `/health` and `/metrics` (Prometheus text format).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Addresses to serve HTTP on, plaintext: bind them to loopback or a monitoring network.
+    /// Default none (`["127.0.0.1:5280"]` is the usual choice).
+    pub listen: Vec<SocketAddr>,
 }
 
 /// TLS material.

@@ -105,6 +105,8 @@ impl ServerHandle {
             return Err(stanza);
         }
         let mut stanza = stanza;
+        // Handled here from now on: counted as routed (once, as `route` counts).
+        self.metrics().routed(stanza.name());
         match self.modules().filter(self, &mut stanza, &to) {
             crate::module::Verdict::Deliver => {}
             crate::module::Verdict::Drop => return Ok(()),
@@ -164,6 +166,7 @@ impl ServerHandle {
         // case) is queued without awaiting, and this future stays small enough that a
         // connection can box it per stanza without copying kilobytes of state.
         let Some(k) = kind(&stanza) else { return };
+        self.metrics().routed(stanza.name());
         let to = match (parsed, stanza.attr_shared("to")) {
             (Some(j), _) => Some(j),
             (None, None) => None,

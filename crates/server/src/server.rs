@@ -66,6 +66,8 @@ pub(crate) struct ServerInner {
     pub(crate) components: crate::component::Components,
     /// Sessions that may be resumed (XEP-0198).
     pub(crate) resumable: crate::resumption::Resumable,
+    /// What `/metrics` shows.
+    pub(crate) metrics: crate::metrics::Metrics,
     /// State modules share across crates, one value per type ([`ServerHandle::shared`]).
     pub(crate) shared: std::sync::Mutex<
         std::collections::HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>,
@@ -93,6 +95,11 @@ impl ServerHandle {
     pub fn config(&self) -> &Config {
         &self.0.config
     }
+    /// What the server counts, for `/metrics`.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.0.metrics
+    }
+
     /// The stores.
     pub fn storage(&self) -> &Storage {
         &self.0.storage
@@ -263,6 +270,8 @@ pub struct RunningServer {
     pub thing_addrs: Vec<SocketAddr>,
     /// XEP-0114 component listeners' local addresses.
     pub component_addrs: Vec<SocketAddr>,
+    /// HTTP listeners' local addresses (`/health`, `/metrics`).
+    pub http_addrs: Vec<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -318,6 +327,13 @@ impl RunningServer {
                 listeners.push((l, direct, kind));
             }
         }
+        let mut http_listeners = Vec::new();
+        for addr in &config.http.listen {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|error| StartError::Bind { addr: *addr, error })?;
+            http_listeners.push(l);
+        }
         let mut component_listeners = Vec::new();
         for addr in &config.components.listen {
             let l = TcpListener::bind(addr)
@@ -337,6 +353,7 @@ impl RunningServer {
             admission: Admission::new(limits),
             components: Default::default(),
             resumable: Default::default(),
+            metrics: Default::default(),
             shared: Default::default(),
         }));
         for m in handle.modules().iter() {
@@ -368,8 +385,19 @@ impl RunningServer {
             component_addrs.push(addr);
             tasks.spawn(crate::component::accept_loop(handle.clone(), l));
         }
+        let mut http_addrs = Vec::new();
+        for l in http_listeners {
+            let addr = l.local_addr().map_err(|error| StartError::Bind {
+                addr: "0.0.0.0:0".parse().expect("literal"),
+                error,
+            })?;
+            tracing::info!(%addr, "listening for HTTP (/health, /metrics)");
+            http_addrs.push(addr);
+            tasks.spawn(crate::http::serve(handle.clone(), l));
+        }
         Ok(RunningServer {
             handle,
+            http_addrs,
             c2s_addrs,
             direct_tls_addrs,
             thing_addrs,

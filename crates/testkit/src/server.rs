@@ -42,7 +42,7 @@ impl TestServer {
         let (head, c2s_extra) = extra.split_once("[c2s]").unwrap_or((extra, ""));
         let text = format!(
             "domain = 'localhost'\ndata_dir = '{}'\n{head}\n[things]\nlisten = ['127.0.0.1:0']\n\
-             [c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = ['127.0.0.1:0']\n{c2s_extra}\n",
+             [http]\nlisten = ['127.0.0.1:0']\n[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = ['127.0.0.1:0']\n{c2s_extra}\n",
             dir.path().display()
         );
         let config = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -82,6 +82,11 @@ impl TestServer {
     /// The things listener.
     pub fn things_addr(&self) -> SocketAddr {
         self.running().thing_addrs[0]
+    }
+
+    /// The HTTP listener (`/health`, `/metrics`).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.running().http_addrs[0]
     }
 
     /// The server's handle (storage, sessions, routing).

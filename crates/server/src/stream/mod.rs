@@ -802,6 +802,7 @@ impl Conn {
                 return Ok(());
             }
         };
+        server.metrics().received(el.name());
         // Undirected presence sets the session's availability, which routing depends on.
         let mut became_available = false;
         if el.name() == "presence" && el.attr("to").is_none() {
