@@ -23,7 +23,8 @@
 //!   kept in the history; subject changes by moderators (or anyone, if configured); private
 //!   messages between occupants; mediated invitations (with XEP-0249's `jabber:x:conference`
 //!   beside them), which make the invitee a member of a members-only room; declines.
-//! - **Nick changes** (`303`), presence updates passed on, XEP-0410 self-ping.
+//! - **Nick changes** (`303`), presence updates passed on, XEP-0410 self-ping; requests to
+//!   an occupant (`room/nick`: a vCard, a ping) passed on between room addresses.
 //! - **Archive** (XEP-0313, while the server's `mam` module runs): each groupchat message
 //!   with a body gets the room's `<stanza-id/>` and is archived; a query at the room's
 //!   address is answered to those who may enter (or are in) the room; the archive goes with
@@ -57,6 +58,8 @@ lithos_core::extension! { table_file: "muc.props", server: [store::SCHEMA, serve
 lithos_core::extension! { table_file: "muc.props" }
 
 pub mod config;
+#[cfg(feature = "server")]
+pub mod forwarding;
 #[cfg(feature = "server")]
 pub mod room;
 #[cfg(feature = "server")]

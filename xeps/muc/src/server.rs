@@ -13,6 +13,7 @@ use lithos_server::{Module, ModuleRegistration, ServerHandle};
 use lithos_xdata::{Form, FormType};
 
 use crate::config::{RoomConfig, Whois};
+use crate::forwarding::{Forwards, ID_PREFIX};
 use crate::room::{Entry, HistoryRequest, Room};
 use crate::store::{self, Saved};
 use crate::{Affiliation, NS, NS_ADMIN, NS_OWNER, NS_ROOMINFO, NS_USER, Role};
@@ -44,6 +45,21 @@ struct Muc {
     /// Room writes, one at a time; with the version each room's snapshot carries, an older
     /// snapshot never overwrites a newer one.
     saving: tokio::sync::Mutex<HashMap<String, u64>>,
+    /// Requests passed on to occupants, waiting for their answers.
+    forwards: Forwards,
+}
+
+/// What the room does with a request to one of its occupants.
+enum ToOccupant {
+    /// Answers it itself.
+    Answer(Result<Option<Element>, Box<StanzaError>>),
+    /// Passes it on to `target`, as from `as_jid` (the sender's room address); the answer
+    /// comes back from `answer_as` (the occupant's room address).
+    Forward {
+        target: Jid,
+        as_jid: Jid,
+        answer_as: Jid,
+    },
 }
 
 fn lock(m: &Mutex<HashMap<String, Room>>) -> MutexGuard<'_, HashMap<String, Room>> {
@@ -417,6 +433,16 @@ impl Muc {
     async fn iq(&self, server: &ServerHandle, from: Jid, to: Jid, stanza: Element) {
         let kind = stanza.attr("type").unwrap_or_default();
         if !matches!(kind, "get" | "set") {
+            // The answer to a request passed on to an occupant: back to who asked.
+            if let Some(id) = stanza.attr("id").filter(|id| id.starts_with(ID_PREFIX))
+                && let Some(p) = self.forwards.finish(id, &from)
+            {
+                let mut answer = stanza;
+                answer.set_attr("from", p.as_jid.as_shared().clone());
+                answer.set_attr("to", p.requester.as_shared().clone());
+                answer.set_attr("id", p.id);
+                server.route(answer).await;
+            }
             return;
         }
         let Some(payload) = stanza.children().next().cloned() else {
@@ -435,7 +461,32 @@ impl Muc {
         }
         let answer = match (to.local(), to.resource()) {
             (None, _) => self.service_iq(kind, &payload),
-            (Some(name), Some(nick)) => self.occupant_iq(name, nick, &from, &payload),
+            (Some(name), Some(nick)) => match self.occupant_iq(name, nick, &from, &payload) {
+                ToOccupant::Answer(a) => a,
+                ToOccupant::Forward {
+                    target,
+                    as_jid,
+                    answer_as,
+                } => {
+                    let id = stanza.attr("id").unwrap_or_default().to_string();
+                    match self
+                        .forwards
+                        .start(from.clone(), id, target.clone(), answer_as)
+                    {
+                        Some(ours) => {
+                            let mut passed = stanza;
+                            passed.set_attr("from", as_jid.as_shared().clone());
+                            passed.set_attr("to", target.as_shared().clone());
+                            passed.set_attr("id", ours);
+                            return server.route(passed).await;
+                        }
+                        None => Err(refuse(
+                            DefinedCondition::ResourceConstraint,
+                            "too many requests to occupants wait for their answers",
+                        )),
+                    }
+                }
+            },
             (Some(name), None) => {
                 let (answer, fx) = self.room_iq(server, name, &from, kind, &payload);
                 self.apply(server, fx).await;
@@ -539,46 +590,52 @@ impl Muc {
     }
 
     /// XEP-0410: an occupant pings its own room address; nothing else is passed on.
-    fn occupant_iq(
-        &self,
-        name: &str,
-        nick: &str,
-        from: &Jid,
-        payload: &Element,
-    ) -> Result<Option<Element>, Box<StanzaError>> {
+    fn occupant_iq(&self, name: &str, nick: &str, from: &Jid, payload: &Element) -> ToOccupant {
+        let answer = |r| ToOccupant::Answer(r);
         let rooms = lock(&self.rooms);
         let Some(room) = rooms.get(name) else {
             // Not "item-not-found": XEP-0410 gives that the meaning "joined, nick changed".
-            return Err(refuse(
+            return answer(Err(refuse(
                 DefinedCondition::NotAcceptable,
                 "no such room: you are not in it",
-            ));
+            )));
         };
         let Some(me) = room.occupant(from) else {
-            return Err(refuse(
+            return answer(Err(refuse(
                 DefinedCondition::NotAcceptable,
                 "you are not in this room",
-            ));
+            )));
         };
-        if payload.is("ping", PING) {
-            return if me.nick == nick {
-                Ok(None)
-            } else if room.by_nick(nick).is_some() {
-                Err(refuse(
-                    DefinedCondition::FeatureNotImplemented,
-                    "requests to occupants are not passed on",
-                ))
-            } else {
-                Err(refuse(
-                    DefinedCondition::ItemNotFound,
-                    "no occupant has that nick",
-                ))
-            };
+        if payload.is("ping", PING) && me.nick == nick {
+            // XEP-0410: the room answers an occupant's ping to itself.
+            return answer(Ok(None));
         }
-        Err(refuse(
-            DefinedCondition::ServiceUnavailable,
-            "requests to occupants are not passed on",
-        ))
+        let Some(target) = room.by_nick(nick) else {
+            return answer(Err(refuse(
+                DefinedCondition::ItemNotFound,
+                "no occupant has that nick",
+            )));
+        };
+        let (Ok(as_jid), Ok(answer_as)) = (
+            room.jid.with_resource(&me.nick),
+            room.jid.with_resource(nick),
+        ) else {
+            return answer(Err(refuse(
+                DefinedCondition::JidMalformed,
+                "a nick that is no resource",
+            )));
+        };
+        // A vCard is the account's, which its server answers at the bare JID.
+        let target = if payload.is("vCard", "vcard-temp") {
+            target.jid.to_bare()
+        } else {
+            target.jid.clone()
+        };
+        ToOccupant::Forward {
+            target,
+            as_jid,
+            answer_as,
+        }
     }
 
     fn room_iq(
@@ -1001,6 +1058,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
         settings: s,
         rooms: Mutex::new(HashMap::new()),
         saving: tokio::sync::Mutex::new(HashMap::new()),
+        forwards: Forwards::default(),
     }))
 }
 

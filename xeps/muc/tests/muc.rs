@@ -667,3 +667,90 @@ async fn resync_ghosts_errors_and_configuration_notices() {
         .await;
     assert!(codes(&gone).contains(&"333".to_string()), "{gone}");
 }
+
+/// Requests to an occupant's room address reach the occupant as from the asker's room
+/// address, and the answer comes back the same way; a vCard goes to the account, whose
+/// server answers it.
+#[tokio::test]
+async fn requests_to_occupants_are_passed_on_between_room_addresses() {
+    use lithos_vcard as _;
+    let s = server().await;
+    let mut alice = s.login_as("alice", "a").await;
+    let mut bob = s.login_as("bob", "b").await;
+    let mut carol = s.login_as("carol", "c").await;
+    let r = bob
+        .iq(
+            "set",
+            None,
+            Element::parse("<vCard xmlns='vcard-temp'><FN>Bob Smith</FN></vCard>").unwrap(),
+        )
+        .await;
+    assert_eq!(r.attr("type"), Some("result"), "{r}");
+    join(&mut alice, "Alice", "").await;
+    join(&mut bob, "Bob", "").await;
+
+    // A ping to bob's room address: bob's client gets it from alice's room address.
+    alice
+        .send_xml(&format!(
+            "<iq xmlns='jabber:client' type='get' id='p1' to='{ROOM}/Bob'><ping xmlns='urn:xmpp:ping'/></iq>"
+        ))
+        .await;
+    let asked = bob
+        .recv_where(|e| e.name() == "iq" && e.has_child("ping", "urn:xmpp:ping"))
+        .await;
+    assert_eq!(asked.attr("from"), Some(format!("{ROOM}/Alice").as_str()));
+    assert!(!asked.to_xml().contains("alice@"), "{asked}");
+    bob.send_xml(&format!(
+        "<iq xmlns='jabber:client' type='result' id='{}' to='{ROOM}/Alice'/>",
+        asked.attr("id").unwrap()
+    ))
+    .await;
+    let back = alice.recv_where(|e| e.attr("id") == Some("p1")).await;
+    assert_eq!(back.attr("type"), Some("result"), "{back}");
+    assert_eq!(back.attr("from"), Some(format!("{ROOM}/Bob").as_str()));
+
+    // A vCard: answered by bob's server, from bob's room address.
+    let v = ask(
+        &mut alice,
+        "get",
+        &format!("{ROOM}/Bob"),
+        "<vCard xmlns='vcard-temp'/>",
+    )
+    .await;
+    assert_eq!(v.attr("type"), Some("result"), "{v}");
+    assert!(v.to_xml().contains("Bob Smith"), "{v}");
+    assert_eq!(v.attr("from"), Some(format!("{ROOM}/Bob").as_str()));
+
+    // No such occupant; not an occupant; an answer forged by someone else is not passed on.
+    let e = ask(
+        &mut alice,
+        "get",
+        &format!("{ROOM}/Nobody"),
+        "<ping xmlns='urn:xmpp:ping'/>",
+    )
+    .await;
+    assert_eq!(error_condition(&e).as_deref(), Some("item-not-found"));
+    let e = ask(
+        &mut carol,
+        "get",
+        &format!("{ROOM}/Bob"),
+        "<ping xmlns='urn:xmpp:ping'/>",
+    )
+    .await;
+    assert_eq!(error_condition(&e).as_deref(), Some("not-acceptable"));
+    alice
+        .send_xml(&format!(
+            "<iq xmlns='jabber:client' type='get' id='p2' to='{ROOM}/Bob'><ping xmlns='urn:xmpp:ping'/></iq>"
+        ))
+        .await;
+    let asked = bob
+        .recv_where(|e| e.name() == "iq" && e.has_child("ping", "urn:xmpp:ping"))
+        .await;
+    carol
+        .send_xml(&format!(
+            "<iq xmlns='jabber:client' type='result' id='{}' to='{ROOM}/Alice'/>",
+            asked.attr("id").unwrap()
+        ))
+        .await;
+    alice.expect_none_of("iq", Duration::from_millis(300)).await;
+}
