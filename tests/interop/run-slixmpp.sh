@@ -13,6 +13,7 @@ dir="$(mktemp -d)"
 # Below the ephemeral range (32768 and up), where a client socket may hold the port.
 port=$((20000 + RANDOM % 12000))
 cport=$((port + 1))
+hport=$((port + 2))
 bot=""
 trap 'kill $bot "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 cat > "$dir/lithos.toml" <<TOML
@@ -24,6 +25,8 @@ listen = ["127.0.0.1:$port"]
 direct_tls = []
 [modules.mam]
 enabled = true
+[http]
+listen = ["127.0.0.1:$hport"]
 [components]
 listen = ["127.0.0.1:$cport"]
 [components.secrets]
@@ -48,5 +51,10 @@ fi
 if ! "$PYTHON" "$here/slixmpp_interop.py" "${args[@]}"; then
   echo "--- server log"; cat "$dir/server.log"
   [ -n "$ECHO_BOT" ] && { echo "--- echo-bot log"; cat "$dir/bot.log"; }
+  exit 1
+fi
+# What the run sent shows in /metrics, which the Prometheus parser reads.
+if ! "$PYTHON" "$here/check_metrics.py" "http://127.0.0.1:$hport"; then
+  echo "--- server log"; cat "$dir/server.log"
   exit 1
 fi
