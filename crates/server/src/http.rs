@@ -1,6 +1,7 @@
-//! The HTTP listener (`[http]`), on axum: `/health` for liveness checks and `/metrics` in
-//! the Prometheus text format (OpenMetrics). Served by the server's own runtime; stopped
-//! with it.
+//! The HTTP listener (`[http]`), on axum: `/health` for liveness checks, `/metrics` in the
+//! Prometheus text format (OpenMetrics), XMPP over WebSocket at `/xmpp-websocket`
+//! (RFC 7395, [`crate::websocket`]) and its discovery (XEP-0156 `host-meta`). Served by the
+//! server's own runtime; stopped with it.
 
 use axum::Router;
 use axum::extract::State;
@@ -19,6 +20,9 @@ pub(crate) fn router(server: ServerHandle) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/xmpp-websocket", get(crate::websocket::upgrade))
+        .route("/.well-known/host-meta", get(host_meta))
+        .route("/.well-known/host-meta.json", get(host_meta_json))
         .with_state(server)
 }
 
@@ -45,15 +49,58 @@ async fn metrics(State(server): State<ServerHandle>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, OPENMETRICS)], body)
 }
 
+/// The WebSocket endpoint's URL, as the client reached this listener (its `Host`).
+fn websocket_url(headers: &axum::http::HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("ws://{host}/xmpp-websocket")
+}
+
+/// XEP-0156: where the WebSocket endpoint is (XRD).
+async fn host_meta(headers: axum::http::HeaderMap) -> impl IntoResponse {
+    let body = format!(
+        "<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n  \
+         <Link rel=\"urn:xmpp:alt-connections:websocket\" href=\"{}\"/>\n</XRD>\n",
+        websocket_url(&headers)
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "application/xrd+xml"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        body,
+    )
+}
+
+/// XEP-0156: where the WebSocket endpoint is (JRD).
+async fn host_meta_json(headers: axum::http::HeaderMap) -> impl IntoResponse {
+    let body = format!(
+        "{{\"links\":[{{\"rel\":\"urn:xmpp:alt-connections:websocket\",\"href\":\"{}\"}}]}}\n",
+        websocket_url(&headers)
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        body,
+    )
+}
+
 /// Serves HTTP on `listener` until the server shuts down.
 pub(crate) async fn serve(server: ServerHandle, listener: TcpListener) {
     let mut stop = server.shutdown_signal();
     let app = router(server);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await;
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    })
+    .await;
     if let Err(e) = served {
         tracing::error!(error = %e, "the HTTP listener failed");
     }

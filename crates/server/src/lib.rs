@@ -34,6 +34,7 @@ pub mod shaper;
 pub mod storage;
 mod stream;
 pub mod tls;
+pub mod websocket;
 
 /// SASL mechanisms and stored credentials (the `lithos-sasl` crate).
 pub use lithos_sasl as sasl;

@@ -22,6 +22,26 @@ struct Disco {
     caps: OnceLock<(Element, String)>,
 }
 
+/// Entity capabilities (XEP-0115).
+const NS_CAPS: &str = "http://jabber.org/protocol/caps";
+
+/// The `ver` of the server's disco#info (XEP-0115 §5.1, for one identity and no forms:
+/// `category/type/lang/name<`, then each feature sorted, `feature<`), SHA-1, base64. The
+/// test checks it against `lithos-caps`'s general verification.
+fn own_ver(features: &[&str]) -> String {
+    use base64::Engine;
+    use sha1::Digest;
+    let mut sorted = features.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut s = String::from("server/im//Lithos<");
+    for f in sorted {
+        s.push_str(f);
+        s.push('<');
+    }
+    base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(s.as_bytes()))
+}
+
 /// The server's disco#info: its identity and every enabled module's features.
 fn server_info(server: &ServerHandle) -> Element {
     let mut q = Element::bare("query", NS_INFO);
@@ -63,15 +83,13 @@ impl Module for Disco {
 
     /// XEP-0115 §6.3: the server's own capabilities, hashed once the modules are known.
     async fn started(&self, server: &ServerHandle) {
-        let info = server_info(server);
-        if let Ok(ver) = lithos_caps::ver_of(&info, lithos_caps::Algorithm::Sha1) {
-            let caps = lithos_caps::Caps {
-                hash: Some(lithos_caps::Algorithm::Sha1),
-                node: CAPS_NODE.to_string(),
-                ver,
-            };
-            let _ = self.caps.set((caps.to_element(), caps.disco_node()));
-        }
+        let ver = own_ver(&server.modules().disco_features());
+        let c = Element::builder("c", NS_CAPS)
+            .attr("hash", "sha-1")
+            .attr("node", CAPS_NODE)
+            .attr("ver", ver.clone())
+            .build();
+        let _ = self.caps.set((c, format!("{CAPS_NODE}#{ver}")));
     }
 
     fn stream_features(&self) -> Vec<Element> {

@@ -39,7 +39,8 @@ use crate::shaper::{Rate, Shaped};
 pub(crate) type Io = Either<Tcp, Box<tokio_rustls::server::TlsStream<Tcp>>>;
 /// The TCP socket, with reads shaped (`[limits] c2s_rate`, `things_rate`).
 pub(crate) type Tcp = Shaped<TcpStream>;
-pub(crate) type Transport = Framed<Io, StreamCodec>;
+mod transport;
+pub(crate) use transport::Transport;
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -89,18 +90,58 @@ pub(crate) async fn serve(
         tracing::debug!("connected");
         // Boxed: the task then holds a pointer, and the connection future is allocated at
         // its own size (measured: the unboxed task was 3.8 KiB per connection).
-        match Box::pin(connection(server, tcp, peer, direct_tls, listener, ticket)).await {
-            Ok(()) | Err(ConnError::Closed) => tracing::debug!("closed"),
-            Err(ConnError::Eof) => tracing::debug!("peer went away"),
-            Err(ConnError::Detached) => tracing::debug!("session resumed elsewhere"),
-            Err(ConnError::Stream(e)) => {
-                tracing::info!(condition = %e.condition, "closed with stream error")
-            }
-            Err(ConnError::Io(e)) => tracing::debug!(error = %e, "I/O error"),
-        }
+        log_end(Box::pin(connection(server, tcp, peer, direct_tls, listener, ticket)).await);
     }
     .instrument(span)
     .await
+}
+
+/// A client session over a WebSocket (RFC 7395), handed over by the HTTP listener: the
+/// same negotiation and session as a TCP stream, without STARTTLS.
+pub(crate) async fn serve_websocket(
+    server: ServerHandle,
+    ws: crate::websocket::WsTransport,
+    peer: SocketAddr,
+    ticket: Ticket,
+) {
+    async move {
+        tracing::debug!("connected");
+        let deadline =
+            Instant::now() + Duration::from_secs(server.config().c2s.negotiation_timeout_secs);
+        let conn = Conn {
+            server,
+            peer,
+            listener: Listener::Client,
+            framed: Transport::Ws(Box::new(ws)),
+            tls: false,
+            header_sent: false,
+            authenticated: None,
+            auth_failures: 0,
+            ticket,
+            unflushed: 0,
+        };
+        let r = match Box::pin(negotiated(conn, deadline)).await {
+            Ok(Some((conn, bound))) => Box::new(conn).session(bound).await,
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        log_end(r);
+    }
+    .instrument(tracing::info_span!("ws", %peer))
+    .await
+}
+
+/// How a connection ended, in the log.
+fn log_end(r: Result<(), ConnError>) {
+    match r {
+        Ok(()) | Err(ConnError::Closed) => tracing::debug!("closed"),
+        Err(ConnError::Eof) => tracing::debug!("peer went away"),
+        Err(ConnError::Detached) => tracing::debug!("session resumed elsewhere"),
+        Err(ConnError::Stream(e)) => {
+            tracing::info!(condition = %e.condition, "closed with stream error")
+        }
+        Err(ConnError::Io(e)) => tracing::debug!(error = %e, "I/O error"),
+    }
 }
 
 fn make_codec(server: &ServerHandle, format: WireFormat) -> StreamCodec {
@@ -123,7 +164,7 @@ async fn frame(server: &ServerHandle, mut io: Io) -> Result<Option<Transport>, C
             Detection::Format(f) => {
                 let mut parts = FramedParts::new::<&StreamEvent>(io, make_codec(server, f));
                 parts.read_buf = buf;
-                return Ok(Some(Framed::from_parts(parts)));
+                return Ok(Some(Transport::Bytes(Framed::from_parts(parts))));
             }
             Detection::NeedMore => {
                 if buf.len() > 4096 || io.read_buf(&mut buf).await? == 0 {
@@ -240,7 +281,7 @@ async fn establish(
     else {
         return Err(ConnError::Eof);
     };
-    let mut conn = Conn {
+    let conn = Conn {
         server,
         peer,
         listener,
@@ -252,6 +293,12 @@ async fn establish(
         ticket,
         unflushed: 0,
     };
+    negotiated(conn, deadline).await
+}
+
+/// Negotiates `conn` (STARTTLS, SASL, binding, or a resumption) until a session is bound,
+/// by `deadline`; `Ok(None)` when the stream ended (already reported to the client).
+async fn negotiated(mut conn: Conn, deadline: Instant) -> Result<Option<(Conn, Bound)>, ConnError> {
     loop {
         let step = match tokio::time::timeout_at(deadline, Box::pin(conn.negotiate())).await {
             Ok(r) => r,
@@ -382,11 +429,14 @@ pub(crate) struct Conn {
 impl Conn {
     /// Replaces the transport with TLS over it, after `<proceed/>`.
     async fn upgrade(mut self) -> Result<Conn, ConnError> {
-        SinkExt::<StreamEvent>::flush(&mut self.framed)
+        SinkExt::<&StreamEvent>::flush(&mut self.framed)
             .await
             .map_err(codec_io)?;
         let format = self.format();
-        let parts = self.framed.into_parts();
+        let Transport::Bytes(framed) = self.framed else {
+            return Err(ConnError::Eof);
+        };
+        let parts = framed.into_parts();
         let buffered = match &parts.codec {
             StreamCodec::Xml(c) => c.decoder().has_buffered_input(),
             StreamCodec::Bxmpp(_) => false,
@@ -402,7 +452,7 @@ impl Conn {
         };
         let io = tls_accept(&self.server, tcp).await?;
         Ok(Conn {
-            framed: Framed::new(io, make_codec(&self.server, format)),
+            framed: Transport::Bytes(Framed::new(io, make_codec(&self.server, format))),
             tls: true,
             header_sent: false,
             ..self
@@ -410,7 +460,7 @@ impl Conn {
     }
 
     pub(crate) fn format(&self) -> WireFormat {
-        self.framed.codec().format()
+        self.framed.format()
     }
 
     pub(crate) async fn send(&mut self, el: &Element) -> Result<(), ConnError> {
@@ -467,7 +517,7 @@ impl Conn {
             .send(&StreamEvent::Close)
             .await
             .map_err(codec_io)?;
-        SinkExt::<StreamEvent>::close(&mut self.framed)
+        SinkExt::<&StreamEvent>::close(&mut self.framed)
             .await
             .map_err(codec_io)
     }
@@ -621,15 +671,7 @@ impl Conn {
     /// session then costs a few hundred bytes of buffer instead of kilobytes. They grow
     /// again with traffic.
     fn trim_buffers(&mut self) {
-        let r = self.framed.read_buffer_mut();
-        if r.is_empty() && r.capacity() > QUIET_READ_BUFFER {
-            *r = BytesMut::with_capacity(QUIET_READ_BUFFER);
-        }
-        let w = self.framed.write_buffer_mut();
-        if w.is_empty() && w.capacity() > 0 {
-            *w = BytesMut::new();
-        }
-        self.framed.codec_mut().release_buffers();
+        self.framed.trim_buffers();
     }
 
     /// Writes a batch of queued stanzas, then flushes once; only then are stored stanzas

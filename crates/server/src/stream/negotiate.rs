@@ -169,7 +169,7 @@ impl Conn {
             }
             return f;
         }
-        if !self.tls && self.server.0.tls.is_some() {
+        if !self.tls && self.server.0.tls.is_some() && !self.framed.is_websocket() {
             let mut tls = Element::bare("starttls", ns::XMPP_TLS);
             if c.require_tls {
                 tls.append_child(Element::bare("required", ns::XMPP_TLS));
@@ -198,12 +198,7 @@ impl Conn {
     /// Whether this stream can carry `el`: always in XML; in BXMPP only if every name has a
     /// code (a feature the client cannot be told about is left out, not the whole list).
     fn encodable(&self, el: &Element) -> bool {
-        match self.framed.codec() {
-            lithos_core::codec::StreamCodec::Xml(_) => true,
-            lithos_core::codec::StreamCodec::Bxmpp(c) => {
-                lithos_core::binary::encode_document(c.vocabulary(), el).is_ok()
-            }
-        }
+        self.framed.encodable(el)
     }
 
     /// Handles the elements of one stream until it restarts (`Ok(None)`) or a resource is
@@ -228,7 +223,10 @@ impl Conn {
             let (name, el_ns) = (el.name().to_string(), el.ns().to_string());
             match (el_ns.as_str(), name.as_str()) {
                 ("urn:ietf:params:xml:ns:xmpp-tls", "starttls")
-                    if !self.tls && self.authenticated.is_none() && self.server.0.tls.is_some() =>
+                    if !self.tls
+                        && self.authenticated.is_none()
+                        && self.server.0.tls.is_some()
+                        && !self.framed.is_websocket() =>
                 {
                     self.send(&Element::bare("proceed", ns::XMPP_TLS)).await?;
                     return Ok(Some(Negotiated::StartTls));
@@ -244,7 +242,7 @@ impl Conn {
                             self.sasl_success(extra).await?;
                             self.ticket.authenticated();
                             self.authenticated = Some(user);
-                            self.framed.codec_mut().reset_decoder();
+                            self.framed.reset_decoder();
                             return Ok(None);
                         }
                         Ok(AuthStep::Challenge(data, p)) => {
@@ -276,7 +274,7 @@ impl Conn {
                                     self.sasl_success(Some(server_final)).await?;
                                     self.ticket.authenticated();
                                     self.authenticated = Some(username);
-                                    self.framed.codec_mut().reset_decoder();
+                                    self.framed.reset_decoder();
                                     return Ok(None);
                                 }
                                 Err(e) => self.auth_failed(e).await?,

@@ -1,0 +1,192 @@
+//! XMPP over WebSocket (RFC 7395) against the real server: a raw client opens, authenticates,
+//! restarts, binds, reads its roster and exchanges messages with a TCP client; the
+//! subprotocol is required; a binary message ends the stream; XEP-0156 discovery.
+
+mod common;
+
+use common::{TestServer, stanza};
+use futures_util::{SinkExt, StreamExt};
+use lithos_core::Element;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(
+    s: &TestServer,
+    protocol: Option<&str>,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let mut req = format!("ws://{}/xmpp-websocket", s.http_addr())
+        .into_client_request()
+        .unwrap();
+    if let Some(p) = protocol {
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", p.parse().unwrap());
+    }
+    let (ws, response) = tokio_tungstenite::connect_async(req).await?;
+    if protocol.is_some() {
+        assert_eq!(
+            response
+                .headers()
+                .get("sec-websocket-protocol")
+                .map(|v| v.to_str().unwrap()),
+            Some("xmpp")
+        );
+    }
+    Ok(ws)
+}
+
+/// The next text message, parsed (each is one XML document).
+async fn next(ws: &mut Ws) -> Element {
+    loop {
+        let m = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+            .await
+            .expect("a message in time")
+            .expect("the socket open")
+            .unwrap();
+        if let Message::Text(t) = m {
+            return Element::parse(t.as_str()).unwrap_or_else(|e| panic!("{e}: {t}"));
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, xml: &str) {
+    ws.send(Message::Text(xml.into())).await.unwrap();
+}
+
+/// `<open/>`, and the server's `<open/>` and features.
+async fn open(ws: &mut Ws) -> Element {
+    send(
+        ws,
+        &format!("<open xmlns='{FRAMING}' to='localhost' version='1.0'/>"),
+    )
+    .await;
+    let o = next(ws).await;
+    assert!(o.is("open", FRAMING), "{o}");
+    assert_eq!(
+        (o.attr("from"), o.attr("version")),
+        (Some("localhost"), Some("1.0"))
+    );
+    assert!(o.attr("id").is_some());
+    let f = next(ws).await;
+    assert!(f.is("features", "http://etherx.jabber.org/streams"), "{f}");
+    f
+}
+
+#[tokio::test]
+async fn a_websocket_client_logs_in_reads_its_roster_and_chats_with_a_tcp_client() {
+    let s = TestServer::start("[c2s]\nrequire_tls = false\nallow_plain_without_tls = true").await;
+    s.add_user("juliet", "j").await;
+    s.add_user("romeo", "r").await;
+    let mut romeo = s.login("romeo", "r", "orchard").await;
+    romeo.send(stanza("<presence/>")).await;
+
+    let mut ws = connect(&s, Some("xmpp")).await.unwrap();
+    let features = open(&mut ws).await;
+    let xml = features.to_xml();
+    assert!(
+        xml.contains("PLAIN") && !xml.contains("starttls"),
+        "no STARTTLS over WebSocket: {xml}"
+    );
+    // SASL PLAIN, then the restart with a new <open/>.
+    send(
+        &mut ws,
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGp1bGlldABq</auth>",
+    )
+    .await;
+    let ok = next(&mut ws).await;
+    assert_eq!(ok.name(), "success", "{ok}");
+    let features = open(&mut ws).await;
+    assert!(
+        features
+            .to_xml()
+            .contains("urn:ietf:params:xml:ns:xmpp-bind"),
+        "{features}"
+    );
+    send(
+        &mut ws,
+        "<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>web</resource></bind></iq>",
+    )
+    .await;
+    let bound = next(&mut ws).await;
+    assert!(bound.to_xml().contains("juliet@localhost/web"), "{bound}");
+    send(
+        &mut ws,
+        "<iq xmlns='jabber:client' type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>",
+    )
+    .await;
+    let roster = next(&mut ws).await;
+    assert_eq!(
+        (roster.attr("id"), roster.attr("type")),
+        (Some("r"), Some("result")),
+        "{roster}"
+    );
+    send(&mut ws, "<presence xmlns='jabber:client'/>").await;
+
+    // WebSocket to TCP, and back.
+    send(
+        &mut ws,
+        "<message xmlns='jabber:client' to='romeo@localhost/orchard' type='chat' id='w1'><body>over the web</body></message>",
+    )
+    .await;
+    let m = romeo.recv_where(|e| e.attr("id") == Some("w1")).await;
+    assert_eq!(m.attr("from"), Some("juliet@localhost/web"));
+    romeo
+        .send(stanza(
+            "<message to='juliet@localhost/web' type='chat' id='t1'><body>over TCP</body></message>",
+        ))
+        .await;
+    let back = loop {
+        let e = next(&mut ws).await;
+        if e.attr("id") == Some("t1") {
+            break e;
+        }
+    };
+    assert_eq!(back.ns(), "jabber:client");
+    assert!(back.to_xml().contains("over TCP"));
+
+    // <close/> is answered with <close/>.
+    send(&mut ws, &format!("<close xmlns='{FRAMING}'/>")).await;
+    let c = loop {
+        let e = next(&mut ws).await;
+        if e.is("close", FRAMING) {
+            break e;
+        }
+    };
+    assert!(c.is("close", FRAMING));
+}
+
+#[tokio::test]
+async fn the_subprotocol_is_required_and_binary_messages_end_the_stream() {
+    let s = TestServer::start("").await;
+    match connect(&s, None).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 400),
+        Err(e) => panic!("refused otherwise: {e}"),
+        Ok(_) => panic!("accepted without the xmpp subprotocol"),
+    }
+    assert!(connect(&s, Some("chat")).await.is_err());
+
+    let mut ws = connect(&s, Some("xmpp")).await.unwrap();
+    open(&mut ws).await;
+    ws.send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
+    let e = next(&mut ws).await;
+    assert!(e.is("error", "http://etherx.jabber.org/streams"), "{e}");
+    assert!(e.to_xml().contains("unsupported-encoding"), "{e}");
+    assert!(next(&mut ws).await.is("close", FRAMING));
+
+    // XEP-0156: where to connect.
+    let mut c = tokio::net::TcpStream::connect(s.http_addr()).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    c.write_all(b"GET /.well-known/host-meta.json HTTP/1.1\r\nHost: xmpp.example\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut r = String::new();
+    c.read_to_string(&mut r).await.unwrap();
+    assert!(r.contains("ws://xmpp.example/xmpp-websocket"), "{r}");
+    assert!(r.contains("urn:xmpp:alt-connections:websocket"), "{r}");
+}
