@@ -223,7 +223,10 @@ mod tests {
             "{d}"
         );
         assert!(d.ends_with("</stream:features>"), "{d}");
-        assert!(Element::parse(&d).is_ok_and(|e| e.is("features", &ns::STREAMS)), "{d}");
+        assert!(
+            Element::parse(&d).is_ok_and(|e| e.is("features", &ns::STREAMS)),
+            "{d}"
+        );
         let m = Element::builder("message", ns::JABBER_CLIENT.clone())
             .attr("to", "a@b")
             .build();
