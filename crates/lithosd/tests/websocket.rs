@@ -7,6 +7,8 @@ mod common;
 use common::{TestServer, stanza};
 use futures_util::{SinkExt, StreamExt};
 use lithos_core::Element;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -40,7 +42,7 @@ async fn connect(
 }
 
 /// The next text message, parsed (each is one XML document).
-async fn next(ws: &mut Ws) -> Element {
+async fn next<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> Element {
     loop {
         let m = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
             .await
@@ -53,12 +55,12 @@ async fn next(ws: &mut Ws) -> Element {
     }
 }
 
-async fn send(ws: &mut Ws, xml: &str) {
+async fn send<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, xml: &str) {
     ws.send(Message::Text(xml.into())).await.unwrap();
 }
 
 /// `<open/>`, and the server's `<open/>` and features.
-async fn open(ws: &mut Ws) -> Element {
+async fn open<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> Element {
     send(
         ws,
         &format!("<open xmlns='{FRAMING}' to='localhost' version='1.0'/>"),
@@ -189,4 +191,49 @@ async fn the_subprotocol_is_required_and_binary_messages_end_the_stream() {
     c.read_to_string(&mut r).await.unwrap();
     assert!(r.contains("ws://xmpp.example/xmpp-websocket"), "{r}");
     assert!(r.contains("urn:xmpp:alt-connections:websocket"), "{r}");
+}
+
+/// Over HTTPS (`[http] tls`), the WebSocket counts as encrypted: with `require_tls` (the
+/// default) a client authenticates there, which it may not over plain HTTP.
+#[tokio::test]
+async fn over_https_a_websocket_counts_as_encrypted() {
+    let s = TestServer::start("[http]\nlisten = ['127.0.0.1:0']\ntls = true\n").await;
+    s.add_user("juliet", "j").await;
+    let tcp = tokio::net::TcpStream::connect(s.http_addr()).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = s.tls_connector().connect(name, tcp).await.unwrap();
+    let mut req = "wss://localhost/xmpp-websocket"
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "xmpp".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::client_async(req, tls).await.unwrap();
+    let features = open(&mut ws).await;
+    assert!(features.to_xml().contains("PLAIN"), "{features}");
+    send(
+        &mut ws,
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGp1bGlldABq</auth>",
+    )
+    .await;
+    assert_eq!(next(&mut ws).await.name(), "success");
+
+    // The same listener over plain HTTP is refused: it speaks TLS only.
+    let mut plain = tokio::net::TcpStream::connect(s.http_addr()).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = plain
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        plain.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+
+    // And without TLS on the listener, require_tls keeps PLAIN off the WebSocket.
+    let s = TestServer::start("").await;
+    let mut ws = connect(&s, Some("xmpp")).await.unwrap();
+    let features = open(&mut ws).await;
+    assert!(!features.to_xml().contains("PLAIN"), "{features}");
 }

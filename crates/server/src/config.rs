@@ -240,9 +240,11 @@ pub struct ComponentsConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Addresses to serve HTTP on, plaintext: bind them to loopback or a monitoring network.
-    /// Default none (`["127.0.0.1:5280"]` is the usual choice).
+    /// Addresses to serve HTTP on. Default none (`["127.0.0.1:5280"]` is the usual choice).
     pub listen: Vec<SocketAddr>,
+    /// Serve HTTPS with the server's certificate (`[tls]`) instead of plain HTTP. Default
+    /// false. WebSocket clients over HTTPS count as encrypted (`[c2s] require_tls`).
+    pub tls: bool,
 }
 
 /// TLS material.

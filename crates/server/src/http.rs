@@ -49,21 +49,26 @@ async fn metrics(State(server): State<ServerHandle>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, OPENMETRICS)], body)
 }
 
-/// The WebSocket endpoint's URL, as the client reached this listener (its `Host`).
-fn websocket_url(headers: &axum::http::HeaderMap) -> String {
+/// The WebSocket endpoint's URL, as the client reached this listener (its `Host`), `wss`
+/// over HTTPS.
+fn websocket_url(headers: &axum::http::HeaderMap, secure: bool) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
-    format!("ws://{host}/xmpp-websocket")
+    let scheme = if secure { "wss" } else { "ws" };
+    format!("{scheme}://{host}/xmpp-websocket")
 }
 
 /// XEP-0156: where the WebSocket endpoint is (XRD).
-async fn host_meta(headers: axum::http::HeaderMap) -> impl IntoResponse {
+async fn host_meta(
+    headers: axum::http::HeaderMap,
+    secure: Option<axum::Extension<Secure>>,
+) -> impl IntoResponse {
     let body = format!(
         "<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n  \
          <Link rel=\"urn:xmpp:alt-connections:websocket\" href=\"{}\"/>\n</XRD>\n",
-        websocket_url(&headers)
+        websocket_url(&headers, secure.is_some())
     );
     (
         [
@@ -75,10 +80,13 @@ async fn host_meta(headers: axum::http::HeaderMap) -> impl IntoResponse {
 }
 
 /// XEP-0156: where the WebSocket endpoint is (JRD).
-async fn host_meta_json(headers: axum::http::HeaderMap) -> impl IntoResponse {
+async fn host_meta_json(
+    headers: axum::http::HeaderMap,
+    secure: Option<axum::Extension<Secure>>,
+) -> impl IntoResponse {
     let body = format!(
         "{{\"links\":[{{\"rel\":\"urn:xmpp:alt-connections:websocket\",\"href\":\"{}\"}}]}}\n",
-        websocket_url(&headers)
+        websocket_url(&headers, secure.is_some())
     );
     (
         [
@@ -87,6 +95,54 @@ async fn host_meta_json(headers: axum::http::HeaderMap) -> impl IntoResponse {
         ],
         body,
     )
+}
+
+/// Whether the connection a request came on is HTTPS (an extension the HTTPS listener sets
+/// per connection; absent on plain HTTP).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Secure;
+
+/// Serves HTTPS on `listener` until the server shuts down: TLS with the server's certificate
+/// (ALPN `http/1.1`), then hyper's HTTP/1.1 with upgrades (WebSockets) for the same routes.
+pub(crate) async fn serve_tls(server: ServerHandle, listener: TcpListener) {
+    let Some(base) = server.0.tls.clone() else {
+        tracing::error!("[http] tls is set, but the server has no TLS configuration");
+        return;
+    };
+    let mut cfg = (*base).clone();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+    let app = router(server.clone());
+    let handshake = std::time::Duration::from_secs(server.config().c2s.negotiation_timeout_secs);
+    let stop = server.shutdown_signal();
+    crate::server::accept_until_shutdown(&server, listener, |tcp, peer, conns| {
+        let (acceptor, app, mut stop) = (acceptor.clone(), app.clone(), stop.clone());
+        conns.spawn(async move {
+            let tls = match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                _ => return,
+            };
+            let svc = app
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer)))
+                .layer(axum::Extension(Secure));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(
+                    hyper_util::rt::TokioIo::new(tls),
+                    hyper_util::service::TowerToHyperService::new(svc),
+                )
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(%peer, error = %e, "HTTPS connection ended");
+                    }
+                }
+                _ = stop.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
+            }
+        });
+    })
+    .await;
 }
 
 /// Serves HTTP on `listener` until the server shuts down.

@@ -391,9 +391,14 @@ impl RunningServer {
                 addr: "0.0.0.0:0".parse().expect("literal"),
                 error,
             })?;
-            tracing::info!(%addr, "listening for HTTP (/health, /metrics)");
+            let tls = handle.config().http.tls;
+            tracing::info!(%addr, tls, "listening for HTTP (/xmpp-websocket, /health, /metrics)");
             http_addrs.push(addr);
-            tasks.spawn(crate::http::serve(handle.clone(), l));
+            if tls {
+                tasks.spawn(crate::http::serve_tls(handle.clone(), l));
+            } else {
+                tasks.spawn(crate::http::serve(handle.clone(), l));
+            }
         }
         Ok(RunningServer {
             handle,

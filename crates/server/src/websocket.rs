@@ -5,8 +5,9 @@
 //!
 //! A request that does not offer the `xmpp` subprotocol is refused (`400`); a binary message
 //! ends the stream with `unsupported-encoding`; each message is parsed with the limits of
-//! the `[c2s]` listener (`max_stanza_size`, depth). A WebSocket over plain HTTP is not
-//! encrypted: where `[c2s] require_tls` holds, such a client cannot authenticate.
+//! the `[c2s]` listener (`max_stanza_size`, depth). A WebSocket over HTTPS (`[http] tls`)
+//! counts as encrypted; over plain HTTP it does not, and where `[c2s] require_tls` holds,
+//! such a client cannot authenticate.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -174,9 +175,11 @@ fn offers_xmpp(headers: &HeaderMap) -> bool {
 pub(crate) async fn upgrade(
     State(server): State<ServerHandle>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    secure: Option<axum::Extension<crate::http::Secure>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let tls = secure.is_some();
     if !offers_xmpp(&headers) {
         return (
             StatusCode::BAD_REQUEST,
@@ -204,7 +207,7 @@ pub(crate) async fn upgrade(
                 ws: SyncWrapper::new(socket),
                 limits,
             };
-            crate::stream::serve_websocket(server, transport, peer, ticket).await;
+            crate::stream::serve_websocket(server, transport, peer, tls, ticket).await;
         })
 }
 

@@ -40,9 +40,15 @@ impl TestServer {
                 .try_init();
         }
         let (head, c2s_extra) = extra.split_once("[c2s]").unwrap_or((extra, ""));
+        // An `[http]` section of the test's own replaces the default one.
+        let http = if head.contains("[http]") {
+            ""
+        } else {
+            "[http]\nlisten = ['127.0.0.1:0']\n"
+        };
         let text = format!(
             "domain = 'localhost'\ndata_dir = '{}'\n{head}\n[things]\nlisten = ['127.0.0.1:0']\n\
-             [http]\nlisten = ['127.0.0.1:0']\n[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = ['127.0.0.1:0']\n{c2s_extra}\n",
+             {http}[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = ['127.0.0.1:0']\n{c2s_extra}\n",
             dir.path().display()
         );
         let config = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));

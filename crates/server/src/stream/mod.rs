@@ -102,6 +102,7 @@ pub(crate) async fn serve_websocket(
     server: ServerHandle,
     ws: crate::websocket::WsTransport,
     peer: SocketAddr,
+    tls: bool,
     ticket: Ticket,
 ) {
     async move {
@@ -113,7 +114,7 @@ pub(crate) async fn serve_websocket(
             peer,
             listener: Listener::Client,
             framed: Transport::Ws(Box::new(ws)),
-            tls: false,
+            tls,
             header_sent: false,
             authenticated: None,
             auth_failures: 0,
