@@ -3,7 +3,8 @@
 //! gauges that the server already knows (sessions, connections) are read at scrape time.
 
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+/// A counter a module made with [`Metrics::counters`]: `inc()` adds one.
+pub use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -23,7 +24,7 @@ fn kind_index(name: &str) -> Option<usize> {
 
 /// The server's metrics.
 pub struct Metrics {
-    registry: Registry,
+    registry: std::sync::Mutex<Registry>,
     received: [Counter; 3],
     routed: [Counter; 3],
     connections: Gauge,
@@ -76,7 +77,7 @@ impl Default for Metrics {
             .set(1);
         registry.register("build_info", "The server's version", build);
         Metrics {
-            registry,
+            registry: std::sync::Mutex::new(registry),
             received,
             routed,
             connections,
@@ -103,6 +104,29 @@ impl Metrics {
         }
     }
 
+    /// Registers a counter family `lithos_<name>_total` labelled `label`, with one counter
+    /// for each of `values`, made now so that counting costs one atomic add: for modules,
+    /// at `started`. A second registration of a name is refused by the exposition format,
+    /// so each module registers its own names once.
+    pub fn counters(
+        &self,
+        name: &str,
+        help: &str,
+        label: &'static str,
+        values: &[&'static str],
+    ) -> Vec<Counter> {
+        let family = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
+        let made = values
+            .iter()
+            .map(|v| family.get_or_create(&vec![(label, *v)]).clone())
+            .collect();
+        self.registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .register(name, help, family);
+        made
+    }
+
     /// The text exposition, with the gauges read now.
     pub fn encode(&self, server: &crate::ServerHandle) -> String {
         let counts = server.connection_counts();
@@ -112,7 +136,8 @@ impl Metrics {
         self.uptime.set(self.started.elapsed().as_secs() as i64);
         let mut out = String::new();
         // Writing to a String does not fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         out
     }
 }
@@ -130,8 +155,19 @@ mod tests {
         m.received("open"); // not a stanza kind: not counted
         assert_eq!(m.received[0].get(), 2);
         assert_eq!(m.routed[2].get(), 1);
+        let made = m.counters(
+            "things_test",
+            "A module's counters",
+            "outcome",
+            &["ok", "no"],
+        );
+        made[1].inc();
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &m.registry).unwrap();
+        prometheus_client::encoding::text::encode(&mut out, &m.registry.lock().unwrap()).unwrap();
+        assert!(
+            out.contains("lithos_things_test_total{outcome=\"no\"} 1"),
+            "{out}"
+        );
         assert!(
             out.contains("lithos_stanzas_received_total{kind=\"message\"} 2"),
             "{out}"

@@ -14,7 +14,36 @@ use lithos_tuxp_things::{EDGE_RESOURCE, Registry};
 
 use crate::{Execution, NS, now_ms};
 
-struct ExecutionModule;
+/// What `lithos_commands_total{outcome}` counts: forwarded to the thing, or refused at once
+/// with one of these conditions (any other condition counts as `error`).
+const OUTCOMES: [&str; 8] = [
+    "forwarded",
+    "bad-request",
+    "item-not-found",
+    "forbidden",
+    "remote-server-timeout",
+    "service-unavailable",
+    "recipient-unavailable",
+    "error",
+];
+
+#[derive(Default)]
+struct ExecutionModule {
+    /// One counter per outcome, made at start.
+    outcomes: std::sync::OnceLock<Vec<lithos_server::metrics::Counter>>,
+}
+
+impl ExecutionModule {
+    fn count(&self, outcome: &str) {
+        if let Some(c) = self.outcomes.get() {
+            let i = OUTCOMES
+                .iter()
+                .position(|o| *o == outcome)
+                .unwrap_or(OUTCOMES.len() - 1);
+            c[i].inc();
+        }
+    }
+}
 
 impl ExecutionModule {
     /// The checks, in order; `Ok` holds the thing's edge session to forward to.
@@ -114,6 +143,15 @@ impl Module for ExecutionModule {
     fn disco_features(&self) -> Vec<&'static str> {
         vec![NS]
     }
+
+    async fn started(&self, server: &ServerHandle) {
+        let _ = self.outcomes.set(server.metrics().counters(
+            "commands",
+            "TUXP executions: forwarded to the thing, or refused at once (by condition)",
+            "outcome",
+            &OUTCOMES,
+        ));
+    }
 }
 
 impl ExecutionModule {
@@ -128,6 +166,11 @@ impl ExecutionModule {
         match Self::check(server, session, stanza, &to).await {
             Ok(target) => {
                 let delivered = server.sessions().send(&target, stanza.clone());
+                self.count(if delivered == Delivery::Queued {
+                    "forwarded"
+                } else {
+                    "recipient-unavailable"
+                });
                 if delivered != Delivery::Queued {
                     server
                         .bounce(
@@ -140,7 +183,10 @@ impl ExecutionModule {
                         .await;
                 }
             }
-            Err(e) => server.bounce(stanza, e).await,
+            Err(e) => {
+                self.count(e.condition.as_str());
+                server.bounce(stanza, e).await
+            }
         }
         Flow::Handled
     }
@@ -150,5 +196,5 @@ impl ExecutionModule {
 pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
     "execution",
     "TUXP remote execution: checks, authorizes and forwards actions to things, never late",
-    |ctx| ctx.no_settings(ExecutionModule),
+    |ctx| ctx.no_settings(ExecutionModule::default()),
 );

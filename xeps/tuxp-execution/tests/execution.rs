@@ -56,6 +56,18 @@ async fn outcomes(format: WireFormat) {
         refused(bob.execute(addr.clone(), Flash { repeat: 1 }.into_element(), T)).await,
         Some(DefinedCondition::Forbidden)
     );
+    // /metrics counts each command by outcome: two forwarded so far (the thing's own refusal
+    // is the thing's), one forbidden, one item-not-found, one service-unavailable.
+    let text = s.handle().metrics().encode(s.handle());
+    for (outcome, n) in [
+        ("forwarded", 2),
+        ("forbidden", 1),
+        ("item-not-found", 1),
+        ("service-unavailable", 1),
+    ] {
+        let line = format!("lithos_commands_total{{outcome=\"{outcome}\"}} {n}");
+        assert!(text.contains(&line), "{line} not in {text}");
+    }
     let e = bob
         .set_grant(&id, jid("bob@localhost"), false, T)
         .await

@@ -130,6 +130,8 @@ struct Shared {
     dropped: Mutex<(u64, Option<std::time::Instant>)>,
     /// The queue of reports to publish to the pubsub service (`pubsub = true`).
     mirror: OnceLock<mpsc::Sender<MirrorJob>>,
+    /// `lithos_reports_total{qos}`: reports stored (and so acknowledged), per QoS level.
+    stored: OnceLock<Vec<lithos_server::metrics::Counter>>,
 }
 
 /// How often a subscriber's full queue is reported in the log, at most.
@@ -624,6 +626,14 @@ fn answer(server: &ServerHandle, shared: &Shared, job: After, out: Outcome) {
         }
     }
     if let Outcome::Stored(item) = out {
+        if let Some(counters) = shared.stored.get() {
+            let level = match job.qos {
+                Qos::AtMostOnce => 0,
+                Qos::AtLeastOnce => 1,
+                Qos::ExactlyOnce => 2,
+            };
+            counters[level].inc();
+        }
         if let (Some(record), Some(tx)) = (&job.mirror, shared.mirror.get()) {
             let mut r = Report::new(item.data.clone(), job.qos);
             r.stamp_ms = Some(item.stamp_ms);
@@ -811,6 +821,15 @@ impl Module for ReportModule {
                 "not a report query",
             )),
         }
+    }
+
+    async fn started(&self, server: &ServerHandle) {
+        let _ = self.shared.stored.set(server.metrics().counters(
+            "reports",
+            "Sensor reports stored and acknowledged, by QoS level",
+            "qos",
+            &["0", "1", "2"],
+        ));
     }
 
     fn disco_features(&self) -> Vec<&'static str> {

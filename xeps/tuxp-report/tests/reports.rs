@@ -80,6 +80,12 @@ async fn levels(format: WireFormat) {
         assert!(r.stamp_ms.is_some());
     }
     assert_eq!(all_history(&alice, &addr).await, ["1", "2", "3"]);
+    // /metrics counts what was stored, by QoS.
+    let text = s.handle().metrics().encode(s.handle());
+    for q in ["0", "1", "2"] {
+        let line = format!("lithos_reports_total{{qos=\"{q}\"}} 1");
+        assert!(text.contains(&line), "{line} not in {text}");
+    }
     let latest = alice.latest_reports(addr.clone(), T).await.unwrap();
     assert_eq!(latest.len(), 1);
     assert_eq!(latest[0].data, celsius(3));
