@@ -124,3 +124,39 @@ async fn health_and_metrics_follow_the_traffic() {
     let (status, _, _) = get(http, "/nowhere").await;
     assert_eq!(status, 404);
 }
+
+/// `docs/grafana-dashboard.json` queries only metrics the server exposes (with every module
+/// of `lithosd` linked, as here): a renamed metric breaks this test, not a dashboard.
+#[tokio::test]
+async fn the_grafana_dashboard_queries_what_metrics_exposes() {
+    let s = TestServer::start("").await;
+    let exposed = get(s.http_addr(), "/metrics").await.2;
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/grafana-dashboard.json"
+    ))
+    .unwrap();
+    let mut names: Vec<&str> = dashboard
+        .match_indices("lithos_")
+        .map(|(i, _)| {
+            let rest = &dashboard[i..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .filter(|n| *n != "lithos_")
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert!(names.len() >= 8, "{names:?}");
+    for n in names {
+        let sample = exposed
+            .lines()
+            .any(|l| l.starts_with(n) && l[n.len()..].starts_with(['{', ' ']));
+        assert!(
+            sample,
+            "the dashboard queries {n}, which /metrics does not show:\n{exposed}"
+        );
+    }
+}
