@@ -106,8 +106,7 @@ impl Stream for WsTransport {
                 // RFC 7395 §3.2: text messages only.
                 Message::Binary(_) => Err(CodecError::Xml(XmlError::InvalidUtf8)),
                 // Answered by the WebSocket layer.
-                Message::Ping(_) | Message::Pong(_) => continue,
-                Message::Close(_) => return Poll::Ready(None),
+                Message::Ping(_) | Message::Pong(_) | Message::Close(_) => continue,
             }));
         }
     }

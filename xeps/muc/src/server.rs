@@ -47,6 +47,9 @@ struct Muc {
     saving: tokio::sync::Mutex<HashMap<String, u64>>,
     /// Requests passed on to occupants, waiting for their answers.
     forwards: Forwards,
+    /// The rooms' archives, once found (the `mam` module's; looked up on each message until
+    /// then, since it may not run).
+    archive: std::sync::OnceLock<Arc<RoomArchive>>,
 }
 
 /// What the room does with a request to one of its occupants.
@@ -117,6 +120,15 @@ fn snapshot(name: &str, room: &Room) -> Saved {
 }
 
 impl Muc {
+    /// The rooms' archives, when the `mam` module runs.
+    fn room_archive(&self, server: &ServerHandle) -> Option<Arc<RoomArchive>> {
+        if let Some(a) = self.archive.get() {
+            return Some(a.clone());
+        }
+        let a = lithos_mam::rooms::room_archive(server)?;
+        Some(self.archive.get_or_init(|| a).clone())
+    }
+
     /// Writes what persistence needs, then routes.
     async fn apply(&self, server: &ServerHandle, fx: Effects) {
         let db = server.storage().database();
@@ -145,7 +157,7 @@ impl Muc {
             }
         }
         if let Some(room) = fx.forget_archive
-            && let Some(archive) = lithos_mam::rooms::room_archive(server)
+            && let Some(archive) = self.room_archive(server)
             && let Err(e) = archive.forget(server, &room).await
         {
             tracing::error!(room = %room, error = ?e.condition, "forgetting a room's archive failed");
@@ -345,7 +357,7 @@ impl Muc {
             return self.apply(server, fx).await;
         }
         let now = lithos_core::datetime::now_ms();
-        let archive = lithos_mam::rooms::room_archive(server);
+        let archive = self.room_archive(server);
         let fx: Result<Effects, Box<StanzaError>> = {
             let mut rooms = lock(&self.rooms);
             let decided = match rooms.get_mut(name) {
@@ -506,7 +518,7 @@ impl Muc {
         kind: &str,
         payload: Element,
     ) -> Result<Option<Element>, Box<StanzaError>> {
-        let Some(archive) = lithos_mam::rooms::room_archive(server) else {
+        let Some(archive) = self.room_archive(server) else {
             return Err(refuse(
                 DefinedCondition::ServiceUnavailable,
                 "rooms are not archived here",
@@ -657,7 +669,7 @@ impl Muc {
         let answer = match (kind, payload.ns()) {
             ("get", DISCO_INFO) => Ok(Some(room_info(
                 room,
-                room.config.archiving && lithos_mam::rooms::room_archive(server).is_some(),
+                room.config.archiving && self.room_archive(server).is_some(),
             ))),
             ("get", DISCO_ITEMS) => Ok(Some(Element::bare("query", DISCO_ITEMS))),
             ("get", PING) => Ok(None),
@@ -1059,6 +1071,7 @@ fn build(ctx: &ModuleContext<'_>) -> Result<Arc<dyn Module>, ModuleError> {
         rooms: Mutex::new(HashMap::new()),
         saving: tokio::sync::Mutex::new(HashMap::new()),
         forwards: Forwards::default(),
+        archive: std::sync::OnceLock::new(),
     }))
 }
 

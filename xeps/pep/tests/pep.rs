@@ -9,6 +9,7 @@ use lithos_testkit::{RawClient, TestServer, error_condition, stanza};
 use lithos_caps as _;
 use lithos_disco as _;
 use lithos_pep as _;
+use lithos_ping as _;
 use lithos_presence as _;
 
 fn disco_info(features: &[&str]) -> Element {
@@ -64,6 +65,16 @@ async fn announce(c: &mut RawClient, features: &[&str], answer: &[&str], asked: 
             .build(),
     )
     .await;
+    // The server reads this stream in order: once it answers a ping sent after the
+    // answer, the capabilities are verified (no guessing how long that takes).
+    let pong = c
+        .iq(
+            "get",
+            Some("localhost"),
+            Element::bare("ping", "urn:xmpp:ping"),
+        )
+        .await;
+    assert_eq!(pong.attr("type"), Some("result"), "{pong}");
 }
 
 async fn pep(c: &mut RawClient, to: Option<&str>, kind: &str, inner: &str) -> Element {
@@ -137,8 +148,6 @@ async fn notifications_follow_notify_caps_and_presence_subscriptions() {
     );
 
     // A first publication creates the node and reaches bob's interested resource.
-    // Give the caps answers time to be verified (they travel on other streams).
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     publish_tune(&mut alice, "current", "Yesterday").await;
     let m = tune_event(&mut bob).await;
     assert_eq!(m.attr("from"), Some("alice@localhost"));
@@ -216,7 +225,6 @@ async fn publish_options_make_private_nodes_like_bookmarks() {
     let bm_notify = "urn:xmpp:bookmarks:1+notify";
     announce(&mut bob, &[bm_notify], &[bm_notify], true).await;
     announce(&mut alice, &[bm_notify], &[bm_notify], false).await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     // XEP-0402 §3's publication.
     let options = "<publish-options><x xmlns='jabber:x:data' type='submit'>\
         <field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>\

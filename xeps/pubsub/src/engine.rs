@@ -640,6 +640,18 @@ impl Engine {
         self.node(cx.service.as_str(), node).ok_or_else(no_node)
     }
 
+    /// An owner's change: the write lock, and the node, which `cx.from` must own.
+    async fn owned(
+        &self,
+        cx: &Ctx<'_>,
+        node: &str,
+    ) -> Result<(tokio::sync::MutexGuard<'_, ()>, Node), StanzaError> {
+        let w = self.writes.lock().await;
+        let n = self.existing(cx, node)?;
+        Self::require_owner(cx, &n)?;
+        Ok((w, n))
+    }
+
     fn require_owner(cx: &Ctx<'_>, node: &Node) -> Result<(), StanzaError> {
         if Self::affiliation(cx, node, &cx.requester()) == Affiliation::Owner {
             Ok(())
@@ -1121,9 +1133,7 @@ impl Engine {
     async fn configure(&self, cx: &Ctx<'_>, node: String, verb: &Element) -> Answer {
         let form = form_in(Some(verb))?
             .ok_or_else(|| refuse(DefinedCondition::BadRequest, "configure carries a form"))?;
-        let _w = self.writes.lock().await;
-        let n = self.existing(cx, &node)?;
-        Self::require_owner(cx, &n)?;
+        let (_w, n) = self.owned(cx, &node).await?;
         if form.type_ == FormType::Cancel {
             return Ok((None, vec![]));
         }
@@ -1177,9 +1187,7 @@ impl Engine {
     }
 
     async fn delete(&self, cx: &Ctx<'_>, node: String) -> Answer {
-        let _w = self.writes.lock().await;
-        let n = self.existing(cx, &node)?;
-        Self::require_owner(cx, &n)?;
+        let (_w, n) = self.owned(cx, &node).await?;
         store::delete_node(cx.server.storage().database(), cx.service.as_str(), &node)
             .await
             .map_err(internal_error)?;
@@ -1201,9 +1209,7 @@ impl Engine {
     }
 
     async fn purge(&self, cx: &Ctx<'_>, node: String) -> Answer {
-        let _w = self.writes.lock().await;
-        let n = self.existing(cx, &node)?;
-        Self::require_owner(cx, &n)?;
+        let (_w, n) = self.owned(cx, &node).await?;
         if !n.config.persist_items {
             return Err(unsupported("persistent-items"));
         }
@@ -1251,9 +1257,7 @@ impl Engine {
     }
 
     async fn set_subscriptions(&self, cx: &Ctx<'_>, node: String, verb: &Element) -> Answer {
-        let _w = self.writes.lock().await;
-        let n = self.existing(cx, &node)?;
-        Self::require_owner(cx, &n)?;
+        let (_w, n) = self.owned(cx, &node).await?;
         let mut changes = Vec::new();
         for s in verb.children().filter(|c| c.is("subscription", NS_OWNER)) {
             let jid = jid_of(s, "a subscription")?;
@@ -1326,9 +1330,7 @@ impl Engine {
     }
 
     async fn set_affiliations(&self, cx: &Ctx<'_>, node: String, verb: &Element) -> Answer {
-        let _w = self.writes.lock().await;
-        let n = self.existing(cx, &node)?;
-        Self::require_owner(cx, &n)?;
+        let (_w, n) = self.owned(cx, &node).await?;
         let mut changes = Vec::new();
         for a in verb.children().filter(|c| c.is("affiliation", NS_OWNER)) {
             let jid = jid_of(a, "an affiliation")?.to_bare().to_string();

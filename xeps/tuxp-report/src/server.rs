@@ -130,6 +130,8 @@ struct Shared {
     dropped: Mutex<(u64, Option<std::time::Instant>)>,
     /// The queue of reports to publish to the pubsub service (`pubsub = true`).
     mirror: OnceLock<mpsc::Sender<MirrorJob>>,
+    /// Reports left unpublished because the pubsub queue was full (warned at powers of two).
+    mirror_dropped: std::sync::atomic::AtomicU64,
     /// `lithos_reports_total{qos}`: reports stored (and so acknowledged), per QoS level.
     stored: OnceLock<Vec<lithos_server::metrics::Counter>>,
 }
@@ -640,7 +642,14 @@ fn answer(server: &ServerHandle, shared: &Shared, job: After, out: Outcome) {
             r.report_id = job.report_id.clone();
             let mirrored = (record.clone(), job.reporter.clone(), r.into_element());
             if tx.try_send(mirrored).is_err() {
-                tracing::warn!(thing = %job.reporter, "a report was not published to pubsub: its queue is full");
+                // Stored and acknowledged all the same; only the pubsub copy is skipped.
+                let n = shared
+                    .mirror_dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    + 1;
+                if n.is_power_of_two() {
+                    tracing::warn!(thing = %job.reporter, dropped = n, "reports not published to pubsub: its queue is full");
+                }
             }
         }
         let thing = job.reporter.local().unwrap_or_default();

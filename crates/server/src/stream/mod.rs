@@ -109,18 +109,14 @@ pub(crate) async fn serve_websocket(
         tracing::debug!("connected");
         let deadline =
             Instant::now() + Duration::from_secs(server.config().c2s.negotiation_timeout_secs);
-        let conn = Conn {
+        let conn = Conn::new(
             server,
             peer,
-            listener: Listener::Client,
-            framed: Transport::Ws(Box::new(ws)),
+            Listener::Client,
+            Transport::Ws(Box::new(ws)),
             tls,
-            header_sent: false,
-            authenticated: None,
-            auth_failures: 0,
             ticket,
-            unflushed: 0,
-        };
+        );
         let r = match Box::pin(negotiated(conn, deadline)).await {
             Ok(Some((conn, bound))) => Box::new(conn).session(bound).await,
             Ok(None) => Ok(()),
@@ -282,18 +278,7 @@ async fn establish(
     else {
         return Err(ConnError::Eof);
     };
-    let conn = Conn {
-        server,
-        peer,
-        listener,
-        framed,
-        tls,
-        header_sent: false,
-        authenticated: None,
-        auth_failures: 0,
-        ticket,
-        unflushed: 0,
-    };
+    let conn = Conn::new(server, peer, listener, framed, tls, ticket);
     negotiated(conn, deadline).await
 }
 
@@ -428,6 +413,29 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    /// A connection about to negotiate its stream.
+    fn new(
+        server: ServerHandle,
+        peer: SocketAddr,
+        listener: Listener,
+        framed: Transport,
+        tls: bool,
+        ticket: Ticket,
+    ) -> Conn {
+        Conn {
+            server,
+            peer,
+            listener,
+            framed,
+            tls,
+            header_sent: false,
+            authenticated: None,
+            auth_failures: 0,
+            ticket,
+            unflushed: 0,
+        }
+    }
+
     /// Replaces the transport with TLS over it, after `<proceed/>`.
     async fn upgrade(mut self) -> Result<Conn, ConnError> {
         SinkExt::<&StreamEvent>::flush(&mut self.framed)
