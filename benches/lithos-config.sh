@@ -3,7 +3,8 @@
 #
 # lithos_config DIR PORT [EXTRA]: prints it for a server keeping its data in DIR/data and
 # listening on 127.0.0.1:PORT (plaintext, PLAIN allowed, in-band registration open), with
-# EXTRA appended. The things port is off unless LITHOS_THINGS_PORT names one.
+# EXTRA appended. The things port is off unless LITHOS_THINGS_PORT names one, the HTTP
+# listener (WebSocket) unless LITHOS_HTTP_PORT does.
 lithos_config() {
   cat <<TOML
 domain = "localhost"
@@ -12,6 +13,8 @@ data_dir = "$1/data"
 level = "error"
 [things]
 listen = [${LITHOS_THINGS_PORT:+\"127.0.0.1:$LITHOS_THINGS_PORT\"}]
+[http]
+listen = [${LITHOS_HTTP_PORT:+\"127.0.0.1:$LITHOS_HTTP_PORT\"}]
 [c2s]
 listen = ["127.0.0.1:$2"]
 direct_tls = []

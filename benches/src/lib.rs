@@ -241,7 +241,7 @@ impl BenchServer {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = lithos_server::Config::parse(&format!(
             "domain = 'localhost'\ndata_dir = '{}'\n[log]\nlevel = 'warn'\n\
-             [things]\nlisten = ['127.0.0.1:0']\n[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = []\n\
+             [things]\nlisten = ['127.0.0.1:0']\n[http]\nlisten = []\n[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = []\n\
              {extra}",
             dir.path().display()
         ))

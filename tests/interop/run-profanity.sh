@@ -26,6 +26,8 @@ cat > "$dir/lithos.toml" <<TOML
 data_dir = "$dir/data"
 [things]
 listen = []
+[http]
+listen = []
 [c2s]
 listen = ["127.0.0.1:$port"]
 direct_tls = []

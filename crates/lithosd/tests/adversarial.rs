@@ -50,7 +50,7 @@ async fn start(dir: &Path) -> Lithosd {
         format!(
             "domain = 'localhost'\ndata_dir = '{}'\n\
              [limits]\ntrusted_networks = ['127.0.0.1/32']\nauth_ban_failures = 5\nauth_ban_secs = 120\n\
-             [c2s]\nlisten = ['127.0.0.1:{port}']\ndirect_tls = []\n\
+             [http]\nlisten = []\n[c2s]\nlisten = ['127.0.0.1:{port}']\ndirect_tls = []\n\
              negotiation_timeout_secs = {NEGOTIATION_SECS}\noutbound_queue = 32\n\
              [things]\nlisten = []\n\
              [modules.register]\nenabled = true\nmin_seconds_between = 0\n\

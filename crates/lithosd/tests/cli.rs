@@ -99,6 +99,8 @@ fn modules_and_configuration_checks() {
             ("blocking", "enabled"),
             ("caps", "enabled"),
             ("carbons", "enabled"),
+            ("console", "enabled"),
+            ("directory", "enabled"),
             ("disco", "enabled"),
             ("execution", "enabled"),
             ("friends", "enabled"),

@@ -81,7 +81,7 @@ async fn acknowledged_writes_survive_sigkill() {
     std::fs::write(
         &config,
         format!(
-            "domain = 'localhost'\ndata_dir = '{}'\n[things]\nlisten = ['127.0.0.1:0']\n[c2s]\nlisten = ['{addr}']\ndirect_tls = ['127.0.0.1:{}']\n\
+            "domain = 'localhost'\ndata_dir = '{}'\n[things]\nlisten = ['127.0.0.1:0']\n[http]\nlisten = []\n[c2s]\nlisten = ['{addr}']\ndirect_tls = ['127.0.0.1:{}']\n\
              [modules.register]\nenabled = true\nmin_seconds_between = 0\n",
             dir.join("data").display(),
             process::free_port()

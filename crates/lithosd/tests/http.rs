@@ -160,3 +160,48 @@ async fn the_grafana_dashboard_queries_what_metrics_exposes() {
         );
     }
 }
+
+/// The console's page at `/` (with the served domain, a content security policy and the
+/// bundled script it loads), and the API refused over plain HTTP unless configured.
+#[tokio::test]
+async fn the_console_is_served_and_the_api_wants_https() {
+    let s = TestServer::start("").await;
+    let http = s.http_addr();
+    let (status, headers, body) = get(http, "/").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("<meta name=\"lithos-domain\" content=\"localhost\">"),
+        "{body}"
+    );
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "content-security-policy" && v.contains("default-src 'self'")),
+        "{headers:?}"
+    );
+    let (status, headers, body) = get(http, "/console/console.js").await;
+    assert_eq!(status, 200);
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v.starts_with("text/javascript"))
+    );
+    assert!(body.contains("urn:lithos:tuxp:directory"));
+
+    // From loopback, plain HTTP counts as encrypted: the API asks for credentials.
+    let (status, headers, body) = get(http, "/api/me").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        headers.iter().any(|(k, _)| k == "www-authenticate"),
+        "{headers:?}"
+    );
+    let (status, _, body) = get(http, "/api/no-such-route").await;
+    assert_eq!(status, 404, "{body}");
+
+    // Otherwise plain HTTP gets no API, credentials or not.
+    let s =
+        TestServer::start("[http]\nlisten = ['127.0.0.1:0']\nloopback_is_secure = false\n").await;
+    let (status, _, body) = get(s.http_addr(), "/api/me").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("HTTPS"), "{body}");
+}

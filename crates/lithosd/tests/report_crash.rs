@@ -82,7 +82,7 @@ async fn survive_kills(format: WireFormat) {
         &config,
         format!(
             "domain = 'localhost'\ndata_dir = '{}'\n[things]\nlisten = ['127.0.0.1:{things}']\n\
-             [c2s]\nlisten = ['127.0.0.1:{c2s}']\ndirect_tls = []\n\
+             [http]\nlisten = []\n[c2s]\nlisten = ['127.0.0.1:{c2s}']\ndirect_tls = []\n\
              [modules.operator]\noperators = ['alice']\n\
              [modules.report]\nindex_every = 500\n",
             dir.join("data").display()

@@ -194,7 +194,8 @@ async fn the_subprotocol_is_required_and_binary_messages_end_the_stream() {
 }
 
 /// Over HTTPS (`[http] tls`), the WebSocket counts as encrypted: with `require_tls` (the
-/// default) a client authenticates there, which it may not over plain HTTP.
+/// default) a client authenticates there, which it may not over plain HTTP from elsewhere
+/// than loopback.
 #[tokio::test]
 async fn over_https_a_websocket_counts_as_encrypted() {
     let s = TestServer::start("[http]\nlisten = ['127.0.0.1:0']\ntls = true\n").await;
@@ -231,8 +232,15 @@ async fn over_https_a_websocket_counts_as_encrypted() {
     .await;
     assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
 
-    // And without TLS on the listener, require_tls keeps PLAIN off the WebSocket.
+    // Plain HTTP from loopback counts as encrypted (`loopback_is_secure`, the default: a
+    // browser on the machine, or a TLS-terminating proxy beside the server)...
     let s = TestServer::start("").await;
+    let mut ws = connect(&s, Some("xmpp")).await.unwrap();
+    let features = open(&mut ws).await;
+    assert!(features.to_xml().contains("PLAIN"), "{features}");
+    // ...and, with it off, require_tls keeps PLAIN off the WebSocket.
+    let s =
+        TestServer::start("[http]\nlisten = ['127.0.0.1:0']\nloopback_is_secure = false\n").await;
     let mut ws = connect(&s, Some("xmpp")).await.unwrap();
     let features = open(&mut ws).await;
     assert!(!features.to_xml().contains("PLAIN"), "{features}");

@@ -236,15 +236,38 @@ pub struct ComponentsConfig {
     pub secrets: BTreeMap<String, String>,
 }
 
-/// The HTTP listener (`[http]`): `/health` and `/metrics` (Prometheus text format).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The HTTP listener (`[http]`): `/health`, `/metrics` (Prometheus text format), XMPP over
+/// WebSocket, the web console at `/` and the HTTP API under `/api` (`docs/http-api.md`).
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Addresses to serve HTTP on. Default none (`["127.0.0.1:5280"]` is the usual choice).
+    /// Addresses to serve HTTP on. Default `["127.0.0.1:5280"]`; `[]` for none.
     pub listen: Vec<SocketAddr>,
     /// Serve HTTPS with the server's certificate (`[tls]`) instead of plain HTTP. Default
     /// false. WebSocket clients over HTTPS count as encrypted (`[c2s] require_tls`).
     pub tls: bool,
+    /// Connections from a loopback address count as encrypted even over plain HTTP (they
+    /// never leave the machine: a browser on it, or a TLS-terminating proxy beside the
+    /// server), for WebSocket clients and the API alike. Default true.
+    pub loopback_is_secure: bool,
+    /// Accounts (localparts) that may use the API's administrative routes (accounts, every
+    /// session, tokens). Default none.
+    pub admins: Vec<String>,
+    /// Answer the API over plain HTTP from any address (a TLS-terminating proxy elsewhere).
+    /// Default false: credentials travel only over HTTPS or loopback.
+    pub plain_api: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 5280))],
+            tls: false,
+            loopback_is_secure: true,
+            admins: Vec::new(),
+            plain_api: false,
+        }
+    }
 }
 
 /// TLS material.

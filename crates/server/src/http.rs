@@ -15,15 +15,23 @@ use crate::ServerHandle;
 /// The content type of the OpenMetrics text exposition `prometheus-client` writes.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The routes.
+/// The routes: the kernel's, then the API routes of every running module.
 pub(crate) fn router(server: ServerHandle) -> Router {
-    Router::new()
+    let mut app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/xmpp-websocket", get(crate::websocket::upgrade))
         .route("/.well-known/host-meta", get(host_meta))
         .route("/.well-known/host-meta.json", get(host_meta_json))
-        .with_state(server)
+        .with_state(server.clone())
+        .merge(crate::api::routes());
+    for module in server.modules().iter() {
+        if let Some(routes) = module.http_routes(&server) {
+            app = app.merge(routes);
+        }
+    }
+    app.fallback(|| async { crate::api::ApiError::not_found("no such route") })
+        .layer(axum::Extension(server))
 }
 
 /// `200` with a few figures while the server runs, `503` once it is shutting down.
@@ -101,6 +109,16 @@ async fn host_meta_json(
 /// per connection; absent on plain HTTP).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Secure;
+
+/// Whether a request counts as encrypted: it came over HTTPS, or from a loopback address
+/// while `[http] loopback_is_secure` holds.
+pub(crate) fn counts_as_secure(
+    server: &ServerHandle,
+    https: bool,
+    peer: Option<std::net::IpAddr>,
+) -> bool {
+    https || (server.config().http.loopback_is_secure && peer.is_some_and(|ip| ip.is_loopback()))
+}
 
 /// Serves HTTPS on `listener` until the server shuts down: TLS with the server's certificate
 /// (ALPN `http/1.1`), then hyper's HTTP/1.1 with upgrades (WebSockets) for the same routes.

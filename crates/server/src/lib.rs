@@ -17,6 +17,7 @@
 //! ```
 
 pub mod admission;
+pub mod api;
 pub mod cli;
 pub mod component;
 pub mod config;
@@ -47,9 +48,13 @@ pub use module::{
 pub use server::{RunningServer, ServerHandle, StartError};
 pub use session::SessionInfo;
 
+/// The HTTP stack modules add routes with ([`Module::http_routes`]).
+pub use axum;
 #[doc(hidden)]
 pub use inventory;
 /// Links every `lithos-*` crate the calling package depends on (see `lithos_core::extension`).
 pub use lithos_core::link_extensions;
+/// JSON values, for HTTP API handlers.
+pub use serde_json;
 /// The TOML crate, whose `Table` holds a module's configuration section.
 pub use toml;

@@ -312,6 +312,14 @@ pub trait Module: Send + Sync + 'static {
     /// stamped by the kernel (a local session's full JID, or a component's address). The
     /// module answers through the router ([`ServerHandle::route`]).
     async fn service_stanza(&self, _server: &ServerHandle, _stanza: Element) {}
+
+    /// Routes this module adds to the `[http]` listener, usually under `/api/<name>`
+    /// (`docs/http-api.md`), built once when the listener starts. Handlers reach the server
+    /// through `axum::Extension<ServerHandle>` and the caller through
+    /// [`crate::api::ApiUser`]; errors are [`crate::api::ApiError`]s.
+    fn http_routes(&self, _server: &ServerHandle) -> Option<axum::Router> {
+        None
+    }
 }
 
 /// What a module's constructor gets.

@@ -392,7 +392,7 @@ impl RunningServer {
                 error,
             })?;
             let tls = handle.config().http.tls;
-            tracing::info!(%addr, tls, "listening for HTTP (/xmpp-websocket, /health, /metrics)");
+            tracing::info!(%addr, tls, "listening for HTTP (the console at /, /api, /xmpp-websocket, /health, /metrics)");
             http_addrs.push(addr);
             if tls {
                 tasks.spawn(crate::http::serve_tls(handle.clone(), l));

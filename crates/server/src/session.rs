@@ -243,6 +243,18 @@ impl Sessions {
             .unwrap_or_default()
     }
 
+    /// Up to `max` sessions of all accounts with their presence, by account.
+    pub fn all(&self, max: usize) -> Vec<(SessionInfo, PresenceState)> {
+        let map = self.read();
+        let mut v: Vec<_> = map
+            .values()
+            .flat_map(|l| l.iter().map(|e| (e.info.clone(), e.presence)))
+            .take(max)
+            .collect();
+        v.sort_by(|a, b| a.0.jid.as_str().cmp(b.0.jid.as_str()));
+        v
+    }
+
     /// True when the account has at least one session.
     pub fn is_online(&self, bare: &str) -> bool {
         self.read().contains_key(bare)

@@ -178,7 +178,7 @@ pub(crate) async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let tls = secure.is_some();
+    let tls = crate::http::counts_as_secure(&server, secure.is_some(), Some(peer.ip()));
     if !offers_xmpp(&headers) {
         return (
             StatusCode::BAD_REQUEST,

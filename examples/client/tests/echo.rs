@@ -11,7 +11,7 @@ use lithos_server::{Config, RunningServer};
 async fn send_message_gets_the_bots_echo() {
     let dir = tempfile::tempdir().unwrap();
     let config = Config::parse(&format!(
-        "domain = 'localhost'\ndata_dir = '{}'\n[things]\nlisten = ['127.0.0.1:0']\n[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = []\n",
+        "domain = 'localhost'\ndata_dir = '{}'\n[things]\nlisten = ['127.0.0.1:0']\n[http]\nlisten = []\n[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = []\n",
         dir.path().display()
     ))
     .unwrap();

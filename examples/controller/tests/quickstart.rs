@@ -30,7 +30,7 @@ async fn authorize_then_command() {
     let dir = tempfile::tempdir().unwrap();
     let config = Config::parse(&format!(
         "domain = 'localhost'\ndata_dir = '{}'\n[things]\nlisten = ['127.0.0.1:0']\n\
-         [c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = []\n{}",
+         [http]\nlisten = []\n[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = []\n{}",
         dir.path().display(),
         include_str!("../lithos-iot.toml")
     ))

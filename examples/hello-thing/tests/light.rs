@@ -16,7 +16,7 @@ async fn registers_runs_and_stops() {
     let dir = tempfile::tempdir().unwrap();
     let config = Config::parse(&format!(
         "domain = 'localhost'\ndata_dir = '{}'\n[things]\nlisten = ['127.0.0.1:0']\n\
-         [c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = []\n[modules.operator]\noperators = ['alice']\n",
+         [http]\nlisten = []\n[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = []\n[modules.operator]\noperators = ['alice']\n",
         dir.path().display()
     ))
     .unwrap();

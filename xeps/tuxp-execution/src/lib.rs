@@ -34,6 +34,8 @@ use lithos_core::{Element, Payload};
 #[cfg(feature = "client")]
 mod controller;
 #[cfg(feature = "server")]
+pub mod http;
+#[cfg(feature = "server")]
 mod server;
 #[cfg(feature = "client")]
 pub mod thing;

@@ -8,7 +8,7 @@ use lithos_core::{Element, Jid, Payload};
 use lithos_server::module::internal_error;
 use lithos_server::session::Delivery;
 use lithos_server::{
-    ClientStanza, ClientStanzaHook, Flow, Module, ModuleRegistration, ServerHandle, SessionInfo,
+    ClientStanza, ClientStanzaHook, Flow, Module, ModuleRegistration, ServerHandle,
 };
 use lithos_tuxp_things::{EDGE_RESOURCE, Registry};
 
@@ -28,109 +28,121 @@ const OUTCOMES: [&str; 8] = [
 ];
 
 #[derive(Default)]
-struct ExecutionModule {
-    /// One counter per outcome, made at start.
-    outcomes: std::sync::OnceLock<Vec<lithos_server::metrics::Counter>>,
-}
+struct ExecutionModule;
 
-impl ExecutionModule {
-    fn count(&self, outcome: &str) {
-        if let Some(c) = self.outcomes.get() {
-            let i = OUTCOMES
-                .iter()
-                .position(|o| *o == outcome)
-                .unwrap_or(OUTCOMES.len() - 1);
-            c[i].inc();
-        }
+/// One counter per outcome, made at start; shared with the HTTP API's commands.
+#[derive(Default)]
+struct Outcomes(std::sync::OnceLock<Vec<lithos_server::metrics::Counter>>);
+
+/// Counts an execution's outcome in `lithos_commands_total`.
+pub(crate) fn count(server: &ServerHandle, outcome: &str) {
+    if let Some(c) = server.shared::<Outcomes>().0.get() {
+        let i = OUTCOMES
+            .iter()
+            .position(|o| *o == outcome)
+            .unwrap_or(OUTCOMES.len() - 1);
+        c[i].inc();
     }
 }
 
-impl ExecutionModule {
-    /// The checks, in order; `Ok` holds the thing's edge session to forward to.
-    async fn check(
-        server: &ServerHandle,
-        session: &SessionInfo,
-        stanza: &Element,
-        to: &Jid,
-    ) -> Result<Jid, StanzaError> {
-        // 1: a set holding one well-formed execution.
-        let exec = Execution::from_element(set_payload(stanza, "an execution is a set")?.clone())?;
-        // 2: a registered thing.
-        let registry = Registry::of(server);
-        let thing = match to.local() {
-            Some(name) => registry.by_name(name).await.map_err(internal_error)?,
-            None => None,
-        };
-        let Some(thing) = thing else {
-            return Err(StanzaError::explained(
-                DefinedCondition::ItemNotFound,
-                "no such thing",
-            ));
-        };
-        // 3: the sender may command it.
-        let sender = session.jid.local().unwrap_or_default();
-        let allowed = registry
-            .may_execute(&thing, sender)
-            .await
-            .map_err(internal_error)?;
-        // An owner's blocklist covers the owner's things (XEP-0191 in Lithos): a blocked
-        // account commands none of them, grant or not.
-        let blocked = !thing.owner.is_empty()
-            && server.shared::<lithos_blocking::Blocklists>().blocks(
-                &format!("{}@{}", thing.owner, server.domain().domain()),
-                &session.jid,
-            );
-        if !allowed || blocked {
-            tracing::info!(thing = %thing.thing_id, sender = %session.jid, blocked, "execution refused: not the owner nor granted, or blocked by the owner");
-            return Err(StanzaError::explained(
-                DefinedCondition::Forbidden,
-                "only the thing's owner, and the accounts it granted, command it",
-            ));
-        }
-        // 4: not expired.
-        if exec.expired(now_ms()) {
-            return Err(StanzaError::explained(
-                DefinedCondition::RemoteServerTimeout,
-                "the execution expired before it could be delivered",
-            ));
-        }
-        // 5: the thing's model declares the action (for the edge thing itself; a gateway
-        // checks its LAN nodes' models).
-        let edge = matches!(to.resource(), None | Some(EDGE_RESOURCE));
-        if edge {
-            let supported = lithos_tuxp_things::model(&thing.model)
-                .is_some_and(|m| m.supports_action(&exec.action));
-            if !supported {
-                return Err(StanzaError::explained(
-                    DefinedCondition::ServiceUnavailable,
-                    format!(
-                        "model {} does not support <{}/> in {}",
-                        thing.model,
-                        exec.action.name(),
-                        exec.action.ns()
-                    ),
-                ));
-            }
-        }
-        // 6: online now; never queued.
-        let target = to
-            .to_bare()
-            .with_resource(EDGE_RESOURCE)
-            .map_err(internal_error)?;
-        if server.sessions().get(&target).is_none() {
-            return Err(StanzaError::explained(
-                DefinedCondition::RecipientUnavailable,
-                "the thing is offline",
-            ));
-        }
-        Ok(target)
+/// The checks, in order, of an execution `sender` sends to `to`; `Ok` holds the thing's
+/// edge session to forward to.
+pub(crate) async fn check(
+    server: &ServerHandle,
+    sender: &Jid,
+    stanza: &Element,
+    to: &Jid,
+) -> Result<Jid, StanzaError> {
+    // 1: a set holding one well-formed execution.
+    let exec = Execution::from_element(set_payload(stanza, "an execution is a set")?.clone())?;
+    // 2: a registered thing.
+    let registry = Registry::of(server);
+    let thing = match to.local() {
+        Some(name) => registry.by_name(name).await.map_err(internal_error)?,
+        None => None,
+    };
+    let Some(thing) = thing else {
+        return Err(StanzaError::explained(
+            DefinedCondition::ItemNotFound,
+            "no such thing",
+        ));
+    };
+    // 3: the sender may command it.
+    let account = sender.local().unwrap_or_default();
+    let allowed = registry
+        .may_execute(&thing, account)
+        .await
+        .map_err(internal_error)?;
+    // An owner's blocklist covers the owner's things (XEP-0191 in Lithos): a blocked
+    // account commands none of them, grant or not.
+    let blocked = !thing.owner.is_empty()
+        && server.shared::<lithos_blocking::Blocklists>().blocks(
+            &format!("{}@{}", thing.owner, server.domain().domain()),
+            sender,
+        );
+    if !allowed || blocked {
+        tracing::info!(thing = %thing.thing_id, %sender, blocked, "execution refused: not the owner nor granted, or blocked by the owner");
+        return Err(StanzaError::explained(
+            DefinedCondition::Forbidden,
+            "only the thing's owner, and the accounts it granted, command it",
+        ));
     }
+    // 4: not expired.
+    if exec.expired(now_ms()) {
+        return Err(StanzaError::explained(
+            DefinedCondition::RemoteServerTimeout,
+            "the execution expired before it could be delivered",
+        ));
+    }
+    // 5: the thing's model declares the action (for the edge thing itself; a gateway
+    // checks its LAN nodes' models).
+    let edge = matches!(to.resource(), None | Some(EDGE_RESOURCE));
+    if edge {
+        let supported = lithos_tuxp_things::model(&thing.model)
+            .is_some_and(|m| m.supports_action(&exec.action));
+        if !supported {
+            return Err(StanzaError::explained(
+                DefinedCondition::ServiceUnavailable,
+                format!(
+                    "model {} does not support <{}/> in {}",
+                    thing.model,
+                    exec.action.name(),
+                    exec.action.ns()
+                ),
+            ));
+        }
+    }
+    // 6: online now; never queued.
+    let target = to
+        .to_bare()
+        .with_resource(EDGE_RESOURCE)
+        .map_err(internal_error)?;
+    if server.sessions().get(&target).is_none() {
+        return Err(StanzaError::explained(
+            DefinedCondition::RecipientUnavailable,
+            "the thing is offline",
+        ));
+    }
+    Ok(target)
 }
 
 #[async_trait]
 impl Module for ExecutionModule {
     fn client_stanza<'a>(&'a self, cx: ClientStanza<'a>) -> Option<ClientStanzaHook<'a>> {
         let stanza = cx.stanza;
+        // A thing's answer to an HTTP API command goes to the request waiting for it.
+        if stanza.name() == "iq"
+            && matches!(stanza.attr("type"), Some("result" | "error"))
+            && stanza
+                .attr("id")
+                .is_some_and(|i| i.starts_with(crate::http::ID_PREFIX))
+            && cx
+                .server
+                .shared::<crate::http::Waiting>()
+                .answered(&cx.session.jid, stanza)
+        {
+            return Some(Box::pin(async { Flow::Handled }));
+        }
         // Answers (result, error) are routed as any iq.
         if !lithos_core::stanza::iq_awaiting_answer(stanza)
             || !stanza.children().any(|c| c.ns() == NS)
@@ -144,8 +156,12 @@ impl Module for ExecutionModule {
         vec![NS]
     }
 
+    fn http_routes(&self, _server: &ServerHandle) -> Option<lithos_server::axum::Router> {
+        Some(crate::http::routes())
+    }
+
     async fn started(&self, server: &ServerHandle) {
-        let _ = self.outcomes.set(server.metrics().counters(
+        let _ = server.shared::<Outcomes>().0.set(server.metrics().counters(
             "commands",
             "TUXP executions: forwarded to the thing, or refused at once (by condition)",
             "outcome",
@@ -163,14 +179,17 @@ impl ExecutionModule {
             // Not for a thing here: routed as any iq.
             _ => return Flow::Continue,
         };
-        match Self::check(server, session, stanza, &to).await {
+        match check(server, &session.jid, stanza, &to).await {
             Ok(target) => {
                 let delivered = server.sessions().send(&target, stanza.clone());
-                self.count(if delivered == Delivery::Queued {
-                    "forwarded"
-                } else {
-                    "recipient-unavailable"
-                });
+                count(
+                    server,
+                    if delivered == Delivery::Queued {
+                        "forwarded"
+                    } else {
+                        "recipient-unavailable"
+                    },
+                );
                 if delivered != Delivery::Queued {
                     server
                         .bounce(
@@ -184,7 +203,7 @@ impl ExecutionModule {
                 }
             }
             Err(e) => {
-                self.count(e.condition.as_str());
+                count(server, e.condition.as_str());
                 server.bounce(stanza, e).await
             }
         }
@@ -196,5 +215,5 @@ impl ExecutionModule {
 pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
     "execution",
     "TUXP remote execution: checks, authorizes and forwards actions to things, never late",
-    |ctx| ctx.no_settings(ExecutionModule::default()),
+    |ctx| ctx.no_settings(ExecutionModule),
 );

@@ -30,6 +30,14 @@ pub const NS: &str = "urn:leps:tuxp:operator";
 /// The grants namespace.
 pub const NS_GRANT: &str = "urn:lithos:tuxp:grant";
 
+/// Lithos's operator queries: `<pending/>` (get, operators only) lists the authorizations
+/// still waiting for their thing: `<authorization thing-id="…" authorizer="…"
+/// authorized="…" expires="…" key="true"?/>` (XEP-0082 timestamps), the newest first.
+pub const NS_PENDING: &str = "urn:lithos:tuxp:operator";
+
+/// Pending authorizations one `<pending/>` lists at most.
+pub const MAX_PENDING_LISTED: usize = 500;
+
 /// BXMPP tables: Lithosphere's sectioned operator codes (`F8 06`, which its table filed
 /// under `urn:leps:operator`) plus `canceled`, and `F0 12` for grants.
 pub const BXMPP_TABLE: &str = include_str!("../tables/tuxp-operator.props");

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
-use lithos_core::{Jid, Payload, StreamError, StreamErrorCondition};
+use lithos_core::{Element, Jid, Payload, StreamError, StreamErrorCondition};
 use lithos_server::module::internal_error;
 use lithos_server::module::{ModuleContext, ModuleError};
 use lithos_server::{IqClaim, IqRequest, IqResponse, Module, ModuleRegistration, ServerHandle};
 use lithos_tuxp_things::{Registry, RegistryError, ThingId};
 
-use crate::{ApproveFollow, AuthThing, Grant, NS, NS_GRANT};
+use crate::{ApproveFollow, AuthThing, Grant, NS, NS_GRANT, NS_PENDING};
 
 struct Operator {
     /// Account names (local parts) allowed to authorize things.
@@ -143,6 +143,42 @@ impl Operator {
         Ok(None)
     }
 
+    /// `<pending/>`: the authorizations still waiting for their thing, for operators.
+    async fn pending(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
+        if req.is_set || !req.payload.is("pending", NS_PENDING) {
+            return Err(StanzaError::explained(
+                DefinedCondition::BadRequest,
+                "pending is a get",
+            ));
+        }
+        let Some(who) = Self::sender(server, &req) else {
+            return Err(StanzaError::new(DefinedCondition::Forbidden));
+        };
+        if !self.operators.contains(&who) {
+            return Err(StanzaError::explained(
+                DefinedCondition::Forbidden,
+                "only the operators the configuration names see authorizations",
+            ));
+        }
+        let list = Registry::of(server)
+            .pending_authorizations(crate::MAX_PENDING_LISTED)
+            .await
+            .map_err(internal_error)?;
+        let mut answer = Element::bare("pending", NS_PENDING);
+        for a in list {
+            let mut b = Element::builder("authorization", NS_PENDING)
+                .attr("thing-id", a.thing_id)
+                .attr("authorizer", a.authorizer)
+                .attr("authorized", lithos_core::datetime::format(a.authorized_ms))
+                .attr("expires", lithos_core::datetime::format(a.expires_ms));
+            if a.with_key {
+                b = b.attr("key", "true");
+            }
+            answer.append_child(b.build());
+        }
+        Ok(Some(answer))
+    }
+
     async fn grant(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
         if !req.is_set {
             return Err(StanzaError::explained(
@@ -210,12 +246,18 @@ fn local_account(server: &ServerHandle, j: &Jid) -> Option<String> {
 #[async_trait]
 impl Module for Operator {
     fn iq_claims(&self) -> Vec<IqClaim> {
-        vec![IqClaim::server(NS), IqClaim::server(NS_GRANT)]
+        vec![
+            IqClaim::server(NS),
+            IqClaim::server(NS_GRANT),
+            IqClaim::server(NS_PENDING),
+        ]
     }
 
     async fn handle_iq(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
         if req.payload.is("approve-follow", NS) {
             self.approve_follow(server, req).await
+        } else if req.payload.ns() == NS_PENDING {
+            self.pending(server, req).await
         } else if req.payload.ns() == NS {
             self.auth_thing(server, req).await
         } else {
@@ -224,7 +266,7 @@ impl Module for Operator {
     }
 
     fn disco_features(&self) -> Vec<&'static str> {
-        vec![NS, NS_GRANT]
+        vec![NS, NS_GRANT, NS_PENDING]
     }
 
     async fn account_deleting(&self, server: &ServerHandle, account: &Jid) {

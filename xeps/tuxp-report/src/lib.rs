@@ -58,6 +58,8 @@ use lithos_rsm::ResultSet;
 #[cfg(feature = "client")]
 mod client;
 #[cfg(feature = "server")]
+mod http;
+#[cfg(feature = "server")]
 mod server;
 #[cfg(feature = "server")]
 pub mod store;

@@ -841,6 +841,10 @@ impl Module for ReportModule {
         ));
     }
 
+    fn http_routes(&self, server: &ServerHandle) -> Option<lithos_server::axum::Router> {
+        Some(crate::http::routes(self.store(server).clone()))
+    }
+
     fn disco_features(&self) -> Vec<&'static str> {
         vec![NS]
     }

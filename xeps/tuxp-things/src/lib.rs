@@ -23,8 +23,8 @@ pub use model::{Protocol, ThingModel, key_of, model, models};
 pub use node::{is_lan_node, refuse, speaker};
 #[cfg(feature = "server")]
 pub use registry::{
-    AccessChange, Authorization, Registry, RegistryError, ThingCache, ThingRecord, access_changed,
-    access_changes, access_generation,
+    AccessChange, Authorization, PendingAuthorization, Registry, RegistryError, ThingCache,
+    ThingRecord, access_changed, access_changes, access_generation,
 };
 
 #[doc(hidden)]

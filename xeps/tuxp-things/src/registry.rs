@@ -197,6 +197,21 @@ pub struct ThingRecord {
     pub security_key: Vec<u8>,
 }
 
+/// An authorization waiting for its thing ([`Registry::pending_authorizations`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingAuthorization {
+    /// The thing id it lets register.
+    pub thing_id: String,
+    /// The operator who gave it (the thing's owner once registered).
+    pub authorizer: String,
+    /// When it was given, in milliseconds since the Unix epoch.
+    pub authorized_ms: i64,
+    /// When it stops being valid.
+    pub expires_ms: i64,
+    /// Whether the thing must present a registration key.
+    pub with_key: bool,
+}
+
 /// An operator's authorization for a thing to register.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authorization {
@@ -539,6 +554,75 @@ impl Registry {
             )?;
             let rows = st.query_map(params![owner], |r| r.get(0))?;
             Ok(rows.collect::<Result<Vec<String>, _>>()?)
+        })
+        .await
+    }
+
+    /// The things `account` may command: those it owns (`true`), then those it was granted
+    /// (`false`), each by name.
+    pub async fn commanded_by(&self, account: &str) -> R<Vec<(ThingRecord, bool)>> {
+        let account = account.to_string();
+        self.run(move |c| {
+            let mut st = c.prepare(&format!(
+                "{RECORD} WHERE owner = ?1 AND owner != '' ORDER BY thing_name"
+            ))?;
+            let mut v: Vec<(ThingRecord, bool)> = st
+                .query_map(params![account], record)?
+                .map(|r| r.map(|t| (t, true)))
+                .collect::<Result<_, _>>()?;
+            let mut st = c.prepare(&format!(
+                "{RECORD} WHERE thing_id IN (SELECT thing_id FROM things_grants WHERE account = ?1)
+                   AND owner != ?1 ORDER BY thing_name"
+            ))?;
+            for r in st.query_map(params![account], record)? {
+                v.push((r?, false));
+            }
+            Ok(v)
+        })
+        .await
+    }
+
+    /// The accounts that may command the thing: its owner (if it has one), then the
+    /// accounts it granted.
+    pub async fn commanders(&self, thing_id: &str) -> R<Vec<String>> {
+        let id = thing_id.to_string();
+        self.run(move |c| {
+            let mut st = c.prepare(
+                "SELECT owner FROM things_registered WHERE thing_id = ?1 AND owner != ''
+                 UNION ALL
+                 SELECT account FROM things_grants WHERE thing_id = ?1",
+            )?;
+            let rows = st.query_map(params![id], |r| r.get(0))?;
+            Ok(rows.collect::<Result<Vec<String>, _>>()?)
+        })
+        .await
+    }
+
+    /// Authorizations still waiting for their thing to register (neither used, cancelled
+    /// nor expired), the newest first, `limit` at most.
+    pub async fn pending_authorizations(&self, limit: usize) -> R<Vec<PendingAuthorization>> {
+        self.run(move |c| {
+            let mut st = c.prepare(
+                "SELECT a.thing_id, a.authorizer, a.authorized_ms, a.expires_ms,
+                        a.key_hash IS NOT NULL
+                 FROM things_authorizations a
+                 WHERE a.id = (SELECT MAX(id) FROM things_authorizations b
+                               WHERE b.thing_id = a.thing_id)
+                   AND a.canceled = 0 AND a.expires_ms > ?1
+                   AND NOT EXISTS (SELECT 1 FROM things_registered r
+                                   WHERE r.thing_id = a.thing_id AND r.owner != '')
+                 ORDER BY a.id DESC LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![now_ms(), limit as i64], |r| {
+                Ok(PendingAuthorization {
+                    thing_id: r.get(0)?,
+                    authorizer: r.get(1)?,
+                    authorized_ms: r.get(2)?,
+                    expires_ms: r.get(3)?,
+                    with_key: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
     }
