@@ -276,6 +276,28 @@ async fn the_documented_curl_examples_work() {
         1,
         "the command flashed the light"
     );
+
+    // /metrics counted it: the command's round trip, the two things' sessions, the storage.
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--cacert"])
+        .arg(&cert)
+        .arg(format!("https://localhost:{http}/metrics"))
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "lithos_command_round_trip_seconds_count 1",
+        "lithos_sessions_by_listener{listener=\"thing\",format=\"xml\"} 2",
+        "lithos_commands_total{outcome=\"forwarded\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} not in\n{metrics}");
+    }
+    let storage_ops: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("lithos_storage_operation_seconds_count "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no storage histogram in\n{metrics}"));
+    assert!(storage_ops > 10.0, "{storage_ops}");
     let _ = child.kill();
     let _ = child.wait();
 }

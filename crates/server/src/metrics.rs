@@ -6,7 +6,10 @@ use prometheus_client::encoding::EncodeLabelSet;
 /// A counter a module made with [`Metrics::counters`]: `inc()` adds one.
 pub use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+/// A gauge a module made with [`Metrics::gauge`]: `set()` it.
+pub use prometheus_client::metrics::gauge::Gauge;
+/// A histogram a module made with [`Metrics::histogram`]: `observe()` a value.
+pub use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// A stanza's kind, as a label.
@@ -30,8 +33,19 @@ pub struct Metrics {
     connections: Gauge,
     unauthenticated: Gauge,
     sessions: Gauge,
+    /// Sessions by listener and format, in [`crate::session::Sessions::tally`]'s order.
+    sessions_by: [Gauge; 4],
     uptime: Gauge,
     started: std::time::Instant,
+}
+
+/// Buckets, in seconds, for latencies from 100 µs to 10 s.
+pub fn latency_buckets() -> impl Iterator<Item = f64> {
+    [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        5.0, 10.0,
+    ]
+    .into_iter()
 }
 
 impl Default for Metrics {
@@ -65,6 +79,22 @@ impl Default for Metrics {
         );
         let sessions = Gauge::default();
         registry.register("sessions", "Bound sessions", sessions.clone());
+        let by = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
+        let sessions_by = [
+            ("client", "xml"),
+            ("client", "bxmpp"),
+            ("thing", "xml"),
+            ("thing", "bxmpp"),
+        ]
+        .map(|(l, f)| {
+            by.get_or_create(&vec![("listener", l), ("format", f)])
+                .clone()
+        });
+        registry.register(
+            "sessions_by_listener",
+            "Bound sessions by listener (client: [c2s] and WebSocket; thing: [things]) and wire format",
+            by,
+        );
         let uptime = Gauge::default();
         registry.register(
             "uptime_seconds",
@@ -83,6 +113,7 @@ impl Default for Metrics {
             connections,
             unauthenticated,
             sessions,
+            sessions_by,
             uptime,
             started: std::time::Instant::now(),
         }
@@ -127,12 +158,47 @@ impl Metrics {
         made
     }
 
+    /// Registers a gauge `lithos_<name>` for a module to set (a queue's size, read by a
+    /// periodic task), once per name.
+    pub fn gauge(&self, name: &str, help: &str) -> Gauge {
+        let g = Gauge::default();
+        self.registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .register(name, help, g.clone());
+        g
+    }
+
+    /// Registers a histogram `lithos_<name>` with these bucket bounds ([`latency_buckets`]
+    /// for latencies in seconds), once per name.
+    pub fn histogram(
+        &self,
+        name: &str,
+        help: &str,
+        buckets: impl Iterator<Item = f64>,
+    ) -> Histogram {
+        let h = Histogram::new(buckets);
+        self.register_histogram(name, help, h.clone());
+        h
+    }
+
+    /// Registers an existing histogram (the storage's own) as `lithos_<name>`.
+    pub fn register_histogram(&self, name: &str, help: &str, h: Histogram) {
+        self.registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .register(name, help, h);
+    }
+
     /// The text exposition, with the gauges read now.
     pub fn encode(&self, server: &crate::ServerHandle) -> String {
         let counts = server.connection_counts();
         self.connections.set(counts.open as i64);
         self.unauthenticated.set(counts.unauthenticated as i64);
         self.sessions.set(server.sessions().count() as i64);
+        for (g, n) in self.sessions_by.iter().zip(server.sessions().tally()) {
+            g.set(n as i64);
+        }
         self.uptime.set(self.started.elapsed().as_secs() as i64);
         let mut out = String::new();
         // Writing to a String does not fail.

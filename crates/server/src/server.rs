@@ -241,6 +241,30 @@ impl ServerHandle {
         });
     }
 
+    /// Registers the gauge `lithos_<name>` and sets it every 15 s (first right away) to the
+    /// one integer `sql` returns: the size of a module's queue in its table (messages held
+    /// offline, assured messages pending), for `/metrics`. A failed query leaves the last
+    /// value and logs a warning.
+    pub fn count_gauge(&self, name: &'static str, help: &str, sql: &'static str) {
+        let gauge = self.metrics().gauge(name, help);
+        self.every(Duration::from_secs(15), move |server| {
+            let gauge = gauge.clone();
+            async move {
+                let n = server
+                    .storage()
+                    .database()
+                    .run(move |c| Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))?))
+                    .await;
+                match n {
+                    Ok(n) => {
+                        gauge.set(n);
+                    }
+                    Err(e) => tracing::warn!(metric = name, error = %e, "a gauge's query failed"),
+                }
+            }
+        });
+    }
+
     /// Open connections, and how many of them have not authenticated yet.
     pub fn connection_counts(&self) -> ConnectionCounts {
         self.0.admission.counts()
@@ -356,6 +380,11 @@ impl RunningServer {
             metrics: Default::default(),
             shared: Default::default(),
         }));
+        handle.metrics().register_histogram(
+            "storage_operation_seconds",
+            "How long storage operations take, waiting for the database included",
+            handle.storage().database().latency(),
+        );
         for m in handle.modules().iter() {
             m.started(&handle).await;
         }

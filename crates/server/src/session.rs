@@ -366,6 +366,18 @@ impl Sessions {
     pub fn count(&self) -> usize {
         self.read().values().map(Vec::len).sum()
     }
+
+    /// Sessions by listener and wire format: `[client xml, client bxmpp, thing xml, thing
+    /// bxmpp]`.
+    pub fn tally(&self) -> [usize; 4] {
+        let mut t = [0; 4];
+        for e in self.read().values().flatten() {
+            let l = usize::from(e.info.listener == Listener::Thing) * 2;
+            let f = usize::from(e.info.format == lithos_core::codec::WireFormat::Bxmpp);
+            t[l + f] += 1;
+        }
+        t
+    }
 }
 
 /// Shared handle type.

@@ -200,6 +200,14 @@ impl Module for Offline {
         vec![NS_OFFLINE]
     }
 
+    async fn started(&self, server: &ServerHandle) {
+        server.count_gauge(
+            "offline_messages",
+            "Messages held in offline storage for accounts without an available session",
+            "SELECT COUNT(*) FROM offline_messages",
+        );
+    }
+
     async fn undelivered(&self, server: &ServerHandle, stanza: &Element, account: &Jid) -> Flow {
         let Some(user) = account.local() else {
             return Flow::Continue;

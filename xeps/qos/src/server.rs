@@ -326,6 +326,14 @@ impl Module for QosModule {
     fn disco_features(&self) -> Vec<&'static str> {
         vec![NS]
     }
+
+    async fn started(&self, server: &ServerHandle) {
+        server.count_gauge(
+            "qos_pending",
+            "Assured (urn:xmpp:qos level 2) messages received and not yet delivered",
+            "SELECT COUNT(*) FROM qos_pending",
+        );
+    }
 }
 
 impl QosModule {

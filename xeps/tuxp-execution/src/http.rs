@@ -212,7 +212,11 @@ async fn command(
     }
     crate::server::count(&server, "forwarded");
     let answer = tokio::time::timeout(Duration::from_millis(timeout_ms), rx).await;
-    let ms = started.elapsed().as_millis() as u64;
+    let took = started.elapsed();
+    let ms = took.as_millis() as u64;
+    if matches!(answer, Ok(Ok(_))) {
+        server.shared::<crate::server::RoundTrips>().observe(took);
+    }
     match answer {
         Ok(Ok(a)) if a.attr("type") == Some("result") => Ok(outcome(
             StatusCode::OK,

@@ -34,6 +34,62 @@ struct ExecutionModule;
 #[derive(Default)]
 struct Outcomes(std::sync::OnceLock<Vec<lithos_server::metrics::Counter>>);
 
+/// Executions forwarded and not yet answered, by the thing's address and the iq id, with
+/// when they left: the thing's answer observes the round trip in
+/// `lithos_command_round_trip_seconds`. At most [`MAX_TIMED`]; past that, the oldest minute
+/// is dropped (answers never come for some) and new ones go untimed until there is room.
+#[derive(Default)]
+pub(crate) struct RoundTrips {
+    started: std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>,
+    histogram: std::sync::OnceLock<lithos_server::metrics::Histogram>,
+}
+
+/// Executions timed at once, at most.
+const MAX_TIMED: usize = 65_536;
+
+impl RoundTrips {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(String, String), std::time::Instant>>
+    {
+        self.started.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An execution left for `to` with iq id `id`.
+    fn sent(&self, to: &Jid, id: &str) {
+        let mut map = self.lock();
+        if map.len() >= MAX_TIMED {
+            let old = std::time::Instant::now() - std::time::Duration::from_secs(60);
+            map.retain(|_, t| *t > old);
+            if map.len() >= MAX_TIMED {
+                return;
+            }
+        }
+        map.insert((to.to_string(), id.to_string()), std::time::Instant::now());
+    }
+
+    /// `from` answered the iq `id`: observed if it was a timed execution.
+    fn answered(&self, from: &Jid, id: &str) {
+        let started = {
+            let mut map = self.lock();
+            if map.is_empty() {
+                return;
+            }
+            map.remove(&(from.to_string(), id.to_string()))
+        };
+        if let (Some(t), Some(h)) = (started, self.histogram.get()) {
+            h.observe(t.elapsed().as_secs_f64());
+        }
+    }
+
+    /// Observes a round trip measured elsewhere (the HTTP API's commands).
+    pub(crate) fn observe(&self, d: std::time::Duration) {
+        if let Some(h) = self.histogram.get() {
+            h.observe(d.as_secs_f64());
+        }
+    }
+}
+
 /// Counts an execution's outcome in `lithos_commands_total`.
 pub(crate) fn count(server: &ServerHandle, outcome: &str) {
     if let Some(c) = server.shared::<Outcomes>().0.get() {
@@ -143,7 +199,16 @@ impl Module for ExecutionModule {
         {
             return Some(Box::pin(async { Flow::Handled }));
         }
-        // Answers (result, error) are routed as any iq.
+        // Answers (result, error) are routed as any iq, once their round trip is taken.
+        if stanza.name() == "iq"
+            && matches!(stanza.attr("type"), Some("result" | "error"))
+            && let Some(id) = stanza.attr("id")
+        {
+            cx.server
+                .shared::<RoundTrips>()
+                .answered(&cx.session.jid, id);
+            return None;
+        }
         if !lithos_core::stanza::iq_awaiting_answer(stanza)
             || !stanza.children().any(|c| c.ns() == NS)
         {
@@ -161,6 +226,14 @@ impl Module for ExecutionModule {
     }
 
     async fn started(&self, server: &ServerHandle) {
+        let _ = server
+            .shared::<RoundTrips>()
+            .histogram
+            .set(server.metrics().histogram(
+                "command_round_trip_seconds",
+                "From forwarding an execution to the thing to its answer (result or error)",
+                lithos_server::metrics::latency_buckets(),
+            ));
         let _ = server.shared::<Outcomes>().0.set(server.metrics().counters(
             "commands",
             "TUXP executions: forwarded to the thing, or refused at once (by condition)",
@@ -181,7 +254,11 @@ impl ExecutionModule {
         };
         match check(server, &session.jid, stanza, &to).await {
             Ok(target) => {
+                let id = stanza.attr("id").unwrap_or_default().to_string();
                 let delivered = server.sessions().send(&target, stanza.clone());
+                if delivered == Delivery::Queued {
+                    server.shared::<RoundTrips>().sent(&target, &id);
+                }
                 count(
                     server,
                     if delivered == Delivery::Queued {

@@ -833,6 +833,11 @@ impl Module for ReportModule {
     }
 
     async fn started(&self, server: &ServerHandle) {
+        server.count_gauge(
+            "reports_pending",
+            "QoS 2 reports received and not yet delivered (released) by their thing",
+            "SELECT COUNT(*) FROM report_pending",
+        );
         let _ = self.shared.stored.set(server.metrics().counters(
             "reports",
             "Sensor reports stored and acknowledged, by QoS level",

@@ -97,6 +97,8 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     /// How long a deleted account's name stays taken, in seconds.
     tombstone_secs: Arc<std::sync::atomic::AtomicU64>,
+    /// Durations of [`run`](Self::run) (a histogram shares its buckets on clone).
+    latency: prometheus_client::metrics::histogram::Histogram,
 }
 
 /// The default of `[accounts] tombstone_secs`.
@@ -153,6 +155,9 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             tombstone_secs: Arc::new(TOMBSTONE_SECS.into()),
+            latency: prometheus_client::metrics::histogram::Histogram::new(
+                crate::metrics::latency_buckets(),
+            ),
         })
     }
 
@@ -220,12 +225,21 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> StorageResult<T> + Send + 'static,
     {
         let conn = self.conn.clone();
-        match tokio::runtime::Handle::try_current() {
+        let started = std::time::Instant::now();
+        let r = match tokio::runtime::Handle::try_current() {
             Ok(_) => tokio::task::spawn_blocking(move || f(&mut lock(&conn)))
                 .await
                 .map_err(|e| StorageError::Backend(Box::new(e)))?,
             Err(_) => f(&mut lock(&conn)),
-        }
+        };
+        self.latency.observe(started.elapsed().as_secs_f64());
+        r
+    }
+
+    /// How long [`run`](Self::run) calls take, waiting for the connection included: the
+    /// histogram `/metrics` shows as `lithos_storage_operation_seconds`.
+    pub fn latency(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.latency.clone()
     }
 
     /// Copies the write-ahead log into the database file.
