@@ -20,7 +20,8 @@
 # message scenario (throughput, the same with XEP-0198 stream management on every client
 # (acks requested every 5 stanzas; each server's own module: Lithos's kernel, Prosody's
 # mod_smacks, ejabberd's mod_stream_mgmt), then unloaded latency, then latency at half the
-# measured rate), then fan-out through one multi-user chat room (MUC_OCCUPANTS occupants, 100;
+# measured rate), the throughput run again over XMPP on WebSocket (RFC 7395: Lithos's
+# [http] listener, Prosody's mod_websocket, ejabberd's ejabberd_http_ws), then fan-out through one multi-user chat room (MUC_OCCUPANTS occupants, 100;
 # 10 of them send MUC_MSGS groupchat messages each, 200, 4 in flight; each server's own MUC:
 # lithos-muc, Prosody's muc component, ejabberd's mod_muc); another fresh server holds IDLE
 # logged-in clients (logins/s with PLAIN; memory per connection once they have been idle
@@ -69,15 +70,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_lithos() { # dir port [extra configuration] [binary]
-  lithos_config "$1" "$2" "${3:-}" > "$1/lithos.toml"
+start_lithos() { # dir port [extra configuration] [binary]; WS_PORT: the HTTP listener
+  LITHOS_HTTP_PORT="${WS_PORT:-}" lithos_config "$1" "$2" "${3:-}" > "$1/lithos.toml"
   "${4:-$LITHOSD}" --config "$1/lithos.toml" > "$1/server.log" 2>&1 &
   PID=$!
   wait_port "$2"
   SERVER_PID=$PID
 }
 
-start_prosody() { # dir port
+start_prosody() { # dir port; WS_PORT: mod_websocket's HTTP port
   mkdir -p "$1/data" "$1/certs"
   cat > "$1/prosody.cfg.lua" <<LUA
 run_as_root = true
@@ -87,9 +88,12 @@ log = { { levels = { min = "error" }, to = "file", filename = "$1/prosody.log" }
 c2s_ports = { $2 }
 c2s_interfaces = { "127.0.0.1" }
 s2s_ports = { }
-http_ports = { }
+http_ports = { ${WS_PORT:-} }
+http_interfaces = { "127.0.0.1" }
 https_ports = { }
-modules_enabled = { "roster", "saslauth", "disco", "ping", "register", "presence", "message", "smacks" }
+modules_enabled = { "roster", "saslauth", "disco", "ping", "register", "presence", "message", "smacks", "websocket" }
+-- Plain WebSocket on loopback, as Lithos's loopback_is_secure and ejabberd's listener allow.
+consider_websocket_secure = true
 modules_disabled = { "s2s", "posix", "tls" }
 authentication = "internal_plain"
 c2s_require_encryption = false
@@ -114,7 +118,7 @@ LUA
   SERVER_PID=$PID
 }
 
-start_ejabberd() { # dir port
+start_ejabberd() { # dir port; WS_PORT: ejabberd_http with ejabberd_http_ws at /websocket
   mkdir -p "$1/spool" "$1/logs"
   cp /etc/ejabberd/inetrc "$1/"
   grep -v EJABBERD_CONFIG_PATH /etc/ejabberd/ejabberdctl.cfg > "$1/ejabberdctl.cfg"
@@ -132,6 +136,12 @@ listen:
     shaper: none
     access: c2s
     starttls: false
+  -
+    port: ${WS_PORT:-5280}
+    ip: "127.0.0.1"
+    module: ejabberd_http
+    request_handlers:
+      "/websocket": ejabberd_http_ws
 auth_method: internal
 auth_password_format: plain
 acl:
@@ -192,6 +202,10 @@ stop_server() {
   sleep 1
 }
 
+ws_path() { # server: the path of its XMPP-over-WebSocket endpoint
+  case "$1" in ejabberd) echo /websocket ;; *) echo /xmpp-websocket ;; esac
+}
+
 run() { # server rep scenario-tag args...
   local server=$1 rep=$2 tag=$3
   shift 3
@@ -208,9 +222,10 @@ for rep in $(seq "$REPS"); do
   for server in "${SERVERS[@]}"; do
     echo "== repetition $rep: $server" >&2
     # Messages, on a fresh server.
-    port=$((port + 1)); dir="$WORK/$server-m$rep"; mkdir -p "$dir"
-    "start_$server" "$dir" "$port"
+    port=$((port + 2)); dir="$WORK/$server-m$rep"; mkdir -p "$dir"
+    WS_PORT=$((port + 1)) "start_$server" "$dir" "$port"
     T=(--addr "127.0.0.1:$port" --server-pid "$SERVER_PID")
+    W=(--addr "127.0.0.1:$((port + 1))" --server-pid "$SERVER_PID" --websocket "$(ws_path "$server")")
     "$LOADGEN" register "${T[@]}" --accounts $((PAIRS * 2 > MUC_OCCUPANTS ? PAIRS * 2 : MUC_OCCUPANTS)) \
       --in-flight 20 > "$dir/register.json"
     run "$server" "$rep" throughput messages "${T[@]}" --pairs "$PAIRS" --messages "$MSGS" --in-flight "$WINDOW"
@@ -222,13 +237,16 @@ for rep in $(seq "$REPS"); do
     # Last on this server: a stream management run leaves nothing behind only if every
     # server takes the receivers' final acknowledgement as it should.
     run "$server" "$rep" throughput-sm messages "${T[@]}" --pairs "$PAIRS" --messages "$MSGS" --in-flight "$WINDOW" --sm
+    # The same exchange over XMPP on WebSocket (RFC 7395; each server's own: Lithos's [http],
+    # Prosody's mod_websocket, ejabberd's ejabberd_http_ws).
+    run "$server" "$rep" throughput-ws messages "${W[@]}" --pairs "$PAIRS" --messages "$MSGS" --in-flight "$WINDOW"
     # Fan-out through one room of MUC_OCCUPANTS (each server's own MUC service).
     run "$server" "$rep" muc-fanout muc "${T[@]}" --occupants "$MUC_OCCUPANTS" --senders 10 \
       --messages "$MUC_MSGS" --in-flight 4 --service conference.localhost
     stop_server "$server"
     # Idle connections and logins, on another fresh server.
-    port=$((port + 1)); dir="$WORK/$server-c$rep"; mkdir -p "$dir"
-    "start_$server" "$dir" "$port"
+    port=$((port + 2)); dir="$WORK/$server-c$rep"; mkdir -p "$dir"
+    WS_PORT=$((port + 1)) "start_$server" "$dir" "$port"
     T=(--addr "127.0.0.1:$port" --server-pid "$SERVER_PID")
     "$LOADGEN" register "${T[@]}" --accounts "$IDLE" --in-flight 20 > "$dir/register.json"
     run "$server" "$rep" idle-plain connect "${T[@]}" --clients "$IDLE" --in-flight 100

@@ -34,7 +34,8 @@
 //!   delivered notifications/s, server CPU per 1,000 delivered, publish-to-notification
 //!   latency p50/p99, loss.
 //!
-//! `--format bxmpp` speaks BXMPP instead of XML (Lithos only; the generator links `lithosd`
+//! `--websocket PATH` speaks XMPP over WebSocket (RFC 7395) to an HTTP listener instead of
+//! over TCP. `--format bxmpp` speaks BXMPP instead of XML (Lithos only; the generator links `lithosd`
 //! for its keyword tables, not to run a server).
 //!
 //! The generator raises its open-file limit to the hard limit, and past 20,000 connections
@@ -62,6 +63,7 @@ use tokio::sync::Semaphore;
 use tokio_util::codec::Framed;
 use tokio_util::either::Either;
 
+mod conn;
 mod fanout;
 mod ingest;
 mod mqtt;
@@ -139,6 +141,10 @@ struct Target {
     /// Wire format (BXMPP: Lithos only).
     #[arg(long, value_enum, default_value_t = Format::Xml)]
     format: Format,
+    /// Speak XMPP over WebSocket (RFC 7395) to this path of `--addr`, an HTTP listener:
+    /// `/xmpp-websocket` for Lithos and Prosody, `/websocket` for ejabberd's usual set-up.
+    #[arg(long)]
+    websocket: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -234,7 +240,7 @@ async fn enable_sm(c: &mut Conn) -> Result<(), String> {
     }
 }
 
-type Io = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
+pub(crate) type Io = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
 
 #[derive(Debug)]
 struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
@@ -282,7 +288,7 @@ fn connector() -> tokio_rustls::TlsConnector {
     tokio_rustls::TlsConnector::from(Arc::new(cfg))
 }
 
-type Conn = Framed<Io, StreamCodec>;
+pub(crate) use conn::Conn;
 
 async fn next_element(c: &mut Conn) -> Result<Element, String> {
     loop {
@@ -297,7 +303,7 @@ async fn next_element(c: &mut Conn) -> Result<Element, String> {
 }
 
 async fn open(c: &mut Conn, domain: &str) -> Result<Element, String> {
-    c.codec_mut().reset_decoder();
+    c.reset_decoder();
     c.send(StreamEvent::from(
         StreamHeader::client().to(domain.to_string()),
     ))
@@ -361,7 +367,29 @@ async fn dial(server: SocketAddr) -> std::io::Result<TcpStream> {
 async fn secure(args: &Target, tls: Option<&tokio_rustls::TlsConnector>) -> Result<Conn, String> {
     let tcp = dial(args.addr).await.map_err(|e| e.to_string())?;
     let _ = tcp.set_nodelay(true);
-    let mut c = Framed::new(Either::Left(tcp), StreamCodec::new(args.format.into()));
+    if let Some(path) = &args.websocket {
+        if tls.is_some() {
+            return Err("--tls with --websocket: wss is not supported".into());
+        }
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://{}{path}", args.addr)
+            .into_client_request()
+            .map_err(|e| e.to_string())?;
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            tokio_tungstenite::tungstenite::http::HeaderValue::from_static("xmpp"),
+        );
+        let (ws, _) = tokio_tungstenite::client_async(req, tcp)
+            .await
+            .map_err(|e| format!("WebSocket upgrade: {e}"))?;
+        let mut c = Conn::Ws(Box::new(ws));
+        open(&mut c, &args.domain).await?;
+        return Ok(c);
+    }
+    let mut c = Conn::Stream(Box::new(Framed::new(
+        Either::Left(tcp),
+        StreamCodec::new(args.format.into()),
+    )));
     open(&mut c, &args.domain).await?;
     if let Some(connector) = tls {
         send(&mut c, Element::bare("starttls", ns::XMPP_TLS)).await?;
@@ -369,7 +397,10 @@ async fn secure(args: &Target, tls: Option<&tokio_rustls::TlsConnector>) -> Resu
         if p.name() != "proceed" {
             return Err(format!("no proceed: {p}"));
         }
-        let Either::Left(tcp) = c.into_inner() else {
+        let Conn::Stream(framed) = c else {
+            return Err("STARTTLS on a WebSocket".into());
+        };
+        let Either::Left(tcp) = framed.into_inner() else {
             return Err("tls twice".into());
         };
         let name = rustls::pki_types::ServerName::try_from(args.domain.clone())
@@ -378,7 +409,10 @@ async fn secure(args: &Target, tls: Option<&tokio_rustls::TlsConnector>) -> Resu
             .connect(name, tcp)
             .await
             .map_err(|e| e.to_string())?;
-        c = Framed::new(Either::Right(s), StreamCodec::new(args.format.into()));
+        c = Conn::Stream(Box::new(Framed::new(
+            Either::Right(s),
+            StreamCodec::new(args.format.into()),
+        )));
         open(&mut c, &args.domain).await?;
     }
     Ok(c)
