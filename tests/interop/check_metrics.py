@@ -24,6 +24,10 @@ for name, kind in [
     ("lithos_sessions", "gauge"),
     ("lithos_connections", "gauge"),
     ("lithos_build_info", "gauge"),
+    ("lithos_stanzas_refused", "counter"),
+    ("lithos_storage_operation_seconds", "histogram"),
+    ("lithos_sessions_by_listener", "gauge"),
+    ("lithos_offline_messages", "gauge"),
 ]:
     assert name in families, f"{name} missing: {sorted(families)}"
     assert families[name].type == kind, (name, families[name].type)
@@ -37,6 +41,12 @@ def total(family, kind):
 for kind in ("message", "presence", "iq"):
     assert total("lithos_stanzas_received", kind) > 0, (kind, text)
     assert total("lithos_stanzas_routed", kind) > 0, (kind, text)
+# The run bounced messages (to a blocked contact, among others), and read the database.
+refused = sum(s.value for s in families["lithos_stanzas_refused"].samples if s.name.endswith("_total"))
+assert refused > 0, text
+stored = [s.value for s in families["lithos_storage_operation_seconds"].samples if s.name.endswith("_count")]
+assert stored and stored[0] > 0, text
 print(f"/metrics parses as OpenMetrics ({len(families)} families); "
       f"{int(total('lithos_stanzas_received', 'message'))} messages received, "
-      f"{int(total('lithos_stanzas_routed', 'message'))} routed")
+      f"{int(total('lithos_stanzas_routed', 'message'))} routed, {int(refused)} refused, "
+      f"{int(stored[0])} storage operations")

@@ -290,7 +290,10 @@ async fn the_documented_curl_examples_work() {
         "lithos_sessions_by_listener{listener=\"thing\",format=\"xml\"} 2",
         "lithos_commands_total{outcome=\"forwarded\"} 1",
     ] {
-        assert!(metrics.lines().any(|l| l == line), "{line} not in\n{metrics}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in\n{metrics}"
+        );
     }
     let storage_ops: f64 = metrics
         .lines()

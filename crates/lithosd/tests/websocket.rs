@@ -162,7 +162,7 @@ async fn a_websocket_client_logs_in_reads_its_roster_and_chats_with_a_tcp_client
 }
 
 #[tokio::test]
-async fn the_subprotocol_is_required_and_binary_messages_end_the_stream() {
+async fn the_subprotocol_is_required_and_binary_or_malformed_messages_end_the_stream() {
     let s = TestServer::start("").await;
     match connect(&s, None).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 400),
@@ -179,6 +179,20 @@ async fn the_subprotocol_is_required_and_binary_messages_end_the_stream() {
     let e = next(&mut ws).await;
     assert!(e.is("error", "http://etherx.jabber.org/streams"), "{e}");
     assert!(e.to_xml().contains("unsupported-encoding"), "{e}");
+    assert!(next(&mut ws).await.is("close", FRAMING));
+
+    // A text message that is not one well-formed document ends the stream with
+    // not-well-formed (RFC 7395 §3.3.3), then <close/>.
+    let mut ws = connect(&s, Some("xmpp")).await.unwrap();
+    open(&mut ws).await;
+    ws.send(Message::text(
+        "<message xmlns='jabber:client'><body>unclosed",
+    ))
+    .await
+    .unwrap();
+    let e = next(&mut ws).await;
+    assert!(e.is("error", "http://etherx.jabber.org/streams"), "{e}");
+    assert!(e.to_xml().contains("not-well-formed"), "{e}");
     assert!(next(&mut ws).await.is("close", FRAMING));
 
     // XEP-0156: where to connect.

@@ -33,6 +33,8 @@ pub struct Metrics {
     connections: Gauge,
     unauthenticated: Gauge,
     sessions: Gauge,
+    /// Stanzas answered with an error by the router or a module's `bounce`, by condition.
+    refused: Family<Vec<(&'static str, &'static str)>, Counter>,
     /// Sessions by listener and format, in [`crate::session::Sessions::tally`]'s order.
     sessions_by: [Gauge; 4],
     uptime: Gauge,
@@ -64,6 +66,12 @@ impl Default for Metrics {
             "stanzas_routed",
             "Stanzas the router handled (from clients, modules and components)",
             routed_family,
+        );
+        let refused = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
+        registry.register(
+            "stanzas_refused",
+            "Stanzas answered with a stanza error instead of being delivered, by condition",
+            refused.clone(),
         );
         let connections = Gauge::default();
         registry.register(
@@ -113,6 +121,7 @@ impl Default for Metrics {
             connections,
             unauthenticated,
             sessions,
+            refused,
             sessions_by,
             uptime,
             started: std::time::Instant::now(),
@@ -126,6 +135,14 @@ impl Metrics {
         if let Some(i) = kind_index(name) {
             self.received[i].inc();
         }
+    }
+
+    /// A stanza was refused with the stanza error `condition` (rare: the family's lock is
+    /// taken).
+    pub fn refused(&self, condition: &'static str) {
+        self.refused
+            .get_or_create(&vec![("condition", condition)])
+            .inc();
     }
 
     /// The router handled a stanza named `name`.

@@ -40,6 +40,7 @@ fn type_of(el: &Element) -> &str {
 impl ServerHandle {
     /// Sends a stanza error back to the sender of `stanza` (nothing if it is an error itself).
     pub async fn bounce(&self, stanza: &Element, error: StanzaError) {
+        self.metrics().refused(error.condition.as_str());
         self.send_error_reply(error_reply(stanza, &error)).await
     }
 
@@ -47,6 +48,7 @@ impl ServerHandle {
     /// may come in floods (a full queue, a quota), where echoing would send the flood back to
     /// its sender, and for payloads that may hold a secret.
     pub async fn bounce_without_payload(&self, stanza: &Element, error: StanzaError) {
+        self.metrics().refused(error.condition.as_str());
         self.send_error_reply(error_reply_without_payload(stanza, &error))
             .await
     }
