@@ -231,6 +231,30 @@ pub struct LoraAddress {
 pub struct LoraAddressError(pub String);
 
 impl LoraAddress {
+    /// An address from its bytes (the channel is not checked: see
+    /// [`from_bytes`](Self::from_bytes)).
+    pub const fn new(high: u8, low: u8, channel: u8) -> LoraAddress {
+        LoraAddress { high, low, channel }
+    }
+
+    /// The broadcast destination on `channel`: `FF FF` reaches every radio tuned to it (the
+    /// AS32 modules' fixed-transmission mode).
+    pub const fn broadcast(channel: u8) -> LoraAddress {
+        LoraAddress::new(0xFF, 0xFF, channel)
+    }
+
+    /// Whether this is a broadcast destination.
+    pub const fn is_broadcast(&self) -> bool {
+        self.high == 0xFF && self.low == 0xFF
+    }
+
+    /// Whether a frame sent to this destination reaches a radio tuned to `radio`: the same
+    /// channel, and the same address or broadcast.
+    pub const fn reaches(&self, radio: LoraAddress) -> bool {
+        self.channel == radio.channel
+            && (self.is_broadcast() || (self.high == radio.high && self.low == radio.low))
+    }
+
     /// The three bytes sent on the air.
     pub fn to_bytes(&self) -> [u8; 3] {
         [self.high, self.low, self.channel]
@@ -273,6 +297,22 @@ impl FromStr for LoraAddress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn who_a_frame_reaches() {
+        let dac = LoraAddress::new(0xEF, 0xEE, 0x1F);
+        assert!(dac.reaches(dac));
+        assert!(
+            !dac.reaches(LoraAddress::new(0xEF, 0xEE, 0x17)),
+            "another channel"
+        );
+        assert!(
+            !dac.reaches(LoraAddress::new(0xEF, 0xEF, 0x1F)),
+            "another address"
+        );
+        assert!(LoraAddress::broadcast(0x1F).reaches(dac));
+        assert!(!LoraAddress::broadcast(0x17).reaches(dac));
+    }
 
     #[test]
     fn trace_ids() {
