@@ -279,6 +279,7 @@ async fn the_console_commands_a_light_and_plots_a_thermometer() {
     })
     .await;
     let took = sent.elapsed();
+    eprintln!("report to plotted point: {took:?}");
     assert_eq!(attr(&b, &plot, "data-last").await.as_deref(), Some("21.25"));
     assert!(
         took < Duration::from_secs(1),
