@@ -99,6 +99,7 @@ fn modules_and_configuration_checks() {
             ("blocking", "enabled"),
             ("caps", "enabled"),
             ("carbons", "enabled"),
+            ("concentrator", "enabled"),
             ("console", "enabled"),
             ("directory", "enabled"),
             ("disco", "enabled"),

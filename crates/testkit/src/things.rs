@@ -19,6 +19,8 @@ use crate::TestServer;
 // test needs, linked here (the test names the rest it wants).
 use lithos_things_demo as _;
 use lithos_tuxp_ibtr as _;
+// Concentrators: gateways with LAN nodes.
+use lithos_tuxp_concentrator as _;
 
 /// The registration key every test thing has (operators authorize it with this key).
 pub const KEY: &str = "REGISTRATION-KEY";
@@ -87,6 +89,43 @@ pub async fn light(
         .await
         .unwrap();
     (id, thing, flashes)
+}
+
+/// A LoRa gateway `LGW-01-<serial>` authorized by `operator`, registered and online, with
+/// the thing `node_id` (authorized by `node_operator`, its owner, with the code `NODE-KEY`)
+/// added behind it as LAN node `lan_id`. The gateway's client; the node is
+/// `<gateway>@localhost/<lan_id>`.
+pub async fn gateway_with_node(
+    server: &TestServer,
+    operator: &Client,
+    node_operator: &Client,
+    serial: &str,
+    node_id: &str,
+    lan_id: u8,
+    format: WireFormat,
+) -> Client {
+    use lithos_tuxp_concentrator::{AddNode, CommunicationNet, ConcentratorExt};
+    let id = format!("LGW-01-{serial}");
+    operator.authorize_thing(&id, KEY, T).await.unwrap();
+    let (gateway, _events) = runtime(server, &id, format).start().await.unwrap();
+    node_operator
+        .authorize_thing(node_id, "NODE-KEY", T)
+        .await
+        .unwrap();
+    gateway
+        .add_node(
+            AddNode {
+                thing_id: node_id.to_string(),
+                registration_code: "NODE-KEY".into(),
+                lan_id,
+                communication_net: CommunicationNet::Lora,
+                address: format!("la$0,{lan_id}:23"),
+            },
+            T,
+        )
+        .await
+        .unwrap();
+    gateway
 }
 
 /// The condition of the stanza error `request` ends in; `None` when it succeeds or fails

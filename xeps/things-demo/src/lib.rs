@@ -8,6 +8,7 @@
 //! | `SL-01` | simple light | `flash`, `turn-on`, `turn-off`, edge built-ins | `switch-state-changed` | – |
 //! | `SC-01` | simple camera | `take-photo`, `take-video`, edge built-ins | – | – |
 //! | `STR-01` | temperature reporter | edge built-ins | – | `celsius-degree` |
+//! | `LGW-01` | LoRa gateway, a concentrator (LAN nodes behind it) | edge built-ins | – | – |
 
 pub mod camera;
 pub mod light;
@@ -33,6 +34,7 @@ pub const SIMPLE_LIGHT: ThingModel = ThingModel {
     ],
     events: &[Protocol::new(light::NS, "switch-state-changed")],
     data: &[],
+    concentrator: false,
 };
 
 /// A simple camera.
@@ -45,6 +47,7 @@ pub const SIMPLE_CAMERA: ThingModel = ThingModel {
     ],
     events: &[],
     data: &[],
+    concentrator: false,
 };
 
 /// A temperature reporter.
@@ -54,6 +57,17 @@ pub const TEMPERATURE_REPORTER: ThingModel = ThingModel {
     actions: actions![],
     events: &[],
     data: &[Protocol::new(temperature::NS, "celsius-degree")],
+    concentrator: false,
+};
+
+/// A LoRa gateway: a concentrator, with LAN nodes 1 to 255 behind it.
+pub const LORA_GATEWAY: ThingModel = ThingModel {
+    name: "LGW-01",
+    description: "LoRa gateway: a concentrator for up to 255 LAN nodes",
+    actions: actions![],
+    events: &[],
+    data: &[],
+    concentrator: true,
 };
 
 lithos_core::extension! {
@@ -63,6 +77,7 @@ lithos_core::extension! {
     model: SIMPLE_LIGHT,
     model: SIMPLE_CAMERA,
     model: TEMPERATURE_REPORTER,
+    model: LORA_GATEWAY,
 }
 
 #[cfg(test)]

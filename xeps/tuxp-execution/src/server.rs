@@ -123,21 +123,24 @@ pub(crate) async fn check(
             "no such thing",
         ));
     };
+    // 2b: a LAN node behind a gateway (`gateway/<lan-id>`) is a thing of its own: its
+    // owner, grants and model decide, not the gateway's.
+    let subject = registry.subject(&thing, to.resource()).await?;
+    let (thing_id, owner, model) = (subject.thing_id, subject.owner, subject.model);
     // 3: the sender may command it.
     let account = sender.local().unwrap_or_default();
     let allowed = registry
-        .may_execute(&thing, account)
+        .may_command(&thing_id, &owner, account)
         .await
         .map_err(internal_error)?;
     // An owner's blocklist covers the owner's things (XEP-0191 in Lithos): a blocked
     // account commands none of them, grant or not.
-    let blocked = !thing.owner.is_empty()
-        && server.shared::<lithos_blocking::Blocklists>().blocks(
-            &format!("{}@{}", thing.owner, server.domain().domain()),
-            sender,
-        );
+    let blocked = !owner.is_empty()
+        && server
+            .shared::<lithos_blocking::Blocklists>()
+            .blocks(&format!("{owner}@{}", server.domain().domain()), sender);
     if !allowed || blocked {
-        tracing::info!(thing = %thing.thing_id, %sender, blocked, "execution refused: not the owner nor granted, or blocked by the owner");
+        tracing::info!(thing = %thing_id, %sender, blocked, "execution refused: not the owner nor granted, or blocked by the owner");
         return Err(StanzaError::explained(
             DefinedCondition::Forbidden,
             "only the thing's owner, and the accounts it granted, command it",
@@ -150,23 +153,18 @@ pub(crate) async fn check(
             "the execution expired before it could be delivered",
         ));
     }
-    // 5: the thing's model declares the action (for the edge thing itself; a gateway
-    // checks its LAN nodes' models).
-    let edge = matches!(to.resource(), None | Some(EDGE_RESOURCE));
-    if edge {
-        let supported = lithos_tuxp_things::model(&thing.model)
-            .is_some_and(|m| m.supports_action(&exec.action));
-        if !supported {
-            return Err(StanzaError::explained(
-                DefinedCondition::ServiceUnavailable,
-                format!(
-                    "model {} does not support <{}/> in {}",
-                    thing.model,
-                    exec.action.name(),
-                    exec.action.ns()
-                ),
-            ));
-        }
+    // 5: the thing's (or node's) model declares the action.
+    let supported =
+        lithos_tuxp_things::model(&model).is_some_and(|m| m.supports_action(&exec.action));
+    if !supported {
+        return Err(StanzaError::explained(
+            DefinedCondition::ServiceUnavailable,
+            format!(
+                "model {model} does not support <{}/> in {}",
+                exec.action.name(),
+                exec.action.ns()
+            ),
+        ));
     }
     // 6: online now; never queued.
     let target = to

@@ -57,20 +57,21 @@ impl NotificationModule {
             .await?;
         let name = thing.thing_name.clone();
         let node = notifier.resource().unwrap_or("0").to_string();
-        if !lithos_tuxp_things::is_lan_node(&node) {
-            let declared =
-                lithos_tuxp_things::model(&thing.model).is_some_and(|m| m.declares_event(&n.event));
-            if !declared {
-                return Err(StanzaError::explained(
-                    DefinedCondition::NotAcceptable,
-                    format!(
-                        "model {} does not declare the event <{}/> in {}",
-                        thing.model,
-                        n.event.name(),
-                        n.event.ns()
-                    ),
-                ));
-            }
+        // The thing itself, or the LAN node the gateway speaks for: its model declares the
+        // event, its owner and followers get it.
+        let registry = Registry::of(server);
+        let subject = registry.subject(&thing, notifier.resource()).await?;
+        let declared = subject.model().is_some_and(|m| m.declares_event(&n.event));
+        if !declared {
+            return Err(StanzaError::explained(
+                DefinedCondition::NotAcceptable,
+                format!(
+                    "model {} does not declare the event <{}/> in {}",
+                    subject.model,
+                    n.event.name(),
+                    n.event.ns()
+                ),
+            ));
         }
         let id = stanza.attr("id").unwrap_or_default().to_string();
         let db = Self::db(server);
@@ -93,10 +94,12 @@ impl NotificationModule {
         // Delivered (or stored offline, committed) before the id is recorded: a crash in
         // between means one more delivery on retransmission, never none. The owner, then
         // the approved followers of this event.
-        let registry = Registry::of(server);
-        let mut recipients = vec![format!("{}@{}", thing.owner, server.domain().domain())];
+        let mut recipients: Vec<String> = (!subject.owner.is_empty())
+            .then(|| format!("{}@{}", subject.owner, server.domain().domain()))
+            .into_iter()
+            .collect();
         for f in registry
-            .followers(&thing.thing_id, &lithos_tuxp_things::key_of(&n.event))
+            .followers(&subject.thing_id, &lithos_tuxp_things::key_of(&n.event))
             .await
             .map_err(internal_error)?
         {

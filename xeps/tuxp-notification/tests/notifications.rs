@@ -262,31 +262,72 @@ async fn followers(format: WireFormat) {
 
 #[tokio::test]
 async fn for_lan_nodes() {
-    let s = things::start("").await;
+    let s = lithos_testkit::TestServer::start("[modules.operator]\noperators = ['alice', 'bob']\n")
+        .await;
+    s.add_users(&["alice", "bob"]).await;
     let (alice, mut alice_events) = s.user("alice", WireFormat::Bxmpp).await;
+    let (bob, mut bob_events) = s.user("bob", WireFormat::Bxmpp).await;
     alice.send_presence(Presence::available()).await.unwrap();
-    let (_id, gateway, _f) = things::light(&s, &alice, "0A0B0C0F", WireFormat::Bxmpp).await;
-    let node = |n: &str| Jid::new(&format!("sl-01-0a0b0c0f@localhost/{n}")).unwrap();
-    // A gateway's node 7 notifies; the owner sees it come from the node.
-    let mut iq = Iq::set(
-        "",
-        Notification {
-            ack_required: true,
-            event: switched(0, 1),
-        }
-        .into_element(),
-    );
-    iq.from = Some(node("7"));
-    gateway.request(iq.clone(), T).await.unwrap();
+    bob.send_presence(Presence::available()).await.unwrap();
+    // Bob's gateway, with alice's light behind it as node 7: the node's owner gets what it
+    // tells, not the gateway's.
+    let gateway = things::gateway_with_node(
+        &s,
+        &bob,
+        &alice,
+        "0A0B0C0F",
+        "SL-01-0A0B0C10",
+        7,
+        WireFormat::Bxmpp,
+    )
+    .await;
+    let gw = gateway.jid().local().unwrap().to_string();
+    let node = |n: &str| Jid::new(&format!("{gw}@localhost/{n}")).unwrap();
+    let notify_from = |n: &str, event: Element| {
+        let mut iq = Iq::set(
+            "",
+            Notification {
+                ack_required: true,
+                event,
+            }
+            .into_element(),
+        );
+        iq.from = Some(node(n));
+        iq
+    };
+    gateway
+        .request(notify_from("7", switched(0, 1)), T)
+        .await
+        .unwrap();
     let (from, event) = next_notification(&mut alice_events, T)
         .await
-        .expect("delivered");
+        .expect("delivered to the node's owner");
     assert_eq!(from, node("7"));
     assert_eq!(event, switched(0, 1));
+    assert_eq!(
+        next_notification(&mut bob_events, Duration::from_millis(300)).await,
+        None,
+        "the gateway's owner is not the node's"
+    );
+    // A node the gateway did not add; an event the node's model does not declare.
+    let e = gateway
+        .request(notify_from("8", switched(0, 1)), T)
+        .await
+        .unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::ItemNotFound));
+    let storm = Element::bare("storm", "urn:example:weather");
+    let e = gateway
+        .request(notify_from("7", storm), T)
+        .await
+        .unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::NotAcceptable));
     // Node 0 is the gateway itself, which speaks as itself.
-    iq.from = Some(node("00"));
-    let e = gateway.request(iq, T).await.unwrap_err();
+    let e = gateway
+        .request(notify_from("00", switched(0, 1)), T)
+        .await
+        .unwrap_err();
     assert_eq!(condition(&e), Some(DefinedCondition::BadRequest));
+    drop(bob);
 }
 
 lithos_testkit::in_both_formats!(flow, followers);

@@ -380,21 +380,26 @@ impl ReportModule {
                 .map_err(|_| internal_error("the report writer stopped"));
         }
         let r = Report::from_element(payload.clone())?;
-        // The edge thing's data must be declared by its model (a gateway checks its nodes').
-        if !lithos_tuxp_things::is_lan_node(&node) {
-            let declared =
-                lithos_tuxp_things::model(&record.model).is_some_and(|m| m.declares_data(&r.data));
-            if !declared {
-                return Err(StanzaError::explained(
-                    DefinedCondition::NotAcceptable,
-                    format!(
-                        "model {} does not report <{}/> in {}",
-                        record.model,
-                        r.data.name(),
-                        r.data.ns()
-                    ),
-                ));
-            }
+        // The data must be declared by the model of the thing, or of the LAN node the
+        // gateway speaks for (a node the gateway added).
+        let model = if lithos_tuxp_things::is_lan_node(&node) {
+            Registry::of(server)
+                .subject(&record, Some(&node))
+                .await?
+                .model
+        } else {
+            record.model.clone()
+        };
+        let declared = lithos_tuxp_things::model(&model).is_some_and(|m| m.declares_data(&r.data));
+        if !declared {
+            return Err(StanzaError::explained(
+                DefinedCondition::NotAcceptable,
+                format!(
+                    "model {model} does not report <{}/> in {}",
+                    r.data.name(),
+                    r.data.ns()
+                ),
+            ));
         }
         let qos = r.qos;
         let new = NewReport {

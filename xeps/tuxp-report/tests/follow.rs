@@ -25,6 +25,7 @@ const WEATHER_STATION: ThingModel = ThingModel {
         Protocol::new(WEATHER, "temperature"),
         Protocol::new(WEATHER, "humidity"),
     ],
+    concentrator: false,
 };
 
 lithos_core::extension! { model: WEATHER_STATION }

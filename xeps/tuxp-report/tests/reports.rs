@@ -270,19 +270,25 @@ async fn history_pages_and_ranges() {
 async fn for_lan_nodes(format: WireFormat) {
     let s = things::start("").await;
     let (alice, _ae) = s.user("alice", format).await;
-    let gateway = reporter(&s, &alice, "0000000D", format).await;
-    let addr = jid("str-01-0000000d@localhost");
+    let gateway =
+        things::gateway_with_node(&s, &alice, &alice, "0000000D", "STR-01-0000000F", 5, format)
+            .await;
+    let gw = gateway.jid().local().unwrap().to_string();
+    let addr = jid(&format!("{gw}@localhost"));
     let from_node = |node: &str, v: u32| {
         let mut iq = Iq::set("", Report::new(celsius(v), Qos::AtLeastOnce).into_element());
-        iq.from = Some(jid(&format!("str-01-0000000d@localhost/{node}")));
+        iq.from = Some(jid(&format!("{gw}@localhost/{node}")));
         iq
     };
-    // The gateway (resource 0) reports for its node 5.
+    // The gateway (resource 0) reports for its node 5, a temperature reporter.
     gateway.request(from_node("5", 50), T).await.unwrap();
     let latest = alice.latest_reports(addr.clone(), T).await.unwrap();
     assert_eq!(latest.len(), 1);
     assert_eq!(latest[0].node, "5");
     assert_eq!(latest[0].data, celsius(50));
+    // A node it did not add.
+    let e = gateway.request(from_node("6", 1), T).await.unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::ItemNotFound));
     // Not a LAN id.
     for bad in ["05", "256", "0x", "lamp"] {
         let e = gateway.request(from_node(bad, 1), T).await.unwrap_err();

@@ -12,6 +12,7 @@ use crate::model::ThingModel;
 ///     actions: &[Protocol::new("urn:example:lamp", "on")],
 ///     events: &[],
 ///     data: &[],
+///     concentrator: false,
 /// };
 /// let id = ThingId::parse_with("DOC-LAMP-0A1B2C3D", &[&LAMP]).unwrap();
 /// assert_eq!(id.model().name, "DOC-LAMP");
@@ -105,6 +106,7 @@ mod tests {
         actions: &[],
         events: &[],
         data: &[],
+        concentrator: false,
     };
     static SL01: ThingModel = ThingModel {
         name: "SL-01",
@@ -112,6 +114,7 @@ mod tests {
         actions: &[Protocol::new("urn:x", "flash")],
         events: &[],
         data: &[],
+        concentrator: false,
     };
 
     #[test]

@@ -8,12 +8,15 @@
 //!   that defines it through `inventory`; the server refuses what a model does not declare.
 //! - With the `server` feature, [`Registry`]: registered things, their owners (the operator
 //!   who authorized each registration), pending authorizations, and execution grants, in the
-//!   server's database.
+//!   server's database; and the LAN nodes behind concentrators ([`NodeRecord`]), each a
+//!   thing with an owner, reached at `<gateway>/<lan-id>`.
 
 mod id;
 mod model;
 #[cfg(feature = "server")]
 mod node;
+#[cfg(feature = "server")]
+mod nodes;
 #[cfg(feature = "server")]
 mod registry;
 
@@ -21,6 +24,8 @@ pub use id::{ThingId, ThingIdError};
 pub use model::{Protocol, ThingModel, key_of, model, models};
 #[cfg(feature = "server")]
 pub use node::{is_lan_node, refuse, speaker};
+#[cfg(feature = "server")]
+pub use nodes::{MAX_NODES_PER_GATEWAY, NodeRecord, Subject};
 #[cfg(feature = "server")]
 pub use registry::{
     AccessChange, Authorization, PendingAuthorization, Registry, RegistryError, ThingCache,

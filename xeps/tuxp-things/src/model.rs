@@ -43,6 +43,7 @@ pub fn key_of(el: &lithos_core::Element) -> String {
 ///         actions: &[Protocol::new("urn:example:lamp", "on"), Protocol::new("urn:example:lamp", "off")],
 ///         events: &[],
 ///         data: &[],
+///         concentrator: false,
 ///     },
 /// }
 /// assert!(lithos_tuxp_things::model("DOC-01").is_some());
@@ -59,6 +60,10 @@ pub struct ThingModel {
     pub events: &'static [Protocol],
     /// Data it reports.
     pub data: &'static [Protocol],
+    /// Whether its things are concentrators (gateways): edge things with LAN nodes behind
+    /// them (`gateway/1` to `gateway/255`), added with `add-node`
+    /// (`urn:leps:tuxp:concentrator`).
+    pub concentrator: bool,
 }
 
 impl ThingModel {

@@ -53,6 +53,20 @@ pub(crate) const SCHEMA: ModuleSchema = ModuleSchema {
          CREATE INDEX things_grants_by_account ON things_grants (account);
          CREATE INDEX things_follows_by_follower ON things_follows (follower);
          CREATE INDEX things_authorizations_by_authorizer ON things_authorizations (authorizer);",
+        // 4: LAN nodes behind concentrators (reference §3.5): each a thing with an owner,
+        // reached at `<gateway>/<lan-id>`.
+        "CREATE TABLE things_nodes (
+            gateway TEXT NOT NULL,
+            lan_id INTEGER NOT NULL,
+            thing_id TEXT NOT NULL UNIQUE,
+            model TEXT NOT NULL,
+            net TEXT NOT NULL,
+            address TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            added_ms INTEGER NOT NULL,
+            PRIMARY KEY (gateway, lan_id)
+         );
+         CREATE INDEX things_nodes_by_owner ON things_nodes (owner);",
     ],
     account_deleted: &[
         // The account is a thing: it leaves the registry, with who may command and follow
@@ -80,6 +94,16 @@ pub(crate) const SCHEMA: ModuleSchema = ModuleSchema {
         "DELETE FROM things_grants WHERE account = ?1",
         "DELETE FROM things_follows WHERE follower = ?2",
         "UPDATE things_authorizations SET canceled = 1 WHERE authorizer = ?1 AND canceled = 0",
+        // A gateway's account: its nodes leave with it (and what was granted on them).
+        "DELETE FROM things_grants WHERE thing_id IN
+            (SELECT thing_id FROM things_nodes WHERE gateway = ?1)",
+        "DELETE FROM things_follows WHERE thing_id IN
+            (SELECT thing_id FROM things_nodes WHERE gateway = ?1)",
+        "DELETE FROM things_nodes WHERE gateway = ?1",
+        // Nodes it owned become unowned, as its things do.
+        "DELETE FROM things_grants WHERE thing_id IN
+            (SELECT thing_id FROM things_nodes WHERE owner = ?1)",
+        "UPDATE things_nodes SET owner = '' WHERE owner = ?1",
     ],
 };
 
@@ -160,6 +184,9 @@ pub enum RegistryError {
     /// The thing is already registered.
     #[error("the thing is already registered")]
     AlreadyRegistered,
+    /// The gateway already has a node with that LAN id.
+    #[error("the gateway already has a node with that LAN id")]
+    LanIdTaken,
     /// No such registered thing.
     #[error("no such thing")]
     NotFound,
@@ -346,7 +373,7 @@ impl Registry {
     }
 
     /// Runs `f` on the database; its own errors pass through.
-    async fn run<T: Send + 'static>(
+    pub(crate) async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut lithos_server::storage::rusqlite::Connection) -> R<T> + Send + 'static,
     ) -> R<T> {
@@ -747,10 +774,16 @@ impl Registry {
 
     /// Whether `account` may command `thing`: its owner, or an account the owner granted.
     pub async fn may_execute(&self, thing: &ThingRecord, account: &str) -> R<bool> {
-        if thing.owner == account {
+        self.may_command(&thing.thing_id, &thing.owner, account)
+            .await
+    }
+
+    /// Whether `account` may command the thing (or LAN node) `thing_id` owned by `owner`.
+    pub async fn may_command(&self, thing_id: &str, owner: &str, account: &str) -> R<bool> {
+        if !owner.is_empty() && owner == account {
             return Ok(true);
         }
-        let (id, acct) = (thing.thing_id.clone(), account.to_string());
+        let (id, acct) = (thing_id.to_string(), account.to_string());
         self.run(move |c| {
             Ok(c.query_row(
                 "SELECT 1 FROM things_grants WHERE thing_id = ?1 AND account = ?2",

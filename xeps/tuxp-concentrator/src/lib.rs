@@ -1,0 +1,201 @@
+//! # lithos-tuxp-concentrator
+//!
+//! Concentrators (Lithosphere reference §3.5), `urn:leps:tuxp:concentrator`: a gateway is an
+//! edge thing whose model is a concentrator; the LAN nodes behind it (LoRa or BLE devices,
+//! LAN ids 1 to 255) are things too, each with an id, a model and an owner, reached at
+//! `<gateway>@<domain>/<lan-id>` through the gateway's edge session.
+//!
+//! ## Wire form
+//!
+//! The gateway adds a node an operator authorized (the node's registration code is the key
+//! the operator gave; the operator becomes the node's owner):
+//!
+//! ```xml
+//! <iq type="set" to="example.com" id="a1">
+//!   <add-node xmlns="urn:leps:tuxp:concentrator" thing-id="SL-01-0B0B0B05"
+//!             registration-code="…" lan-id="5" communication-net="LORA"
+//!             address="la$0,5:23"/>
+//! </iq>
+//!
+//! <iq type="result" id="a1">
+//!   <node-added xmlns="urn:leps:tuxp:concentrator" concentrator-thing-name="lgw-01-0a0a0a0a"
+//!               node-thing-id="SL-01-0B0B0B05" lan-id="5" model="SL-01"
+//!               addition-time="2026-12-07T15:00:00.000Z"/>
+//! </iq>
+//! ```
+//!
+//! Refused, in the reference's order: the sender is no registered thing (`item-not-found`)
+//! or not a concentrator (`service-unavailable`); a LAN id out of 1–255 or another net than
+//! `LORA`/`BLE` (`bad-request`); the LAN id or the node's thing id taken (`conflict`); a
+//! thing id of no known model, or no valid authorization for it with that registration
+//! code (`not-acceptable`). `<pull-nodes/>` (get) answers the gateway's nodes as
+//! `<node lan-id thing-id model communication-net address/>` children, which a gateway
+//! restarting syncs from; `<remove-node lan-id="5"/>` (set) removes one (`item-not-found`
+//! if there is none).
+//!
+//! Executions for `gateway/<lan-id>` are checked against **the node's** owner, grants and
+//! model (`lithos-tuxp-execution`).
+
+#![forbid(unsafe_code)]
+
+use lithos_core::{AttrValue, Payload};
+
+#[cfg(feature = "client")]
+mod client;
+#[cfg(feature = "server")]
+mod server;
+
+#[cfg(feature = "client")]
+pub use client::{ConcentratorError, ConcentratorExt};
+
+/// The namespace.
+pub const NS: &str = "urn:leps:tuxp:concentrator";
+
+/// BXMPP table: Lithosphere's `F8 05` codes (00–0A), then Lithos's (0B–12) for the names the
+/// reference's protocol uses and its tables lack.
+pub const BXMPP_TABLE: &str = include_str!("../tables/tuxp-concentrator.props");
+
+#[cfg(feature = "server")]
+lithos_core::extension! { table: BXMPP_TABLE, server: [server::MODULE] }
+#[cfg(not(feature = "server"))]
+lithos_core::extension! { table: BXMPP_TABLE }
+
+/// How a node is reached from its gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, AttrValue)]
+pub enum CommunicationNet {
+    /// LoRa (an AS32-style radio address, `la$<high>,<low>:<channel>`).
+    #[payload(value = "LORA")]
+    Lora,
+    /// Bluetooth Low Energy.
+    #[payload(value = "BLE")]
+    Ble,
+}
+
+impl CommunicationNet {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommunicationNet::Lora => "LORA",
+            CommunicationNet::Ble => "BLE",
+        }
+    }
+}
+
+fn lan_id_ok(id: &u8) -> bool {
+    *id >= 1
+}
+
+fn not_empty(v: &str) -> bool {
+    !v.is_empty() && v.len() <= 64
+}
+
+/// `<add-node/>`: the gateway adds a node.
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "add-node")]
+pub struct AddNode {
+    /// The node's thing id.
+    #[payload(attr, check = not_empty)]
+    pub thing_id: String,
+    /// The key the operator authorized the node with.
+    #[payload(attr, check = not_empty)]
+    pub registration_code: String,
+    /// Its LAN id behind the gateway, 1 to 255.
+    #[payload(attr, check = lan_id_ok)]
+    pub lan_id: u8,
+    /// How the gateway reaches it.
+    #[payload(attr)]
+    pub communication_net: CommunicationNet,
+    /// Its address on that net.
+    #[payload(attr, check = not_empty)]
+    pub address: String,
+}
+
+/// `<node-added/>`: the answer to an added node.
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "node-added")]
+pub struct NodeAdded {
+    /// The gateway's thing name.
+    #[payload(attr)]
+    pub concentrator_thing_name: String,
+    /// The node's thing id.
+    #[payload(attr)]
+    pub node_thing_id: String,
+    /// Its LAN id.
+    #[payload(attr)]
+    pub lan_id: u8,
+    /// Its model.
+    #[payload(attr)]
+    pub model: String,
+    /// When it was added.
+    #[payload(attr = "addition-time", with = lithos_core::datetime)]
+    pub addition_ms: i64,
+}
+
+/// A node, in `<pull-nodes/>` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "node")]
+pub struct Node {
+    /// Its LAN id.
+    #[payload(attr, check = lan_id_ok)]
+    pub lan_id: u8,
+    /// Its thing id.
+    #[payload(attr)]
+    pub thing_id: String,
+    /// Its model.
+    #[payload(attr)]
+    pub model: String,
+    /// How the gateway reaches it.
+    #[payload(attr)]
+    pub communication_net: CommunicationNet,
+    /// Its address on that net.
+    #[payload(attr)]
+    pub address: String,
+}
+
+/// `<pull-nodes/>` (get): the gateway's nodes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "pull-nodes")]
+pub struct PullNodes {
+    /// In the answer: the nodes, by LAN id.
+    #[payload(child)]
+    pub nodes: Vec<Node>,
+}
+
+/// `<remove-node/>` (set): the gateway removes a node.
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "remove-node")]
+pub struct RemoveNode {
+    /// Its LAN id.
+    #[payload(attr, check = lan_id_ok)]
+    pub lan_id: u8,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lithos_core::Element;
+
+    #[test]
+    fn add_node_reads_strictly() {
+        let ok = Element::parse(
+            "<add-node xmlns='urn:leps:tuxp:concentrator' thing-id='SL-01-0B0B0B05' \
+             registration-code='K' lan-id='5' communication-net='LORA' address='la$0,5:23'/>",
+        )
+        .unwrap();
+        let a = AddNode::from_element(ok.clone()).unwrap();
+        assert_eq!((a.lan_id, a.communication_net), (5, CommunicationNet::Lora));
+        assert_eq!(AddNode::from_element(a.clone().into_element()).unwrap(), a);
+        for (attr, bad) in [
+            ("lan-id", "0"),
+            ("lan-id", "256"),
+            ("communication-net", "WIFI"),
+        ] {
+            let mut el = ok.clone();
+            el.set_attr(attr, bad);
+            assert!(AddNode::from_element(el).is_err(), "{attr}={bad}");
+        }
+        let mut el = ok;
+        el.remove_attr("registration-code");
+        assert!(AddNode::from_element(el).is_err());
+    }
+}

@@ -1,0 +1,296 @@
+//! LAN nodes behind concentrators (reference §3.5): each is a thing with an id, a model and
+//! an owner, but no account of its own; it is reached at `<gateway>@<domain>/<lan-id>`, and
+//! the gateway's edge session speaks for it. The concentrator protocol
+//! (`lithos-tuxp-concentrator`) adds and removes them; execution, notification and report
+//! checks read them here.
+
+use lithos_server::storage::rusqlite::{OptionalExtension, params};
+
+use crate::now_ms;
+use crate::registry::{Registry, RegistryError};
+
+/// A LAN node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// The concentrator's thing name (its account's local part).
+    pub gateway: String,
+    /// Its LAN id behind the gateway, 1 to 255.
+    pub lan_id: u8,
+    /// Its thing id (`<MODEL>-<8 characters>`).
+    pub thing_id: String,
+    /// Its model's name.
+    pub model: String,
+    /// The communication net (`LORA` or `BLE`).
+    pub net: String,
+    /// Its address on that net, as the gateway gave it (`la$0,5:23` for LoRa).
+    pub address: String,
+    /// Its owner's account name (the operator who authorized it); empty once that account
+    /// is deleted.
+    pub owner: String,
+    /// When it was added, in milliseconds since the Unix epoch.
+    pub added_ms: i64,
+}
+
+/// LAN nodes one gateway may have: LAN ids 1 to 255.
+pub const MAX_NODES_PER_GATEWAY: usize = 255;
+
+const NODE: &str =
+    "SELECT gateway, lan_id, thing_id, model, net, address, owner, added_ms FROM things_nodes";
+
+fn node(
+    r: &lithos_server::storage::rusqlite::Row<'_>,
+) -> lithos_server::storage::rusqlite::Result<NodeRecord> {
+    Ok(NodeRecord {
+        gateway: r.get(0)?,
+        lan_id: r.get(1)?,
+        thing_id: r.get(2)?,
+        model: r.get(3)?,
+        net: r.get(4)?,
+        address: r.get(5)?,
+        owner: r.get(6)?,
+        added_ms: r.get(7)?,
+    })
+}
+
+type R<T> = Result<T, RegistryError>;
+
+/// What a TUXP stanza to or from `<thing>/<resource>` is about: the thing itself (resource
+/// `0`, or none), or the LAN node behind it. Its owner, grants and model decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    /// The thing's or node's id (grants and follows are kept by it).
+    pub thing_id: String,
+    /// Its owner (empty when unowned).
+    pub owner: String,
+    /// Its model's name.
+    pub model: String,
+    /// The LAN id, for a node.
+    pub lan_id: Option<u8>,
+}
+
+impl Subject {
+    /// Its model, if linked into this program.
+    pub fn model(&self) -> Option<&'static crate::ThingModel> {
+        crate::model(&self.model)
+    }
+}
+
+impl Registry {
+    /// What `<thing>/<resource>` is about: `thing` for resource `0` (or none), else the LAN
+    /// node with that id behind it. `item-not-found` for a resource that is no LAN id
+    /// (`1`–`255`, written plainly) or a node the gateway has not added.
+    pub async fn subject(
+        &self,
+        thing: &crate::ThingRecord,
+        resource: Option<&str>,
+    ) -> Result<Subject, lithos_core::stanza::StanzaError> {
+        use lithos_core::stanza::{DefinedCondition, StanzaError};
+        let node = match resource {
+            None | Some(crate::EDGE_RESOURCE) => {
+                return Ok(Subject {
+                    thing_id: thing.thing_id.clone(),
+                    owner: thing.owner.clone(),
+                    model: thing.model.clone(),
+                    lan_id: None,
+                });
+            }
+            Some(r) => match r
+                .parse::<u8>()
+                .ok()
+                .filter(|n| *n >= 1 && n.to_string() == r)
+            {
+                Some(id) => self
+                    .node(&thing.thing_name, id)
+                    .await
+                    .map_err(lithos_server::module::internal_error)?,
+                None => None,
+            },
+        };
+        let Some(n) = node else {
+            return Err(StanzaError::explained(
+                DefinedCondition::ItemNotFound,
+                "no such node behind this gateway (a gateway adds its nodes with add-node)",
+            ));
+        };
+        Ok(Subject {
+            thing_id: n.thing_id,
+            owner: n.owner,
+            model: n.model,
+            lan_id: Some(n.lan_id),
+        })
+    }
+
+    /// Adds a node, consuming the authorization `authorization` it was added with (so that
+    /// it serves once). `LanIdTaken` if the gateway has a node with that LAN id,
+    /// `AlreadyRegistered` if the thing id is a node or a registered thing already.
+    pub async fn add_node(&self, mut n: NodeRecord, authorization: i64) -> R<NodeRecord> {
+        n.added_ms = now_ms();
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let taken: bool = tx
+                .query_row(
+                    "SELECT 1 FROM things_nodes WHERE gateway = ?1 AND lan_id = ?2",
+                    params![n.gateway, n.lan_id],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if taken {
+                return Err(RegistryError::LanIdTaken);
+            }
+            let known: bool = tx
+                .query_row(
+                    "SELECT 1 FROM things_nodes WHERE thing_id = ?1
+                     UNION ALL SELECT 1 FROM things_registered WHERE thing_id = ?1",
+                    params![n.thing_id],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if known {
+                return Err(RegistryError::AlreadyRegistered);
+            }
+            tx.execute(
+                "INSERT INTO things_nodes
+                    (gateway, lan_id, thing_id, model, net, address, owner, added_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    n.gateway, n.lan_id, n.thing_id, n.model, n.net, n.address, n.owner, n.added_ms
+                ],
+            )?;
+            tx.execute(
+                "UPDATE things_authorizations SET canceled = 1 WHERE id = ?1",
+                params![authorization],
+            )?;
+            tx.commit()?;
+            Ok(n)
+        })
+        .await
+    }
+
+    /// The node `lan_id` behind the gateway named `gateway`.
+    pub async fn node(&self, gateway: &str, lan_id: u8) -> R<Option<NodeRecord>> {
+        let g = gateway.to_string();
+        self.run(move |c| {
+            Ok(c.query_row(
+                &format!("{NODE} WHERE gateway = ?1 AND lan_id = ?2"),
+                params![g, lan_id],
+                node,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    /// The node with this thing id.
+    pub async fn node_by_id(&self, thing_id: &str) -> R<Option<NodeRecord>> {
+        let id = thing_id.to_string();
+        self.run(move |c| {
+            Ok(
+                c.query_row(&format!("{NODE} WHERE thing_id = ?1"), params![id], node)
+                    .optional()?,
+            )
+        })
+        .await
+    }
+
+    /// The nodes behind `gateway`, by LAN id.
+    pub async fn nodes_of(&self, gateway: &str) -> R<Vec<NodeRecord>> {
+        let g = gateway.to_string();
+        self.run(move |c| {
+            let mut st = c.prepare(&format!("{NODE} WHERE gateway = ?1 ORDER BY lan_id"))?;
+            let rows = st.query_map(params![g], node)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Removes the node `lan_id` behind `gateway` with the grants and follows on it; the
+    /// node removed, if there was one.
+    pub async fn remove_node(&self, gateway: &str, lan_id: u8) -> R<Option<NodeRecord>> {
+        let g = gateway.to_string();
+        let removed = self
+            .run(move |c| {
+                let tx = c.transaction()?;
+                let n = tx
+                    .query_row(
+                        &format!("{NODE} WHERE gateway = ?1 AND lan_id = ?2"),
+                        params![g, lan_id],
+                        node,
+                    )
+                    .optional()?;
+                if let Some(n) = &n {
+                    for sql in [
+                        "DELETE FROM things_grants WHERE thing_id = ?1",
+                        "DELETE FROM things_follows WHERE thing_id = ?1",
+                        "DELETE FROM things_nodes WHERE thing_id = ?1",
+                    ] {
+                        tx.execute(sql, params![n.thing_id])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(n)
+            })
+            .await?;
+        if let Some(n) = &removed {
+            crate::registry::access_changed(crate::registry::AccessChange::Thing(
+                n.thing_id.clone(),
+            ));
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lithos_server::storage::SqliteStore;
+
+    fn node_rec(lan_id: u8, id: &str) -> NodeRecord {
+        NodeRecord {
+            gateway: "lgw-01-0a0a0a0a".into(),
+            lan_id,
+            thing_id: id.into(),
+            model: "SL-01".into(),
+            net: "LORA".into(),
+            address: format!("la$0,{lan_id}:23"),
+            owner: "alice".into(),
+            added_ms: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn nodes_are_added_once_by_lan_id_and_thing_id_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Registry::new(SqliteStore::open(&dir.path().join("db.sqlite")).unwrap());
+        let a = node_rec(5, "SL-01-0B0B0B05");
+        let added = r.add_node(a.clone(), 0).await.unwrap();
+        assert!(added.added_ms > 0);
+        assert_eq!(
+            r.add_node(node_rec(5, "SL-01-0B0B0B06"), 0).await,
+            Err(RegistryError::LanIdTaken)
+        );
+        assert_eq!(
+            r.add_node(node_rec(6, "SL-01-0B0B0B05"), 0).await,
+            Err(RegistryError::AlreadyRegistered)
+        );
+        r.add_node(node_rec(6, "SL-01-0B0B0B06"), 0).await.unwrap();
+        let got = r.node("lgw-01-0a0a0a0a", 5).await.unwrap().unwrap();
+        assert_eq!((got.thing_id.as_str(), got.lan_id), ("SL-01-0B0B0B05", 5));
+        assert_eq!(
+            r.node_by_id("SL-01-0B0B0B06")
+                .await
+                .unwrap()
+                .unwrap()
+                .lan_id,
+            6
+        );
+        let all = r.nodes_of("lgw-01-0a0a0a0a").await.unwrap();
+        assert_eq!(all.iter().map(|n| n.lan_id).collect::<Vec<_>>(), [5, 6]);
+        assert!(r.may_command(&a.thing_id, &a.owner, "alice").await.unwrap());
+        assert!(!r.may_command(&a.thing_id, &a.owner, "bob").await.unwrap());
+        assert!(r.remove_node("lgw-01-0a0a0a0a", 5).await.unwrap().is_some());
+        assert!(r.remove_node("lgw-01-0a0a0a0a", 5).await.unwrap().is_none());
+        assert!(r.node("lgw-01-0a0a0a0a", 5).await.unwrap().is_none());
+    }
+}
