@@ -183,3 +183,38 @@ pub fn bxmpp_to_xml(data: &[u8]) {
         }
     }
 }
+
+/// A LAN frame from a node (issue 16: what a gateway reads off the radio) on arbitrary bytes:
+/// decoding never panics; a protocol it reads encodes again as a LAN frame and decodes back
+/// equal; every attribute that reads as a
+/// trace id reads back from its own value, and the first five bytes as a trace id keep their
+/// LAN id and kind through `answer`.
+pub fn lan_frame(data: &[u8]) {
+    use crate::binary::lan::{LanFrame, TraceId, TraceKind};
+    let vocab = Vocabulary::global();
+    if let Ok(el) = LanFrame::from_bytes(data.to_vec()).decode(&vocab) {
+        let frame = LanFrame::encode(&vocab, &el)
+            .unwrap_or_else(|e| panic!("a decoded protocol does not encode: {e}: {el}"));
+        let back = frame
+            .decode(&vocab)
+            .unwrap_or_else(|e| panic!("a frame it wrote does not decode: {e}: {el}"));
+        assert_eq!(back, el);
+        for a in el.attrs() {
+            if let Ok(t) = TraceId::from_value(a.value()) {
+                assert_eq!(TraceId::from_value(&t.to_value()), Ok(t));
+            }
+        }
+    }
+    if let Some(b) = data.get(..5) {
+        let mut five = [0u8; 5];
+        five.copy_from_slice(b);
+        if let Ok(t) = TraceId::from_bytes(five) {
+            assert_eq!(TraceId::from_bytes(t.0), Ok(t));
+            for kind in [TraceKind::Response, TraceKind::Error] {
+                let a = t.answer(kind);
+                assert_eq!((a.lan_id(), a.kind()), (t.lan_id(), kind));
+                assert!(a.matches(&t));
+            }
+        }
+    }
+}

@@ -57,3 +57,8 @@ fn bxmpp_stream_regressions() {
 fn bxmpp_to_xml_regressions() {
     assert!(replay("bxmpp_to_xml", lithos_core::fuzzing::bxmpp_to_xml) >= 1);
 }
+
+#[test]
+fn lan_frame_regressions() {
+    replay("lan_frame", lithos_core::fuzzing::lan_frame);
+}

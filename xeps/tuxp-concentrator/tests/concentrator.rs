@@ -1,8 +1,8 @@
 //! Concentrators against a real server, in XML and in BXMPP: a gateway adds a node an
 //! operator authorized (and only such a node, once, at a free LAN id), lists and removes
-//! it; executions for `gateway/<lan-id>` are authorized against the node's owner and model
-//! and reach the gateway's edge session; a thing that is no concentrator, or an account
-//! that is no thing, has no nodes.
+//! it; executions for `gateway/<lan-id>` are authorized against the node's owner, the grants
+//! its owner gives and its model, and reach the gateway's edge session; a thing that is no
+//! concentrator, or an account that is no thing, has no nodes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -152,10 +152,47 @@ async fn nodes_behind_a_gateway(format: WireFormat) {
         .await
         .unwrap_err();
     assert_eq!(condition(&e), Some(DefinedCondition::ItemNotFound));
+    // The node's owner grants bob: bob commands the node (not the gateway).
+    alice
+        .set_grant(
+            "SL-01-0B0B0B05",
+            Jid::new("bob@localhost").unwrap(),
+            false,
+            T,
+        )
+        .await
+        .unwrap();
+    executed(&bob, node_jid(&gw, 5), flash()).await.unwrap();
+    assert_eq!(flashes.load(Ordering::SeqCst), 2);
+    let e = bob
+        .set_grant(
+            "SL-01-0B0B0B05",
+            Jid::new("bob@localhost").unwrap(),
+            true,
+            T,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        condition(&e),
+        Some(DefinedCondition::Forbidden),
+        "only the owner revokes"
+    );
+    alice
+        .set_grant(
+            "SL-01-0B0B0B05",
+            Jid::new("bob@localhost").unwrap(),
+            true,
+            T,
+        )
+        .await
+        .unwrap();
+    let e = executed(&bob, node_jid(&gw, 5), flash()).await.unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
     let photo = Element::bare("take-photo", lithos_things_demo::camera::NS);
     let e = executed(&alice, node_jid(&gw, 5), photo).await.unwrap_err();
     assert_eq!(condition(&e), Some(DefinedCondition::ServiceUnavailable));
-    assert_eq!(flashes.load(Ordering::SeqCst), 1);
+    assert_eq!(flashes.load(Ordering::SeqCst), 2);
 
     // Removed: gone, and its commands with it.
     gw.remove_node(5, T).await.unwrap();

@@ -191,13 +191,22 @@ impl Operator {
             return Err(StanzaError::new(DefinedCondition::Forbidden));
         };
         let registry = Registry::of(server);
-        let Some(thing) = registry.by_id(&g.thing_id).await.map_err(internal_error)? else {
+        // A registered thing, or a LAN node behind a gateway: each has its owner.
+        let owner = match registry.by_id(&g.thing_id).await.map_err(internal_error)? {
+            Some(thing) => Some(thing.owner),
+            None => registry
+                .node_by_id(&g.thing_id)
+                .await
+                .map_err(internal_error)?
+                .map(|n| n.owner),
+        };
+        let Some(owner) = owner else {
             return Err(StanzaError::explained(
                 DefinedCondition::ItemNotFound,
                 "no such thing",
             ));
         };
-        if thing.owner != who {
+        if owner != who {
             return Err(StanzaError::explained(
                 DefinedCondition::Forbidden,
                 "only the thing's owner grants or revokes",

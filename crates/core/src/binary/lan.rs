@@ -206,6 +206,33 @@ fn kind_bits(k: TraceKind) -> u8 {
     }
 }
 
+/// Raw bytes in an attribute: BXMPP carries them marked `FB` (no text escaping beyond its
+/// own); their XML form is Basalt's `$B[base64]`. LoRa-DAC addresses, for one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RawBytes(pub Vec<u8>);
+
+impl crate::payload::AttrValue for RawBytes {
+    fn parse_attr(s: &bytestring::ByteString) -> Option<Self> {
+        raw_bytes(s).map(RawBytes)
+    }
+    fn into_attr(self) -> bytestring::ByteString {
+        use base64::Engine;
+        bytestring::ByteString::from(format!(
+            "$B[{}]",
+            base64::engine::general_purpose::STANDARD.encode(self.0)
+        ))
+    }
+}
+
+impl crate::payload::AttrValue for TraceId {
+    fn parse_attr(s: &bytestring::ByteString) -> Option<Self> {
+        TraceId::from_value(s).ok()
+    }
+    fn into_attr(self) -> bytestring::ByteString {
+        bytestring::ByteString::from(self.to_value())
+    }
+}
+
 /// A LoRa address: high and low address bytes and a channel (0..=31); text form
 /// `la$<high>,<low>:<channel>` in decimal.
 ///
