@@ -1,0 +1,15 @@
+//! # lithos-gateway
+//!
+//! What a LoRa gateway does between XMPP and its LAN (Lithosphere reference §3.3, §6): an
+//! execution for `gateway/<lan-id>` becomes a `lan-execution` frame carrying a fresh trace id
+//! ([`lan::LanExecution`]), remembered with its deadline ([`traces::Traces`]); the node's
+//! `lan-answer` ([`lan::LanAnswer`]) becomes the iq result, or the stanza error its error
+//! number maps to ([`lan::condition_of`]); a deadline that passes first becomes
+//! `remote-server-timeout`, and a late answer is dropped. This first part holds those
+//! translations and the bookkeeping, with no I/O; the runtime on `lithos-client` and the
+//! radio (`lithos-lora-sim`, a serial port) build on it.
+
+#![forbid(unsafe_code)]
+
+pub mod lan;
+pub mod traces;
