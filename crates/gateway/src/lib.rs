@@ -5,11 +5,12 @@
 //! ([`lan::LanExecution`]), remembered with its deadline ([`traces::Traces`]); the node's
 //! `lan-answer` ([`lan::LanAnswer`]) becomes the iq result, or the stanza error its error
 //! number maps to ([`lan::condition_of`]); a deadline that passes first becomes
-//! `remote-server-timeout`, and a late answer is dropped. This first part holds those
-//! translations and the bookkeeping, with no I/O; the runtime on `lithos-client` and the
-//! radio (`lithos-lora-sim`, a serial port) build on it.
+//! `remote-server-timeout`, and a late answer is dropped. [`router::LanRouter`] does this for
+//! a gateway's thing runtime (`ThingRuntime::lan_nodes`) over any [`router::Link`]: a
+//! simulated radio (`lithos-lora-sim`) in tests, a LoRa module in a gateway.
 
 #![forbid(unsafe_code)]
 
 pub mod lan;
+pub mod router;
 pub mod traces;

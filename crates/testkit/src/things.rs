@@ -104,10 +104,32 @@ pub async fn gateway_with_node(
     lan_id: u8,
     format: WireFormat,
 ) -> Client {
+    gateway_with_node_via(
+        server,
+        operator,
+        node_operator,
+        (serial, node_id, lan_id),
+        format,
+        |r| r,
+    )
+    .await
+}
+
+/// [`gateway_with_node`] with the gateway's runtime set up by `setup` first (a LAN router,
+/// say); `node` is the gateway's serial, the node's thing id and its LAN id.
+pub async fn gateway_with_node_via(
+    server: &TestServer,
+    operator: &Client,
+    node_operator: &Client,
+    node: (&str, &str, u8),
+    format: WireFormat,
+    setup: impl FnOnce(ThingRuntime) -> ThingRuntime,
+) -> Client {
     use lithos_tuxp_concentrator::{AddNode, CommunicationNet, ConcentratorExt};
+    let (serial, node_id, lan_id) = node;
     let id = format!("LGW-01-{serial}");
     operator.authorize_thing(&id, KEY, T).await.unwrap();
-    let (gateway, _events) = runtime(server, &id, format).start().await.unwrap();
+    let (gateway, _events) = setup(runtime(server, &id, format)).start().await.unwrap();
     node_operator
         .authorize_thing(node_id, "NODE-KEY", T)
         .await

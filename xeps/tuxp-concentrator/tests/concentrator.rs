@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use lithos_client::handler::fn_handler;
 use lithos_client::{Client, RequestError};
 use lithos_core::codec::WireFormat;
 use lithos_core::stanza::DefinedCondition;
@@ -14,7 +15,6 @@ use lithos_core::{Element, Jid};
 use lithos_testkit::things::{self, KEY, T, condition};
 use lithos_tuxp_concentrator::{AddNode, CommunicationNet, ConcentratorError, ConcentratorExt};
 use lithos_tuxp_execution::ControllerExt;
-use lithos_tuxp_execution::thing::action_handler;
 use lithos_tuxp_operator::OperatorExt;
 
 const GATEWAY: &str = "LGW-01-0A0A0A01";
@@ -58,19 +58,16 @@ async fn nodes_behind_a_gateway(format: WireFormat) {
     alice.authorize_thing(GATEWAY, KEY, T).await.unwrap();
     let flashes = Arc::new(AtomicUsize::new(0));
     let counter = flashes.clone();
-    // The gateway answers for its nodes (the LAN side is its own business here).
+    // The gateway answers for its nodes (its LAN is lithos-gateway's business: here every
+    // node flashes at once).
     let (gw, _ge) = things::runtime(&s, GATEWAY, format)
-        .on_action(
-            lithos_things_demo::light::NS,
-            "flash",
-            action_handler(move |_| {
-                let counter = counter.clone();
-                async move {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    Ok(None)
-                }
-            }),
-        )
+        .lan_nodes(fn_handler(move |_ctx, _iq| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Ok(None)
+            }
+        }))
         .start()
         .await
         .unwrap();

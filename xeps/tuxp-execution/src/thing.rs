@@ -95,6 +95,8 @@ pub struct ThingRuntime {
     actions: HashMap<(String, String), Arc<dyn ActionHandler>>,
     timeout: Duration,
     reconnect: Option<lithos_client::Reconnect>,
+    /// Executions for the LAN nodes behind a gateway (`to` = `<gateway>/<lan-id>`).
+    lan: Option<Arc<dyn IqHandler>>,
 }
 
 impl std::fmt::Debug for ThingRuntime {
@@ -120,6 +122,7 @@ impl ThingRuntime {
             actions: HashMap::new(),
             timeout: Duration::from_secs(15),
             reconnect: None,
+            lan: None,
         }
     }
     /// Reconnect after a lost connection (off by default). With the server's stream
@@ -151,6 +154,13 @@ impl ThingRuntime {
         self.credentials_file = Some(path.into());
         self
     }
+    /// For a gateway: hands executions addressed to a LAN node (`<gateway>/<lan-id>`, 1 to
+    /// 255) to `handler` (`lithos-gateway`'s LAN router) instead of running them here.
+    pub fn lan_nodes(mut self, handler: Arc<dyn IqHandler>) -> Self {
+        self.lan = Some(handler);
+        self
+    }
+
     /// Runs `handler` for actions `<name xmlns="ns"/>`.
     pub fn on_action(mut self, ns: &str, name: &str, handler: Arc<dyn ActionHandler>) -> Self {
         self.actions
@@ -199,6 +209,7 @@ impl ThingRuntime {
         );
         let dispatcher = Arc::new(Dispatcher {
             actions: self.actions.clone(),
+            lan: self.lan.clone(),
         });
         let (client, events) = self
             .builder(&jid, &creds.credentials)?
@@ -212,14 +223,30 @@ impl ThingRuntime {
     }
 }
 
-/// Answers executions: refuses late ones, runs the handler of the action's type.
+/// Answers executions: refuses late ones, runs the handler of the action's type; a
+/// gateway's LAN nodes' go to its LAN handler.
 struct Dispatcher {
     actions: HashMap<(String, String), Arc<dyn ActionHandler>>,
+    lan: Option<Arc<dyn IqHandler>>,
 }
 
 #[async_trait]
 impl IqHandler for Dispatcher {
-    async fn handle(&self, _ctx: &HandlerContext, request: Iq) -> IqAnswer {
+    async fn handle(&self, ctx: &HandlerContext, request: Iq) -> IqAnswer {
+        let to_node = request
+            .to
+            .as_ref()
+            .and_then(|t| t.resource())
+            .is_some_and(|r| r.parse::<u8>().is_ok_and(|n| n >= 1));
+        if to_node {
+            return match &self.lan {
+                Some(lan) => lan.handle(ctx, request).await,
+                None => Err(StanzaError::explained(
+                    DefinedCondition::ItemNotFound,
+                    "this thing has no LAN nodes",
+                )),
+            };
+        }
         let IqPayload::Set(payload) = request.payload else {
             return Err(StanzaError::new(DefinedCondition::BadRequest));
         };

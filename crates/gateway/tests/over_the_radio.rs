@@ -1,0 +1,160 @@
+//! A controller commands a LoRa node through a real server, a gateway and the simulated
+//! radio: the owner's `flash` reaches the node as a `lan-execution` frame and comes back
+//! *executed*; a node error comes back as its stanza error; a stranger is refused by the
+//! server before anything is sent; a silent node ends in a timeout within the controller's
+//! deadline plus 100 ms, and its late answer changes nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use lithos_client::{Client, RequestError};
+use lithos_core::binary::lan::TraceKind;
+use lithos_core::codec::WireFormat;
+use lithos_core::stanza::DefinedCondition;
+use lithos_core::{Element, Jid};
+use lithos_gateway::lan::{LanAnswer, LanExecution, from_frame, to_frame};
+use lithos_gateway::router::LanRouter;
+use lithos_lora_sim::{Address, Conditions, RadioNetwork};
+use lithos_testkit::things::{self, T, condition};
+use lithos_tuxp_execution::ControllerExt;
+
+/// The gateway's uplink address, where nodes answer.
+const UPLINK: Address = Address::new(0xEF, 0xEF, 0x17);
+/// Node 5's allocated address (`00 <lan-id> 17`).
+const NODE_5: Address = Address::new(0x00, 0x05, 0x17);
+
+/// A mud-like light at `address`: runs `flash` and answers on the uplink, unless `silent`
+/// (then it answers late, after `late`); `repeat="99"` fails with error 503.
+fn light_node(
+    net: &RadioNetwork,
+    address: Address,
+    flashes: Arc<AtomicUsize>,
+    silent: Arc<AtomicBool>,
+    late: Duration,
+) {
+    let mut radio = net.radio(address);
+    tokio::spawn(async move {
+        while let Some(frame) = radio.recv().await {
+            assert!(frame.len() <= lithos_lora_sim::MAX_FRAME);
+            let Some(exec) = from_frame::<LanExecution>(&frame) else {
+                continue;
+            };
+            if silent.load(Ordering::SeqCst) {
+                tokio::time::sleep(late).await;
+            }
+            let error_number = if exec.action.attr("repeat") == Some("99") {
+                Some(503)
+            } else {
+                flashes.fetch_add(1, Ordering::SeqCst);
+                None
+            };
+            let kind = match error_number {
+                Some(_) => TraceKind::Error,
+                None => TraceKind::Response,
+            };
+            let answer = LanAnswer {
+                trace_id: exec.trace_id.answer(kind),
+                error_number,
+            };
+            let f = to_frame(answer).unwrap();
+            radio.send(UPLINK, f.as_bytes()).await.unwrap();
+        }
+    });
+}
+
+fn flash(repeat: &str) -> Element {
+    Element::builder("flash", lithos_things_demo::light::NS)
+        .attr("repeat", repeat.to_string())
+        .build()
+}
+
+async fn execute(
+    c: &Client,
+    to: &Jid,
+    action: Element,
+    deadline: Duration,
+) -> Result<(), RequestError> {
+    c.execute(to.clone(), action, deadline).await.map(|_| ())
+}
+
+async fn a_node_commanded_over_the_radio(format: WireFormat) {
+    let s = things::start("").await;
+    let (alice, _ae) = s.user("alice", format).await;
+    let (bob, _be) = s.user("bob", format).await;
+    let net = RadioNetwork::new(
+        16,
+        Conditions::perfect().delayed(Duration::from_millis(5), Duration::from_millis(5)),
+    );
+    let flashes = Arc::new(AtomicUsize::new(0));
+    let silent = Arc::new(AtomicBool::new(false));
+    light_node(
+        &net,
+        NODE_5,
+        flashes.clone(),
+        silent.clone(),
+        Duration::from_millis(1500),
+    );
+
+    // The gateway: a router sending from its own radio; answers arrive on the uplink.
+    let router = LanRouter::new(Arc::new(net.radio(Address::new(0xEF, 0xEF, 0x16))));
+    router.set_node(5, NODE_5);
+    let mut uplink = net.radio(UPLINK);
+    let r = router.clone();
+    tokio::spawn(async move {
+        while let Some(frame) = uplink.recv().await {
+            r.received(&frame);
+        }
+    });
+    let r = router.clone();
+    let gateway = things::gateway_with_node_via(
+        &s,
+        &alice,
+        &alice,
+        ("0E0E0E01", "SL-01-0E0E0E05", 5),
+        format,
+        move |runtime| runtime.lan_nodes(r),
+    )
+    .await;
+    let node = gateway.jid().to_bare().with_resource("5").unwrap();
+
+    // The owner: executed, over the radio.
+    execute(&alice, &node, flash("3"), T).await.unwrap();
+    assert_eq!(flashes.load(Ordering::SeqCst), 1);
+    // The node's error number, as its stanza error.
+    let e = execute(&alice, &node, flash("99"), T).await.unwrap_err();
+    assert_eq!(
+        condition(&e),
+        Some(DefinedCondition::ServiceUnavailable),
+        "{e:?}"
+    );
+    // A stranger: refused by the server; nothing is sent.
+    let sent = net.stats().sent;
+    let e = execute(&bob, &node, flash("1"), T).await.unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
+    assert_eq!(net.stats().sent, sent);
+
+    // A silent node: a timeout within the deadline plus 100 ms, and its late answer (after
+    // 1.5 s) finds nothing waiting.
+    silent.store(true, Ordering::SeqCst);
+    let deadline = Duration::from_millis(800);
+    let started = Instant::now();
+    let e = execute(&alice, &node, flash("1"), deadline)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(e, RequestError::Timeout)
+            || condition(&e) == Some(DefinedCondition::RemoteServerTimeout),
+        "{e:?}"
+    );
+    assert!(took < deadline + Duration::from_millis(100), "{took:?}");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(router.in_flight(), 0, "the late answer found nothing");
+    // It did run late on the node (the radio cannot stop that; mud has no clock): what the
+    // controller was told stands, and the next command works again.
+    silent.store(false, Ordering::SeqCst);
+    execute(&alice, &node, flash("2"), T).await.unwrap();
+}
+
+lithos_testkit::in_both_formats!(a_node_commanded_over_the_radio);
