@@ -133,6 +133,38 @@ where
     }
 }
 
+/// Types `text` into the element `css` finds.
+async fn type_into(b: &Browser, css: &str, text: &str) {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+/// Clicks the element `css` finds.
+async fn click(b: &Browser, css: &str) {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Clicks the card's `flash` and waits for the outcome's text once its result is no longer
+/// `pending` nor one of `not`.
+async fn flash_outcome(b: &Browser, card: &str, not: &[&str]) -> String {
+    click(b, &format!("{card} button[data-action='flash']")).await;
+    until(Duration::from_secs(10), "flash's outcome", || async {
+        let r = attr(b, &format!("{card} .outcome"), "data-result").await?;
+        (r != "pending" && !not.contains(&r.as_str())).then_some(())?;
+        text(b, &format!("{card} .outcome")).await
+    })
+    .await
+}
+
 /// The text of the first element `css` finds, if any.
 async fn text(b: &Browser, css: &str) -> Option<String> {
     let e = b.find(Locator::Css(css)).await.ok()?;
@@ -177,24 +209,9 @@ async fn the_console_commands_a_light_and_plots_a_thermometer() {
 
     let url = format!("https://localhost:{}/", s.http_addr().port());
     b.goto(&url).await.unwrap();
-    b.find(Locator::Css("#jid"))
-        .await
-        .unwrap()
-        .send_keys("alice@localhost")
-        .await
-        .unwrap();
-    b.find(Locator::Css("#password"))
-        .await
-        .unwrap()
-        .send_keys("alice-password")
-        .await
-        .unwrap();
-    b.find(Locator::Css("#login"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&b, "#jid", "alice@localhost").await;
+    type_into(&b, "#password", "alice-password").await;
+    click(&b, "#login").await;
     let status = until(Duration::from_secs(10), "the login", || async {
         text(&b, "#status")
             .await
@@ -214,18 +231,7 @@ async fn the_console_commands_a_light_and_plots_a_thermometer() {
     assert_eq!(h3, light_id);
 
     // flash: executed, and the light really flashed.
-    b.find(Locator::Css(&format!("{card} button[data-action='flash']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let outcome = until(Duration::from_secs(10), "flash's outcome", || async {
-        let r = attr(&b, &format!("{card} .outcome"), "data-result").await?;
-        (r != "pending").then_some(())?;
-        text(&b, &format!("{card} .outcome")).await
-    })
-    .await;
+    let outcome = flash_outcome(&b, &card, &[]).await;
     assert!(
         outcome.starts_with("flash: executed in ") && outcome.ends_with(" ms"),
         "{outcome}"
@@ -287,24 +293,9 @@ async fn the_console_commands_a_light_and_plots_a_thermometer() {
     );
 
     // The operator authorizes a new thing and sees it pending.
-    b.find(Locator::Css("#auth-thing-id"))
-        .await
-        .unwrap()
-        .send_keys("SL-01-0C0C0C09")
-        .await
-        .unwrap();
-    b.find(Locator::Css("#auth-key"))
-        .await
-        .unwrap()
-        .send_keys("a-registration-key")
-        .await
-        .unwrap();
-    b.find(Locator::Css("#authorize-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&b, "#auth-thing-id", "SL-01-0C0C0C09").await;
+    type_into(&b, "#auth-key", "a-registration-key").await;
+    click(&b, "#authorize-form button").await;
     until(
         Duration::from_secs(5),
         "the pending authorization",
@@ -323,22 +314,7 @@ async fn the_console_commands_a_light_and_plots_a_thermometer() {
         (text(&b, &format!("{card} .state")).await.as_deref() == Some("offline")).then_some(())
     })
     .await;
-    b.find(Locator::Css(&format!("{card} button[data-action='flash']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let outcome = until(
-        Duration::from_secs(10),
-        "flash's second outcome",
-        || async {
-            let r = attr(&b, &format!("{card} .outcome"), "data-result").await?;
-            (r != "pending" && r != "executed").then_some(())?;
-            text(&b, &format!("{card} .outcome")).await
-        },
-    )
-    .await;
+    let outcome = flash_outcome(&b, &card, &["executed"]).await;
     assert!(
         outcome.starts_with("flash: error recipient-unavailable"),
         "{outcome}"
