@@ -90,6 +90,28 @@ impl LanRouter {
         self.lock_nodes().insert(lan_id, address);
     }
 
+    /// Learns its nodes' addresses from the server (`pull-nodes`), after a restart: every
+    /// LoRa node whose address reads as one (`la$<high>,<low>:<channel>`). Returns how many.
+    pub async fn sync_nodes(
+        &self,
+        gateway: &lithos_client::Client,
+        timeout: Duration,
+    ) -> Result<usize, lithos_tuxp_concentrator::ConcentratorError> {
+        use lithos_tuxp_concentrator::{CommunicationNet, ConcentratorExt};
+        let nodes = gateway.pull_nodes(timeout).await?;
+        let mut known = self.lock_nodes();
+        known.clear();
+        for n in nodes {
+            if n.communication_net != CommunicationNet::Lora {
+                continue;
+            }
+            if let Ok(a) = n.address.parse::<LoraAddress>() {
+                known.insert(n.lan_id, a);
+            }
+        }
+        Ok(known.len())
+    }
+
     /// Forgets node `lan_id`.
     pub fn remove_node(&self, lan_id: u8) {
         self.lock_nodes().remove(&lan_id);

@@ -2,7 +2,8 @@
 //! radio: the owner's `flash` reaches the node as a `lan-execution` frame and comes back
 //! *executed*; a node error comes back as its stanza error; a stranger is refused by the
 //! server before anything is sent; a silent node ends in a timeout within the controller's
-//! deadline plus 100 ms, and its late answer changes nothing.
+//! deadline plus 100 ms, and its late answer changes nothing. A gateway that restarts learns
+//! its nodes' addresses back from the server (`pull-nodes`) and commands them again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -97,15 +98,8 @@ async fn a_node_commanded_over_the_radio(format: WireFormat) {
     );
 
     // The gateway: a router sending from its own radio; answers arrive on the uplink.
-    let router = LanRouter::new(Arc::new(net.radio(Address::new(0xEF, 0xEF, 0x16))));
+    let router = router_on(&net);
     router.set_node(5, NODE_5);
-    let mut uplink = net.radio(UPLINK);
-    let r = router.clone();
-    tokio::spawn(async move {
-        while let Some(frame) = uplink.recv().await {
-            r.received(&frame);
-        }
-    });
     let r = router.clone();
     let gateway = things::gateway_with_node_via(
         &s,
@@ -157,4 +151,63 @@ async fn a_node_commanded_over_the_radio(format: WireFormat) {
     execute(&alice, &node, flash("2"), T).await.unwrap();
 }
 
-lithos_testkit::in_both_formats!(a_node_commanded_over_the_radio);
+/// A gateway's router on `net`: frames out from its own radio, answers in on the uplink.
+fn router_on(net: &RadioNetwork) -> Arc<LanRouter> {
+    let router = LanRouter::new(Arc::new(net.radio(Address::new(0xEF, 0xEF, 0x16))));
+    let mut uplink = net.radio(UPLINK);
+    let r = router.clone();
+    tokio::spawn(async move {
+        while let Some(frame) = uplink.recv().await {
+            r.received(&frame);
+        }
+    });
+    router
+}
+
+async fn a_restarted_gateway_syncs_its_nodes(format: WireFormat) {
+    let s = things::start("").await;
+    let (alice, _ae) = s.user("alice", format).await;
+    let net = RadioNetwork::new(17, Conditions::perfect());
+    let flashes = Arc::new(AtomicUsize::new(0));
+    light_node(
+        &net,
+        NODE_5,
+        flashes.clone(),
+        Arc::new(AtomicBool::new(false)),
+        Duration::ZERO,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("gateway.credentials");
+    let first = router_on(&net);
+    first.set_node(5, NODE_5);
+    let (r, c) = (first.clone(), creds.clone());
+    let gateway = things::gateway_with_node_via(
+        &s,
+        &alice,
+        &alice,
+        ("0E0E0E02", "SL-01-0E0E0E06", 5),
+        format,
+        move |runtime| runtime.credentials_file(c).lan_nodes(r),
+    )
+    .await;
+    let node = gateway.jid().to_bare().with_resource("5").unwrap();
+    execute(&alice, &node, flash("1"), T).await.unwrap();
+    gateway.close().await;
+
+    // Restarted, knowing nothing: the server's list of its nodes gives their addresses back.
+    let second = router_on(&net);
+    let (gateway, _ge) = things::runtime(&s, "LGW-01-0E0E0E02", format)
+        .credentials_file(creds)
+        .lan_nodes(second.clone())
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(second.sync_nodes(&gateway, T).await.unwrap(), 1);
+    execute(&alice, &node, flash("2"), T).await.unwrap();
+    assert_eq!(flashes.load(Ordering::SeqCst), 2);
+}
+
+lithos_testkit::in_both_formats!(
+    a_node_commanded_over_the_radio,
+    a_restarted_gateway_syncs_its_nodes
+);
