@@ -174,6 +174,18 @@ async fn survive_kills(format: WireFormat) {
 
     let mut acked_at_kill = Vec::new();
     for cycle in 0..CYCLES {
+        // The flood flows again (the thing reconnected and a report was acknowledged) before
+        // the next kill, so every kill interrupts reports in flight: waiting a fixed time
+        // instead let a loaded machine's reconnection back-off fall behind the kills.
+        let before = acked.lock().unwrap().len();
+        let flowing = std::time::Instant::now() + Duration::from_secs(15);
+        while acked.lock().unwrap().len() == before {
+            assert!(
+                std::time::Instant::now() < flowing,
+                "no report acknowledged within 15 s of restart {cycle}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         // Let some reports through, then kill in the middle of the flood.
         tokio::time::sleep(Duration::from_millis(150 + (cycle as u64 * 37) % 250)).await;
         acked_at_kill.push(acked.lock().unwrap().len());
