@@ -1,7 +1,6 @@
 //! The LAN side's protocols: `lan-execution` (to a node) and `lan-answer` (from it), and how
 //! an answer's error number reads as a stanza error.
 
-use lithos_core::binary::Vocabulary;
 use lithos_core::binary::lan::{LanFrame, TraceId};
 use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Payload};
@@ -69,17 +68,14 @@ pub fn error_of(error_number: i32) -> StanzaError {
     )
 }
 
-/// A payload as the LAN frame the radio carries.
+/// A payload as the LAN frame the radio carries ([`LanFrame::of`]).
 pub fn to_frame<P: Payload>(p: P) -> Result<LanFrame, lithos_core::binary::BxmppError> {
-    LanFrame::encode(&Vocabulary::global(), &p.into_element())
+    LanFrame::of(p)
 }
 
-/// A LAN frame read as `P`, if it is one.
+/// A LAN frame read as `P`, if it is one ([`LanFrame::read`]).
 pub fn from_frame<P: Payload>(frame: &[u8]) -> Option<P> {
-    let el = LanFrame::from_bytes(frame.to_vec())
-        .decode(&Vocabulary::global())
-        .ok()?;
-    P::from_element(el).ok()
+    LanFrame::from_bytes(frame.to_vec()).read()
 }
 
 #[cfg(test)]

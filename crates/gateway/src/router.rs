@@ -60,13 +60,6 @@ fn ms_since_midnight() -> u32 {
     (ms % 86_400_000) as u32
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 impl LanRouter {
     /// A router sending through `link`.
     pub fn new(link: Arc<dyn Link>) -> Arc<LanRouter> {
@@ -153,8 +146,7 @@ impl IqHandler for LanRouter {
             .to
             .as_ref()
             .and_then(|t| t.resource())
-            .and_then(|r| r.parse::<u8>().ok())
-            .filter(|n| *n >= 1);
+            .and_then(lithos_tuxp_things::lan_id);
         let address = lan_id.and_then(|id| self.lock_nodes().get(&id).copied());
         let Some(address) = address else {
             return Err(StanzaError::explained(
@@ -169,7 +161,7 @@ impl IqHandler for LanRouter {
             .map(|ms| Duration::from_millis(u64::from(ms)))
             .unwrap_or(DEFAULT_LAN_TIMEOUT);
         if let Some(expires) = exec.expires_ms {
-            let left = expires - now_ms();
+            let left = expires - lithos_core::datetime::now_ms();
             if left <= 0 {
                 return Err(StanzaError::explained(
                     DefinedCondition::RemoteServerTimeout,

@@ -228,7 +228,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiUser {
 }
 
 /// The account `user` names (a localpart or a bare JID of this server), if `password` is
-/// its password. PBKDF2 runs off the async threads.
+/// its password (checked as SASL PLAIN is, unknown names costing the same time).
 async fn verify_password(
     server: &ServerHandle,
     user: &str,
@@ -245,20 +245,8 @@ async fn verify_password(
     let Some(name) = jid.local().map(str::to_string) else {
         return Ok(None);
     };
-    let Some(creds) = server.storage().accounts.credentials(&name).await? else {
-        return Ok(None);
-    };
-    let ok = tokio::task::spawn_blocking(move || creds.verify_password(&password))
-        .await
-        .unwrap_or(false);
+    let ok = crate::stream::password_matches(server, &name, password).await?;
     Ok(ok.then_some(name))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn sha256_hex(s: &str) -> String {
@@ -277,7 +265,7 @@ async fn token_account(server: &ServerHandle, token: &str) -> Result<Option<Stri
         .run(move |c| {
             Ok(c.query_row(
                 "SELECT account FROM http_api_tokens WHERE token_sha256 = ?1 AND expires_ms > ?2",
-                params![hash, now_ms()],
+                params![hash, lithos_core::datetime::now_ms()],
                 |r| r.get::<_, String>(0),
             )
             .optional()?)
@@ -441,7 +429,7 @@ async fn issue_token(
     rand::fill(&mut raw);
     let token = format!("lithos_{}", B64URL.encode(raw));
     let id = sha256_hex(&token)[..12].to_string();
-    let created = now_ms();
+    let created = lithos_core::datetime::now_ms();
     let expires = created.saturating_add(i64::from(new.valid_days) * 86_400_000);
     let (hash, account, label, tid) = (
         sha256_hex(&token),

@@ -28,7 +28,11 @@ const OUTCOMES: [&str; 8] = [
 ];
 
 #[derive(Default)]
-struct ExecutionModule;
+struct ExecutionModule {
+    /// The server's round-trip table, held here from `started` so that the check every iq
+    /// answer passes through takes no lock on the server's shared map.
+    round_trips: std::sync::OnceLock<std::sync::Arc<RoundTrips>>,
+}
 
 /// One counter per outcome, made at start; shared with the HTTP API's commands.
 #[derive(Default)]
@@ -202,9 +206,9 @@ impl Module for ExecutionModule {
             && matches!(stanza.attr("type"), Some("result" | "error"))
             && let Some(id) = stanza.attr("id")
         {
-            cx.server
-                .shared::<RoundTrips>()
-                .answered(&cx.session.jid, id);
+            if let Some(rt) = self.round_trips.get() {
+                rt.answered(&cx.session.jid, id);
+            }
             return None;
         }
         if !lithos_core::stanza::iq_awaiting_answer(stanza)
@@ -224,14 +228,13 @@ impl Module for ExecutionModule {
     }
 
     async fn started(&self, server: &ServerHandle) {
-        let _ = server
-            .shared::<RoundTrips>()
-            .histogram
-            .set(server.metrics().histogram(
-                "command_round_trip_seconds",
-                "From forwarding an execution to the thing to its answer (result or error)",
-                lithos_server::metrics::latency_buckets(),
-            ));
+        let round_trips = server.shared::<RoundTrips>();
+        let _ = round_trips.histogram.set(server.metrics().histogram(
+            "command_round_trip_seconds",
+            "From forwarding an execution to the thing to its answer (result or error)",
+            lithos_server::metrics::latency_buckets(),
+        ));
+        let _ = self.round_trips.set(round_trips);
         let _ = server.shared::<Outcomes>().0.set(server.metrics().counters(
             "commands",
             "TUXP executions: forwarded to the thing, or refused at once (by condition)",
@@ -254,8 +257,10 @@ impl ExecutionModule {
             Ok(target) => {
                 let id = stanza.attr("id").unwrap_or_default().to_string();
                 let delivered = server.sessions().send(&target, stanza.clone());
-                if delivered == Delivery::Queued {
-                    server.shared::<RoundTrips>().sent(&target, &id);
+                if delivered == Delivery::Queued
+                    && let Some(rt) = self.round_trips.get()
+                {
+                    rt.sent(&target, &id);
                 }
                 count(
                     server,
@@ -290,5 +295,5 @@ impl ExecutionModule {
 pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
     "execution",
     "TUXP remote execution: checks, authorizes and forwards actions to things, never late",
-    |ctx| ctx.no_settings(ExecutionModule),
+    |ctx| ctx.no_settings(ExecutionModule::default()),
 );

@@ -237,7 +237,8 @@ impl IqHandler for Dispatcher {
             .to
             .as_ref()
             .and_then(|t| t.resource())
-            .is_some_and(|r| r.parse::<u8>().is_ok_and(|n| n >= 1));
+            .and_then(lithos_tuxp_things::lan_id)
+            .is_some();
         if to_node {
             return match &self.lan {
                 Some(lan) => lan.handle(ctx, request).await,

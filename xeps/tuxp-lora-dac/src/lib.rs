@@ -156,10 +156,7 @@ mod tests {
     }
 
     fn read<P: Payload>(b: &[u8]) -> P {
-        let el = LanFrame::from_bytes(b.to_vec())
-            .decode(&lithos_core::binary::Vocabulary::global())
-            .unwrap();
-        P::from_element(el).unwrap()
+        LanFrame::from_bytes(b.to_vec()).read().unwrap()
     }
 
     /// The frames the reference's oracle (`tools/bxmpp_oracle.py`) writes, byte for byte,

@@ -39,6 +39,15 @@ pub use inventory;
 /// a thing's commands go to `<thing-name>@<domain>/0`.
 pub const EDGE_RESOURCE: &str = "0";
 
+/// The LAN id a resource names: `1` to `255`, written plainly (`5`, not `05`), Lithosphere's
+/// rule for the nodes behind a gateway; `None` for the edge resource `0` and anything else.
+pub fn lan_id(resource: &str) -> Option<u8> {
+    resource
+        .parse::<u8>()
+        .ok()
+        .filter(|n| *n >= 1 && n.to_string() == resource)
+}
+
 /// Milliseconds since the Unix epoch, now (the time base of expiries and stamps in the
 /// TUXP crates).
 pub use lithos_core::datetime::now_ms;

@@ -18,11 +18,7 @@ pub fn speaker(stanza: &Element, session: &SessionInfo) -> Result<Jid, &'static 
     if from == session.jid {
         return Ok(from);
     }
-    let lan_id = from.resource().and_then(|r| {
-        r.parse::<u8>()
-            .ok()
-            .filter(|n| *n >= 1 && n.to_string() == r)
-    });
+    let lan_id = from.resource().and_then(crate::lan_id);
     if !from.bare_eq(&session.jid)
         || session.jid.resource() != Some(EDGE_RESOURCE)
         || lan_id.is_none()
@@ -32,9 +28,10 @@ pub fn speaker(stanza: &Element, session: &SessionInfo) -> Result<Jid, &'static 
     Ok(from)
 }
 
-/// Whether `node` (a resource) is a LAN node behind a gateway rather than the thing itself.
+/// Whether `node` (a resource) is a LAN node behind a gateway rather than the thing itself
+/// ([`crate::lan_id`]).
 pub fn is_lan_node(node: &str) -> bool {
-    node.parse::<u8>().is_ok_and(|n| n >= 1)
+    crate::lan_id(node).is_some()
 }
 
 /// Answers `stanza`, which `session` sent (perhaps for a LAN node), with `error`, through

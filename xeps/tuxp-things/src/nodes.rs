@@ -94,11 +94,7 @@ impl Registry {
                     lan_id: None,
                 });
             }
-            Some(r) => match r
-                .parse::<u8>()
-                .ok()
-                .filter(|n| *n >= 1 && n.to_string() == r)
-            {
+            Some(r) => match crate::lan_id(r) {
                 Some(id) => self
                     .node(&thing.thing_name, id)
                     .await

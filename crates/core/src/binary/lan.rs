@@ -89,6 +89,16 @@ impl LanFrame {
         let msg = super::decode_document(vocab, self.to_document())?;
         msg.children().next().cloned().ok_or(BxmppError::Truncated)
     }
+
+    /// A typed protocol as a LAN frame, with the keyword tables linked into the program.
+    pub fn of<P: crate::Payload>(protocol: P) -> Result<LanFrame, BxmppError> {
+        LanFrame::encode(&Vocabulary::global(), &protocol.into_element())
+    }
+
+    /// The frame read as the typed protocol `P`, if it is one.
+    pub fn read<P: crate::Payload>(&self) -> Option<P> {
+        P::from_element(self.decode(&Vocabulary::global()).ok()?).ok()
+    }
 }
 
 /// What a trace id marks: a request, or the answer to one.

@@ -7,6 +7,7 @@ mod sm;
 
 pub(crate) use csi::CsiState;
 use negotiate::Negotiated;
+pub(crate) use negotiate::password_matches;
 pub(crate) use sm::SmState;
 
 use std::net::SocketAddr;

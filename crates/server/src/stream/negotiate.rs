@@ -47,6 +47,23 @@ fn decoy(hash: ScramHash, user: &str, iterations: u32) -> ScramCredential {
     }
 }
 
+/// Whether `password` is the account `username`'s (SASL PLAIN, HTTP Basic), checked against
+/// its stored SCRAM keys off the async threads. An unknown user costs the same PBKDF2 as a
+/// known one, so the time taken does not tell which names exist.
+pub(crate) async fn password_matches(
+    server: &crate::ServerHandle,
+    username: &str,
+    password: String,
+) -> Result<bool, crate::storage::StorageError> {
+    let creds = server.storage().accounts.credentials(username).await?;
+    let known = creds.is_some();
+    let creds = creds.unwrap_or_else(|| decoy_credentials(server, username));
+    let ok = tokio::task::spawn_blocking(move || creds.verify_password(&password))
+        .await
+        .unwrap_or(false);
+    Ok(ok && known)
+}
+
 /// Credentials no password matches, for checking PLAIN against an unknown user.
 fn decoy_credentials(server: &crate::ServerHandle, user: &str) -> sasl::Credentials {
     let iterations = server.config().accounts.pbkdf2_iterations;
@@ -482,19 +499,9 @@ impl Conn {
                 let p = sasl::parse_plain(&initial)?;
                 let username = sasl_username(&p.authcid)?;
                 self.check_authzid(p.authzid.as_deref(), &username)?;
-                let creds = accounts
-                    .credentials(&username)
+                let ok = password_matches(&self.server, &username, p.password)
                     .await
                     .map_err(|_| SaslError::TemporaryAuthFailure)?;
-                let password = p.password;
-                // An unknown user costs the same PBKDF2 as a known one, so the time taken
-                // does not tell which names exist.
-                let known = creds.is_some();
-                let creds = creds.unwrap_or_else(|| decoy_credentials(&self.server, &username));
-                let ok = tokio::task::spawn_blocking(move || creds.verify_password(&password))
-                    .await
-                    .unwrap_or(false)
-                    && known;
                 if ok {
                     Ok(AuthStep::Success(username, None))
                 } else {
