@@ -1,38 +1,14 @@
-//! The LAN side's protocols: `lan-execution` (to a node) and `lan-answer` (from it), and how
-//! an answer's error number reads as a stanza error.
+//! The LAN side's protocols, each from its protocol's crate: `lan-execution` (to a node),
+//! `lan-answer` (both ways), `lan-notification` and `lan-report` (from a node); and how an
+//! error number reads as a stanza error, and a stanza error as a number.
 
-use lithos_core::binary::lan::{LanFrame, TraceId};
+use lithos_core::Payload;
+use lithos_core::binary::lan::LanFrame;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
-use lithos_core::{Element, Payload};
 
-/// The actuator namespace (`lan-execution`).
-pub const NS_ACTUATOR: &str = lithos_tuxp_execution::NS;
-/// The thing namespace (`lan-answer`, `lan-notification`).
-pub const NS_THING: &str = lithos_tuxp_notification::NS;
-
-/// An execution for a LAN node, with the gateway's trace id (LAN 0, a request).
-#[derive(Debug, Clone, PartialEq, Eq, Payload)]
-#[payload(ns = NS_ACTUATOR, name = "lan-execution")]
-pub struct LanExecution {
-    /// The gateway's id for this request; the node's answer carries it back.
-    #[payload(attr)]
-    pub trace_id: TraceId,
-    /// The action (`<flash repeat="3"/>`).
-    #[payload(element)]
-    pub action: Element,
-}
-
-/// A node's answer: a response, or an error with its number.
-#[derive(Debug, Clone, PartialEq, Eq, Payload)]
-#[payload(ns = NS_THING, name = "lan-answer")]
-pub struct LanAnswer {
-    /// The request's trace id with the answer's kind bits.
-    #[payload(attr)]
-    pub trace_id: TraceId,
-    /// For an error, its number (mud's `int8_t`, or an HTTP-like code).
-    #[payload(attr)]
-    pub error_number: Option<i32>,
-}
+pub use lithos_tuxp_execution::LanExecution;
+pub use lithos_tuxp_notification::{LanAnswer, LanNotification};
+pub use lithos_tuxp_report::LanReport;
 
 /// The stanza error condition of a node's error number, as Lithosphere's
 /// `StandardErrorCodeMapping` reads them (HTTP-like codes); anything else is
@@ -59,6 +35,27 @@ pub fn condition_of(error_number: i32) -> DefinedCondition {
     }
 }
 
+/// The number a stanza error travels as on the LAN (the inverse of [`condition_of`]; a
+/// condition without a number of its own is 500).
+pub fn number_of(condition: DefinedCondition) -> i32 {
+    use DefinedCondition::*;
+    match condition {
+        Redirect => 302,
+        BadRequest => 400,
+        NotAuthorized => 401,
+        Forbidden => 403,
+        ItemNotFound => 404,
+        NotAllowed => 405,
+        NotAcceptable => 406,
+        RegistrationRequired => 407,
+        Conflict => 409,
+        FeatureNotImplemented => 501,
+        ServiceUnavailable => 503,
+        RemoteServerTimeout => 504,
+        _ => 500,
+    }
+}
+
 /// The stanza error for a node's error number, its text naming the number (mud's own
 /// numbers are model-specific).
 pub fn error_of(error_number: i32) -> StanzaError {
@@ -81,7 +78,8 @@ pub fn from_frame<P: Payload>(frame: &[u8]) -> Option<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lithos_core::binary::lan::TraceKind;
+    use lithos_core::Element;
+    use lithos_core::binary::lan::{TraceId, TraceKind};
     // The light's table (F7 01: flash, repeat), for the execution's action.
     use lithos_things_demo as _;
 
@@ -127,6 +125,54 @@ mod tests {
         let back = from_frame::<LanAnswer>(to_frame(error.clone()).unwrap().as_bytes());
         assert_eq!(back, Some(error));
         assert_eq!(exec.trace_id.lan_id(), 0);
+    }
+
+    /// A node's notification and report and the gateway's acknowledgement, as the
+    /// reference's oracle (`tools/bxmpp_oracle.py`) writes them.
+    #[test]
+    fn uplink_frames_match_the_oracle() {
+        let trace = TraceId::from_bytes([0x05, 0x0B, 0x17, 0xD3, 0xE5]).unwrap();
+        let event = Element::builder("switch-state-changed", "urn:leps:things:simple-light")
+            .attr("previous", "0")
+            .attr("current", "2")
+            .build();
+        let n = LanNotification {
+            trace_id: trace,
+            ack_required: true,
+            event: event.clone(),
+        };
+        let want = hex(
+            "FF F8 02 05 02 01 06 FB 05 0B 17 D3 E5 FE 01 02 FE F7 01 04 02 00 05 FC 30 FE 06 FC 32 FF",
+        );
+        assert_eq!(to_frame(n.clone()).unwrap().as_bytes(), want);
+        assert_eq!(from_frame::<LanNotification>(&want), Some(n));
+        let r = LanReport {
+            trace_id: trace,
+            ack_required: false,
+            data: event,
+        };
+        let want =
+            hex("FF F8 0A 05 01 01 06 FB 05 0B 17 D3 E5 FE F7 01 04 02 00 05 FC 30 FE 06 FC 32 FF");
+        assert_eq!(to_frame(r.clone()).unwrap().as_bytes(), want);
+        assert_eq!(from_frame::<LanReport>(&want), Some(r));
+        assert_eq!(
+            to_frame(LanAnswer::response(&trace)).unwrap().as_bytes(),
+            hex("FF F8 02 07 01 00 06 FB 05 4B 17 D3 E5 FF")
+        );
+        assert_eq!(
+            from_frame::<LanAnswer>(to_frame(LanAnswer::error(&trace, 403)).unwrap().as_bytes()),
+            Some(LanAnswer::error(&trace, 403))
+        );
+    }
+
+    #[test]
+    fn conditions_travel_as_numbers() {
+        for n in [
+            302, 400, 401, 403, 404, 405, 406, 407, 409, 500, 501, 503, 504,
+        ] {
+            assert_eq!(number_of(condition_of(n)), n);
+        }
+        assert_eq!(number_of(DefinedCondition::PolicyViolation), 500);
     }
 
     #[test]

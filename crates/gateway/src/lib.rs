@@ -7,10 +7,16 @@
 //! number maps to ([`lan::condition_of`]); a deadline that passes first becomes
 //! `remote-server-timeout`, and a late answer is dropped. [`router::LanRouter`] does this for
 //! a gateway's thing runtime (`ThingRuntime::lan_nodes`) over any [`router::Link`]: a
-//! simulated radio (`lithos-lora-sim`) in tests, a LoRa module in a gateway.
+//! simulated radio (`lithos-lora-sim`) in tests, a LoRa module in a gateway. The other way,
+//! it forwards nodes' `lan-notification`s and `lan-report`s to the server, acknowledging a
+//! node only once the server did and forwarding each trace id once ([`dedup`]).
+//! [`dac::DacService`] gives new nodes their addresses (LoRa-DAC) and adds them to the
+//! server (`add-node`). The node's side is `lithos-mud`.
 
 #![forbid(unsafe_code)]
 
+pub mod dac;
+pub mod dedup;
 pub mod lan;
 pub mod router;
 pub mod traces;

@@ -1,23 +1,91 @@
-//! The gateway's LAN router: it answers the executions the server forwards for
-//! `<gateway>/<lan-id>` by sending the node a `lan-execution` frame and waiting for its
-//! `lan-answer`, within the execution's deadline. Plugged into the gateway's thing runtime
+//! The gateway's LAN router, both ways.
+//!
+//! **Down**: it answers the executions the server forwards for `<gateway>/<lan-id>` by
+//! sending the node a `lan-execution` frame and waiting for its `lan-answer`, within the
+//! execution's deadline. Plugged into the gateway's thing runtime
 //! (`ThingRuntime::lan_nodes`); frames go out through a [`Link`] (a simulated radio in tests,
 //! a LoRa module in a gateway) and come back through [`LanRouter::received`].
+//!
+//! **Up**: a node's `lan-notification` or `lan-report` is forwarded to the server from
+//! `<gateway>/<lan-id>` (once [`LanRouter::uplink`] gave it the gateway's client): a
+//! notification with the node's `ack-required`, a report at the QoS its data type is given
+//! ([`LanRouter::set_report_qos`]; otherwise QoS 1 when the node wants an acknowledgement,
+//! 0 when not). With `ack-required` the node is answered **after** the server acknowledged
+//! (Lithosphere answered first, and lost what the server then never took): a response, or
+//! the server's refusal as an error number ([`crate::lan::number_of`]). Copies are dropped
+//! by trace id ([`crate::dedup`]). At most [`MAX_FORWARDS`] forwards run at once; a frame
+//! past that, or before the uplink is connected, is dropped unanswered, and the node's
+//! retransmission brings it again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use lithos_client::Client;
 use lithos_client::handler::{HandlerContext, IqAnswer, IqHandler};
-use lithos_core::Payload;
-use lithos_core::binary::lan::LoraAddress;
+use lithos_core::binary::lan::{LoraAddress, TraceKind};
 use lithos_core::stanza::{DefinedCondition, Iq, IqPayload, StanzaError};
+use lithos_core::{Element, Payload};
 use lithos_tuxp_execution::Execution;
-use tokio::sync::oneshot;
+use lithos_tuxp_notification::{NotifierExt, NotifyError, Rex};
+use lithos_tuxp_report::{Qos, ReportError, ReporterExt, Retry};
+use tokio::sync::{Semaphore, oneshot};
 
-use crate::lan::{LanAnswer, LanExecution, error_of, from_frame, to_frame};
+use crate::dedup::{Dedup, Seen};
+use crate::lan::{
+    LanAnswer, LanExecution, LanNotification, LanReport, error_of, from_frame, number_of, to_frame,
+};
 use crate::traces::{DEFAULT_LAN_TIMEOUT, Traces};
+
+/// Forwards to the server running at once, at most.
+pub const MAX_FORWARDS: usize = 256;
+
+/// How the gateway retransmits a node's acknowledged notification to the server: from
+/// 200 ms, doubling, for 5 s (the node retransmits to the gateway meanwhile; a copy is not
+/// forwarded twice).
+pub const NOTIFY_REX: Rex = Rex {
+    initial: Duration::from_millis(200),
+    give_up: Duration::from_secs(5),
+};
+
+/// What [`LanRouter::received`] made of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inbound {
+    /// A node's answer to an execution still waiting.
+    Answer,
+    /// A notification or report, now forwarded to the server.
+    Forwarded,
+    /// A copy of one forwarded or being forwarded (answered again if it was done).
+    Duplicate,
+    /// Not taken now (no uplink yet, or too many forwards): the node retransmits.
+    Busy,
+    /// Nothing for this gateway: not a LAN frame it reads, a late answer, a node it does not
+    /// know, a trace id not a node's request.
+    Ignored,
+}
+
+/// A node behind the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Where it listens.
+    pub address: LoraAddress,
+    /// Its thing id, when known.
+    pub thing_id: Option<String>,
+}
+
+/// Counters of what went up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UplinkStats {
+    /// Notifications and reports forwarded and acknowledged by the server.
+    pub forwarded: u64,
+    /// Copies dropped.
+    pub duplicates: u64,
+    /// Forwards the server refused (the node got the error number).
+    pub refused: u64,
+    /// Forwards that failed (no acknowledgement in time): the node's retransmission retries.
+    pub failed: u64,
+}
 
 /// Where frames go: the radio.
 #[async_trait]
@@ -36,11 +104,16 @@ impl Link for lithos_lora_sim::Radio {
     }
 }
 
-/// Executions for LAN nodes, answered over the LAN.
+/// Executions for LAN nodes, answered over the LAN; their events and data, forwarded up.
 pub struct LanRouter {
     link: Arc<dyn Link>,
-    nodes: Mutex<HashMap<u8, LoraAddress>>,
+    nodes: Mutex<HashMap<u8, Node>>,
     traces: Mutex<Traces<oneshot::Sender<LanAnswer>>>,
+    upstream: Mutex<Option<Client>>,
+    dedup: Mutex<Dedup>,
+    forwards: Arc<Semaphore>,
+    report_qos: Mutex<HashMap<(String, String), Qos>>,
+    stats: Mutex<UplinkStats>,
 }
 
 impl std::fmt::Debug for LanRouter {
@@ -67,11 +140,77 @@ impl LanRouter {
             link,
             nodes: Mutex::new(HashMap::new()),
             traces: Mutex::new(Traces::default()),
+            upstream: Mutex::new(None),
+            dedup: Mutex::new(Dedup::default()),
+            forwards: Arc::new(Semaphore::new(MAX_FORWARDS)),
+            report_qos: Mutex::new(HashMap::new()),
+            stats: Mutex::new(UplinkStats::default()),
         })
     }
 
-    fn lock_nodes(&self) -> std::sync::MutexGuard<'_, HashMap<u8, LoraAddress>> {
+    fn lock_nodes(&self) -> std::sync::MutexGuard<'_, HashMap<u8, Node>> {
         self.nodes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_dedup(&self) -> std::sync::MutexGuard<'_, Dedup> {
+        self.dedup.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn count(&self, f: impl FnOnce(&mut UplinkStats)) {
+        f(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// What went up so far.
+    pub fn uplink_stats(&self) -> UplinkStats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The gateway's client, through which nodes' notifications and reports go up. Until
+    /// it is given, they are not taken (the nodes retransmit).
+    pub fn uplink(&self, gateway: Client) {
+        *self.upstream.lock().unwrap_or_else(|e| e.into_inner()) = Some(gateway);
+    }
+
+    /// Reports of `<name xmlns="ns"/>` go up at `qos`, whatever the node asked.
+    pub fn set_report_qos(&self, ns: &str, name: &str, qos: Qos) {
+        self.report_qos
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((ns.to_string(), name.to_string()), qos);
+    }
+
+    fn qos_of(&self, data: &Element, ack: bool) -> Qos {
+        let given = self
+            .report_qos
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(data.ns().to_string(), data.name().to_string()))
+            .copied();
+        given.unwrap_or(if ack {
+            Qos::AtLeastOnce
+        } else {
+            Qos::AtMostOnce
+        })
+    }
+
+    /// The node at `lan_id`, if known.
+    pub fn node(&self, lan_id: u8) -> Option<Node> {
+        self.lock_nodes().get(&lan_id).cloned()
+    }
+
+    /// The LAN id of the node with `thing_id`, if known.
+    pub fn lan_id_of(&self, thing_id: &str) -> Option<u8> {
+        self.lock_nodes()
+            .iter()
+            .find(|(_, n)| n.thing_id.as_deref() == Some(thing_id))
+            .map(|(id, _)| *id)
+    }
+
+    /// The LAN ids in use.
+    pub fn lan_ids(&self) -> Vec<u8> {
+        let mut ids: Vec<u8> = self.lock_nodes().keys().copied().collect();
+        ids.sort_unstable();
+        ids
     }
 
     fn lock_traces(&self) -> std::sync::MutexGuard<'_, Traces<oneshot::Sender<LanAnswer>>> {
@@ -80,7 +219,18 @@ impl LanRouter {
 
     /// Where node `lan_id` listens (from DAC's allocation, or `pull-nodes` after a restart).
     pub fn set_node(&self, lan_id: u8, address: LoraAddress) {
-        self.lock_nodes().insert(lan_id, address);
+        self.lock_nodes().insert(
+            lan_id,
+            Node {
+                address,
+                thing_id: None,
+            },
+        );
+    }
+
+    /// Node `lan_id`, with its thing id.
+    pub fn add_node(&self, lan_id: u8, node: Node) {
+        self.lock_nodes().insert(lan_id, node);
     }
 
     /// Learns its nodes' addresses from the server (`pull-nodes`), after a restart: every
@@ -98,8 +248,14 @@ impl LanRouter {
             if n.communication_net != CommunicationNet::Lora {
                 continue;
             }
-            if let Ok(a) = n.address.parse::<LoraAddress>() {
-                known.insert(n.lan_id, a);
+            if let Ok(address) = n.address.parse::<LoraAddress>() {
+                known.insert(
+                    n.lan_id,
+                    Node {
+                        address,
+                        thing_id: Some(n.thing_id),
+                    },
+                );
             }
         }
         Ok(known.len())
@@ -111,28 +267,140 @@ impl LanRouter {
     }
 
     /// A frame the radio received: a `lan-answer` ends the execution it answers (if it still
-    /// waits); `true` if it was one.
-    pub fn received(&self, frame: &[u8]) -> bool {
-        let Some(answer) = from_frame::<LanAnswer>(frame) else {
-            return false;
-        };
-        let pending = self
-            .lock_traces()
-            .answered(&answer.trace_id, Instant::now());
-        match pending {
-            Some(p) => {
-                let _ = p.request.send(answer);
-                true
-            }
-            // Late, or answering nothing this gateway sent: dropped.
-            None => false,
+    /// waits); a `lan-notification` or `lan-report` goes up (see the module's notes).
+    pub fn received(self: &Arc<Self>, frame: &[u8]) -> Inbound {
+        if let Some(answer) = from_frame::<LanAnswer>(frame) {
+            let pending = self
+                .lock_traces()
+                .answered(&answer.trace_id, Instant::now());
+            return match pending {
+                Some(p) => {
+                    let _ = p.request.send(answer);
+                    Inbound::Answer
+                }
+                // Late, or answering nothing this gateway sent: dropped.
+                None => Inbound::Ignored,
+            };
         }
+        if let Some(n) = from_frame::<LanNotification>(frame) {
+            return self.up(n.trace_id, n.ack_required, Up::Event(n.event));
+        }
+        if let Some(r) = from_frame::<LanReport>(frame) {
+            return self.up(r.trace_id, r.ack_required, Up::Data(r.data));
+        }
+        Inbound::Ignored
+    }
+
+    fn up(
+        self: &Arc<Self>,
+        trace: lithos_core::binary::lan::TraceId,
+        ack: bool,
+        up: Up,
+    ) -> Inbound {
+        let lan_id = trace.lan_id();
+        // A node's own request; LAN id 0 is the gateway itself (reference §3.2).
+        if lan_id == 0 || trace.kind() != TraceKind::Request {
+            return Inbound::Ignored;
+        }
+        let Some(node) = self.node(lan_id) else {
+            return Inbound::Ignored;
+        };
+        match self.lock_dedup().arrived(&trace) {
+            Seen::New => {}
+            Seen::InFlight => {
+                self.count(|s| s.duplicates += 1);
+                return Inbound::Duplicate;
+            }
+            Seen::Done(answer) => {
+                self.count(|s| s.duplicates += 1);
+                if ack {
+                    self.answer_node(node.address, &trace, answer);
+                }
+                return Inbound::Duplicate;
+            }
+        }
+        let client = self
+            .upstream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let (Some(client), Ok(permit)) = (client, self.forwards.clone().try_acquire_owned()) else {
+            self.lock_dedup().finished(&trace, None);
+            return Inbound::Busy;
+        };
+        let router = self.clone();
+        tokio::spawn(async move {
+            let outcome = match up {
+                Up::Event(event) => client
+                    .notify_for_node(lan_id, event, ack, NOTIFY_REX)
+                    .await
+                    .map_err(|e| match e {
+                        NotifyError::Refused(e) => Some(number_of(e.condition)),
+                        _ => None,
+                    }),
+                Up::Data(data) => {
+                    let qos = router.qos_of(&data, ack);
+                    client
+                        .report_for_node(lan_id, data, qos, Retry::default())
+                        .await
+                        .map_err(|e| match e {
+                            ReportError::Refused(e) => Some(number_of(e.condition)),
+                            _ => None,
+                        })
+                }
+            };
+            let answer = match outcome {
+                Ok(()) => {
+                    router.count(|s| s.forwarded += 1);
+                    Some(None)
+                }
+                Err(Some(number)) => {
+                    router.count(|s| s.refused += 1);
+                    Some(Some(number))
+                }
+                Err(None) => {
+                    router.count(|s| s.failed += 1);
+                    None
+                }
+            };
+            router.lock_dedup().finished(&trace, answer);
+            if ack && let Some(answer) = answer {
+                router.answer_node(node.address, &trace, answer);
+            }
+            drop(permit);
+        });
+        Inbound::Forwarded
+    }
+
+    /// Sends node `to` the answer to its request `trace`.
+    fn answer_node(
+        self: &Arc<Self>,
+        to: LoraAddress,
+        trace: &lithos_core::binary::lan::TraceId,
+        answer: Option<i32>,
+    ) {
+        let answer = match answer {
+            None => LanAnswer::response(trace),
+            Some(n) => LanAnswer::error(trace, n),
+        };
+        let Ok(frame) = to_frame(answer) else { return };
+        let link = self.link.clone();
+        tokio::spawn(async move {
+            // Lost or refused by the radio: the node retransmits, and is answered again.
+            let _ = link.send(to, frame.as_bytes()).await;
+        });
     }
 
     /// Executions waiting for their nodes.
     pub fn in_flight(&self) -> usize {
         self.lock_traces().len()
     }
+}
+
+/// What goes up.
+enum Up {
+    Event(Element),
+    Data(Element),
 }
 
 #[async_trait]
@@ -147,7 +415,7 @@ impl IqHandler for LanRouter {
             .as_ref()
             .and_then(|t| t.resource())
             .and_then(lithos_tuxp_things::lan_id);
-        let address = lan_id.and_then(|id| self.lock_nodes().get(&id).copied());
+        let address = lan_id.and_then(|id| self.lock_nodes().get(&id).map(|n| n.address));
         let Some(address) = address else {
             return Err(StanzaError::explained(
                 DefinedCondition::ItemNotFound,
@@ -173,7 +441,12 @@ impl IqHandler for LanRouter {
         let (tx, rx) = oneshot::channel();
         let trace_id = self
             .lock_traces()
-            .start(tx, ms_since_midnight(), Instant::now(), wait)
+            .start(
+                tx,
+                ms_since_midnight().wrapping_add(wait.as_millis() as u32),
+                Instant::now(),
+                wait,
+            )
             .map_err(|_| {
                 StanzaError::explained(
                     DefinedCondition::ResourceConstraint,

@@ -63,26 +63,28 @@ impl<T> Traces<T> {
         self.pending.is_empty()
     }
 
-    /// Starts waiting for an execution sent at `ms_since_midnight`, until `now + timeout`;
-    /// its trace id is the gateway's (LAN 0), a request, at that time or the first free
-    /// millisecond after it (two requests in one millisecond get different ids).
+    /// Starts waiting for an execution until `now + timeout`, whose deadline is the time of
+    /// day `deadline_ms`; its trace id is the gateway's (LAN 0), a request, carrying that
+    /// time or the first free millisecond before it (two requests with one deadline get
+    /// different ids, and neither a later deadline). A node with a clock refuses an
+    /// execution that reaches it after the time its trace id carries; mud only echoes it.
     pub fn start(
         &mut self,
         request: T,
-        ms_since_midnight: u32,
+        deadline_ms: u32,
         now: Instant,
         timeout: Duration,
     ) -> Result<TraceId, Full> {
         if self.pending.len() >= MAX_PENDING {
             return Err(Full);
         }
-        let mut ms = ms_since_midnight % DAY_MS;
+        let mut ms = deadline_ms % DAY_MS;
         let trace_id = loop {
             let t = TraceId::new(0, TraceKind::Request, ms);
             if !self.pending.contains_key(&key(&t)) {
                 break t;
             }
-            ms = (ms + 1) % DAY_MS;
+            ms = (ms + DAY_MS - 1) % DAY_MS;
         };
         self.pending.insert(
             key(&trace_id),
@@ -170,10 +172,14 @@ mod tests {
     fn ids_wrap_at_midnight_and_the_table_is_bounded() {
         let mut t: Traces<usize> = Traces::default();
         let now = Instant::now();
-        let last = t.start(0, DAY_MS - 1, now, DEFAULT_LAN_TIMEOUT).unwrap();
-        let next = t.start(1, DAY_MS - 1, now, DEFAULT_LAN_TIMEOUT).unwrap();
-        assert_eq!(last.time_of_day_ms(), DAY_MS - 1);
-        assert_eq!(next.time_of_day_ms(), 0);
+        let first = t.start(0, 0, now, DEFAULT_LAN_TIMEOUT).unwrap();
+        let before = t.start(1, 0, now, DEFAULT_LAN_TIMEOUT).unwrap();
+        assert_eq!(first.time_of_day_ms(), 0);
+        assert_eq!(
+            before.time_of_day_ms(),
+            DAY_MS - 1,
+            "the millisecond before midnight"
+        );
         for i in 2..MAX_PENDING {
             t.start(i, 5, now, DEFAULT_LAN_TIMEOUT).unwrap();
         }

@@ -28,6 +28,8 @@ pub enum RadioError {
 pub struct Stats {
     /// Frames radios sent.
     pub sent: u64,
+    /// Their bytes.
+    pub sent_bytes: u64,
     /// Copies that reached a receiver's buffer (duplicates included).
     pub delivered: u64,
     /// Copies a receiver missed (loss).
@@ -43,6 +45,7 @@ pub struct Stats {
 #[derive(Default)]
 struct Counters {
     sent: AtomicU64,
+    sent_bytes: AtomicU64,
     delivered: AtomicU64,
     lost: AtomicU64,
     duplicated: AtomicU64,
@@ -146,6 +149,7 @@ impl RadioNetwork {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Stats {
             sent: l(&c.sent),
+            sent_bytes: l(&c.sent_bytes),
             delivered: l(&c.delivered),
             lost: l(&c.lost),
             duplicated: l(&c.duplicated),
@@ -224,6 +228,8 @@ impl Radio {
         let frame = self.frames.fetch_add(1, Ordering::Relaxed);
         let c = &self.shared.counters;
         c.sent.fetch_add(1, Ordering::Relaxed);
+        c.sent_bytes
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
         let targets: Vec<(u64, mpsc::Sender<Bytes>)> = self
             .shared
             .state()

@@ -88,6 +88,20 @@ impl Execution {
 
 pub use lithos_tuxp_things::now_ms;
 
+/// An execution as a gateway sends it to a LAN node (reference §3.3): the action with the
+/// gateway's trace id (LAN 0, a request); the node's `lan-answer` carries it back. Flat, as
+/// mud reads it: `FF F8 04 05 01 01 06 FB <trace id> FE <action> FF`.
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "lan-execution")]
+pub struct LanExecution {
+    /// The gateway's id for this request.
+    #[payload(attr)]
+    pub trace_id: lithos_core::binary::lan::TraceId,
+    /// The action (`<flash repeat="3"/>`).
+    #[payload(element)]
+    pub action: Element,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

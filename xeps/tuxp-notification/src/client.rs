@@ -68,40 +68,72 @@ pub trait NotifierExt {
         ack: bool,
         rex: Rex,
     ) -> impl Future<Output = Result<(), NotifyError>> + Send;
+
+    /// A gateway notifies for its LAN node `lan_id` (1–255): the notification comes from
+    /// `<gateway>/<lan-id>`, and the server checks it against the node's model and owner.
+    fn notify_for_node(
+        &self,
+        lan_id: u8,
+        event: Element,
+        ack: bool,
+        rex: Rex,
+    ) -> impl Future<Output = Result<(), NotifyError>> + Send;
 }
 
 impl NotifierExt for Client {
     async fn notify_with(&self, event: Element, ack: bool, rex: Rex) -> Result<(), NotifyError> {
-        if rex.initial <= Duration::from_millis(100) {
-            return Err(NotifyError::BadRex("the first interval must exceed 100 ms"));
+        notify_as(self, None, event, ack, rex).await
+    }
+
+    async fn notify_for_node(
+        &self,
+        lan_id: u8,
+        event: Element,
+        ack: bool,
+        rex: Rex,
+    ) -> Result<(), NotifyError> {
+        let node = self.jid().to_bare().with_resource(&lan_id.to_string()).ok();
+        notify_as(self, node, event, ack, rex).await
+    }
+}
+
+async fn notify_as(
+    client: &Client,
+    from: Option<Jid>,
+    event: Element,
+    ack: bool,
+    rex: Rex,
+) -> Result<(), NotifyError> {
+    if rex.initial <= Duration::from_millis(100) {
+        return Err(NotifyError::BadRex("the first interval must exceed 100 ms"));
+    }
+    if rex.give_up <= Duration::from_secs(1) || rex.give_up <= rex.initial {
+        return Err(NotifyError::BadRex(
+            "the time-out must exceed 1 s and the first interval",
+        ));
+    }
+    let mut iq = Iq::set(
+        client.next_id(),
+        Notification {
+            ack_required: ack,
+            event,
         }
-        if rex.give_up <= Duration::from_secs(1) || rex.give_up <= rex.initial {
-            return Err(NotifyError::BadRex(
-                "the time-out must exceed 1 s and the first interval",
-            ));
-        }
-        let iq = Iq::set(
-            self.next_id(),
-            Notification {
-                ack_required: ack,
-                event,
-            }
-            .into_element(),
-        );
-        if !ack {
-            return self.send(iq).await.map_err(|_| NotifyError::NotConnected);
-        }
-        // Doubling without a ceiling of its own: the time-out bounds every wait.
-        let retry = Retry {
-            initial: rex.initial,
-            max_interval: rex.give_up,
-            give_up: rex.give_up,
-        };
-        match until_answered(self, iq, retry).await {
-            Ok(_) => Ok(()),
-            Err(RetryError::Refused(e)) => Err(NotifyError::Refused(e)),
-            Err(RetryError::GaveUp(after)) => Err(NotifyError::NoAck(after)),
-        }
+        .into_element(),
+    );
+    iq.from = from;
+    if !ack {
+        return client.send(iq).await.map_err(|_| NotifyError::NotConnected);
+    }
+    // Doubling without a ceiling of its own: the time-out bounds every wait.
+    let retry = Retry {
+        initial: rex.initial,
+        max_interval: rex.give_up,
+        give_up: rex.give_up,
+    };
+    match until_answered(client, iq, retry).await {
+        Ok(_) => Ok(()),
+        Err(RetryError::Refused(e)) => Err(NotifyError::Refused(e)),
+        Err(RetryError::GaveUp(after)) => Err(NotifyError::NoAck(after)),
     }
 }
 

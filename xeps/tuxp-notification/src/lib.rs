@@ -26,6 +26,7 @@
 
 #![forbid(unsafe_code)]
 
+use lithos_core::binary::lan::{TraceId, TraceKind};
 use lithos_core::payload::value::java_boolean;
 use lithos_core::{Element, Payload};
 
@@ -55,6 +56,55 @@ pub struct Notification {
     /// The event (such as `<switch-state-changed/>`).
     #[payload(element)]
     pub event: Element,
+}
+
+/// A LAN node's event, sent to its gateway (reference §3.2, LAN form): the node's trace id
+/// (its LAN id, a request) and, with `ack-required`, a `lan-answer` wanted back. The gateway
+/// notifies on the node's behalf (`<gateway>/<lan-id>`).
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "lan-notification")]
+pub struct LanNotification {
+    /// The node's id for this event; also the gateway's de-duplication key.
+    #[payload(attr)]
+    pub trace_id: TraceId,
+    /// Whether the node wants an acknowledgement.
+    #[payload(attr, with = java_boolean, default, skip_default)]
+    pub ack_required: bool,
+    /// The event.
+    #[payload(element)]
+    pub event: Element,
+}
+
+/// An answer on the LAN (reference §3.3, §3.2): a node's to a `lan-execution`, or a
+/// gateway's acknowledgement of a `lan-notification` or `lan-report`: the request's trace
+/// id with the kind bits of a response or an error, and an error's number.
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "lan-answer")]
+pub struct LanAnswer {
+    /// The request's trace id with the answer's kind bits.
+    #[payload(attr)]
+    pub trace_id: TraceId,
+    /// For an error, its number (mud's `int8_t`, or an HTTP-like code).
+    #[payload(attr)]
+    pub error_number: Option<i32>,
+}
+
+impl LanAnswer {
+    /// The response to `request`.
+    pub fn response(request: &TraceId) -> LanAnswer {
+        LanAnswer {
+            trace_id: request.answer(TraceKind::Response),
+            error_number: None,
+        }
+    }
+
+    /// The error `number` answering `request`.
+    pub fn error(request: &TraceId, number: i32) -> LanAnswer {
+        LanAnswer {
+            trace_id: request.answer(TraceKind::Error),
+            error_number: Some(number),
+        }
+    }
 }
 
 #[cfg(test)]

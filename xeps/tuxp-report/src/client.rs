@@ -51,6 +51,16 @@ pub trait ReporterExt {
         qos: Qos,
         retry: Retry,
     ) -> impl Future<Output = Result<(), ReportError>> + Send;
+
+    /// A gateway reports for its LAN node `lan_id` (1–255): the report comes from
+    /// `<gateway>/<lan-id>`, checked against the node's model, stored under the node.
+    fn report_for_node(
+        &self,
+        lan_id: u8,
+        data: Element,
+        qos: Qos,
+        retry: Retry,
+    ) -> impl Future<Output = Result<(), ReportError>> + Send;
 }
 
 async fn until_answered(client: &Client, iq: Iq, retry: Retry) -> Result<Iq, ReportError> {
@@ -64,34 +74,61 @@ async fn until_answered(client: &Client, iq: Iq, retry: Retry) -> Result<Iq, Rep
 
 impl ReporterExt for Client {
     async fn report_with(&self, data: Element, qos: Qos, retry: Retry) -> Result<(), ReportError> {
-        let mut report = Report::new(data, qos);
-        match qos {
-            Qos::AtMostOnce => {
-                let iq = Iq::set(self.next_id(), report.into_element());
-                self.send(iq).await.map_err(|_| ReportError::NotConnected)
+        report_as(self, None, data, qos, retry).await
+    }
+
+    async fn report_for_node(
+        &self,
+        lan_id: u8,
+        data: Element,
+        qos: Qos,
+        retry: Retry,
+    ) -> Result<(), ReportError> {
+        let node = self.jid().to_bare().with_resource(&lan_id.to_string()).ok();
+        report_as(self, node, data, qos, retry).await
+    }
+}
+
+async fn report_as(
+    client: &Client,
+    from: Option<Jid>,
+    data: Element,
+    qos: Qos,
+    retry: Retry,
+) -> Result<(), ReportError> {
+    let iq_of = |report: Report| {
+        let mut iq = Iq::set(client.next_id(), report.into_element());
+        iq.from = from.clone();
+        iq
+    };
+    let mut report = Report::new(data, qos);
+    match qos {
+        Qos::AtMostOnce => {
+            let iq = iq_of(report);
+            client.send(iq).await.map_err(|_| ReportError::NotConnected)
+        }
+        Qos::AtLeastOnce => {
+            let iq = iq_of(report);
+            until_answered(client, iq, retry).await.map(|_| ())
+        }
+        Qos::ExactlyOnce => {
+            let report_id = lithos_qos::next_message_id();
+            report.report_id = Some(report_id.clone());
+            let iq = iq_of(report);
+            let answer = until_answered(client, iq, retry).await?;
+            let received = match answer.payload {
+                IqPayload::Result(Some(p)) => Received::from_element(p).ok(),
+                _ => None,
+            };
+            if received.is_none_or(|r| r.report_id != report_id) {
+                return Err(ReportError::Refused(Box::new(
+                    StanzaError::new(lithos_core::stanza::DefinedCondition::UndefinedCondition)
+                        .with_text("the server did not confirm the report's reception"),
+                )));
             }
-            Qos::AtLeastOnce => {
-                let iq = Iq::set(self.next_id(), report.into_element());
-                until_answered(self, iq, retry).await.map(|_| ())
-            }
-            Qos::ExactlyOnce => {
-                let report_id = lithos_qos::next_message_id();
-                report.report_id = Some(report_id.clone());
-                let iq = Iq::set(self.next_id(), report.into_element());
-                let answer = until_answered(self, iq, retry).await?;
-                let received = match answer.payload {
-                    IqPayload::Result(Some(p)) => Received::from_element(p).ok(),
-                    _ => None,
-                };
-                if received.is_none_or(|r| r.report_id != report_id) {
-                    return Err(ReportError::Refused(Box::new(
-                        StanzaError::new(lithos_core::stanza::DefinedCondition::UndefinedCondition)
-                            .with_text("the server did not confirm the report's reception"),
-                    )));
-                }
-                let deliver = Iq::set(self.next_id(), Deliver { report_id }.into_element());
-                until_answered(self, deliver, retry).await.map(|_| ())
-            }
+            let mut deliver = Iq::set(client.next_id(), Deliver { report_id }.into_element());
+            deliver.from = from.clone();
+            until_answered(client, deliver, retry).await.map(|_| ())
         }
     }
 }

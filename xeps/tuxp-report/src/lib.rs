@@ -157,6 +157,23 @@ impl Report {
     }
 }
 
+/// A LAN node's data, sent to its gateway (reference §3.4, LAN form): the node's trace id
+/// and, with `ack-required`, a `lan-answer` wanted back. The gateway reports on the node's
+/// behalf (`<gateway>/<lan-id>`) at the QoS it gives the data's type.
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "lan-report")]
+pub struct LanReport {
+    /// The node's id for this report; also the gateway's de-duplication key.
+    #[payload(attr)]
+    pub trace_id: lithos_core::binary::lan::TraceId,
+    /// Whether the node wants an acknowledgement.
+    #[payload(attr, with = lithos_core::payload::value::java_boolean, default, skip_default)]
+    pub ack_required: bool,
+    /// The data.
+    #[payload(element)]
+    pub data: Element,
+}
+
 /// QoS 2, phase 1 answer: the report is stored, pending its delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Payload)]
 #[payload(ns = NS, name = "received")]
