@@ -29,6 +29,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod air;
 mod conditions;
 mod network;
 mod seed;

@@ -21,6 +21,9 @@ pub enum RadioError {
     /// Nothing to send.
     #[error("an empty frame")]
     Empty,
+    /// The network (served by another process) is gone.
+    #[error("the simulated air is gone")]
+    Gone,
 }
 
 /// What the network did with the frames sent so far.

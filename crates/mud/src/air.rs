@@ -32,3 +32,20 @@ impl Air for lithos_lora_sim::Radio {
         lithos_lora_sim::Radio::set_address(self, address)
     }
 }
+
+#[async_trait]
+impl Air for lithos_lora_sim::air::RemoteRadio {
+    async fn send(&self, to: LoraAddress, frame: &[u8]) -> Result<(), String> {
+        lithos_lora_sim::air::RemoteRadio::send(self, to, frame)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn recv(&mut self) -> Option<Bytes> {
+        lithos_lora_sim::air::RemoteRadio::recv(self).await
+    }
+
+    fn set_address(&self, address: LoraAddress) {
+        lithos_lora_sim::air::RemoteRadio::set_address(self, address)
+    }
+}

@@ -1,0 +1,195 @@
+//! The simulated air between processes: a gateway program serves its [`RadioNetwork`] on a
+//! loopback TCP port ([`serve`]); node programs join it with [`RemoteRadio::connect`] and
+//! get a radio on that network, with its conditions (delay, loss, duty cycle...) applied
+//! as for one in the same process. Only for simulations: no authentication, loopback only.
+//!
+//! The wire: the radio sends `00 <address 3>` first, then `01 <to 3> <length> <frame>` to
+//! send and `02 <address 3>` to tune; the network sends `<length> <frame>` for each frame
+//! the radio receives.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::{Address, MAX_FRAME, RadioError, RadioNetwork};
+
+const HELLO: u8 = 0;
+const SEND: u8 = 1;
+const TUNE: u8 = 2;
+
+async fn read_address<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<Address> {
+    let mut a = [0u8; 3];
+    r.read_exact(&mut a).await?;
+    Address::from_bytes(a).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.0))
+}
+
+/// Serves `net` to radios in other processes, until the listener fails.
+pub async fn serve(net: RadioNetwork, listener: TcpListener) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let net = net.clone();
+        tokio::spawn(async move {
+            if let Err(e) = bridge(net, stream).await {
+                tracing::debug!(error = %e, "a remote radio left");
+            }
+        });
+    }
+}
+
+/// One remote radio: its messages to the network, its frames back.
+async fn bridge(net: RadioNetwork, stream: TcpStream) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    if r.read_u8().await? != HELLO {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "a remote radio starts with its address",
+        ));
+    }
+    let mut radio = net.radio(read_address(&mut r).await?);
+    loop {
+        tokio::select! {
+            op = r.read_u8() => match op? {
+                SEND => {
+                    let to = read_address(&mut r).await?;
+                    let len = usize::from(r.read_u8().await?);
+                    let mut frame = vec![0u8; len];
+                    r.read_exact(&mut frame).await?;
+                    // A frame the air refuses (empty, too long) is lost, as on a module.
+                    let _ = radio.send(to, &frame).await;
+                }
+                TUNE => radio.set_address(read_address(&mut r).await?),
+                other => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("unknown remote radio message {other}"),
+                    ));
+                }
+            },
+            frame = radio.recv() => {
+                let Some(frame) = frame else { return Ok(()) };
+                let mut out = Vec::with_capacity(frame.len() + 1);
+                out.push(frame.len() as u8);
+                out.extend_from_slice(&frame);
+                w.write_all(&out).await?;
+            }
+        }
+    }
+}
+
+/// A radio on a network another process serves.
+#[derive(Debug)]
+pub struct RemoteRadio {
+    tx: mpsc::Sender<Vec<u8>>,
+    rx: BufReader<OwnedReadHalf>,
+}
+
+impl RemoteRadio {
+    /// Joins the network served at `air` with a radio tuned to `address`.
+    pub async fn connect(air: SocketAddr, address: Address) -> std::io::Result<RemoteRadio> {
+        let stream = TcpStream::connect(air).await?;
+        stream.set_nodelay(true)?;
+        let (r, mut w) = stream.into_split();
+        let mut hello = vec![HELLO];
+        hello.extend_from_slice(&address.to_bytes());
+        w.write_all(&hello).await?;
+        let (tx, mut out) = mpsc::channel::<Vec<u8>>(256);
+        tokio::spawn(async move {
+            while let Some(m) = out.recv().await {
+                if w.write_all(&m).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(RemoteRadio {
+            tx,
+            rx: BufReader::new(r),
+        })
+    }
+
+    /// Sends `payload` to `to` (checked here as the local radio checks it).
+    pub async fn send(&self, to: Address, payload: &[u8]) -> Result<(), RadioError> {
+        if payload.is_empty() {
+            return Err(RadioError::Empty);
+        }
+        if payload.len() > MAX_FRAME {
+            return Err(RadioError::TooLong(payload.len()));
+        }
+        let mut m = Vec::with_capacity(payload.len() + 5);
+        m.push(SEND);
+        m.extend_from_slice(&to.to_bytes());
+        m.push(payload.len() as u8);
+        m.extend_from_slice(payload);
+        self.tx.send(m).await.map_err(|_| RadioError::Gone)
+    }
+
+    /// Tunes the radio to `address`.
+    pub fn set_address(&self, address: Address) {
+        let mut m = vec![TUNE];
+        m.extend_from_slice(&address.to_bytes());
+        let _ = self.tx.try_send(m);
+    }
+
+    /// The next frame received; `None` once the network is gone.
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        let len = usize::from(self.rx.read_u8().await.ok()?);
+        let mut frame = vec![0u8; len];
+        self.rx.read_exact(&mut frame).await.ok()?;
+        Some(Bytes::from(frame))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Conditions;
+
+    #[tokio::test]
+    async fn radios_in_two_processes_talk() {
+        let net = RadioNetwork::new(1, Conditions::perfect());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let air = listener.local_addr().unwrap();
+        tokio::spawn(serve(net.clone(), listener));
+        let mut local = net.radio(Address::new(0xEF, 0xEF, 0x1F));
+        let mut remote = RemoteRadio::connect(air, Address::new(0xEF, 0xEE, 0x1F))
+            .await
+            .unwrap();
+        remote
+            .send(
+                Address::new(0xEF, 0xEF, 0x1F),
+                &[0xFF, 0xF8, 0x03, 0x09, 0xFF],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            local.recv().await.unwrap().as_ref(),
+            &[0xFF, 0xF8, 0x03, 0x09, 0xFF]
+        );
+        local
+            .send(Address::new(0xEF, 0xEE, 0x1F), &[0xFF, 0x01, 0xFF])
+            .await
+            .unwrap();
+        assert_eq!(remote.recv().await.unwrap().as_ref(), &[0xFF, 0x01, 0xFF]);
+        // Tuned elsewhere, it hears its new address only.
+        remote.set_address(Address::new(0, 5, 0x17));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        local
+            .send(Address::new(0xEF, 0xEE, 0x1F), &[0xFF, 0x02, 0xFF])
+            .await
+            .unwrap();
+        local
+            .send(Address::new(0, 5, 0x17), &[0xFF, 0x03, 0xFF])
+            .await
+            .unwrap();
+        assert_eq!(remote.recv().await.unwrap().as_ref(), &[0xFF, 0x03, 0xFF]);
+        assert_eq!(
+            remote.send(Address::new(0, 0, 0), &[0u8; 65]).await,
+            Err(RadioError::TooLong(65))
+        );
+    }
+}
