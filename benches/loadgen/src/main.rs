@@ -33,6 +33,10 @@
 //! - `pubsub`: N subscribers of one node, the first publishing M items (W in flight):
 //!   delivered notifications/s, server CPU per 1,000 delivered, publish-to-notification
 //!   latency p50/p99, loss.
+//! - `gateway` (Lithos only): commands one at a time to a light directly and to 255
+//!   simulated LoRa nodes through a gateway run in this process (round trip p50/p99 and the
+//!   hop's difference), commands/s with W in flight, then reports/s from 255 nodes through a
+//!   gateway at QoS 1.
 //!
 //! `--websocket PATH` speaks XMPP over WebSocket (RFC 7395) to an HTTP listener instead of
 //! over TCP. `--format bxmpp` speaks BXMPP instead of XML (Lithos only; the generator links `lithosd`
@@ -65,6 +69,7 @@ use tokio_util::either::Either;
 
 mod conn;
 mod fanout;
+mod gateway;
 mod ingest;
 mod mqtt;
 mod muc;
@@ -105,6 +110,8 @@ enum Scenario {
     Muc(muc::MucArgs),
     /// Fan-out through one publish-subscribe node (XEP-0060)
     Pubsub(pubsub::PubsubArgs),
+    /// Commands and reports through a LoRa gateway to 255 simulated nodes (Lithos only)
+    Gateway(gateway::GatewayArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -1057,6 +1064,7 @@ fn main() {
             Scenario::Mqtt(a) => mqtt::mqtt(a).await,
             Scenario::Muc(a) => muc::muc(a).await,
             Scenario::Pubsub(a) => pubsub::pubsub_scenario(a).await,
+            Scenario::Gateway(a) => gateway::gateway_scenario(a).await,
         }
     });
 }

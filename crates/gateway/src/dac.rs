@@ -32,8 +32,13 @@ pub use lithos_tuxp_lora_dac::{DAC_SERVICE, THING_CHANNEL};
 
 use crate::router::{LanRouter, Link, Node};
 
-/// How long one introduction holds the service before another may take it.
+/// How long one introduction holds the service before another may take it (while the
+/// server is asked, it holds it until the answer).
 pub const SERVING_FOR: Duration = Duration::from_secs(30);
+
+/// How long `add-node` may take: the server may hold it until an operator confirms the node
+/// (`[modules.concentrator] confirmation`, 300 s by default), and a little more.
+pub const ADD_NODE_TIMEOUT: Duration = Duration::from_secs(310);
 
 /// Where the nodes send uplink frames: the gateway's uplink address and channel range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,7 +216,7 @@ impl DacService {
                     communication_net: CommunicationNet::Lora,
                     address: address.to_string(),
                 },
-                Duration::from_secs(10),
+                ADD_NODE_TIMEOUT,
             )
             .await;
         *self.serving() = None;

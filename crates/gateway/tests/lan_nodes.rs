@@ -387,4 +387,81 @@ async fn over_a_lossy_radio(format: WireFormat) {
     eprintln!("radio: {stats:?}; gateway: {up:?}");
 }
 
-lithos_testkit::in_both_formats!(dac_then_commands, over_a_lossy_radio);
+/// With `[modules.concentrator] confirmation`, the gateway's `add-node` waits for an
+/// operator: the node is configured once alice confirms it, and one nobody confirms is
+/// refused when the wait ends (the node is told `not-configured`).
+async fn with_operator_confirmation(format: WireFormat) {
+    let s =
+        things::start("[modules.concentrator]\nconfirmation = true\nconfirmation_seconds = 2\n")
+            .await;
+    let (alice, _ae) = s.user("alice", format).await;
+    let (bob, _be) = s.user("bob", format).await;
+    let net = RadioNetwork::new(23, Conditions::perfect());
+    let gw = gateway(&s, &alice, "0E0E0E40", &net, format).await;
+    alice
+        .authorize_thing("SL-01-0E0E0E41", "LIGHT-KEY-41", T)
+        .await
+        .unwrap();
+    let flashes = Arc::new(AtomicUsize::new(0));
+    let radio = net.radio(dac::DAC_CLIENT);
+    let starting =
+        tokio::spawn(light("SL-01-0E0E0E41", "LIGHT-KEY-41", flashes.clone()).start(radio));
+    // It waits, listed for operators.
+    let waiting = loop {
+        let w = alice.pending_confirmations(T).await.unwrap();
+        if !w.is_empty() {
+            break w;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].node_thing_id, "SL-01-0E0E0E41");
+    assert_eq!(waiting[0].concentrator_thing_id, "lgw-01-0e0e0e40");
+    assert_eq!((waiting[0].lan_id, waiting[0].owner.as_str()), (1, "alice"));
+    assert!(
+        gw.client.pull_nodes(T).await.unwrap().is_empty(),
+        "not added yet"
+    );
+    // Bob is no operator; a node nobody waits for is not found.
+    let e = bob
+        .confirm_concentration("LGW-01-0E0E0E40", "SL-01-0E0E0E41", T)
+        .await
+        .unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
+    let e = alice
+        .confirm_concentration("LGW-01-0E0E0E40", "SL-01-0E0E0E99", T)
+        .await
+        .unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::ItemNotFound));
+    alice
+        .confirm_concentration("LGW-01-0E0E0E40", "SL-01-0E0E0E41", T)
+        .await
+        .unwrap();
+    let node = starting.await.unwrap().unwrap();
+    assert_eq!(node.allocation().lan_id, 1);
+    execute(&alice, &gw.jid(1), T).await.unwrap();
+    assert_eq!(flashes.load(Ordering::SeqCst), 1);
+
+    // Nobody confirms the next one: refused after 2 s, told `not-configured`, it starts
+    // over until its own DAC time runs out.
+    alice
+        .authorize_thing("SL-01-0E0E0E42", "LIGHT-KEY-42", T)
+        .await
+        .unwrap();
+    let e = NodeBuilder::new("SL-01-0E0E0E42", "LIGHT-KEY-42")
+        .dac_timing(Duration::from_millis(300), Duration::from_millis(2800))
+        .start(net.radio(dac::DAC_CLIENT))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, LanError::Dac(_)), "{e:?}");
+    // The gateway's last try waits out its 2 s too, then nothing is left waiting.
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    assert!(alice.pending_confirmations(T).await.unwrap().is_empty());
+    assert_eq!(gw.client.pull_nodes(T).await.unwrap().len(), 1);
+}
+
+lithos_testkit::in_both_formats!(
+    dac_then_commands,
+    over_a_lossy_radio,
+    with_operator_confirmation
+);

@@ -110,7 +110,7 @@ impl NodeBuilder {
             actions: HashMap::new(),
             rex: Rex::default(),
             dac_retry: Duration::from_secs(1),
-            dac_timeout: Duration::from_secs(60),
+            dac_timeout: Duration::from_secs(600),
             state_file: None,
         }
     }
@@ -134,7 +134,8 @@ impl NodeBuilder {
     }
 
     /// How long a DAC step waits before it sends again (1 s), and how long DAC may take in
-    /// all before [`start`](Self::start) fails (60 s).
+    /// all before [`start`](Self::start) fails (10 minutes: the gateway may wait for an
+    /// operator to confirm the node, 5 minutes by default).
     pub fn dac_timing(mut self, retry: Duration, timeout: Duration) -> Self {
         self.dac_retry = retry;
         self.dac_timeout = timeout;

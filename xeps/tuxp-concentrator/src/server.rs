@@ -1,15 +1,30 @@
 //! The `concentrator` module: gateways add, list and remove their LAN nodes.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
-use lithos_core::Payload;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
+use lithos_core::{Element, Jid, Payload};
 use lithos_server::module::internal_error;
-use lithos_server::{IqClaim, IqRequest, IqResponse, Module, ModuleRegistration, ServerHandle};
-use lithos_tuxp_things::{NodeRecord, Registry, RegistryError, ThingId, ThingRecord};
+use lithos_server::{
+    ClientStanza, ClientStanzaHook, Flow, IqClaim, IqRequest, IqResponse, Module,
+    ModuleRegistration, ServerHandle,
+};
+use lithos_tuxp_things::confirmations::{Confirmations, WaitError, Waiting};
+use lithos_tuxp_things::{
+    Authorization, NodeRecord, Registry, RegistryError, ThingId, ThingRecord,
+};
 
 use crate::{AddNode, CommunicationNet, NS, Node, NodeAdded, PullNodes, RemoveNode};
 
-struct Concentrator;
+/// How long a node waits for an operator's confirmation by default (Lithosphere's
+/// `node.confirmation.validity.time`).
+pub const DEFAULT_CONFIRMATION: Duration = Duration::from_secs(300);
+
+struct Concentrator {
+    /// With confirmation: how long an `add-node` waits for an operator.
+    confirmation: Option<Duration>,
+}
 
 fn refused(condition: DefinedCondition, text: impl Into<String>) -> StanzaError {
     StanzaError::explained(condition, text.into())
@@ -17,8 +32,13 @@ fn refused(condition: DefinedCondition, text: impl Into<String>) -> StanzaError 
 
 /// The sender's registered thing, if it is a concentrator.
 async fn gateway(server: &ServerHandle, req: &IqRequest) -> Result<ThingRecord, StanzaError> {
-    let thing = match req.from.local() {
-        Some(name) if req.from.domain() == server.domain().domain() => Registry::of(server)
+    gateway_of(server, &req.from).await
+}
+
+/// `from`'s registered thing, if it is a concentrator.
+async fn gateway_of(server: &ServerHandle, from: &Jid) -> Result<ThingRecord, StanzaError> {
+    let thing = match from.local() {
+        Some(name) if from.domain() == server.domain().domain() => Registry::of(server)
             .by_name(name)
             .await
             .map_err(internal_error)?,
@@ -40,7 +60,12 @@ async fn gateway(server: &ServerHandle, req: &IqRequest) -> Result<ThingRecord, 
 }
 
 impl Concentrator {
-    async fn add(&self, server: &ServerHandle, gw: ThingRecord, a: AddNode) -> IqResponse {
+    /// The checks of an `add-node`, in the reference's order: the authorization it spends.
+    async fn checked(
+        server: &ServerHandle,
+        gw: &ThingRecord,
+        a: &AddNode,
+    ) -> Result<Authorization, StanzaError> {
         let registry = Registry::of(server);
         let not_acceptable = |text: &str| refused(DefinedCondition::NotAcceptable, text);
         let Ok(id) = ThingId::parse(&a.thing_id) else {
@@ -74,17 +99,30 @@ impl Concentrator {
                 "this node is not authorized to be added, or its registration code is wrong",
             ));
         };
+        Ok(auth)
+    }
+
+    /// Adds the node the checks passed, spending `auth`.
+    async fn commit(
+        server: &ServerHandle,
+        gw: ThingRecord,
+        a: AddNode,
+        auth: Authorization,
+    ) -> IqResponse {
+        let model = ThingId::parse(&a.thing_id)
+            .map(|id| id.model().name.to_string())
+            .map_err(|_| refused(DefinedCondition::NotAcceptable, "not a thing id"))?;
         let record = NodeRecord {
             gateway: gw.thing_name.clone(),
             lan_id: a.lan_id,
             thing_id: a.thing_id.clone(),
-            model: id.model().name.to_string(),
+            model,
             net: a.communication_net.as_str().to_string(),
             address: a.address,
             owner: auth.authorizer.clone(),
             added_ms: 0,
         };
-        let added = match registry.add_node(record, auth.id).await {
+        let added = match Registry::of(server).add_node(record, auth.id).await {
             Ok(n) => n,
             Err(RegistryError::LanIdTaken) => {
                 return Err(refused(
@@ -112,6 +150,121 @@ impl Concentrator {
             .into_element(),
         ))
     }
+
+    /// With confirmation on, an `add-node` from the gateway's session: checked now, then
+    /// answered from a task of its own once an operator confirmed (or the wait ended), so
+    /// the gateway's session goes on meanwhile (commands to its other nodes, their reports).
+    async fn add_when_confirmed(&self, cx: ClientStanza<'_>, validity: Duration) -> Flow {
+        let (server, session, stanza) = cx.parts();
+        let req = (|| {
+            let payload = stanza.children().next()?.clone();
+            let to = stanza.attr("to").unwrap_or(server.domain().domain());
+            Some((AddNode::from_element(payload), Jid::new(to).ok()?))
+        })();
+        let Some((parsed, to)) = req else {
+            return Flow::Continue;
+        };
+        let checked = async {
+            let a = parsed?;
+            let gw = gateway_of(server, &session.jid).await?;
+            let auth = Self::checked(server, &gw, &a).await?;
+            let rx =
+                Self::wait(server, &gw, &a, &auth.authorizer, validity).map_err(wait_refused)?;
+            Ok::<_, StanzaError>((gw, a, auth, rx))
+        }
+        .await;
+        let (gw, a, auth, rx) = match checked {
+            Ok(x) => x,
+            Err(e) => {
+                lithos_tuxp_things::refuse(server, session, stanza, e);
+                return Flow::Handled;
+            }
+        };
+        let (server, session, stanza) = (server.clone(), session.clone(), stanza.clone());
+        tokio::spawn(async move {
+            let answer = match Self::confirmed(&server, &gw, &a, rx, validity).await {
+                Ok(()) => Self::commit(&server, gw, a, auth).await,
+                Err(e) => Err(e),
+            };
+            match answer {
+                Ok(payload) => {
+                    let mut reply = Element::builder("iq", lithos_core::ns::JABBER_CLIENT)
+                        .attr("type", "result")
+                        .attr("id", stanza.attr("id").unwrap_or_default().to_string())
+                        .attr("to", session.jid.as_shared().clone())
+                        .attr("from", to.as_shared().clone())
+                        .build();
+                    if let Some(p) = payload {
+                        reply.append_child(p);
+                    }
+                    server.sessions().send(&session.jid, reply);
+                }
+                Err(e) => lithos_tuxp_things::refuse(&server, &session, &stanza, e),
+            }
+        });
+        Flow::Handled
+    }
+}
+
+impl Concentrator {
+    /// Starts the wait for an operator's confirmation of the node `a`.
+    fn wait(
+        server: &ServerHandle,
+        gw: &ThingRecord,
+        a: &AddNode,
+        owner: &str,
+        validity: Duration,
+    ) -> Result<tokio::sync::oneshot::Receiver<String>, WaitError> {
+        let rx = Confirmations::of(server).wait(Waiting {
+            gateway: gw.thing_name.clone(),
+            node_thing_id: a.thing_id.clone(),
+            lan_id: a.lan_id,
+            owner: owner.to_string(),
+            expires_ms: lithos_tuxp_things::now_ms() + validity.as_millis() as i64,
+        })?;
+        tracing::info!(gateway = %gw.thing_name, node = %a.thing_id, lan_id = a.lan_id, "node waits for an operator's confirmation");
+        Ok(rx)
+    }
+
+    /// Waits for the confirmation until `validity` has passed.
+    async fn confirmed(
+        server: &ServerHandle,
+        gw: &ThingRecord,
+        a: &AddNode,
+        rx: tokio::sync::oneshot::Receiver<String>,
+        validity: Duration,
+    ) -> Result<(), StanzaError> {
+        match tokio::time::timeout(validity, rx).await {
+            Ok(Ok(operator)) => {
+                tracing::info!(gateway = %gw.thing_name, node = %a.thing_id, operator = %operator, "node confirmed");
+                Ok(())
+            }
+            _ => {
+                Confirmations::of(server).withdraw(&gw.thing_name, &a.thing_id);
+                Err(refused(
+                    DefinedCondition::NotAuthorized,
+                    format!(
+                        "no operator confirmed the node within {} s",
+                        validity.as_secs()
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// The stanza error of a wait that could not start.
+fn wait_refused(e: WaitError) -> StanzaError {
+    match e {
+        WaitError::Full => refused(
+            DefinedCondition::ResourceConstraint,
+            "too many nodes wait for confirmation",
+        ),
+        WaitError::Already => refused(
+            DefinedCondition::Conflict,
+            "this node already waits for confirmation",
+        ),
+    }
 }
 
 fn net(s: &str) -> CommunicationNet {
@@ -128,12 +281,33 @@ impl Module for Concentrator {
         vec![IqClaim::server(NS)]
     }
 
+    fn client_stanza<'a>(&'a self, cx: ClientStanza<'a>) -> Option<ClientStanzaHook<'a>> {
+        let validity = self.confirmation?;
+        let s = cx.stanza;
+        // To the server (or with no `to`, which the server answers too).
+        let to_server = s
+            .attr("to")
+            .is_none_or(|t| t == cx.server.domain().domain());
+        (s.name() == "iq"
+            && s.attr("type") == Some("set")
+            && to_server
+            && s.children().next().is_some_and(|p| p.is("add-node", NS)))
+        .then(|| Box::pin(self.add_when_confirmed(cx, validity)) as _)
+    }
+
     async fn handle_iq(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
         let gw = gateway(server, &req).await?;
         match (req.is_set, req.payload.name()) {
             (true, "add-node") => {
                 let a = AddNode::from_element(req.payload.clone())?;
-                self.add(server, gw, a).await
+                let auth = Self::checked(server, &gw, &a).await?;
+                // Not from a client session (the hook takes those): waits here.
+                if let Some(validity) = self.confirmation {
+                    let rx = Self::wait(server, &gw, &a, &auth.authorizer, validity)
+                        .map_err(wait_refused)?;
+                    Self::confirmed(server, &gw, &a, rx, validity).await?;
+                }
+                Self::commit(server, gw, a, auth).await
             }
             (false, "pull-nodes") => {
                 let nodes = Registry::of(server)
@@ -178,11 +352,37 @@ impl Module for Concentrator {
     fn disco_features(&self) -> Vec<&'static str> {
         vec![NS]
     }
+
+    async fn account_deleted(&self, _server: &ServerHandle, _account: &lithos_core::Jid) {
+        // The deleted account's nodes are unowned now, a deleted gateway's nodes gone: what
+        // is cached of any node (`NodeCache`) is read again.
+        lithos_tuxp_things::access_changed(lithos_tuxp_things::AccessChange::All);
+    }
 }
 
 /// This crate's server module, registered by `extension!` in `lib.rs`.
 pub(crate) const MODULE: ModuleRegistration = ModuleRegistration::new(
     "concentrator",
     "TUXP concentrator: gateways add, list and remove the LAN nodes behind them",
-    |ctx| ctx.no_settings(Concentrator),
+    build,
 );
+
+fn build(
+    ctx: &lithos_server::module::ModuleContext<'_>,
+) -> Result<std::sync::Arc<dyn Module>, lithos_server::module::ModuleError> {
+    use lithos_server::module::ModuleError;
+    let mut confirmation = false;
+    let mut validity = DEFAULT_CONFIRMATION;
+    for (k, v) in &ctx.section {
+        match k.as_str() {
+            "confirmation" => confirmation = ModuleError::boolean(k, v)?,
+            "confirmation_seconds" => {
+                validity = Duration::from_secs(ModuleError::integer(k, v, 1)?);
+            }
+            other => return Err(ModuleError::unknown_key(other)),
+        }
+    }
+    Ok(std::sync::Arc::new(Concentrator {
+        confirmation: confirmation.then_some(validity),
+    }))
+}

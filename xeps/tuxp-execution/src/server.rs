@@ -129,7 +129,10 @@ pub(crate) async fn check(
     };
     // 2b: a LAN node behind a gateway (`gateway/<lan-id>`) is a thing of its own: its
     // owner, grants and model decide, not the gateway's.
-    let subject = registry.subject(&thing, to.resource()).await?;
+    let subject = server
+        .shared::<lithos_tuxp_things::NodeCache>()
+        .subject(server, &thing, to.resource())
+        .await?;
     let (thing_id, owner, model) = (subject.thing_id, subject.owner, subject.model);
     // 3: the sender may command it.
     let account = sender.local().unwrap_or_default();

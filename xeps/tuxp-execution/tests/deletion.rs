@@ -137,3 +137,59 @@ async fn a_deleted_grantee_passes_nothing_to_the_next_account_of_its_name() {
         Some(DefinedCondition::Forbidden)
     );
 }
+
+/// Answers every execution for a LAN node: the gateway's LAN side, reduced to a yes.
+struct AnyNode;
+
+#[async_trait::async_trait]
+impl lithos_client::handler::IqHandler for AnyNode {
+    async fn handle(
+        &self,
+        _ctx: &lithos_client::handler::HandlerContext,
+        _request: lithos_core::stanza::Iq,
+    ) -> lithos_client::handler::IqAnswer {
+        Ok(None)
+    }
+}
+
+/// A LAN node's owner is remembered between commands (the node cache): deleting that owner
+/// still leaves the node unowned for the next account of its name.
+#[tokio::test]
+async fn a_deleted_node_owner_passes_nothing_on() {
+    let s = lithos_testkit::TestServer::start("[modules.operator]\noperators = ['alice', 'bob']\n")
+        .await;
+    s.add_users(&["alice", "bob"]).await;
+    let format = WireFormat::Xml;
+    let (alice, _ae) = s.user("alice", format).await;
+    let (bob, _be) = s.user("bob", format).await;
+    // Alice's gateway, bob's light behind it as node 3.
+    let gateway = things::gateway_with_node_via(
+        &s,
+        &alice,
+        &bob,
+        ("0A1B2C40", "SL-01-0A1B2C41", 3),
+        format,
+        |r| r.lan_nodes(std::sync::Arc::new(AnyNode)),
+    )
+    .await;
+    let node = gateway.jid().to_bare().with_resource("3").unwrap();
+    let flash = || Flash { repeat: 1 }.into_element();
+    bob.execute(node.clone(), flash(), T).await.unwrap();
+    bob.execute(node.clone(), flash(), T).await.unwrap();
+    drop(bob);
+    let handle = s.handle().clone();
+    handle.delete_account(&jid("bob@localhost")).await.unwrap();
+    handle
+        .storage()
+        .accounts
+        .remove_tombstone("bob")
+        .await
+        .unwrap();
+    s.add_user("bob", "bob-password").await;
+    let (bob, _be) = s.user("bob", format).await;
+    assert_eq!(
+        refused(bob.execute(node.clone(), flash(), T)).await,
+        Some(DefinedCondition::Forbidden),
+        "the node is unowned now"
+    );
+}

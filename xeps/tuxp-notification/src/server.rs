@@ -60,7 +60,10 @@ impl NotificationModule {
         // The thing itself, or the LAN node the gateway speaks for: its model declares the
         // event, its owner and followers get it.
         let registry = Registry::of(server);
-        let subject = registry.subject(&thing, notifier.resource()).await?;
+        let subject = server
+            .shared::<lithos_tuxp_things::NodeCache>()
+            .subject(server, &thing, notifier.resource())
+            .await?;
         let declared = subject.model().is_some_and(|m| m.declares_event(&n.event));
         if !declared {
             return Err(StanzaError::explained(

@@ -7,7 +7,9 @@ use lithos_client::{Client, RequestError};
 use lithos_core::stanza::Iq;
 use lithos_core::{Jid, Payload};
 
-use crate::{ApproveFollow, AuthThing, Grant};
+use crate::{
+    ApproveFollow, AuthThing, ConfirmConcentration, Grant, NS_PENDING, PendingConfirmation,
+};
 
 /// Operator and owner requests from a [`Client`] (to its own server).
 pub trait OperatorExt {
@@ -40,9 +42,57 @@ pub trait OperatorExt {
         approval: ApproveFollow,
         timeout: Duration,
     ) -> impl Future<Output = Result<(), RequestError>> + Send;
+    /// As an operator: lets the gateway `concentrator` (its thing id) add the node
+    /// `node_thing_id`, which waits for it.
+    fn confirm_concentration(
+        &self,
+        concentrator: &str,
+        node_thing_id: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), RequestError>> + Send;
+    /// As an operator: the nodes waiting for confirmation.
+    fn pending_confirmations(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Vec<PendingConfirmation>, RequestError>> + Send;
 }
 
 impl OperatorExt for Client {
+    async fn confirm_concentration(
+        &self,
+        concentrator: &str,
+        node_thing_id: &str,
+        timeout: Duration,
+    ) -> Result<(), RequestError> {
+        let server = Jid::new(self.jid().domain()).map_err(|_| RequestError::Disconnected)?;
+        let c = ConfirmConcentration {
+            concentrator_thing_id: concentrator.to_string(),
+            node_thing_id: node_thing_id.to_string(),
+        };
+        self.request(Iq::set("", c.into_element()).with_to(server), timeout)
+            .await
+            .map(drop)
+    }
+
+    async fn pending_confirmations(
+        &self,
+        timeout: Duration,
+    ) -> Result<Vec<PendingConfirmation>, RequestError> {
+        let server = Jid::new(self.jid().domain()).map_err(|_| RequestError::Disconnected)?;
+        let q = lithos_core::Element::bare("pending", NS_PENDING);
+        let answer = self
+            .request(Iq::get("", q).with_to(server), timeout)
+            .await?;
+        Ok(match answer.payload {
+            lithos_core::stanza::IqPayload::Result(Some(p)) => p
+                .children()
+                .filter(|c| PendingConfirmation::matches(c))
+                .filter_map(|c| PendingConfirmation::from_element(c.clone()).ok())
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+
     async fn approve_follow(
         &self,
         approval: ApproveFollow,

@@ -14,6 +14,11 @@
 //! - `urn:lithos:tuxp:grant` (a Lithos addition): the owner allows another account to
 //!   command the thing, `<grant thing-id="…" account="bob@example.com"/>`, or withdraws it,
 //!   `<revoke …/>`. Only the owner and the accounts it granted may execute actions on a thing.
+//! - **Concentration** (reference §3.5): where the server requires it (`[modules.concentrator]
+//!   confirmation = true`), a gateway's `add-node` waits until an operator confirms the node,
+//!   `<confirm-concentration concentrator-thing-id="LGW-01-0A1B2C3E"
+//!   node-thing-id="SL-01-0A1B2C41"/>` (the attribute names of Lithosphere's BXMPP table;
+//!   the gateway's thing id or name). Operators see what waits in `<pending/>`.
 
 use lithos_core::{Element, Jid, Payload, PayloadError};
 
@@ -87,6 +92,39 @@ pub struct ApproveFollow {
     /// Refuse or end the follow instead.
     #[payload(attr, default, skip_default)]
     pub canceled: bool,
+}
+
+/// `<confirm-concentration/>`: an operator lets a gateway add a node that waits for it.
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "confirm-concentration")]
+pub struct ConfirmConcentration {
+    /// The gateway (its thing id, or its thing name).
+    #[payload(attr, check = not_empty)]
+    pub concentrator_thing_id: String,
+    /// The node's thing id.
+    #[payload(attr, check = not_empty)]
+    pub node_thing_id: String,
+}
+
+/// In `<pending/>`'s answer: a node waiting for an operator's confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS_PENDING, name = "confirmation")]
+pub struct PendingConfirmation {
+    /// The gateway's thing name.
+    #[payload(attr)]
+    pub concentrator_thing_id: String,
+    /// The node's thing id.
+    #[payload(attr)]
+    pub node_thing_id: String,
+    /// The LAN id the gateway asks for.
+    #[payload(attr)]
+    pub lan_id: u8,
+    /// Who authorized the node (its owner once added).
+    #[payload(attr)]
+    pub owner: String,
+    /// When the wait ends.
+    #[payload(attr = "expires", with = lithos_core::datetime)]
+    pub expires_ms: i64,
 }
 
 /// `<grant/>` or `<revoke/>`: who else may command a thing.

@@ -9,9 +9,13 @@ use lithos_core::{Element, Jid, Payload, StreamError, StreamErrorCondition};
 use lithos_server::module::internal_error;
 use lithos_server::module::{ModuleContext, ModuleError};
 use lithos_server::{IqClaim, IqRequest, IqResponse, Module, ModuleRegistration, ServerHandle};
+use lithos_tuxp_things::confirmations::Confirmations;
 use lithos_tuxp_things::{Registry, RegistryError, ThingId};
 
-use crate::{ApproveFollow, AuthThing, Grant, NS, NS_GRANT, NS_PENDING};
+use crate::{
+    ApproveFollow, AuthThing, ConfirmConcentration, Grant, NS, NS_GRANT, NS_PENDING,
+    PendingConfirmation,
+};
 
 struct Operator {
     /// Account names (local parts) allowed to authorize things.
@@ -144,6 +148,36 @@ impl Operator {
     }
 
     /// `<pending/>`: the authorizations still waiting for their thing, for operators.
+    /// An operator confirms a node a gateway waits to add.
+    async fn confirm_concentration(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
+        if !req.is_set {
+            return Err(StanzaError::explained(
+                DefinedCondition::BadRequest,
+                "confirm-concentration is a set",
+            ));
+        }
+        let c = ConfirmConcentration::from_element(req.payload.clone())?;
+        let Some(who) = Self::sender(server, &req) else {
+            return Err(StanzaError::new(DefinedCondition::Forbidden));
+        };
+        if !self.operators.contains(&who) {
+            return Err(StanzaError::explained(
+                DefinedCondition::Forbidden,
+                "only the operators the configuration names confirm nodes",
+            ));
+        }
+        let gateway = c.concentrator_thing_id.to_ascii_lowercase();
+        if Confirmations::of(server).confirm(&gateway, &c.node_thing_id, &who) {
+            tracing::info!(gateway = %gateway, node = %c.node_thing_id, operator = %who, "node confirmed");
+            Ok(None)
+        } else {
+            Err(StanzaError::explained(
+                DefinedCondition::ItemNotFound,
+                "no such node waits for confirmation",
+            ))
+        }
+    }
+
     async fn pending(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
         if req.is_set || !req.payload.is("pending", NS_PENDING) {
             return Err(StanzaError::explained(
@@ -175,6 +209,18 @@ impl Operator {
                 b = b.attr("key", "true");
             }
             answer.append_child(b.build());
+        }
+        for w in Confirmations::of(server).list() {
+            answer.append_child(
+                PendingConfirmation {
+                    concentrator_thing_id: w.gateway,
+                    node_thing_id: w.node_thing_id,
+                    lan_id: w.lan_id,
+                    owner: w.owner,
+                    expires_ms: w.expires_ms,
+                }
+                .into_element(),
+            );
         }
         Ok(Some(answer))
     }
@@ -265,6 +311,8 @@ impl Module for Operator {
     async fn handle_iq(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
         if req.payload.is("approve-follow", NS) {
             self.approve_follow(server, req).await
+        } else if req.payload.is("confirm-concentration", NS) {
+            self.confirm_concentration(server, req).await
         } else if req.payload.ns() == NS_PENDING {
             self.pending(server, req).await
         } else if req.payload.ns() == NS {

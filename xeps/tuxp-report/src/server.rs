@@ -383,8 +383,9 @@ impl ReportModule {
         // The data must be declared by the model of the thing, or of the LAN node the
         // gateway speaks for (a node the gateway added).
         let model = if lithos_tuxp_things::is_lan_node(&node) {
-            Registry::of(server)
-                .subject(&record, Some(&node))
+            server
+                .shared::<lithos_tuxp_things::NodeCache>()
+                .subject(server, &record, Some(&node))
                 .await?
                 .model
         } else {

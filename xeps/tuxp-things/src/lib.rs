@@ -11,6 +11,8 @@
 //!   server's database; and the LAN nodes behind concentrators ([`NodeRecord`]), each a
 //!   thing with an owner, reached at `<gateway>/<lan-id>`.
 
+#[cfg(feature = "server")]
+pub mod confirmations;
 mod id;
 mod model;
 #[cfg(feature = "server")]
@@ -25,7 +27,7 @@ pub use model::{Protocol, ThingModel, key_of, model, models};
 #[cfg(feature = "server")]
 pub use node::{is_lan_node, refuse, speaker};
 #[cfg(feature = "server")]
-pub use nodes::{MAX_NODES_PER_GATEWAY, NodeRecord, Subject};
+pub use nodes::{MAX_NODES_PER_GATEWAY, NodeCache, NodeRecord, Subject};
 #[cfg(feature = "server")]
 pub use registry::{
     AccessChange, Authorization, PendingAuthorization, Registry, RegistryError, ThingCache,

@@ -75,6 +75,64 @@ impl Subject {
     }
 }
 
+/// LAN nodes' subjects as last read, each with the [`access_generation`] of its thing id
+/// then: a node looked up on every execution, notification and report behind a busy gateway
+/// costs a database read only when something about it changed (its removal, its owner's
+/// deletion) since. Per server ([`lithos_server::ServerHandle::shared`]); at most
+/// [`NodeCache::MAX`] entries, then emptied.
+///
+/// [`access_generation`]: crate::access_generation
+#[derive(Debug, Default)]
+pub struct NodeCache {
+    map: std::sync::Mutex<std::collections::HashMap<(String, u8), (Subject, u64)>>,
+}
+
+impl NodeCache {
+    /// Entries kept at most.
+    pub const MAX: usize = 65_536;
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(String, u8), (Subject, u64)>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What `<thing>/<resource>` is about ([`Registry::subject`]), from the cache when its
+    /// entry is still current.
+    pub async fn subject(
+        &self,
+        server: &lithos_server::ServerHandle,
+        thing: &crate::ThingRecord,
+        resource: Option<&str>,
+    ) -> Result<Subject, lithos_core::stanza::StanzaError> {
+        let Some(lan_id) = resource.and_then(crate::lan_id) else {
+            return Registry::of(server).subject(thing, resource).await;
+        };
+        let key = (thing.thing_name.clone(), lan_id);
+        if let Some((s, g)) = self.lock().get(&key).cloned()
+            && crate::access_generation(&s.thing_id) == g
+        {
+            return Ok(s);
+        }
+        // Read, learn the node's thing id, take its generation, and read again: a change
+        // committed before that generation was taken shows in the second read (changes
+        // commit, then move the generation), and one after it moves the generation past the
+        // one kept, so a stale entry is never taken as current.
+        let registry = Registry::of(server);
+        let first = registry.subject(thing, resource).await?;
+        let g = crate::access_generation(&first.thing_id);
+        let s = registry.subject(thing, resource).await?;
+        if s.thing_id == first.thing_id {
+            let mut map = self.lock();
+            if map.len() >= Self::MAX {
+                map.clear();
+            }
+            map.insert(key, (s.clone(), g));
+        }
+        Ok(s)
+    }
+}
+
 impl Registry {
     /// What `<thing>/<resource>` is about: `thing` for resource `0` (or none), else the LAN
     /// node with that id behind it. `item-not-found` for a resource that is no LAN id
