@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use lithos_client::{Client, ClientBuilder, Trust};
 use lithos_core::{Element, Jid, Payload};
-use lithos_gateway::dac::{DAC_SERVICE, DacService, Uplink};
+use lithos_gateway::dac::{DAC_SERVICE, DacControl, DacService, Uplink};
 use lithos_gateway::router::LanRouter;
 use lithos_lora_sim::{Address, Conditions, RadioNetwork};
 use lithos_mud::{Node, NodeBuilder};
@@ -115,6 +115,7 @@ async fn gateway(
         client.clone(),
         Arc::new(net.radio(Address::new(0xEF, 0xEF, 0x15))),
         Uplink::default(),
+        DacControl::new(),
     );
     let mut dac_radio = net.radio(DAC_SERVICE);
     tokio::spawn(async move {

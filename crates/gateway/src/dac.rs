@@ -15,8 +15,12 @@
 //! not answered until the one served is added, refused, or 30 s old (its node retries). Bring
 //! new nodes up one after another; a node that took someone else's allocation (both were
 //! listening) says `allocated` with its own thing id, which the service ignores.
+//!
+//! The gateway's owner switches it between DAC (new nodes taken, the default) and ROUTER (only
+//! known nodes answered) with `change-working-mode`, and drops a half-served introduction with
+//! `reset-dac-service` (`urn:leps:lora-gateway`; [`DacControl::actions`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,11 +28,14 @@ use lithos_client::Client;
 use lithos_core::Payload;
 use lithos_core::binary::lan::{LanFrame, RawBytes};
 use lithos_tuxp_concentrator::{AddNode, CommunicationNet, ConcentratorExt};
+use lithos_tuxp_execution::thing::{ThingRuntime, action_handler};
 use lithos_tuxp_lora_dac::{
     Allocated, Allocation, Configured, DAC_CLIENT, Introduction, IsConfigured, NotConfigured,
     allocated_address,
 };
 pub use lithos_tuxp_lora_dac::{DAC_SERVICE, THING_CHANNEL};
+pub use lithos_tuxp_lora_gateway::WorkingMode;
+use lithos_tuxp_lora_gateway::{ChangeWorkingMode, NS};
 
 use crate::router::{LanRouter, Link, Node};
 
@@ -87,6 +94,81 @@ pub enum Dac {
     Ignored,
 }
 
+/// The gateway's working mode and DAC resets, as its owner sets them
+/// (`urn:leps:lora-gateway`, [`DacControl::actions`]); the service reads them on each frame.
+/// DAC (new nodes taken) by default.
+#[derive(Debug)]
+pub struct DacControl {
+    accepting: AtomicBool,
+    resets: AtomicU64,
+}
+
+impl Default for DacControl {
+    fn default() -> DacControl {
+        DacControl {
+            accepting: AtomicBool::new(true),
+            resets: AtomicU64::new(0),
+        }
+    }
+}
+
+impl DacControl {
+    /// A control in DAC mode.
+    pub fn new() -> Arc<DacControl> {
+        Arc::new(DacControl::default())
+    }
+
+    /// Sets the working mode.
+    pub fn set_mode(&self, mode: WorkingMode) {
+        self.accepting
+            .store(mode == WorkingMode::Dac, Ordering::SeqCst);
+        tracing::info!(?mode, "gateway working mode");
+    }
+
+    /// The working mode.
+    pub fn mode(&self) -> WorkingMode {
+        if self.accepting.load(Ordering::SeqCst) {
+            WorkingMode::Dac
+        } else {
+            WorkingMode::Router
+        }
+    }
+
+    /// Drops the introduction being served.
+    pub fn reset(&self) {
+        self.resets.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// `runtime` executing `change-working-mode` and `reset-dac-service` on this control.
+    pub fn actions(self: &Arc<Self>, runtime: ThingRuntime) -> ThingRuntime {
+        let (mode, reset) = (self.clone(), self.clone());
+        runtime
+            .on_action(
+                NS,
+                "change-working-mode",
+                action_handler(move |action| {
+                    let mode = mode.clone();
+                    async move {
+                        let c = ChangeWorkingMode::from_element(action)?;
+                        mode.set_mode(c.working_mode);
+                        Ok(None)
+                    }
+                }),
+            )
+            .on_action(
+                NS,
+                "reset-dac-service",
+                action_handler(move |_| {
+                    let reset = reset.clone();
+                    async move {
+                        reset.reset();
+                        Ok(None)
+                    }
+                }),
+            )
+    }
+}
+
 /// The DAC service.
 pub struct DacService {
     router: Arc<LanRouter>,
@@ -94,7 +176,8 @@ pub struct DacService {
     link: Arc<dyn Link>,
     uplink: Uplink,
     serving: Mutex<Option<Serving>>,
-    accepting: AtomicBool,
+    control: Arc<DacControl>,
+    resets_seen: AtomicU64,
 }
 
 impl std::fmt::Debug for DacService {
@@ -107,12 +190,13 @@ impl std::fmt::Debug for DacService {
 
 impl DacService {
     /// A service adding nodes through `gateway`'s session, routing them with `router`,
-    /// answering through `link`.
+    /// answering through `link`, in the mode `control` holds.
     pub fn new(
         router: Arc<LanRouter>,
         gateway: Client,
         link: Arc<dyn Link>,
         uplink: Uplink,
+        control: Arc<DacControl>,
     ) -> Arc<DacService> {
         Arc::new(DacService {
             router,
@@ -120,18 +204,20 @@ impl DacService {
             link,
             uplink,
             serving: Mutex::new(None),
-            accepting: AtomicBool::new(true),
+            resets_seen: AtomicU64::new(control.resets.load(Ordering::SeqCst)),
+            control,
         })
     }
 
-    /// Whether new nodes are taken (the gateway's DAC working mode) or only known ones
-    /// answered (ROUTER). Taken by default.
-    pub fn set_accepting(&self, accepting: bool) {
-        self.accepting.store(accepting, Ordering::SeqCst);
-    }
-
     fn serving(&self) -> std::sync::MutexGuard<'_, Option<Serving>> {
-        self.serving.lock().unwrap_or_else(|e| e.into_inner())
+        let mut serving = self.serving.lock().unwrap_or_else(|e| e.into_inner());
+        let resets = self.control.resets.load(Ordering::SeqCst);
+        if self.resets_seen.swap(resets, Ordering::SeqCst) != resets
+            && serving.as_ref().is_some_and(|s| !s.adding)
+        {
+            *serving = None;
+        }
+        serving
     }
 
     /// A frame the DAC radio received.
@@ -154,7 +240,7 @@ impl DacService {
 
     async fn introduced(&self, intro: Introduction) -> Dac {
         let known = self.router.lan_id_of(&intro.thing_id);
-        if known.is_none() && !self.accepting.load(Ordering::SeqCst) {
+        if known.is_none() && self.control.mode() == WorkingMode::Router {
             return Dac::Ignored;
         }
         let lan_id = {

@@ -20,7 +20,7 @@ use lithos_core::binary::lan::LanFrame;
 use lithos_core::codec::WireFormat;
 use lithos_core::stanza::{DefinedCondition, Presence};
 use lithos_core::{Element, Jid, Payload};
-use lithos_gateway::dac::{DAC_SERVICE, DacService, Uplink};
+use lithos_gateway::dac::{DAC_SERVICE, DacControl, DacService, Uplink, WorkingMode};
 use lithos_gateway::router::LanRouter;
 use lithos_lora_sim::{Address, Conditions, RadioNetwork};
 use lithos_mud::{LanError, Node, NodeBuilder, State};
@@ -28,6 +28,7 @@ use lithos_testkit::things::{self, KEY, T, condition};
 use lithos_tuxp_concentrator::ConcentratorExt;
 use lithos_tuxp_execution::ControllerExt;
 use lithos_tuxp_lora_dac as dac;
+use lithos_tuxp_lora_gateway::ChangeWorkingMode;
 use lithos_tuxp_notification::notification_of;
 use lithos_tuxp_operator::OperatorExt;
 use lithos_tuxp_report::{History, Qos, ReportsExt};
@@ -39,7 +40,6 @@ const TEMPERATURE: &str = lithos_things_demo::temperature::NS;
 struct Gateway {
     client: Client,
     router: Arc<LanRouter>,
-    dac: Arc<DacService>,
     _events: Events,
 }
 
@@ -71,8 +71,9 @@ async fn gateway(
             r.received(&frame);
         }
     });
-    let (client, events) = things::runtime(s, &id, format)
-        .lan_nodes(router.clone())
+    let control = DacControl::new();
+    let (client, events) = control
+        .actions(things::runtime(s, &id, format).lan_nodes(router.clone()))
         .start()
         .await
         .unwrap();
@@ -82,6 +83,7 @@ async fn gateway(
         client.clone(),
         Arc::new(net.radio(Address::new(0xEF, 0xEF, 0x15))),
         Uplink::default(),
+        control,
     );
     let mut dac_radio = net.radio(DAC_SERVICE);
     let d = dac.clone();
@@ -93,7 +95,6 @@ async fn gateway(
     Gateway {
         client,
         router,
-        dac,
         _events: events,
     }
 }
@@ -226,8 +227,14 @@ async fn dac_then_commands(format: WireFormat) {
         .unwrap_err();
     assert!(matches!(e, LanError::Dac(_)), "{e:?}");
     assert_eq!(gw.client.pull_nodes(T).await.unwrap().len(), 1);
-    // Not accepting new nodes (ROUTER mode): an authorized one gets no allocation.
-    gw.dac.set_accepting(false);
+    // Its owner switches the gateway to ROUTER mode: an authorized new node gets no
+    // allocation.
+    let mode = |m: WorkingMode| ChangeWorkingMode { working_mode: m }.into_element();
+    let edge = gw.client.jid().to_bare().with_resource("0").unwrap();
+    alice
+        .execute(edge.clone(), mode(WorkingMode::Router), T)
+        .await
+        .unwrap();
     alice
         .authorize_thing("SL-01-0E0E0E23", "LIGHT-KEY-03", T)
         .await
@@ -238,7 +245,15 @@ async fn dac_then_commands(format: WireFormat) {
         .await
         .unwrap_err();
     assert!(matches!(e, LanError::Dac(_)), "{e:?}");
-    gw.dac.set_accepting(true);
+    let e = bob
+        .execute(edge.clone(), mode(WorkingMode::Dac), T)
+        .await
+        .unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
+    alice
+        .execute(edge, mode(WorkingMode::Dac), T)
+        .await
+        .unwrap();
 
     // The radio delays frames past the execution's deadline: the controller times out, and
     // the node, reached late, does not run it.

@@ -121,6 +121,7 @@ fn modules_and_configuration_checks() {
             ("register", "disabled"),
             ("report", "enabled"),
             ("roster", "enabled"),
+            ("signaling", "enabled"),
             ("vcard", "enabled"),
             ("version", "enabled"),
         ],

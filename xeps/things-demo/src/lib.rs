@@ -8,13 +8,15 @@
 //! | `SL-01` | simple light | `flash`, `turn-on`, `turn-off`, edge built-ins | `switch-state-changed` | – |
 //! | `SC-01` | simple camera | `take-photo`, `take-video`, edge built-ins | – | – |
 //! | `STR-01` | temperature reporter | edge built-ins | – | `celsius-degree` |
-//! | `LGW-01` | LoRa gateway, a concentrator (LAN nodes behind it) | edge built-ins | – | – |
+//! | `LGW-01` | LoRa gateway, a concentrator (LAN nodes behind it) | `change-working-mode`, `reset-dac-service`, edge built-ins | – | – |
 
 pub mod camera;
 pub mod light;
 pub mod temperature;
 
 use lithos_tuxp_things::{Protocol, ThingModel};
+// The gateway model's actions: its BXMPP table registers with this crate.
+use lithos_tuxp_lora_gateway as _;
 
 /// Every action of a demo model: its own and the edge built-ins.
 macro_rules! actions {
@@ -64,7 +66,10 @@ pub const TEMPERATURE_REPORTER: ThingModel = ThingModel {
 pub const LORA_GATEWAY: ThingModel = ThingModel {
     name: "LGW-01",
     description: "LoRa gateway: a concentrator for up to 255 LAN nodes",
-    actions: actions![],
+    actions: actions![
+        Protocol::new(lithos_tuxp_lora_gateway::NS, "change-working-mode"),
+        Protocol::new(lithos_tuxp_lora_gateway::NS, "reset-dac-service"),
+    ],
     events: &[],
     data: &[],
     concentrator: true,

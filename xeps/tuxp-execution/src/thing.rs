@@ -97,6 +97,8 @@ pub struct ThingRuntime {
     reconnect: Option<lithos_client::Reconnect>,
     /// Executions for the LAN nodes behind a gateway (`to` = `<gateway>/<lan-id>`).
     lan: Option<Arc<dyn IqHandler>>,
+    /// Handlers of other namespaces' requests (WebRTC signaling, say).
+    iq_handlers: Vec<(String, Arc<dyn IqHandler>)>,
 }
 
 impl std::fmt::Debug for ThingRuntime {
@@ -123,7 +125,15 @@ impl ThingRuntime {
             timeout: Duration::from_secs(15),
             reconnect: None,
             lan: None,
+            iq_handlers: Vec::new(),
         }
+    }
+
+    /// Answers requests (iq get and set) whose payload is in `ns` with `handler`, besides
+    /// executions.
+    pub fn handle_iq(mut self, ns: &str, handler: Arc<dyn IqHandler>) -> Self {
+        self.iq_handlers.push((ns.to_string(), handler));
+        self
     }
     /// Reconnect after a lost connection (off by default). With the server's stream
     /// management (XEP-0198) the session is resumed where it broke; an execution that waited
@@ -211,11 +221,13 @@ impl ThingRuntime {
             actions: self.actions.clone(),
             lan: self.lan.clone(),
         });
-        let (client, events) = self
+        let mut builder = self
             .builder(&jid, &creds.credentials)?
-            .handle_iq(NS, dispatcher)
-            .connect()
-            .await?;
+            .handle_iq(NS, dispatcher);
+        for (ns, h) in &self.iq_handlers {
+            builder = builder.handle_iq(ns, h.clone());
+        }
+        let (client, events) = builder.connect().await?;
         let _ = client
             .send_presence(lithos_core::stanza::Presence::available())
             .await;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use lithos_client::{Trust, WireFormat};
-use lithos_gateway::dac::{DAC_SERVICE, Dac, DacService, Uplink};
+use lithos_gateway::dac::{DAC_SERVICE, Dac, DacControl, DacService, Uplink};
 use lithos_gateway::router::LanRouter;
 use lithos_lora_sim::{Address, Conditions, RadioNetwork};
 use lithos_tuxp_execution::thing::ThingRuntime;
@@ -127,7 +127,9 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|| format!("{}.credentials", cli.id).into()),
         )
         .lan_nodes(router.clone());
-    let (client, _events) = match runtime.start().await {
+    // Its owner switches DAC on and off (change-working-mode) and resets it.
+    let control = DacControl::new();
+    let (client, _events) = match control.actions(runtime).start().await {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
@@ -141,6 +143,7 @@ async fn main() -> ExitCode {
         client.clone(),
         Arc::new(net.radio(Address::new(0xEF, 0xEF, 0x15))),
         Uplink::default(),
+        control,
     );
     let mut dac_radio = net.radio(DAC_SERVICE);
     let bare = client.jid().to_bare();
