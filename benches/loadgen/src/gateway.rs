@@ -17,9 +17,7 @@ use std::time::{Duration, Instant};
 
 use lithos_client::{Client, ClientBuilder, Trust};
 use lithos_core::{Element, Jid, Payload};
-use lithos_gateway::dac::{DAC_SERVICE, DacControl, DacService, Uplink};
-use lithos_gateway::router::LanRouter;
-use lithos_lora_sim::{Address, Conditions, RadioNetwork};
+use lithos_lora_sim::{Conditions, RadioNetwork};
 use lithos_mud::{Node, NodeBuilder};
 use lithos_tuxp_execution::ControllerExt;
 use lithos_tuxp_execution::thing::{ThingRuntime, action_handler};
@@ -95,34 +93,11 @@ async fn gateway(
         .await
         .map_err(|e| format!("authorize {gw_id}: {e}"))?;
     let net = RadioNetwork::new(1, Conditions::perfect());
-    let router = LanRouter::new(Arc::new(net.radio(Address::new(0xEF, 0xEF, 0x16))));
-    let mut uplink = net.radio(Address::new(0xEF, 0xEF, 0x17));
-    let r = router.clone();
-    tokio::spawn(async move {
-        while let Some(frame) = uplink.recv().await {
-            r.received(&frame);
-        }
-    });
-    let (client, events) = thing(args, &gw_id, trust)
-        .lan_nodes(router.clone())
-        .start()
+    let gw = lithos_gateway::simulated::start(&net, thing(args, &gw_id, trust), |_, _| {})
         .await
         .map_err(|e| format!("gateway: {e}"))?;
-    std::mem::forget(events);
-    router.uplink(client.clone());
-    let dac = DacService::new(
-        router.clone(),
-        client.clone(),
-        Arc::new(net.radio(Address::new(0xEF, 0xEF, 0x15))),
-        Uplink::default(),
-        DacControl::new(),
-    );
-    let mut dac_radio = net.radio(DAC_SERVICE);
-    tokio::spawn(async move {
-        while let Some(frame) = dac_radio.recv().await {
-            dac.received(&frame).await;
-        }
-    });
+    std::mem::forget(gw.events);
+    let client = gw.client;
     let mut nodes = Vec::with_capacity(args.nodes);
     for i in 1..=args.nodes {
         let id = format!("{model}-{tag}{i:02X}");

@@ -11,7 +11,8 @@
 //! it forwards nodes' `lan-notification`s and `lan-report`s to the server, acknowledging a
 //! node only once the server did and forwarding each trace id once ([`dedup`]).
 //! [`dac::DacService`] gives new nodes their addresses (LoRa-DAC) and adds them to the
-//! server (`add-node`). The node's side is `lithos-mud`.
+//! server (`add-node`). [`simulated::start`] runs the lot on a simulated radio network. The
+//! node's side is `lithos-mud`.
 
 #![forbid(unsafe_code)]
 
@@ -19,4 +20,5 @@ pub mod dac;
 pub mod dedup;
 pub mod lan;
 pub mod router;
+pub mod simulated;
 pub mod traces;

@@ -20,7 +20,7 @@ use lithos_core::binary::lan::LanFrame;
 use lithos_core::codec::WireFormat;
 use lithos_core::stanza::{DefinedCondition, Presence};
 use lithos_core::{Element, Jid, Payload};
-use lithos_gateway::dac::{DAC_SERVICE, DacControl, DacService, Uplink, WorkingMode};
+use lithos_gateway::dac::WorkingMode;
 use lithos_gateway::router::LanRouter;
 use lithos_lora_sim::{Address, Conditions, RadioNetwork};
 use lithos_mud::{LanError, Node, NodeBuilder, State};
@@ -62,40 +62,13 @@ async fn gateway(
 ) -> Gateway {
     let id = format!("LGW-01-{serial}");
     operator.authorize_thing(&id, KEY, T).await.unwrap();
-    let router = LanRouter::new(Arc::new(net.radio(Address::new(0xEF, 0xEF, 0x16))));
-    // Answers, notifications and reports arrive on the uplink.
-    let mut uplink = net.radio(Address::new(0xEF, 0xEF, 0x17));
-    let r = router.clone();
-    tokio::spawn(async move {
-        while let Some(frame) = uplink.recv().await {
-            r.received(&frame);
-        }
-    });
-    let control = DacControl::new();
-    let (client, events) = control
-        .actions(things::runtime(s, &id, format).lan_nodes(router.clone()))
-        .start()
+    let gw = lithos_gateway::simulated::start(net, things::runtime(s, &id, format), |_, _| {})
         .await
         .unwrap();
-    router.uplink(client.clone());
-    let dac = DacService::new(
-        router.clone(),
-        client.clone(),
-        Arc::new(net.radio(Address::new(0xEF, 0xEF, 0x15))),
-        Uplink::default(),
-        control,
-    );
-    let mut dac_radio = net.radio(DAC_SERVICE);
-    let d = dac.clone();
-    tokio::spawn(async move {
-        while let Some(frame) = dac_radio.recv().await {
-            d.received(&frame).await;
-        }
-    });
     Gateway {
-        client,
-        router,
-        _events: events,
+        client: gw.client,
+        router: gw.router,
+        _events: gw.events,
     }
 }
 

@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use lithos_core::codec::WireFormat;
 use lithos_core::Jid;
+use lithos_core::codec::WireFormat;
 use lithos_testkit::things::{self, KEY, T};
 use lithos_tuxp_operator::OperatorExt;
 use lithos_webrtc_signaling::{Incoming, Signal, SignalKind, SignalingExt, incoming};

@@ -10,14 +10,12 @@
 //! ```
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use lithos_client::{Trust, WireFormat};
-use lithos_gateway::dac::{DAC_SERVICE, Dac, DacControl, DacService, Uplink};
-use lithos_gateway::router::LanRouter;
-use lithos_lora_sim::{Address, Conditions, RadioNetwork};
+use lithos_gateway::dac::Dac;
+use lithos_lora_sim::{Conditions, RadioNetwork};
 use lithos_tuxp_execution::thing::ThingRuntime;
 // The BXMPP tables of the nodes' models (their actions become LAN frames here).
 use lithos_things_demo as _;
@@ -99,20 +97,6 @@ async fn main() -> ExitCode {
     }
     tokio::spawn(lithos_lora_sim::air::serve(net.clone(), listener));
 
-    // Commands go out from the gateway's own radio; answers, notifications and reports come
-    // in on the uplink (EF EF 17), new nodes on the DAC service's address (EF EF 1F).
-    let router = LanRouter::new(Arc::new(net.radio(Address::new(0xEF, 0xEF, 0x16))));
-    let mut uplink = net.radio(Address::new(
-        0xEF,
-        0xEF,
-        lithos_tuxp_lora_dac::THING_CHANNEL,
-    ));
-    let r = router.clone();
-    tokio::spawn(async move {
-        while let Some(frame) = uplink.recv().await {
-            r.received(&frame);
-        }
-    });
     let runtime = ThingRuntime::new(&cli.id, &cli.key, &cli.domain)
         .address(cli.address.clone())
         .trust(trust)
@@ -125,53 +109,37 @@ async fn main() -> ExitCode {
             cli.credentials_file
                 .clone()
                 .unwrap_or_else(|| format!("{}.credentials", cli.id).into()),
-        )
-        .lan_nodes(router.clone());
-    // Its owner switches DAC on and off (change-working-mode) and resets it.
-    let control = DacControl::new();
-    let (client, _events) = match control.actions(runtime).start().await {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
-    match router.sync_nodes(&client, Duration::from_secs(10)).await {
-        Ok(n) => println!("gateway: online as {}, {n} nodes known", client.jid()),
-        Err(e) => return fail(format!("pull-nodes: {e}")),
-    }
-    router.uplink(client.clone());
-    let dac = DacService::new(
-        router.clone(),
-        client.clone(),
-        Arc::new(net.radio(Address::new(0xEF, 0xEF, 0x15))),
-        Uplink::default(),
-        control,
-    );
-    let mut dac_radio = net.radio(DAC_SERVICE);
-    let bare = client.jid().to_bare();
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            frame = dac_radio.recv() => {
-                let Some(frame) = frame else { break };
-                match dac.received(&frame).await {
-                    Dac::Allocated(id) => println!("dac: allocated LAN id {id}"),
-                    Dac::Configured => {
-                        for id in router.lan_ids() {
-                            if let Some(node) = router.node(id) {
-                                println!(
-                                    "node {}/{id}: {} at {}",
-                                    bare,
-                                    node.thing_id.unwrap_or_default(),
-                                    node.address
-                                );
-                            }
-                        }
-                    }
-                    Dac::NotConfigured => println!("dac: the server refused a node (not-configured)"),
-                    _ => {}
+        );
+    // Its radios, LAN router, DAC service and working modes, on the simulated air; what DAC
+    // does is printed.
+    let gw = lithos_gateway::simulated::start(&net, runtime, |dac, router| match dac {
+        Dac::Allocated(id) => println!("dac: allocated LAN id {id}"),
+        Dac::Configured => {
+            for id in router.lan_ids() {
+                if let Some(node) = router.node(id) {
+                    println!(
+                        "node {id}: {} at {}",
+                        node.thing_id.unwrap_or_default(),
+                        node.address
+                    );
                 }
             }
         }
-    }
+        Dac::NotConfigured => println!("dac: the server refused a node (not-configured)"),
+        _ => {}
+    })
+    .await;
+    let gw = match gw {
+        Ok(g) => g,
+        Err(e) => return fail(e),
+    };
+    let client = gw.client;
+    println!(
+        "gateway: online as {}, {} nodes known",
+        client.jid(),
+        gw.synced
+    );
+    let _ = tokio::signal::ctrl_c().await;
     client.close().await;
     ExitCode::SUCCESS
 }
