@@ -27,7 +27,10 @@ use lithos_client::handler::{HandlerContext, IqAnswer, IqHandler};
 use lithos_core::binary::lan::{LoraAddress, TraceKind};
 use lithos_core::stanza::{DefinedCondition, Iq, IqPayload, StanzaError};
 use lithos_core::{Element, Payload};
+use lithos_tuxp_concentrator::ResetNode;
 use lithos_tuxp_execution::Execution;
+use lithos_tuxp_execution::thing::{ThingRuntime, action_handler};
+use lithos_tuxp_notification::ResetThing;
 use lithos_tuxp_notification::{NotifierExt, NotifyError, Rex};
 use lithos_tuxp_report::{Qos, ReportError, ReporterExt, Retry};
 use tokio::sync::{Semaphore, oneshot};
@@ -396,6 +399,95 @@ impl LanRouter {
         self.lock_traces().len()
     }
 }
+
+impl LanRouter {
+    /// `runtime` executing the concentrator's actions on the gateway: `sync-nodes` (learn
+    /// the nodes from the server again) and `reset-node` (tell the node to start over, and
+    /// remove it here and on the server).
+    pub fn actions(self: &Arc<Self>, runtime: ThingRuntime) -> ThingRuntime {
+        let (sync, reset) = (self.clone(), self.clone());
+        runtime
+            .on_action(
+                lithos_tuxp_concentrator::NS,
+                "sync-nodes",
+                action_handler(move |_| {
+                    let r = sync.clone();
+                    async move {
+                        let client = r.upstream_client().ok_or_else(not_connected)?;
+                        r.sync_nodes(&client, ACTION_TIMEOUT)
+                            .await
+                            .map(|_| None)
+                            .map_err(|e| {
+                                StanzaError::explained(
+                                    DefinedCondition::RemoteServerTimeout,
+                                    format!("pull-nodes: {e}"),
+                                )
+                            })
+                    }
+                }),
+            )
+            .on_action(
+                lithos_tuxp_concentrator::NS,
+                "reset-node",
+                action_handler(move |action| {
+                    let r = reset.clone();
+                    async move {
+                        let n = ResetNode::from_element(action)?;
+                        r.reset_node(n.lan_id).await.map(|_| None)
+                    }
+                }),
+            )
+    }
+
+    fn upstream_client(&self) -> Option<Client> {
+        self.upstream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Resets node `lan_id`: the node is told `reset-thing` (it forgets its address and
+    /// starts LoRa-DAC over), the server removes it (`remove-node`), and so does the router.
+    pub async fn reset_node(&self, lan_id: u8) -> Result<(), StanzaError> {
+        let Some(node) = self.node(lan_id) else {
+            return Err(StanzaError::explained(
+                DefinedCondition::ItemNotFound,
+                "this gateway has no such node",
+            ));
+        };
+        let client = self.upstream_client().ok_or_else(not_connected)?;
+        if let Ok(frame) = to_frame(ResetThing) {
+            // Lost on the air, the node keeps its old address and is no longer answered:
+            // its next is-configured (after a reboot) gets not-configured.
+            let _ = self.link.send(node.address, frame.as_bytes()).await;
+        }
+        use lithos_tuxp_concentrator::ConcentratorExt;
+        client
+            .remove_node(lan_id, ACTION_TIMEOUT)
+            .await
+            .map_err(|e| match e {
+                lithos_client::RequestError::Stanza(e) => *e,
+                other => StanzaError::explained(
+                    DefinedCondition::RemoteServerTimeout,
+                    format!("remove-node: {other}"),
+                ),
+            })?;
+        self.remove_node(lan_id);
+        tracing::info!(lan_id, "node reset");
+        Ok(())
+    }
+}
+
+/// Before [`LanRouter::uplink`]: no session to ask the server with.
+fn not_connected() -> StanzaError {
+    StanzaError::explained(
+        DefinedCondition::ServiceUnavailable,
+        "the gateway's uplink is not connected yet",
+    )
+}
+
+/// How long the gateway's actions wait for the server.
+const ACTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What goes up.
 enum Up {

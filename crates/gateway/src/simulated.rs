@@ -62,10 +62,8 @@ pub async fn start(
         }
     });
     let control = DacControl::new();
-    let (client, events) = control
-        .actions(runtime.lan_nodes(router.clone()))
-        .start()
-        .await?;
+    let runtime = router.actions(control.actions(runtime.lan_nodes(router.clone())));
+    let (client, events) = runtime.start().await?;
     let synced = router.sync_nodes(&client, Duration::from_secs(10)).await?;
     router.uplink(client.clone());
     let dac = DacService::new(

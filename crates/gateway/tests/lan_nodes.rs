@@ -25,7 +25,7 @@ use lithos_gateway::router::LanRouter;
 use lithos_lora_sim::{Address, Conditions, RadioNetwork};
 use lithos_mud::{LanError, Node, NodeBuilder, State};
 use lithos_testkit::things::{self, KEY, T, condition};
-use lithos_tuxp_concentrator::ConcentratorExt;
+use lithos_tuxp_concentrator::{ConcentratorExt, ResetNode};
 use lithos_tuxp_execution::ControllerExt;
 use lithos_tuxp_lora_dac as dac;
 use lithos_tuxp_lora_gateway::ChangeWorkingMode;
@@ -156,6 +156,7 @@ async fn dac_then_commands(format: WireFormat) {
     // It tells of an event: acknowledged once its owner has it.
     node.notify(switched(0, 2), true).await.unwrap();
     // Its owner commands it by its address; a stranger is refused.
+    let edge = gw.client.jid().to_bare().with_resource("0").unwrap();
     execute(&alice, &gw.jid(1), T).await.unwrap();
     assert_eq!(flashes.load(Ordering::SeqCst), 1);
     let e = execute(&bob, &gw.jid(1), T).await.unwrap_err();
@@ -203,7 +204,6 @@ async fn dac_then_commands(format: WireFormat) {
     // Its owner switches the gateway to ROUTER mode: an authorized new node gets no
     // allocation.
     let mode = |m: WorkingMode| ChangeWorkingMode { working_mode: m }.into_element();
-    let edge = gw.client.jid().to_bare().with_resource("0").unwrap();
     alice
         .execute(edge.clone(), mode(WorkingMode::Router), T)
         .await
@@ -224,7 +224,7 @@ async fn dac_then_commands(format: WireFormat) {
         .unwrap_err();
     assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
     alice
-        .execute(edge, mode(WorkingMode::Dac), T)
+        .execute(edge.clone(), mode(WorkingMode::Dac), T)
         .await
         .unwrap();
 
@@ -249,7 +249,27 @@ async fn dac_then_commands(format: WireFormat) {
         "reached after its deadline: not run"
     );
     assert_eq!(gw.router.in_flight(), 0);
-    drop(node);
+
+    // Its owner resets the node through the gateway: the node is told, forgets its address
+    // and stops; the server and the gateway forget it; a stranger may not.
+    net.set_conditions(Conditions::perfect()).unwrap();
+    let reset = |lan_id: u8| ResetNode { lan_id }.into_element();
+    let e = bob.execute(edge.clone(), reset(1), T).await.unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
+    alice.execute(edge.clone(), reset(1), T).await.unwrap();
+    tokio::time::timeout(T, node.reset()).await.unwrap();
+    assert_eq!(State::load(&state).await.unwrap(), State::Initial);
+    assert!(gw.client.pull_nodes(T).await.unwrap().is_empty());
+    let e = execute(&alice, &gw.jid(1), T).await.unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::ItemNotFound));
+    let e = alice.execute(edge.clone(), reset(1), T).await.unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::ItemNotFound));
+    // sync-nodes: the gateway reads its (empty) list again.
+    alice
+        .execute(edge, lithos_tuxp_concentrator::SyncNodes.into_element(), T)
+        .await
+        .unwrap();
+    assert!(gw.router.lan_ids().is_empty());
 }
 
 /// Notifications the owner received within `quiet` of the last.

@@ -16,6 +16,8 @@
 //!   200 ms, then doubling intervals, until the gateway's `lan-answer` arrives or the
 //!   retransmission gives up ([`Rex`]). Frames are at most 64 bytes; a larger one is refused
 //!   before it is sent.
+//! - **Reset**: a `reset-thing` from the gateway (its owner's `reset-node`) puts the node back
+//!   to its initial state and stops it ([`Node::reset`]).
 //!
 //! Unlike mud, the acknowledged forms work (mud writes `ack-required` wrongly, reference
 //! §3.2), and trace ids are unique per node even within one millisecond.

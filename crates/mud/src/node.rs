@@ -13,7 +13,7 @@ use lithos_core::{Element, Payload};
 use lithos_lora_sim::MAX_FRAME;
 use lithos_tuxp_execution::LanExecution;
 use lithos_tuxp_lora_dac as dac;
-use lithos_tuxp_notification::{LanAnswer, LanNotification};
+use lithos_tuxp_notification::{LanAnswer, LanNotification, ResetThing};
 use lithos_tuxp_report::LanReport;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -168,6 +168,8 @@ impl NodeBuilder {
             pending: Mutex::new(HashMap::new()),
             last_ms: Mutex::new(0),
             executed: AtomicU64::new(0),
+            state_file: self.state_file.clone(),
+            reset: tokio::sync::watch::channel(false).0,
         });
         let (out, out_rx) = mpsc::channel(64);
         let task = tokio::spawn(run(air, inner.clone(), self.actions, out_rx));
@@ -305,6 +307,9 @@ struct Inner {
     pending: Mutex<HashMap<[u8; 5], oneshot::Sender<LanAnswer>>>,
     last_ms: Mutex<u32>,
     executed: AtomicU64,
+    state_file: Option<PathBuf>,
+    /// Set once the gateway reset the node (`reset-thing`).
+    reset: tokio::sync::watch::Sender<bool>,
 }
 
 impl Inner {
@@ -356,6 +361,17 @@ async fn run<A: Air>(
             frame = air.recv() => {
                 let Some(frame) = frame else { break };
                 let frame = LanFrame::from_bytes(frame);
+                if frame.read::<ResetThing>().is_some() {
+                    // The gateway let it go: it forgets its address (mud resets and
+                    // reboots into LoRa-DAC) and this runtime ends.
+                    if let Some(p) = &inner.state_file
+                        && let Err(e) = State::Initial.save(p).await
+                    {
+                        tracing::warn!(error = %e, "the node's state could not be reset");
+                    }
+                    inner.reset.send_replace(true);
+                    break;
+                }
                 if let Some(answer) = frame.read::<LanAnswer>() {
                     let key = answer.trace_id.answer(TraceKind::Request).0;
                     if let Some(tx) = inner.pending().remove(&key) {
@@ -432,6 +448,13 @@ impl Node {
     /// Where DAC put it.
     pub fn allocation(&self) -> Allocation {
         self.inner.allocation
+    }
+
+    /// Returns once the gateway has reset the node (`reset-thing`): its state is initial
+    /// again and its runtime stopped; a new [`NodeBuilder::start`] runs LoRa-DAC again.
+    pub async fn reset(&self) {
+        let mut rx = self.inner.reset.subscribe();
+        let _ = rx.wait_for(|r| *r).await;
     }
 
     /// Actions run successfully so far.

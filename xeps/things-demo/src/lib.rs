@@ -8,7 +8,7 @@
 //! | `SL-01` | simple light | `flash`, `turn-on`, `turn-off`, edge built-ins | `switch-state-changed` | – |
 //! | `SC-01` | simple camera | `take-photo`, `take-video`, edge built-ins | – | – |
 //! | `STR-01` | temperature reporter | edge built-ins | – | `celsius-degree` |
-//! | `LGW-01` | LoRa gateway, a concentrator (LAN nodes behind it) | `change-working-mode`, `reset-dac-service`, edge built-ins | – | – |
+//! | `LGW-01` | LoRa gateway, a concentrator (LAN nodes behind it) | `change-working-mode`, `reset-dac-service`, `reset-node`, `sync-nodes`, edge built-ins | – | – |
 
 pub mod camera;
 pub mod light;
@@ -62,6 +62,9 @@ pub const TEMPERATURE_REPORTER: ThingModel = ThingModel {
     concentrator: false,
 };
 
+/// `lithos_tuxp_concentrator::NS`.
+const CONCENTRATOR: &str = "urn:leps:tuxp:concentrator";
+
 /// A LoRa gateway: a concentrator, with LAN nodes 1 to 255 behind it.
 pub const LORA_GATEWAY: ThingModel = ThingModel {
     name: "LGW-01",
@@ -69,6 +72,9 @@ pub const LORA_GATEWAY: ThingModel = ThingModel {
     actions: actions![
         Protocol::new(lithos_tuxp_lora_gateway::NS, "change-working-mode"),
         Protocol::new(lithos_tuxp_lora_gateway::NS, "reset-dac-service"),
+        // The concentrator's namespace, written out: its crate's tests link this one.
+        Protocol::new(CONCENTRATOR, "reset-node"),
+        Protocol::new(CONCENTRATOR, "sync-nodes"),
     ],
     events: &[],
     data: &[],

@@ -170,6 +170,22 @@ pub struct RemoveNode {
     pub lan_id: u8,
 }
 
+/// `<reset-node lan-id="5"/>`: an action on the gateway (its owner executes it): the node
+/// forgets its address and starts over (LoRa-DAC), and the gateway removes it.
+#[derive(Debug, Clone, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "reset-node")]
+pub struct ResetNode {
+    /// Its LAN id.
+    #[payload(attr, check = lan_id_ok)]
+    pub lan_id: u8,
+}
+
+/// `<sync-nodes/>`: an action on the gateway: it learns its nodes from the server again
+/// (`pull-nodes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Payload)]
+#[payload(ns = NS, name = "sync-nodes")]
+pub struct SyncNodes;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -107,6 +107,12 @@ impl LanAnswer {
     }
 }
 
+/// `<reset-thing/>`: from a gateway to a LAN node, forget the address and start over
+/// (LoRa-DAC). Bare on the radio: `FF F8 02 09 FF`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Payload)]
+#[payload(ns = NS, name = "reset-thing")]
+pub struct ResetThing;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -99,6 +99,10 @@ async fn main() -> ExitCode {
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
+            () = node.reset() => {
+                println!("{id}: reset by the gateway; start again to get a new address");
+                break;
+            }
             _ = tick.tick(), if matches!(cli.kind, Kind::Thermometer) => {
                 n += 1;
                 let value = 20.0 + (n % 10) as f32 / 2.0;
