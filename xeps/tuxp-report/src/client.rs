@@ -142,6 +142,15 @@ pub trait ReportsExt {
         timeout: Duration,
     ) -> impl Future<Output = Result<Vec<Item>, RequestError>> + Send;
 
+    /// The newest value of every data type of LAN node `lan_id` behind `gateway` (its bare
+    /// JID): what a node's owner (or grantee) may read, as the gateway's owner may.
+    fn node_latest_reports(
+        &self,
+        gateway: Jid,
+        lan_id: u8,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Vec<Item>, RequestError>> + Send;
+
     /// A page of `thing`'s history: fill `query`'s node, time range and page (`set`); the
     /// answer holds the items and where the page sits (`first`, `last`, `count`).
     fn report_history(
@@ -161,6 +170,19 @@ pub trait ReportsExt {
     ) -> impl Future<Output = Result<(), RequestError>> + Send;
 }
 
+async fn latest(
+    client: &Client,
+    thing: Jid,
+    q: Latest,
+    timeout: Duration,
+) -> Result<Vec<Item>, RequestError> {
+    let iq = Iq::get("", q.into_element()).with_to(thing);
+    match client.request(iq, timeout).await?.payload {
+        IqPayload::Result(Some(p)) => Latest::from_element(p).map(|l| l.items).map_err(malformed),
+        _ => Err(malformed("no <latest/>")),
+    }
+}
+
 fn malformed(e: impl std::fmt::Display) -> RequestError {
     RequestError::Stanza(Box::new(
         StanzaError::new(lithos_core::stanza::DefinedCondition::UndefinedCondition)
@@ -174,13 +196,20 @@ impl ReportsExt for Client {
         thing: Jid,
         timeout: Duration,
     ) -> Result<Vec<Item>, RequestError> {
-        let iq = Iq::get("", Latest::default().into_element()).with_to(thing);
-        match self.request(iq, timeout).await?.payload {
-            IqPayload::Result(Some(p)) => {
-                Latest::from_element(p).map(|l| l.items).map_err(malformed)
-            }
-            _ => Err(malformed("no <latest/>")),
-        }
+        latest(self, thing, Latest::default(), timeout).await
+    }
+
+    async fn node_latest_reports(
+        &self,
+        gateway: Jid,
+        lan_id: u8,
+        timeout: Duration,
+    ) -> Result<Vec<Item>, RequestError> {
+        let q = Latest {
+            node: Some(lan_id.to_string()),
+            items: Vec::new(),
+        };
+        latest(self, gateway, q, timeout).await
     }
 
     async fn report_history(

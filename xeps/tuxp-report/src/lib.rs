@@ -214,6 +214,9 @@ pub struct Item {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Payload)]
 #[payload(ns = NS, name = "latest")]
 pub struct Latest {
+    /// Only this node's (a LAN id behind a gateway; its owner may ask with it).
+    #[payload(attr)]
+    pub node: Option<String>,
     /// In the answer: one item per node and data type.
     #[payload(child)]
     pub items: Vec<Item>,

@@ -336,3 +336,59 @@ async fn history_retention() {
 }
 
 lithos_testkit::in_both_formats!(levels, exactly_once, for_lan_nodes);
+
+/// A LAN node is a thing of its own: its owner (not the gateway's) reads the node's stored
+/// reports by naming the node, and nothing else of the gateway's; a stranger reads nothing.
+#[tokio::test]
+async fn a_node_owner_reads_the_nodes_reports() {
+    let s = TestServer::start("[modules.operator]\noperators = ['alice', 'bob']\n").await;
+    s.add_users(&["alice", "bob", "carol"]).await;
+    let format = WireFormat::Xml;
+    let (alice, _ae) = s.user("alice", format).await;
+    let (bob, _be) = s.user("bob", format).await;
+    let (carol, _ce) = s.user("carol", format).await;
+    // Alice's gateway; bob's thermometer behind it as node 5.
+    let gateway =
+        things::gateway_with_node(&s, &alice, &bob, "0000001D", "STR-01-0000001F", 5, format).await;
+    let addr = gateway.jid().to_bare();
+    let mut iq = Iq::set(
+        "",
+        Report::new(celsius(21), Qos::AtLeastOnce).into_element(),
+    );
+    iq.from = Some(addr.with_resource("5").unwrap());
+    gateway.request(iq, T).await.unwrap();
+
+    let node5 = History {
+        node: Some("5".into()),
+        ..History::default()
+    };
+    let (items, _) = bob
+        .report_history(addr.clone(), node5.clone(), T)
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].data, celsius(21));
+    let latest = bob.node_latest_reports(addr.clone(), 5, T).await.unwrap();
+    assert_eq!(latest.len(), 1);
+    assert_eq!(latest[0].node, "5");
+    // Not the gateway's other data, nor another node's.
+    let e = bob
+        .report_history(addr.clone(), History::default(), T)
+        .await
+        .unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
+    let e = bob.latest_reports(addr.clone(), T).await.unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
+    let e = bob
+        .node_latest_reports(addr.clone(), 6, T)
+        .await
+        .unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
+    // A stranger; the gateway's owner reads all of it.
+    let e = carol
+        .report_history(addr.clone(), node5, T)
+        .await
+        .unwrap_err();
+    assert_eq!(condition(&e), Some(DefinedCondition::Forbidden));
+    assert_eq!(alice.latest_reports(addr, T).await.unwrap().len(), 1);
+}
