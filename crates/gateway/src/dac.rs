@@ -24,6 +24,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::broadcast;
+
 use lithos_client::Client;
 use lithos_core::Payload;
 use lithos_core::binary::lan::{LanFrame, RawBytes};
@@ -178,6 +180,7 @@ pub struct DacService {
     serving: Mutex<Option<Serving>>,
     control: Arc<DacControl>,
     resets_seen: AtomicU64,
+    outcomes: broadcast::Sender<Dac>,
 }
 
 impl std::fmt::Debug for DacService {
@@ -206,6 +209,7 @@ impl DacService {
             serving: Mutex::new(None),
             resets_seen: AtomicU64::new(control.resets.load(Ordering::SeqCst)),
             control,
+            outcomes: broadcast::channel(64).0,
         })
     }
 
@@ -275,7 +279,7 @@ impl DacService {
         self.tell(allocation, Dac::Allocated(lan_id)).await
     }
 
-    async fn allocated(&self, allocated: Allocated) -> Dac {
+    async fn allocated(self: &Arc<Self>, allocated: Allocated) -> Dac {
         // A node the gateway has (its `configured` was lost): tell it again.
         if self.router.lan_id_of(&allocated.thing_id).is_some() {
             return self.tell(Configured, Dac::Configured).await;
@@ -291,6 +295,16 @@ impl DacService {
                 _ => return Dac::Ignored,
             }
         };
+        // The server may hold add-node for minutes (an operator's confirmation): meanwhile
+        // the service goes on answering (is-configured from rebooted nodes, the node's own
+        // repeated `allocated`), and the outcome reaches the node from this task.
+        let this = self.clone();
+        tokio::spawn(async move { this.add(serving).await });
+        Dac::Adding
+    }
+
+    /// Adds the node being served to the server, then tells it how that went.
+    async fn add(&self, serving: Serving) {
         let address = allocated_address(serving.lan_id);
         let added = self
             .gateway
@@ -315,13 +329,19 @@ impl DacService {
                         thing_id: Some(serving.thing_id),
                     },
                 );
-                self.tell(Configured, Dac::Configured).await
+                self.tell(Configured, Dac::Configured).await;
             }
             Err(e) => {
                 tracing::warn!(thing = %serving.thing_id, error = %e, "DAC: the server did not add the node");
-                self.tell(NotConfigured, Dac::NotConfigured).await
+                self.tell(NotConfigured, Dac::NotConfigured).await;
             }
         }
+    }
+
+    /// What the service did, as it happens (from the frames, and from the adds that end
+    /// later): for a program that shows it. Missed when the receiver lags.
+    pub fn outcomes(&self) -> broadcast::Receiver<Dac> {
+        self.outcomes.subscribe()
     }
 
     /// Sends `p` to the DAC client address.
@@ -332,6 +352,7 @@ impl DacService {
         if let Err(e) = self.link.send(DAC_CLIENT, frame.as_bytes()).await {
             tracing::debug!(error = %e, "DAC: the radio did not send");
         }
+        let _ = self.outcomes.send(done);
         done
     }
 }

@@ -12,6 +12,7 @@ use lithos_client::{Client, Events};
 use lithos_lora_sim::{Address, RadioNetwork};
 use lithos_tuxp_concentrator::ConcentratorError;
 use lithos_tuxp_execution::thing::{ThingError, ThingRuntime};
+use tokio::sync::broadcast;
 
 use crate::dac::{DAC_SERVICE, Dac, DacControl, DacService, Uplink};
 use crate::router::LanRouter;
@@ -43,7 +44,7 @@ pub struct SimulatedGateway {
 }
 
 /// Starts the gateway `runtime` (its id, key and server set) on `net`; `on_dac` hears what
-/// the DAC service did with each frame (to print it, say).
+/// the DAC service did (to print it, say; [`DacService::outcomes`]).
 pub async fn start(
     net: &RadioNetwork,
     runtime: ThingRuntime,
@@ -73,11 +74,21 @@ pub async fn start(
         Uplink::default(),
         control.clone(),
     );
-    let mut dac_radio = net.radio(DAC_SERVICE);
+    let mut outcomes = dac.outcomes();
     let r = router.clone();
     tokio::spawn(async move {
+        loop {
+            match outcomes.recv().await {
+                Ok(d) => on_dac(d, &r),
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+    let mut dac_radio = net.radio(DAC_SERVICE);
+    tokio::spawn(async move {
         while let Some(frame) = dac_radio.recv().await {
-            on_dac(dac.received(&frame).await, &r);
+            dac.received(&frame).await;
         }
     });
     Ok(SimulatedGateway {

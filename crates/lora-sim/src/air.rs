@@ -5,7 +5,8 @@
 //!
 //! The wire: the radio sends `00 <address 3>` first, then `01 <to 3> <length> <frame>` to
 //! send and `02 <address 3>` to tune; the network sends `<length> <frame>` for each frame
-//! the radio receives.
+//! the radio receives, and `00` (an empty frame, which the air never carries) once a tune
+//! has taken effect.
 
 use std::net::SocketAddr;
 
@@ -63,7 +64,11 @@ async fn bridge(net: RadioNetwork, stream: TcpStream) -> std::io::Result<()> {
                     // A frame the air refuses (empty, too long) is lost, as on a module.
                     let _ = radio.send(to, &frame).await;
                 }
-                TUNE => radio.set_address(read_address(&mut r).await?),
+                TUNE => {
+                    radio.set_address(read_address(&mut r).await?);
+                    // Tuned: frames sent to the new address from now on reach it.
+                    w.write_all(&[0]).await?;
+                }
                 other => {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
@@ -82,11 +87,19 @@ async fn bridge(net: RadioNetwork, stream: TcpStream) -> std::io::Result<()> {
     }
 }
 
+fn tune_message(address: Address) -> Vec<u8> {
+    let mut m = vec![TUNE];
+    m.extend_from_slice(&address.to_bytes());
+    m
+}
+
 /// A radio on a network another process serves.
 #[derive(Debug)]
 pub struct RemoteRadio {
     tx: mpsc::Sender<Vec<u8>>,
     rx: BufReader<OwnedReadHalf>,
+    /// Frames read while waiting for a tune's acknowledgement.
+    early: std::collections::VecDeque<Bytes>,
 }
 
 impl RemoteRadio {
@@ -109,6 +122,7 @@ impl RemoteRadio {
         Ok(RemoteRadio {
             tx,
             rx: BufReader::new(r),
+            early: std::collections::VecDeque::new(),
         })
     }
 
@@ -128,19 +142,49 @@ impl RemoteRadio {
         self.tx.send(m).await.map_err(|_| RadioError::Gone)
     }
 
-    /// Tunes the radio to `address`.
+    /// Tunes the radio to `address` (takes effect shortly after; [`tune`](Self::tune) waits).
     pub fn set_address(&self, address: Address) {
-        let mut m = vec![TUNE];
-        m.extend_from_slice(&address.to_bytes());
-        let _ = self.tx.try_send(m);
+        let _ = self.tx.try_send(tune_message(address));
+    }
+
+    /// Tunes the radio to `address` and returns once frames sent there reach it.
+    pub async fn tune(&mut self, address: Address) -> Result<(), RadioError> {
+        self.tx
+            .send(tune_message(address))
+            .await
+            .map_err(|_| RadioError::Gone)?;
+        loop {
+            match self.read().await {
+                Some(Some(frame)) => self.early.push_back(frame),
+                Some(None) => return Ok(()),
+                None => return Err(RadioError::Gone),
+            }
+        }
     }
 
     /// The next frame received; `None` once the network is gone.
     pub async fn recv(&mut self) -> Option<Bytes> {
+        if let Some(f) = self.early.pop_front() {
+            return Some(f);
+        }
+        loop {
+            match self.read().await? {
+                Some(frame) => return Some(frame),
+                // A tune acknowledged that nobody waited for.
+                None => continue,
+            }
+        }
+    }
+
+    /// A frame, or a tune's acknowledgement (`None` inside); `None` once the network is gone.
+    async fn read(&mut self) -> Option<Option<Bytes>> {
         let len = usize::from(self.rx.read_u8().await.ok()?);
+        if len == 0 {
+            return Some(None);
+        }
         let mut frame = vec![0u8; len];
         self.rx.read_exact(&mut frame).await.ok()?;
-        Some(Bytes::from(frame))
+        Some(Some(Bytes::from(frame)))
     }
 }
 
@@ -176,8 +220,7 @@ mod tests {
             .unwrap();
         assert_eq!(remote.recv().await.unwrap().as_ref(), &[0xFF, 0x01, 0xFF]);
         // Tuned elsewhere, it hears its new address only.
-        remote.set_address(Address::new(0, 5, 0x17));
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        remote.tune(Address::new(0, 5, 0x17)).await.unwrap();
         local
             .send(Address::new(0xEF, 0xEE, 0x1F), &[0xFF, 0x02, 0xFF])
             .await

@@ -14,6 +14,12 @@ pub trait Air: Send + Sync + 'static {
     async fn recv(&mut self) -> Option<Bytes>;
     /// Tunes the radio to `address`.
     fn set_address(&self, address: LoraAddress);
+    /// Tunes the radio to `address` and returns once frames sent there reach it (a radio
+    /// whose tuning is immediate needs nothing more).
+    async fn tune(&mut self, address: LoraAddress) -> Result<(), String> {
+        self.set_address(address);
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -47,5 +53,11 @@ impl Air for lithos_lora_sim::air::RemoteRadio {
 
     fn set_address(&self, address: LoraAddress) {
         lithos_lora_sim::air::RemoteRadio::set_address(self, address)
+    }
+
+    async fn tune(&mut self, address: LoraAddress) -> Result<(), String> {
+        lithos_lora_sim::air::RemoteRadio::tune(self, address)
+            .await
+            .map_err(|e| e.to_string())
     }
 }

@@ -162,7 +162,11 @@ impl NodeBuilder {
             .map_err(|_| {
                 LanError::Dac(format!("not configured within {:?}", self.dac_timeout))
             })??;
-        air.set_address(allocation.address);
+        // Answering only once the radio listens at its address: a command sent as soon as
+        // the node says it is configured must reach it.
+        air.tune(allocation.address)
+            .await
+            .map_err(LanError::Frame)?;
         let inner = Arc::new(Inner {
             allocation,
             pending: Mutex::new(HashMap::new()),
