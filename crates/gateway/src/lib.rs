@@ -20,5 +20,6 @@ pub mod dac;
 pub mod dedup;
 pub mod lan;
 pub mod router;
+pub mod serial;
 pub mod simulated;
 pub mod traces;
