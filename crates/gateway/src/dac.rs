@@ -224,6 +224,13 @@ impl DacService {
         serving
     }
 
+    /// Whether a node other than `thing_id` is being served.
+    fn serving_other(&self, thing_id: &str) -> bool {
+        self.serving()
+            .as_ref()
+            .is_some_and(|s| s.thing_id != thing_id)
+    }
+
     /// A frame the DAC radio received.
     pub async fn received(self: &Arc<Self>, frame: &[u8]) -> Dac {
         let frame = LanFrame::from_bytes(frame.to_vec());
@@ -234,6 +241,11 @@ impl DacService {
             return self.allocated(allocated).await;
         }
         if let Some(is) = frame.read::<IsConfigured>() {
+            // Every node in DAC hears the answer (it names nobody): not while another is
+            // being served, whom it would mislead; the asker asks again.
+            if self.serving_other(&is.thing_id) {
+                return Dac::Ignored;
+            }
             return match self.router.lan_id_of(&is.thing_id) {
                 Some(_) => self.tell(Configured, Dac::Configured).await,
                 None => self.tell(NotConfigured, Dac::NotConfigured).await,
@@ -251,9 +263,10 @@ impl DacService {
             let mut serving = self.serving();
             match serving.as_ref() {
                 Some(s) if s.thing_id == intro.thing_id => s.lan_id,
-                Some(s) if s.since.elapsed() < SERVING_FOR => return Dac::Ignored,
+                // Being added (the server may take minutes), or recently allocated: busy.
+                Some(s) if s.adding || s.since.elapsed() < SERVING_FOR => return Dac::Ignored,
                 _ => {
-                    let used = self.router.lan_ids();
+                    let used = self.router.taken_lan_ids();
                     let Some(lan_id) = known.or_else(|| (1..=255).find(|i| !used.contains(i)))
                     else {
                         tracing::warn!(thing = %intro.thing_id, "DAC: no LAN id is free");
@@ -280,8 +293,12 @@ impl DacService {
     }
 
     async fn allocated(self: &Arc<Self>, allocated: Allocated) -> Dac {
-        // A node the gateway has (its `configured` was lost): tell it again.
+        // A node the gateway has (its `configured` was lost): tell it again, unless another
+        // is being served (it would take the answer for its own).
         if self.router.lan_id_of(&allocated.thing_id).is_some() {
+            if self.serving_other(&allocated.thing_id) {
+                return Dac::Ignored;
+            }
             return self.tell(Configured, Dac::Configured).await;
         }
         let serving = {
@@ -319,7 +336,15 @@ impl DacService {
                 ADD_NODE_TIMEOUT,
             )
             .await;
-        *self.serving() = None;
+        {
+            let mut serving_now = self.serving();
+            if serving_now
+                .as_ref()
+                .is_some_and(|s| s.thing_id == serving.thing_id)
+            {
+                *serving_now = None;
+            }
+        }
         match added {
             Ok(_) => {
                 self.router.add_node(

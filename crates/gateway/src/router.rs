@@ -41,6 +41,9 @@ use crate::lan::{
 };
 use crate::traces::{DEFAULT_LAN_TIMEOUT, Traces};
 
+/// The longest `lan-timeout` the gateway waits for a node.
+pub const MAX_LAN_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Forwards to the server running at once, at most.
 pub const MAX_FORWARDS: usize = 256;
 
@@ -111,6 +114,8 @@ impl Link for lithos_lora_sim::Radio {
 pub struct LanRouter {
     link: Arc<dyn Link>,
     nodes: Mutex<HashMap<u8, Node>>,
+    /// LAN ids the server lists that this radio does not route (BLE, unreadable addresses).
+    others: Mutex<std::collections::HashSet<u8>>,
     traces: Mutex<Traces<oneshot::Sender<LanAnswer>>>,
     upstream: Mutex<Option<Client>>,
     dedup: Mutex<Dedup>,
@@ -142,6 +147,7 @@ impl LanRouter {
         Arc::new(LanRouter {
             link,
             nodes: Mutex::new(HashMap::new()),
+            others: Mutex::new(std::collections::HashSet::new()),
             traces: Mutex::new(Traces::default()),
             upstream: Mutex::new(None),
             dedup: Mutex::new(Dedup::default()),
@@ -174,7 +180,8 @@ impl LanRouter {
         *self.upstream.lock().unwrap_or_else(|e| e.into_inner()) = Some(gateway);
     }
 
-    /// Reports of `<name xmlns="ns"/>` go up at `qos`, whatever the node asked.
+    /// Reports of `<name xmlns="ns"/>` go up at `qos` (at least 1 when the node wants an
+    /// acknowledgement).
     pub fn set_report_qos(&self, ns: &str, name: &str, qos: Qos) {
         self.report_qos
             .lock()
@@ -189,11 +196,13 @@ impl LanRouter {
             .unwrap_or_else(|e| e.into_inner())
             .get(&(data.ns().to_string(), data.name().to_string()))
             .copied();
-        given.unwrap_or(if ack {
-            Qos::AtLeastOnce
-        } else {
-            Qos::AtMostOnce
-        })
+        match given {
+            // A node that wants an acknowledgement gets one only for what the server
+            // acknowledged: at least QoS 1, whatever its data type is given.
+            Some(Qos::AtMostOnce) | None if ack => Qos::AtLeastOnce,
+            Some(q) => q,
+            None => Qos::AtMostOnce,
+        }
     }
 
     /// The node at `lan_id`, if known.
@@ -209,11 +218,23 @@ impl LanRouter {
             .map(|(id, _)| *id)
     }
 
-    /// The LAN ids in use.
+    /// The LAN ids routed here.
     pub fn lan_ids(&self) -> Vec<u8> {
         let mut ids: Vec<u8> = self.lock_nodes().keys().copied().collect();
         ids.sort_unstable();
         ids
+    }
+
+    /// The LAN ids taken: routed here, or the server's nodes this radio does not reach
+    /// (BLE, an address it cannot read). A new node gets none of them.
+    pub fn taken_lan_ids(&self) -> std::collections::HashSet<u8> {
+        let mut ids = self.lock_others().clone();
+        ids.extend(self.lock_nodes().keys().copied());
+        ids
+    }
+
+    fn lock_others(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<u8>> {
+        self.others.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_traces(&self) -> std::sync::MutexGuard<'_, Traces<oneshot::Sender<LanAnswer>>> {
@@ -247,7 +268,11 @@ impl LanRouter {
         let nodes = gateway.pull_nodes(timeout).await?;
         let mut known = self.lock_nodes();
         known.clear();
+        let mut others = self.lock_others();
+        others.clear();
         for n in nodes {
+            // Not routed over this radio, but its LAN id is taken all the same.
+            others.insert(n.lan_id);
             if n.communication_net != CommunicationNet::Lora {
                 continue;
             }
@@ -267,6 +292,7 @@ impl LanRouter {
     /// Forgets node `lan_id`.
     pub fn remove_node(&self, lan_id: u8) {
         self.lock_nodes().remove(&lan_id);
+        self.lock_others().remove(&lan_id);
     }
 
     /// A frame the radio received: a `lan-answer` ends the execution it answers (if it still
@@ -514,12 +540,16 @@ impl IqHandler for LanRouter {
                 "this gateway has no such node",
             ));
         };
-        // The node's deadline: lan-timeout (10 s when absent), never past the execution's
+        // The node's deadline: lan-timeout (10 s when absent, at most a minute: one owner's
+        // long waits must not fill the table every node shares), never past the execution's
         // own expiry.
         let mut wait = exec
             .lan_timeout
             .map(|ms| Duration::from_millis(u64::from(ms)))
-            .unwrap_or(DEFAULT_LAN_TIMEOUT);
+            .unwrap_or(DEFAULT_LAN_TIMEOUT)
+            .min(MAX_LAN_TIMEOUT);
+        // Waits whose deadline passed and whose handler is gone (answered nowhere) go first.
+        let _ = self.lock_traces().expired(Instant::now());
         if let Some(expires) = exec.expires_ms {
             let left = expires - lithos_core::datetime::now_ms();
             if left <= 0 {
@@ -545,16 +575,19 @@ impl IqHandler for LanRouter {
                     "too many executions wait for LAN nodes",
                 )
             })?;
-        let frame = to_frame(LanExecution {
+        let frame = match to_frame(LanExecution {
             trace_id,
             action: exec.action,
-        })
-        .map_err(|e| {
-            StanzaError::explained(
-                DefinedCondition::NotAcceptable,
-                format!("the action cannot be a LAN frame: {e}"),
-            )
-        })?;
+        }) {
+            Ok(f) => f,
+            Err(e) => {
+                self.lock_traces().answered(&trace_id, Instant::now());
+                return Err(StanzaError::explained(
+                    DefinedCondition::NotAcceptable,
+                    format!("the action cannot be a LAN frame: {e}"),
+                ));
+            }
+        };
         if frame.as_bytes().len() > lithos_lora_sim::MAX_FRAME {
             self.lock_traces().answered(&trace_id, Instant::now());
             return Err(StanzaError::explained(

@@ -170,7 +170,7 @@ impl NodeBuilder {
         let inner = Arc::new(Inner {
             allocation,
             pending: Mutex::new(HashMap::new()),
-            last_ms: Mutex::new(0),
+            last_ms: Mutex::new(None),
             executed: AtomicU64::new(0),
             state_file: self.state_file.clone(),
             reset: tokio::sync::watch::channel(false).0,
@@ -309,7 +309,7 @@ async fn wait_configured<A: Air>(air: &mut A, within: Duration) -> Option<bool> 
 struct Inner {
     allocation: Allocation,
     pending: Mutex<HashMap<[u8; 5], oneshot::Sender<LanAnswer>>>,
-    last_ms: Mutex<u32>,
+    last_ms: Mutex<Option<u32>>,
     executed: AtomicU64,
     state_file: Option<PathBuf>,
     /// Set once the gateway reset the node (`reset-thing`).
@@ -326,13 +326,26 @@ impl Inner {
     fn next_trace(&self) -> TraceId {
         let mut last = self.last_ms.lock().unwrap_or_else(|e| e.into_inner());
         let now = time_of_day_ms();
-        let next = if now == *last || now.wrapping_sub(*last) % DAY_MS > DAY_MS / 2 {
-            (*last + 1) % DAY_MS
-        } else {
-            now
-        };
-        *last = next;
+        let next = next_time(*last, now);
+        *last = Some(next);
         TraceId::new(self.allocation.lan_id, TraceKind::Request, next)
+    }
+}
+
+/// The time of day a new trace id carries: `now`, unless that is the last id's millisecond
+/// or behind it (two ids in one millisecond, a clock stepped back), then the millisecond just
+/// after the last one. Midnight wraps.
+fn next_time(last: Option<u32>, now: u32) -> u32 {
+    match last {
+        Some(l) => {
+            let ahead = (now + DAY_MS - l) % DAY_MS;
+            if ahead == 0 || ahead > DAY_MS / 2 {
+                (l + 1) % DAY_MS
+            } else {
+                now
+            }
+        }
+        None => now,
     }
 }
 
@@ -546,6 +559,26 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trace_times_follow_the_clock_and_never_repeat() {
+        // The first id: the time, whatever the hour (the old rule turned the afternoon into
+        // a counter from 1, repeated after every restart).
+        assert_eq!(next_time(None, 50_000_000), 50_000_000);
+        assert_eq!(next_time(Some(50_000_000), 50_000_007), 50_000_007);
+        assert_eq!(
+            next_time(Some(50_000_000), 50_000_000),
+            50_000_001,
+            "same ms"
+        );
+        assert_eq!(
+            next_time(Some(50_000_000), 49_999_990),
+            50_000_001,
+            "clock back"
+        );
+        assert_eq!(next_time(Some(DAY_MS - 1), 3), 3, "past midnight");
+        assert_eq!(next_time(Some(DAY_MS - 1), DAY_MS - 1), 0);
+    }
 
     #[test]
     fn deadlines_by_time_of_day() {

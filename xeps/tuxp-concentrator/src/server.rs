@@ -182,10 +182,11 @@ impl Concentrator {
         };
         let (server, session, stanza) = (server.clone(), session.clone(), stanza.clone());
         tokio::spawn(async move {
-            let answer = match Self::confirmed(&server, &gw, &a, rx, validity).await {
-                Ok(()) => Self::commit(&server, gw, a, auth).await,
-                Err(e) => Err(e),
-            };
+            let answer =
+                match Self::confirmed(&server, &gw, &a, rx, validity, Some(&session.jid)).await {
+                    Ok(()) => Self::commit(&server, gw, a, auth).await,
+                    Err(e) => Err(e),
+                };
             match answer {
                 Ok(payload) => {
                     let mut reply = Element::builder("iq", lithos_core::ns::JABBER_CLIENT)
@@ -226,20 +227,38 @@ impl Concentrator {
         Ok(rx)
     }
 
-    /// Waits for the confirmation until `validity` has passed.
+    /// Waits for the confirmation until `validity` has passed, or (from a session) until
+    /// `asker`'s session ends.
     async fn confirmed(
         server: &ServerHandle,
         gw: &ThingRecord,
         a: &AddNode,
-        rx: tokio::sync::oneshot::Receiver<String>,
+        mut rx: tokio::sync::oneshot::Receiver<String>,
         validity: Duration,
+        asker: Option<&lithos_core::Jid>,
     ) -> Result<(), StanzaError> {
-        match tokio::time::timeout(validity, rx).await {
-            Ok(Ok(operator)) => {
+        let deadline = tokio::time::Instant::now() + validity;
+        let operator = loop {
+            // Checked every second: a gateway session that ended asks no more, and its node
+            // is not added behind its back (its next add-node starts a new wait).
+            let tick = (tokio::time::Instant::now() + Duration::from_secs(1)).min(deadline);
+            match tokio::time::timeout_at(tick, &mut rx).await {
+                Ok(Ok(operator)) => break Some(operator),
+                Ok(Err(_)) => break None,
+                Err(_) if tokio::time::Instant::now() >= deadline => break None,
+                Err(_) => {
+                    if asker.is_some_and(|j| server.sessions().get(j).is_none()) {
+                        break None;
+                    }
+                }
+            }
+        };
+        match operator {
+            Some(operator) => {
                 tracing::info!(gateway = %gw.thing_name, node = %a.thing_id, operator = %operator, "node confirmed");
                 Ok(())
             }
-            _ => {
+            None => {
                 Confirmations::of(server).withdraw(&gw.thing_name, &a.thing_id);
                 Err(refused(
                     DefinedCondition::NotAuthorized,
@@ -305,7 +324,7 @@ impl Module for Concentrator {
                 if let Some(validity) = self.confirmation {
                     let rx = Self::wait(server, &gw, &a, &auth.authorizer, validity)
                         .map_err(wait_refused)?;
-                    Self::confirmed(server, &gw, &a, rx, validity).await?;
+                    Self::confirmed(server, &gw, &a, rx, validity, None).await?;
                 }
                 Self::commit(server, gw, a, auth).await
             }

@@ -55,55 +55,62 @@ async fn relayed(
         let (registry, name) = (registry.clone(), name.to_string());
         async move { registry.by_name(&name).await.map_err(internal_error) }
     };
-    // (the thing, the account, where the signal goes)
-    let (thing, account, target): (ThingRecord, String, Jid) = match thing_of(me).await? {
-        // An account signals a thing: its edge session when no resource is named.
-        None => {
-            let Some(thing) = thing_of(peer).await? else {
-                return Err(refused(
-                    DefinedCondition::ItemNotFound,
-                    "an account signals a thing only, and there is no such thing",
-                ));
-            };
-            let target = if to.is_bare() {
-                to.with_resource(EDGE_RESOURCE)
-                    .map_err(|_| refused(DefinedCondition::JidMalformed, "not a JID"))?
-            } else {
-                to.clone()
-            };
-            (thing, me.to_string(), target)
-        }
-        // A thing signals an account, at the full JID that signalled it.
-        Some(thing) => {
-            let is_account = thing_of(peer).await?.is_none()
-                && server
-                    .storage()
-                    .accounts
-                    .account_exists(peer)
-                    .await
-                    .map_err(internal_error)?;
-            if !is_account {
-                return Err(refused(
-                    DefinedCondition::ItemNotFound,
-                    "a thing signals an account only, and there is no such account",
-                ));
+    // (the thing, the account, where the signal goes, the account's session)
+    let (thing, account, target, account_jid): (ThingRecord, String, Jid, Jid) =
+        match thing_of(me).await? {
+            // An account signals a thing: its edge session when no resource is named.
+            None => {
+                let Some(thing) = thing_of(peer).await? else {
+                    return Err(refused(
+                        DefinedCondition::ItemNotFound,
+                        "an account signals a thing only, and there is no such thing",
+                    ));
+                };
+                let target = if to.is_bare() {
+                    to.with_resource(EDGE_RESOURCE)
+                        .map_err(|_| refused(DefinedCondition::JidMalformed, "not a JID"))?
+                } else {
+                    to.clone()
+                };
+                (thing, me.to_string(), target, session.jid.clone())
             }
-            if to.is_bare() {
-                return Err(refused(
-                    DefinedCondition::BadRequest,
-                    "a thing signals an account's session (a full JID)",
-                ));
+            // A thing signals an account, at the full JID that signalled it.
+            Some(thing) => {
+                let is_account = thing_of(peer).await?.is_none()
+                    && server
+                        .storage()
+                        .accounts
+                        .account_exists(peer)
+                        .await
+                        .map_err(internal_error)?;
+                if !is_account {
+                    return Err(refused(
+                        DefinedCondition::ItemNotFound,
+                        "a thing signals an account only, and there is no such account",
+                    ));
+                }
+                if to.is_bare() {
+                    return Err(refused(
+                        DefinedCondition::BadRequest,
+                        "a thing signals an account's session (a full JID)",
+                    ));
+                }
+                (thing, peer.to_string(), to.clone(), to.clone())
             }
-            (thing, peer.to_string(), to.clone())
-        }
-    };
+        };
     // Lithos: only between a thing and its owner or an account it granted.
     let allowed = registry
         .may_command(&thing.thing_id, &thing.owner, &account)
         .await
         .map_err(internal_error)?;
-    if !allowed {
-        tracing::info!(thing = %thing.thing_name, account = %account, "signal refused: not the thing's owner nor granted");
+    // An owner's blocklist covers the owner's things, as for executions.
+    let blocked = !thing.owner.is_empty()
+        && server.shared::<lithos_blocking::Blocklists>().blocks(
+            &format!("{}@{}", thing.owner, server.domain().domain()),
+            &account_jid,
+        );
+    if !allowed || blocked {
+        tracing::info!(thing = %thing.thing_name, account = %account, blocked, "signal refused: not the thing's owner nor granted, or blocked by the owner");
         return Err(refused(
             DefinedCondition::Forbidden,
             "only the thing's owner and the accounts it granted signal with it",

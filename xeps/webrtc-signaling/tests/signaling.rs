@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use lithos_blocking::BlockingExt;
 use lithos_client::{Client, RequestError};
 use lithos_core::codec::WireFormat;
 use lithos_core::stanza::{DefinedCondition, Iq};
@@ -110,12 +111,26 @@ async fn relay_rules(format: WireFormat) {
         .signal(bob.jid(), Signal::new(SignalKind::Opened, ""), T)
         .await;
     assert_eq!(refused(e), Some(DefinedCondition::Forbidden));
+    // Granted, bob may signal; blocked by alice, granted or not, he may not.
+    alice
+        .set_grant("SC-01-0D0D0D01", jid("bob@localhost"), false, T)
+        .await
+        .unwrap();
+    bob.signal(cam_bare.clone(), Signal::new(SignalKind::Open, ""), T)
+        .await
+        .unwrap();
+    assert_eq!(next(&mut cam_rx).await.from, bob.jid());
+    alice.block(vec![jid("bob@localhost")], T).await.unwrap();
+    let e = bob
+        .signal(cam_bare.clone(), Signal::new(SignalKind::Open, ""), T)
+        .await;
+    assert_eq!(refused(e), Some(DefinedCondition::Forbidden));
     // A get; no such thing; account to account; a thing to a bare JID.
     let get =
         Iq::get("", Signal::new(SignalKind::Open, "").into_element()).with_to(cam_bare.clone());
     let e = alice.request(get, T).await.map(drop);
     assert_eq!(refused(e), Some(DefinedCondition::BadRequest));
-    for to in ["sc-01-0d0d0d99@localhost", "bob@localhost/x"] {
+    for to in ["sc-01-0d0d0d99@localhost", "carol@localhost/x"] {
         let e = alice
             .signal(jid(to), Signal::new(SignalKind::Open, ""), T)
             .await;
