@@ -9,6 +9,7 @@
 //! has taken effect.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
@@ -100,6 +101,8 @@ pub struct RemoteRadio {
     rx: BufReader<OwnedReadHalf>,
     /// Frames read while waiting for a tune's acknowledgement.
     early: std::collections::VecDeque<Bytes>,
+    /// Tunes sent and not yet acknowledged (the network acknowledges them in order).
+    unacked: std::sync::atomic::AtomicUsize,
 }
 
 impl RemoteRadio {
@@ -123,6 +126,7 @@ impl RemoteRadio {
             tx,
             rx: BufReader::new(r),
             early: std::collections::VecDeque::new(),
+            unacked: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -144,22 +148,27 @@ impl RemoteRadio {
 
     /// Tunes the radio to `address` (takes effect shortly after; [`tune`](Self::tune) waits).
     pub fn set_address(&self, address: Address) {
-        let _ = self.tx.try_send(tune_message(address));
+        if self.tx.try_send(tune_message(address)).is_ok() {
+            self.unacked.fetch_add(1, Ordering::SeqCst);
+        }
     }
 
-    /// Tunes the radio to `address` and returns once frames sent there reach it.
+    /// Tunes the radio to `address` and returns once frames sent there reach it: once every
+    /// tune sent so far is acknowledged (they are, in order), not on an earlier one's.
     pub async fn tune(&mut self, address: Address) -> Result<(), RadioError> {
         self.tx
             .send(tune_message(address))
             .await
             .map_err(|_| RadioError::Gone)?;
-        loop {
+        self.unacked.fetch_add(1, Ordering::SeqCst);
+        while self.unacked.load(Ordering::SeqCst) > 0 {
             match self.read().await {
                 Some(Some(frame)) => self.early.push_back(frame),
-                Some(None) => return Ok(()),
+                Some(None) => {}
                 None => return Err(RadioError::Gone),
             }
         }
+        Ok(())
     }
 
     /// The next frame received; `None` once the network is gone.
@@ -180,6 +189,9 @@ impl RemoteRadio {
     async fn read(&mut self) -> Option<Option<Bytes>> {
         let len = usize::from(self.rx.read_u8().await.ok()?);
         if len == 0 {
+            let _ = self
+                .unacked
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
             return Some(None);
         }
         let mut frame = vec![0u8; len];
@@ -230,6 +242,17 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(remote.recv().await.unwrap().as_ref(), &[0xFF, 0x03, 0xFF]);
+        // A tune right after an unawaited one waits for both acknowledgements: a frame sent
+        // to the last address as soon as it returns reaches the radio.
+        for round in 0..20u8 {
+            remote.set_address(Address::new(0, 6, 0x17));
+            remote.tune(Address::new(0, 7, 0x17)).await.unwrap();
+            local
+                .send(Address::new(0, 7, 0x17), &[0xFF, round, 0xFF])
+                .await
+                .unwrap();
+            assert_eq!(remote.recv().await.unwrap().as_ref(), &[0xFF, round, 0xFF]);
+        }
         assert_eq!(
             remote.send(Address::new(0, 0, 0), &[0u8; 65]).await,
             Err(RadioError::TooLong(65))
