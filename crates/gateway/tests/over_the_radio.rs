@@ -122,6 +122,21 @@ async fn a_node_commanded_over_the_radio(format: WireFormat) {
         Some(DefinedCondition::ServiceUnavailable),
         "{e:?}"
     );
+    // An action the radio cannot carry (an empty attribute value has no BXMPP form): refused
+    // as not acceptable, and nothing is left waiting (a thousand of them once filled the
+    // table and refused every command after).
+    let empty = Element::builder("flash", lithos_things_demo::light::NS)
+        .attr("repeat", "")
+        .build();
+    for _ in 0..3 {
+        let e = execute(&alice, &node, empty.clone(), T).await.unwrap_err();
+        assert_eq!(
+            condition(&e),
+            Some(DefinedCondition::NotAcceptable),
+            "{e:?}"
+        );
+    }
+    assert_eq!(router.in_flight(), 0);
     // A stranger: refused by the server; nothing is sent.
     let sent = net.stats().sent;
     let e = execute(&bob, &node, flash("1"), T).await.unwrap_err();
