@@ -26,7 +26,7 @@
 #![forbid(unsafe_code)]
 
 use lithos_core::Payload;
-use lithos_core::binary::lan::{LanFrame, LoraAddress, RawBytes};
+use lithos_core::binary::lan::{LoraAddress, RawBytes};
 
 /// The namespace.
 pub const NS: &str = "urn:leps:tuxp:lora-dac";
@@ -133,17 +133,10 @@ pub struct IsConfigured {
 #[payload(ns = NS, name = "not-configured")]
 pub struct NotConfigured;
 
-/// The LAN frame of a DAC payload.
-pub fn frame<P: Payload>(p: P) -> Result<LanFrame, lithos_core::binary::BxmppError> {
-    LanFrame::encode(
-        &lithos_core::binary::Vocabulary::global(),
-        &p.into_element(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lithos_core::binary::lan::LanFrame;
 
     fn hex(s: &str) -> Vec<u8> {
         s.split_whitespace()
@@ -152,7 +145,7 @@ mod tests {
     }
 
     fn bytes<P: Payload>(p: P) -> Vec<u8> {
-        frame(p).unwrap().as_bytes().to_vec()
+        LanFrame::of(p).unwrap().as_bytes().to_vec()
     }
 
     fn read<P: Payload>(b: &[u8]) -> P {

@@ -36,6 +36,24 @@ impl Operator {
             .flatten()
     }
 
+    /// The sender, if it is one of the configured operators; `forbidden` otherwise, saying
+    /// that only operators `may` ("authorize things", say).
+    fn operator(
+        &self,
+        server: &ServerHandle,
+        req: &IqRequest,
+        may: &str,
+    ) -> Result<String, Box<StanzaError>> {
+        match Self::sender(server, req) {
+            Some(who) if self.operators.contains(&who) => Ok(who),
+            Some(_) => Err(Box::new(StanzaError::explained(
+                DefinedCondition::Forbidden,
+                format!("only the operators the configuration names {may}"),
+            ))),
+            None => Err(Box::new(StanzaError::new(DefinedCondition::Forbidden))),
+        }
+    }
+
     async fn auth_thing(&self, server: &ServerHandle, req: IqRequest) -> IqResponse {
         if !req.is_set {
             return Err(StanzaError::explained(
@@ -44,15 +62,9 @@ impl Operator {
             ));
         }
         let a = AuthThing::from_element(req.payload.clone())?;
-        let Some(who) = Self::sender(server, &req) else {
-            return Err(StanzaError::new(DefinedCondition::Forbidden));
-        };
-        if !self.operators.contains(&who) {
-            return Err(StanzaError::explained(
-                DefinedCondition::Forbidden,
-                "only the operators the configuration names authorize things",
-            ));
-        }
+        let who = self
+            .operator(server, &req, "authorize things")
+            .map_err(|e| *e)?;
         ThingId::parse(&a.thing_id)
             .map_err(|e| StanzaError::explained(DefinedCondition::BadRequest, e.to_string()))?;
         let registry = Registry::of(server);
@@ -106,15 +118,9 @@ impl Operator {
             ));
         }
         let a = ApproveFollow::from_element(req.payload.clone())?;
-        let Some(who) = Self::sender(server, &req) else {
-            return Err(StanzaError::new(DefinedCondition::Forbidden));
-        };
-        if !self.operators.contains(&who) {
-            return Err(StanzaError::explained(
-                DefinedCondition::Forbidden,
-                "only the operators the configuration names approve follows",
-            ));
-        }
+        let who = self
+            .operator(server, &req, "approve follows")
+            .map_err(|e| *e)?;
         let registry = Registry::of(server);
         let thing = match local_account(server, &a.friend) {
             Some(name) => registry.by_name(&name).await.map_err(internal_error)?,
@@ -157,15 +163,9 @@ impl Operator {
             ));
         }
         let c = ConfirmConcentration::from_element(req.payload.clone())?;
-        let Some(who) = Self::sender(server, &req) else {
-            return Err(StanzaError::new(DefinedCondition::Forbidden));
-        };
-        if !self.operators.contains(&who) {
-            return Err(StanzaError::explained(
-                DefinedCondition::Forbidden,
-                "only the operators the configuration names confirm nodes",
-            ));
-        }
+        let who = self
+            .operator(server, &req, "confirm nodes")
+            .map_err(|e| *e)?;
         let gateway = c.concentrator_thing_id.to_ascii_lowercase();
         if Confirmations::of(server).confirm(&gateway, &c.node_thing_id, &who) {
             tracing::info!(gateway = %gateway, node = %c.node_thing_id, operator = %who, "node confirmed");
@@ -185,15 +185,8 @@ impl Operator {
                 "pending is a get",
             ));
         }
-        let Some(who) = Self::sender(server, &req) else {
-            return Err(StanzaError::new(DefinedCondition::Forbidden));
-        };
-        if !self.operators.contains(&who) {
-            return Err(StanzaError::explained(
-                DefinedCondition::Forbidden,
-                "only the operators the configuration names see authorizations",
-            ));
-        }
+        self.operator(server, &req, "see authorizations")
+            .map_err(|e| *e)?;
         let list = Registry::of(server)
             .pending_authorizations(crate::MAX_PENDING_LISTED)
             .await
