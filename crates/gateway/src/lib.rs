@@ -9,7 +9,8 @@
 //! a gateway's thing runtime (`ThingRuntime::lan_nodes`) over any [`router::Link`]: a
 //! simulated radio (`lithos-lora-sim`) in tests, a LoRa module in a gateway. The other way,
 //! it forwards nodes' `lan-notification`s and `lan-report`s to the server, acknowledging a
-//! node only once the server did and forwarding each trace id once ([`dedup`]).
+//! node only once the server did and forwarding each trace id once ([`dedup`]); an event
+//! another of its nodes follows it passes on over the LAN itself ([`follows`]).
 //! [`dac::DacService`] gives new nodes their addresses (LoRa-DAC) and adds them to the
 //! server (`add-node`). [`simulated::start`] runs the lot on a simulated radio network. The
 //! node's side is `lithos-mud`.
@@ -18,6 +19,7 @@
 
 pub mod dac;
 pub mod dedup;
+pub mod follows;
 pub mod lan;
 pub mod router;
 pub mod serial;

@@ -16,6 +16,11 @@
 //! by trace id ([`crate::dedup`]). At most [`MAX_FORWARDS`] forwards run at once; a frame
 //! past that, or before the uplink is connected, is dropped unanswered, and the node's
 //! retransmission brings it again.
+//!
+//! **Across**: a node's event that other nodes behind the gateway follow
+//! ([`crate::follows`]) is also passed on to them on the LAN, as a `lan-notification` from
+//! LAN id 0 that each acknowledges (retransmitted from 200 ms, doubling, within
+//! [`FOLLOW_WAIT`]; its trace id carries that deadline, as an execution's does).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -36,6 +41,7 @@ use lithos_tuxp_report::{Qos, ReportError, ReporterExt, Retry};
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::dedup::{Dedup, Seen};
+use crate::follows::Follows;
 use crate::lan::{
     LanAnswer, LanExecution, LanNotification, LanReport, error_of, from_frame, number_of, to_frame,
 };
@@ -54,6 +60,10 @@ pub const NOTIFY_REX: Rex = Rex {
     initial: Duration::from_millis(200),
     give_up: Duration::from_secs(5),
 };
+
+/// How long the gateway tries to pass a followed event on to a node (then it is dropped:
+/// events are real time, and a node hearing of one late would act on the past).
+pub const FOLLOW_WAIT: Duration = Duration::from_secs(5);
 
 /// What [`LanRouter::received`] made of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +101,11 @@ pub struct UplinkStats {
     pub refused: u64,
     /// Forwards that failed (no acknowledgement in time): the node's retransmission retries.
     pub failed: u64,
+    /// Events passed on to a following node and acknowledged by it.
+    pub passed_on: u64,
+    /// Events not passed on to a following node (no acknowledgement within
+    /// [`FOLLOW_WAIT`], an error, or the table of waits full).
+    pub not_passed_on: u64,
 }
 
 /// Where frames go: the radio.
@@ -122,6 +137,7 @@ pub struct LanRouter {
     forwards: Arc<Semaphore>,
     report_qos: Mutex<HashMap<(String, String), Qos>>,
     stats: Mutex<UplinkStats>,
+    follows: Mutex<Follows>,
 }
 
 impl std::fmt::Debug for LanRouter {
@@ -154,6 +170,7 @@ impl LanRouter {
             forwards: Arc::new(Semaphore::new(MAX_FORWARDS)),
             report_qos: Mutex::new(HashMap::new()),
             stats: Mutex::new(UplinkStats::default()),
+            follows: Mutex::new(Follows::default()),
         })
     }
 
@@ -289,10 +306,128 @@ impl LanRouter {
         Ok(known.len())
     }
 
-    /// Forgets node `lan_id`.
+    /// Forgets node `lan_id`, and the follows of and by it.
     pub fn remove_node(&self, lan_id: u8) {
         self.lock_nodes().remove(&lan_id);
         self.lock_others().remove(&lan_id);
+        self.lock_follows().remove_node(lan_id);
+    }
+
+    fn lock_follows(&self) -> std::sync::MutexGuard<'_, Follows> {
+        self.follows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Routes `follows` between its nodes from now on (replacing those it had); how many.
+    pub fn set_lan_follows(&self, follows: Vec<lithos_tuxp_concentrator::LanFollow>) -> usize {
+        let n = self.lock_follows().set(follows);
+        tracing::info!(follows = n, "follows between nodes set");
+        n
+    }
+
+    /// The follows between its nodes it routes.
+    pub fn lan_follows(&self) -> Vec<lithos_tuxp_concentrator::LanFollow> {
+        self.lock_follows().all()
+    }
+
+    /// Learns the follows between its nodes from the server (`<lan-follows/>`); how many.
+    pub async fn pull_lan_follows(
+        &self,
+        gateway: &Client,
+        timeout: Duration,
+    ) -> Result<usize, lithos_tuxp_concentrator::ConcentratorError> {
+        use lithos_tuxp_concentrator::ConcentratorExt;
+        let follows = gateway.lan_follows(timeout).await?;
+        Ok(self.set_lan_follows(follows))
+    }
+
+    /// Passes node `friend`'s `event` (its trace id `trace`) on to the nodes following it,
+    /// the first time it is seen.
+    fn pass_on(
+        self: &Arc<Self>,
+        friend: u8,
+        trace: &lithos_core::binary::lan::TraceId,
+        event: &Element,
+    ) {
+        let key = lithos_tuxp_things::key_of(event);
+        let followers = {
+            let mut f = self.lock_follows();
+            let followers = f.followers(friend, &key).to_vec();
+            if followers.is_empty() || !f.first_time(trace) {
+                return;
+            }
+            followers
+        };
+        for lan_id in followers {
+            let Some(node) = self.node(lan_id) else {
+                continue;
+            };
+            let (router, event) = (self.clone(), event.clone());
+            tokio::spawn(async move {
+                let passed = router.pass_to(node.address, event).await;
+                match passed {
+                    Ok(()) => router.count(|s| s.passed_on += 1),
+                    Err(why) => {
+                        router.count(|s| s.not_passed_on += 1);
+                        tracing::debug!(friend, follower = lan_id, %why, "a followed event was not passed on");
+                    }
+                }
+            });
+        }
+    }
+
+    /// Sends `event` to the node at `to` until it acknowledges, within [`FOLLOW_WAIT`].
+    async fn pass_to(&self, to: LoraAddress, event: Element) -> Result<(), String> {
+        let (tx, mut rx) = oneshot::channel();
+        let trace_id = self
+            .lock_traces()
+            .start(
+                tx,
+                ms_since_midnight().wrapping_add(FOLLOW_WAIT.as_millis() as u32),
+                Instant::now(),
+                FOLLOW_WAIT,
+            )
+            .map_err(|_| "too many waits for LAN nodes".to_string())?;
+        let frame = to_frame(LanNotification {
+            trace_id,
+            ack_required: true,
+            event,
+        })
+        .map_err(|e| e.to_string())
+        .and_then(|f| {
+            if f.as_bytes().len() > lithos_lora_sim::MAX_FRAME {
+                Err(format!("a frame of {} bytes", f.as_bytes().len()))
+            } else {
+                Ok(f)
+            }
+        });
+        let outcome = match frame {
+            Err(e) => Err(e),
+            Ok(frame) => {
+                let started = Instant::now();
+                let mut every = Duration::from_millis(200);
+                loop {
+                    if let Err(e) = self.link.send(to, frame.as_bytes()).await {
+                        tracing::debug!(error = %e, "the radio did not send a followed event");
+                    }
+                    let left = FOLLOW_WAIT.saturating_sub(started.elapsed());
+                    if left.is_zero() {
+                        break Err("no acknowledgement in time".to_string());
+                    }
+                    match tokio::time::timeout(every.min(left), &mut rx).await {
+                        Ok(Ok(answer)) => {
+                            break match answer.error_number {
+                                None => Ok(()),
+                                Some(n) => Err(format!("the node answered error {n}")),
+                            };
+                        }
+                        Ok(Err(_)) => break Err("no acknowledgement in time".to_string()),
+                        Err(_) => every = (every * 2).min(Duration::from_millis(3_200)),
+                    }
+                }
+            }
+        };
+        self.lock_traces().answered(&trace_id, Instant::now());
+        outcome
     }
 
     /// A frame the radio received: a `lan-answer` ends the execution it answers (if it still
@@ -347,6 +482,9 @@ impl LanRouter {
                 }
                 return Inbound::Duplicate;
             }
+        }
+        if let Up::Event(event) = &up {
+            self.pass_on(lan_id, &trace, event);
         }
         let client = self
             .upstream
@@ -428,11 +566,35 @@ impl LanRouter {
 
 impl LanRouter {
     /// `runtime` executing the concentrator's actions on the gateway: `sync-nodes` (learn
-    /// the nodes from the server again) and `reset-node` (tell the node to start over, and
-    /// remove it here and on the server).
+    /// the nodes from the server again), `reset-node` (tell the node to start over, and
+    /// remove it here and on the server) and `pull-lan-follows` (learn the follows between
+    /// its nodes again); and taking the follows the server sets (`<lan-follows/>`).
     pub fn actions(self: &Arc<Self>, runtime: ThingRuntime) -> ThingRuntime {
-        let (sync, reset) = (self.clone(), self.clone());
+        let (sync, reset, pull) = (self.clone(), self.clone(), self.clone());
         runtime
+            .handle_iq(
+                lithos_tuxp_concentrator::NS,
+                Arc::new(FollowsSet(self.clone())),
+            )
+            .on_action(
+                lithos_tuxp_concentrator::NS,
+                "pull-lan-follows",
+                action_handler(move |_| {
+                    let r = pull.clone();
+                    async move {
+                        let client = r.upstream_client().ok_or_else(not_connected)?;
+                        r.pull_lan_follows(&client, ACTION_TIMEOUT)
+                            .await
+                            .map(|_| None)
+                            .map_err(|e| {
+                                StanzaError::explained(
+                                    DefinedCondition::RemoteServerTimeout,
+                                    format!("lan-follows: {e}"),
+                                )
+                            })
+                    }
+                }),
+            )
             .on_action(
                 lithos_tuxp_concentrator::NS,
                 "sync-nodes",
@@ -514,6 +676,33 @@ fn not_connected() -> StanzaError {
 
 /// How long the gateway's actions wait for the server.
 const ACTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The server setting the follows between the gateway's nodes.
+struct FollowsSet(Arc<LanRouter>);
+
+#[async_trait]
+impl IqHandler for FollowsSet {
+    async fn handle(&self, ctx: &HandlerContext, request: Iq) -> IqAnswer {
+        // Only the server sets them (its domain, or no `from`: the server itself).
+        let domain = ctx.client().jid().domain().to_string();
+        if request
+            .from
+            .as_ref()
+            .is_some_and(|f| f.local().is_some() || f.resource().is_some() || f.domain() != domain)
+        {
+            return Err(StanzaError::explained(
+                DefinedCondition::Forbidden,
+                "only the server sets a gateway's follows",
+            ));
+        }
+        let IqPayload::Set(payload) = request.payload else {
+            return Err(StanzaError::new(DefinedCondition::BadRequest));
+        };
+        let follows = lithos_tuxp_concentrator::LanFollows::from_element(payload)?;
+        self.0.set_lan_follows(follows.follows);
+        Ok(None)
+    }
+}
 
 /// What goes up.
 enum Up {

@@ -1,8 +1,8 @@
 //! A whole gateway on a simulated radio network (`lithos-lora-sim`), for tests, examples
 //! and benchmarks: its radios (commands out from `EF EF 16`; answers, notifications and
 //! reports in on the uplink `EF EF 17`; new nodes at the DAC service `EF EF 1F`), its LAN
-//! router, its DAC service and working modes, and its session, with the nodes it has
-//! learnt back from the server. A gateway on a real LoRa module wires the same pieces to its
+//! router, its DAC service and working modes, and its session, with the nodes and the
+//! follows between them it has learnt back from the server. A gateway on a real LoRa module wires the same pieces to its
 //! module instead.
 
 use std::sync::Arc;
@@ -23,8 +23,8 @@ pub enum StartError {
     /// Its session did not start (registration, login).
     #[error(transparent)]
     Session(#[from] ThingError),
-    /// The server did not list its nodes (`pull-nodes`).
-    #[error("pull-nodes: {0}")]
+    /// The server did not list its nodes (`pull-nodes`) or their follows (`lan-follows`).
+    #[error("pull-nodes or lan-follows: {0}")]
     Sync(#[from] ConcentratorError),
 }
 
@@ -66,6 +66,9 @@ pub async fn start(
     let runtime = router.actions(control.actions(runtime.lan_nodes(router.clone())));
     let (client, events) = runtime.start().await?;
     let synced = router.sync_nodes(&client, Duration::from_secs(10)).await?;
+    router
+        .pull_lan_follows(&client, Duration::from_secs(10))
+        .await?;
     router.uplink(client.clone());
     let dac = DacService::new(
         router.clone(),

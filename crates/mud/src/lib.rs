@@ -16,6 +16,9 @@
 //!   200 ms, then doubling intervals, until the gateway's `lan-answer` arrives or the
 //!   retransmission gives up ([`Rex`]). Frames are at most 64 bytes; a larger one is refused
 //!   before it is sent.
+//! - **Followed events** ([`NodeBuilder::on_event`]): another node's event this one follows,
+//!   passed on by the gateway as a `lan-notification` from LAN id 0; handled once (copies
+//!   by trace id), acknowledged, refused past the deadline its trace id carries.
 //! - **Reset**: a `reset-thing` from the gateway (its owner's `reset-node`) puts the node back
 //!   to its initial state and stops it ([`Node::reset`]).
 //!

@@ -25,6 +25,13 @@ use crate::state::{Allocation, State};
 /// stanza error (HTTP-like codes, or the model's own).
 pub type ActionFn = Arc<dyn Fn(&Element) -> i32 + Send + Sync>;
 
+/// A followed event's handler (a light switching when the switch it follows does).
+pub type EventFn = Arc<dyn Fn(&Element) + Send + Sync>;
+
+/// Followed events remembered by trace id, so that a copy or a retransmission (its
+/// acknowledgement lost) is handled once.
+const FOLLOWED_WINDOW: usize = 32;
+
 /// Error number for an action the node has no handler for (`feature-not-implemented`).
 pub const UNKNOWN_ACTION: i32 = 501;
 /// Error number for an execution that reached the node after its deadline
@@ -86,6 +93,7 @@ pub struct NodeBuilder {
     thing_id: String,
     registration_code: String,
     actions: HashMap<(String, String), ActionFn>,
+    followed: HashMap<(String, String), EventFn>,
     rex: Rex,
     dac_retry: Duration,
     dac_timeout: Duration,
@@ -108,6 +116,7 @@ impl NodeBuilder {
             thing_id: thing_id.to_string(),
             registration_code: registration_code.to_string(),
             actions: HashMap::new(),
+            followed: HashMap::new(),
             rex: Rex::default(),
             dac_retry: Duration::from_secs(1),
             dac_timeout: Duration::from_secs(600),
@@ -123,6 +132,20 @@ impl NodeBuilder {
         f: impl Fn(&Element) -> i32 + Send + Sync + 'static,
     ) -> Self {
         self.actions
+            .insert((ns.to_string(), name.to_string()), Arc::new(f));
+        self
+    }
+
+    /// Runs `f` for the event `<name xmlns="ns"/>` of another node it follows, which the
+    /// gateway passes on (a `lan-notification` from LAN id 0, acknowledged; one past its
+    /// deadline is refused with [`TOO_LATE`], one with no handler with [`UNKNOWN_ACTION`]).
+    pub fn on_event(
+        mut self,
+        ns: &str,
+        name: &str,
+        f: impl Fn(&Element) + Send + Sync + 'static,
+    ) -> Self {
+        self.followed
             .insert((ns.to_string(), name.to_string()), Arc::new(f));
         self
     }
@@ -176,7 +199,11 @@ impl NodeBuilder {
             reset: tokio::sync::watch::channel(false).0,
         });
         let (out, out_rx) = mpsc::channel(64);
-        let task = tokio::spawn(run(air, inner.clone(), self.actions, out_rx));
+        let handlers = Handlers {
+            actions: self.actions,
+            followed: self.followed,
+        };
+        let task = tokio::spawn(run(air, inner.clone(), handlers, out_rx));
         Ok(Node {
             inner,
             out,
@@ -364,15 +391,23 @@ fn past(deadline: u32, now: u32) -> bool {
     behind > 0 && behind < DAY_MS / 2
 }
 
-/// A configured node's runtime: answers executions, hands answers to their waiters, sends
-/// what [`Node`] queues.
+/// What a node runs for the gateway's frames.
+struct Handlers {
+    actions: HashMap<(String, String), ActionFn>,
+    followed: HashMap<(String, String), EventFn>,
+}
+
+/// A configured node's runtime: answers executions, hands answers to their waiters, takes
+/// followed events, sends what [`Node`] queues.
 async fn run<A: Air>(
     mut air: A,
     inner: Arc<Inner>,
-    actions: HashMap<(String, String), ActionFn>,
+    handlers: Handlers,
     mut out: mpsc::Receiver<(LoraAddress, Bytes)>,
 ) {
     let vocab = Vocabulary::global();
+    let actions = &handlers.actions;
+    let mut seen: std::collections::VecDeque<[u8; 5]> = std::collections::VecDeque::new();
     loop {
         tokio::select! {
             frame = air.recv() => {
@@ -401,7 +436,7 @@ async fn run<A: Air>(
                         tracing::debug!(trace = ?exec.trace_id, "an execution past its deadline: not run");
                         TOO_LATE
                     } else {
-                        run_action(&actions, &inner, &exec.action).unwrap_or(UNKNOWN_ACTION)
+                        run_action(actions, &inner, &exec.action).unwrap_or(UNKNOWN_ACTION)
                     };
                     let answer = if number == 0 {
                         LanAnswer::response(&exec.trace_id)
@@ -411,9 +446,41 @@ async fn run<A: Air>(
                     let _ = send(&air, inner.allocation.uplink, answer).await;
                     continue;
                 }
+                if let Some(n) = frame.read::<LanNotification>() {
+                    // Only the gateway's (LAN id 0): another node's event it follows.
+                    if n.trace_id.lan_id() != 0 || n.trace_id.kind() != TraceKind::Request {
+                        continue;
+                    }
+                    let number = if seen.contains(&n.trace_id.0) {
+                        0
+                    } else if past(n.trace_id.time_of_day_ms(), time_of_day_ms()) {
+                        TOO_LATE
+                    } else if let Some(f) = handlers
+                        .followed
+                        .get(&(n.event.ns().to_string(), n.event.name().to_string()))
+                    {
+                        f(&n.event);
+                        if seen.len() == FOLLOWED_WINDOW {
+                            seen.pop_front();
+                        }
+                        seen.push_back(n.trace_id.0);
+                        0
+                    } else {
+                        UNKNOWN_ACTION
+                    };
+                    if n.ack_required {
+                        let answer = if number == 0 {
+                            LanAnswer::response(&n.trace_id)
+                        } else {
+                            LanAnswer::error(&n.trace_id, number)
+                        };
+                        let _ = send(&air, inner.allocation.uplink, answer).await;
+                    }
+                    continue;
+                }
                 // A bare action: run, no answer (mud's rule).
                 if let Ok(action) = frame.decode(&vocab) {
-                    let _ = run_action(&actions, &inner, &action);
+                    let _ = run_action(actions, &inner, &action);
                 }
             }
             next = out.recv() => {

@@ -8,7 +8,7 @@
 //! | `SL-01` | simple light | `flash`, `turn-on`, `turn-off`, edge built-ins | `switch-state-changed` | – |
 //! | `SC-01` | simple camera | `take-photo`, `take-video`, edge built-ins | – | – |
 //! | `STR-01` | temperature reporter | edge built-ins | – | `celsius-degree` |
-//! | `LGW-01` | LoRa gateway, a concentrator (LAN nodes behind it) | `change-working-mode`, `reset-dac-service`, `reset-node`, `sync-nodes`, edge built-ins | – | – |
+//! | `LGW-01` | LoRa gateway, a concentrator (LAN nodes behind it) | `change-working-mode`, `reset-dac-service`, `reset-node`, `sync-nodes`, `pull-lan-follows`, edge built-ins | – | – |
 
 pub mod camera;
 pub mod light;
@@ -75,6 +75,7 @@ pub const LORA_GATEWAY: ThingModel = ThingModel {
         // The concentrator's namespace, written out: its crate's tests link this one.
         Protocol::new(CONCENTRATOR, "reset-node"),
         Protocol::new(CONCENTRATOR, "sync-nodes"),
+        Protocol::new(CONCENTRATOR, "pull-lan-follows"),
     ],
     events: &[],
     data: &[],

@@ -1,4 +1,4 @@
-//! The gateway's side: add, list and remove its nodes.
+//! The gateway's side: add, list and remove its nodes, and learn their follows.
 
 use std::future::Future;
 use std::time::Duration;
@@ -7,7 +7,7 @@ use lithos_client::{Client, RequestError};
 use lithos_core::stanza::{Iq, IqPayload};
 use lithos_core::{Jid, Payload};
 
-use crate::{AddNode, Node, NodeAdded, PullNodes, RemoveNode};
+use crate::{AddNode, LanFollow, LanFollows, Node, NodeAdded, PullNodes, RemoveNode};
 
 /// Why a concentrator request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,6 +34,11 @@ pub trait ConcentratorExt {
         &self,
         timeout: Duration,
     ) -> impl Future<Output = Result<Vec<Node>, ConcentratorError>> + Send;
+    /// The follows between this gateway's nodes, to route on its LAN.
+    fn lan_follows(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Vec<LanFollow>, ConcentratorError>> + Send;
     /// Removes the node `lan_id`.
     fn remove_node(
         &self,
@@ -69,6 +74,11 @@ impl ConcentratorExt for Client {
     async fn pull_nodes(&self, timeout: Duration) -> Result<Vec<Node>, ConcentratorError> {
         let iq = Iq::get("", PullNodes::default().into_element()).with_to(server(self)?);
         answer::<PullNodes>(self.request(iq, timeout).await?).map(|p| p.nodes)
+    }
+
+    async fn lan_follows(&self, timeout: Duration) -> Result<Vec<LanFollow>, ConcentratorError> {
+        let iq = Iq::get("", LanFollows::default().into_element()).with_to(server(self)?);
+        answer::<LanFollows>(self.request(iq, timeout).await?).map(|f| f.follows)
     }
 
     async fn remove_node(&self, lan_id: u8, timeout: Duration) -> Result<(), RequestError> {

@@ -35,6 +35,28 @@
 //!
 //! Executions for `gateway/<lan-id>` are checked against **the node's** owner, grants and
 //! model (`lithos-tuxp-execution`).
+//!
+//! ## Follows between nodes
+//!
+//! A node may follow an event of another node behind the same gateway (a light following
+//! a switch): the gateway asks for it (`lithos-tuxp-friends`, `follower-lan-id`), an
+//! operator approves it, and from then on the gateway passes the event from one node to
+//! the other on its LAN, with no round trip to the server (which does not send it again).
+//! The gateway learns its follows with a get, and the server sets them on it when one is
+//! approved or ended:
+//!
+//! ```xml
+//! <iq type="get" to="example.com" id="f1"><lan-follows xmlns="urn:leps:tuxp:concentrator"/></iq>
+//!
+//! <iq type="result" id="f1">
+//!   <lan-follows xmlns="urn:leps:tuxp:concentrator">
+//!     <lan-follow friend-lan-id="3" event="{urn:leps:things:switch}switched" follower-lan-id="5"/>
+//!   </lan-follows>
+//! </iq>
+//! ```
+//!
+//! Lithosphere also writes `follower-lan-id="0"` for "up to the server"; a Lithos gateway
+//! sends every event up (its owner hears it), so the server lists only node-to-node follows.
 
 #![forbid(unsafe_code)]
 
@@ -51,7 +73,7 @@ pub use client::{ConcentratorError, ConcentratorExt};
 /// The namespace.
 pub const NS: &str = "urn:leps:tuxp:concentrator";
 
-/// BXMPP table: Lithosphere's `F8 05` codes (00–0A), then Lithos's (0B–12) for the names the
+/// BXMPP table: Lithosphere's `F8 05` codes (00–0A), then Lithos's (0B–19) for the names the
 /// reference's protocol uses and its tables lack.
 pub const BXMPP_TABLE: &str = include_str!("../tables/tuxp-concentrator.props");
 
@@ -185,6 +207,48 @@ pub struct ResetNode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Payload)]
 #[payload(ns = NS, name = "sync-nodes")]
 pub struct SyncNodes;
+
+/// `{ns}name`, as follows name events.
+fn event_name(v: &str) -> bool {
+    v.starts_with('{') && v.contains('}') && v.len() <= 256
+}
+
+/// One follow between two nodes of a gateway: when the node `friend_lan_id` tells of
+/// `event`, the gateway passes it on to the node `follower_lan_id` over the LAN itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Payload)]
+#[payload(ns = NS, name = "lan-follow")]
+pub struct LanFollow {
+    /// The node followed.
+    #[payload(attr, check = lan_id_ok)]
+    pub friend_lan_id: u8,
+    /// The event, `{ns}name`.
+    #[payload(attr, check = event_name)]
+    pub event: String,
+    /// The node that follows it.
+    #[payload(attr, check = lan_id_ok)]
+    pub follower_lan_id: u8,
+}
+
+/// At most this many follows between a gateway's nodes: the server lists no more, a
+/// gateway keeps no more (its table is bounded; what is past it is logged and not routed).
+pub const MAX_LAN_FOLLOWS: usize = 4_096;
+
+/// `<lan-follows/>`: the follows between a gateway's nodes, which the gateway routes on
+/// its LAN. A get from the gateway answers them; the server sets them on the gateway
+/// (`to` its `/0`) when one is approved or ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Payload)]
+#[payload(ns = NS, name = "lan-follows")]
+pub struct LanFollows {
+    /// The follows (all of them: a set replaces what the gateway had).
+    #[payload(child)]
+    pub follows: Vec<LanFollow>,
+}
+
+/// `<pull-lan-follows/>`: an action on the gateway: it asks the server for its
+/// `<lan-follows/>` again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Payload)]
+#[payload(ns = NS, name = "pull-lan-follows")]
+pub struct PullLanFollows;
 
 #[cfg(test)]
 mod tests {

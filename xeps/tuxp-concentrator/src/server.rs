@@ -15,7 +15,10 @@ use lithos_tuxp_things::{
     Authorization, NodeRecord, Registry, RegistryError, ThingId, ThingRecord,
 };
 
-use crate::{AddNode, CommunicationNet, NS, Node, NodeAdded, PullNodes, RemoveNode};
+use crate::{
+    AddNode, CommunicationNet, LanFollow, LanFollows, MAX_LAN_FOLLOWS, NS, Node, NodeAdded,
+    PullNodes, RemoveNode,
+};
 
 /// How long a node waits for an operator's confirmation by default (Lithosphere's
 /// `node.confirmation.validity.time`).
@@ -361,9 +364,15 @@ impl Module for Concentrator {
                     )),
                 }
             }
+            (false, "lan-follows") => Ok(Some(
+                lan_follows(server, &gw.thing_name)
+                    .await
+                    .map_err(internal_error)?
+                    .into_element(),
+            )),
             _ => Err(refused(
                 DefinedCondition::BadRequest,
-                "expected add-node or remove-node (set), pull-nodes (get)",
+                "expected add-node or remove-node (set), pull-nodes or lan-follows (get)",
             )),
         }
     }
@@ -372,11 +381,91 @@ impl Module for Concentrator {
         vec![NS]
     }
 
+    async fn started(&self, server: &ServerHandle) {
+        watch_follows(server);
+    }
+
     async fn account_deleted(&self, _server: &ServerHandle, _account: &lithos_core::Jid) {
         // The deleted account's nodes are unowned now, a deleted gateway's nodes gone: what
         // is cached of any node (`NodeCache`) is read again.
         lithos_tuxp_things::access_changed(lithos_tuxp_things::AccessChange::All);
     }
+}
+
+/// The follows between the nodes of the gateway named `gateway`.
+async fn lan_follows(server: &ServerHandle, gateway: &str) -> Result<LanFollows, RegistryError> {
+    let jid = format!("{gateway}@{}", server.domain().domain());
+    let follows = Registry::of(server)
+        .lan_follows(gateway, &jid, MAX_LAN_FOLLOWS)
+        .await?
+        .into_iter()
+        .map(|(friend_lan_id, event, follower_lan_id)| LanFollow {
+            friend_lan_id,
+            event,
+            follower_lan_id,
+        })
+        .collect();
+    Ok(LanFollows { follows })
+}
+
+/// Sets a gateway's follows on it again whenever a follow on one of its nodes is approved
+/// or ended (a gateway offline then asks for them when it starts).
+fn watch_follows(server: &ServerHandle) {
+    use lithos_tuxp_things::AccessChange;
+    use tokio::sync::broadcast::error::RecvError;
+    let server = server.clone();
+    let mut changes = lithos_tuxp_things::access_changes();
+    let mut stop = server.shutdown_signal();
+    tokio::spawn(async move {
+        loop {
+            let change = tokio::select! {
+                c = changes.recv() => c,
+                _ = stop.changed() => return,
+            };
+            let thing_id = match change {
+                Ok(AccessChange::Thing(id)) => id,
+                Ok(AccessChange::All) | Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            };
+            let Ok(Some(node)) = Registry::of(&server).node_by_id(&thing_id).await else {
+                continue;
+            };
+            push_follows(&server, &node.gateway).await;
+        }
+    });
+}
+
+/// Sets the gateway's follows on its edge session, if it is online.
+async fn push_follows(server: &ServerHandle, gateway: &str) {
+    let domain = server.domain().domain().to_string();
+    let Ok(to) = Jid::new(&format!(
+        "{gateway}@{domain}/{}",
+        lithos_tuxp_things::EDGE_RESOURCE
+    )) else {
+        return;
+    };
+    if server.sessions().get(&to).is_none() {
+        return;
+    }
+    let follows = match lan_follows(server, gateway).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(%gateway, error = %e, "the gateway's follows could not be read");
+            return;
+        }
+    };
+    tracing::debug!(%gateway, follows = follows.follows.len(), "follows set on the gateway");
+    let iq = Element::builder("iq", "jabber:client")
+        .attr("type", "set")
+        .attr(
+            "id",
+            format!("lan-follows-{}", lithos_tuxp_things::now_ms()),
+        )
+        .attr("from", domain)
+        .attr("to", to.to_string())
+        .child(follows.into_element())
+        .build();
+    server.route(iq).await;
 }
 
 /// This crate's server module, registered by `extension!` in `lib.rs`.

@@ -20,6 +20,32 @@ pub trait FriendsExt {
         canceled: bool,
         timeout: Duration,
     ) -> impl Future<Output = Result<bool, RequestError>> + Send;
+
+    /// From a gateway: asks that its node `follower_lan_id` follow `event` of `friend`,
+    /// another node behind it (`<gateway>@<domain>/<lan-id>`); as [`FriendsExt::follow`].
+    fn follow_for_node(
+        &self,
+        friend: Jid,
+        event: &str,
+        follower_lan_id: u8,
+        canceled: bool,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<bool, RequestError>> + Send;
+}
+
+/// Sends `f`; whether the answer says it is approved.
+async fn request(c: &Client, f: Follow, timeout: Duration) -> Result<bool, RequestError> {
+    let server = Jid::new(c.jid().domain()).map_err(|_| RequestError::Disconnected)?;
+    let answer = c
+        .request(Iq::set("", f.into_element()).with_to(server), timeout)
+        .await?;
+    Ok(match answer.payload {
+        IqPayload::Result(Some(p)) => Follow::from_element(p)
+            .ok()
+            .and_then(|f| f.approved)
+            .unwrap_or(false),
+        _ => false,
+    })
 }
 
 impl FriendsExt for Client {
@@ -35,17 +61,26 @@ impl FriendsExt for Client {
             event: event.to_string(),
             canceled,
             approved: None,
+            follower_lan_id: None,
         };
-        let server = Jid::new(self.jid().domain()).map_err(|_| RequestError::Disconnected)?;
-        let answer = self
-            .request(Iq::set("", f.into_element()).with_to(server), timeout)
-            .await?;
-        Ok(match answer.payload {
-            IqPayload::Result(Some(p)) => Follow::from_element(p)
-                .ok()
-                .and_then(|f| f.approved)
-                .unwrap_or(false),
-            _ => false,
-        })
+        request(self, f, timeout).await
+    }
+
+    async fn follow_for_node(
+        &self,
+        friend: Jid,
+        event: &str,
+        follower_lan_id: u8,
+        canceled: bool,
+        timeout: Duration,
+    ) -> Result<bool, RequestError> {
+        let f = Follow {
+            friend,
+            event: event.to_string(),
+            canceled,
+            approved: None,
+            follower_lan_id: Some(follower_lan_id),
+        };
+        request(self, f, timeout).await
     }
 }

@@ -16,7 +16,12 @@
 //! ```
 //!
 //! Events are written `{namespace}name`. `canceled="true"` withdraws the request or ends the
-//! follow. The follower is always the sender's bare JID.
+//! follow. The follower is the sender's bare JID, with one exception: a gateway asks for
+//! its nodes. With `follower-lan-id="5"` the follower is its node 5
+//! (`<gateway>@<domain>/5`), and the friend must be another node behind the same gateway
+//! (`friend="<gateway>@<domain>/3"`): approved, the gateway passes the event from node 3 to
+//! node 5 on its LAN (`lithos-tuxp-concentrator`'s `<lan-follows/>`). A friend may be any
+//! LAN node (`<gateway>@<domain>/<lan-id>`): its own model and owner count, not the gateway's.
 
 #![forbid(unsafe_code)]
 
@@ -59,6 +64,15 @@ pub struct Follow {
     /// In the answer: whether an operator approved it.
     #[payload(attr)]
     pub approved: Option<bool>,
+    /// From a gateway: the follower is its node with this LAN id (`<gateway>/<lan-id>`),
+    /// and `friend` another node behind it (`<gateway>/<lan-id>`); the gateway passes the
+    /// event between them on its LAN.
+    #[payload(attr, check = lan_id_ok)]
+    pub follower_lan_id: Option<u8>,
+}
+
+fn lan_id_ok(id: &u8) -> bool {
+    *id >= 1
 }
 
 #[cfg(test)]
@@ -72,7 +86,18 @@ mod tests {
             event: "{urn:leps:things:simple-light}switch-state-changed".into(),
             canceled: false,
             approved: Some(false),
+            follower_lan_id: None,
         };
+        assert_eq!(Follow::from_element(f.clone().into_element()).unwrap(), f);
+        let node = Follow {
+            friend: Jid::new("lgw-01-0a1b2c3e@example.com/3").unwrap(),
+            follower_lan_id: Some(5),
+            ..f.clone()
+        };
+        assert_eq!(
+            Follow::from_element(node.clone().into_element()).unwrap(),
+            node
+        );
         assert_eq!(Follow::from_element(f.clone().into_element()).unwrap(), f);
         for bad in [
             r#"<follow xmlns="urn:leps:tacp:friends" event="{x}y"/>"#,

@@ -1,11 +1,11 @@
 //! The `friends` module: records follow requests for operators to approve.
 
 use async_trait::async_trait;
-use lithos_core::Payload;
 use lithos_core::stanza::{DefinedCondition, StanzaError};
+use lithos_core::{Jid, Payload};
 use lithos_server::module::internal_error;
 use lithos_server::{IqClaim, IqRequest, IqResponse, Module, ModuleRegistration, ServerHandle};
-use lithos_tuxp_things::Registry;
+use lithos_tuxp_things::{NodeCache, Registry};
 
 use crate::{Follow, NS};
 
@@ -41,9 +41,16 @@ impl Module for Friends {
                 "no such thing",
             ));
         };
+        // The thing, or the LAN node behind it that `friend` names: the node's own id and
+        // model.
+        let subject = server
+            .shared::<NodeCache>()
+            .subject(server, &thing, f.friend.resource())
+            .await?;
         // A follower follows one event (notifications) or one kind of report data: what
         // it is approved for is all it receives of the thing.
-        if lithos_tuxp_things::model(&thing.model)
+        if subject
+            .model()
             .filter(|m| m.event_by_key(&f.event).is_some() || m.data_by_key(&f.event).is_some())
             .is_none()
         {
@@ -51,11 +58,17 @@ impl Module for Friends {
                 DefinedCondition::ItemNotFound,
                 format!(
                     "model {} has no event or report data {}",
-                    thing.model, f.event
+                    subject.model, f.event
                 ),
             ));
         }
-        let follower = req.from.to_bare().to_string();
+        let follower = match f.follower_lan_id {
+            None => req.from.to_bare().to_string(),
+            Some(lan_id) => {
+                node_follower(server, &req.from, &f.friend, subject.lan_id, lan_id).await?
+            }
+        };
+        let thing = subject;
         let approved = if f.canceled {
             registry
                 .unfollow(&thing.thing_id, &f.event, &follower)
@@ -80,6 +93,40 @@ impl Module for Friends {
 
     fn disco_features(&self) -> Vec<&'static str> {
         vec![NS]
+    }
+}
+
+/// The follower `<gateway>/<lan_id>` a gateway (`from`) asks for: its node `lan_id`,
+/// following `friend`, another node behind it (`friend_lan_id`).
+async fn node_follower(
+    server: &ServerHandle,
+    from: &Jid,
+    friend: &Jid,
+    friend_lan_id: Option<u8>,
+    lan_id: u8,
+) -> Result<String, StanzaError> {
+    let gateway = from.local().unwrap_or_default();
+    let node = Registry::of(server)
+        .node(gateway, lan_id)
+        .await
+        .map_err(internal_error)?;
+    if node.is_none() {
+        return Err(StanzaError::explained(
+            DefinedCondition::ItemNotFound,
+            format!("the sender has no LAN node {lan_id} (only a gateway asks for its nodes)"),
+        ));
+    }
+    let bare = from.to_bare();
+    match friend_lan_id {
+        Some(f) if friend.to_bare() == bare && f != lan_id => Ok(format!("{bare}/{lan_id}")),
+        Some(f) if f == lan_id && friend.to_bare() == bare => Err(StanzaError::explained(
+            DefinedCondition::BadRequest,
+            "a node does not follow itself",
+        )),
+        _ => Err(StanzaError::explained(
+            DefinedCondition::FeatureNotImplemented,
+            "a LAN node follows only another node behind its own gateway",
+        )),
     }
 }
 

@@ -101,11 +101,17 @@ impl NotificationModule {
             .then(|| format!("{}@{}", subject.owner, server.domain().domain()))
             .into_iter()
             .collect();
+        // A node following a node behind the same gateway got it from the gateway, on
+        // the LAN (`<lan-follows/>`).
+        let on_the_lan = subject.lan_id.map(|_| format!("{}/", notifier.to_bare()));
         for f in registry
             .followers(&subject.thing_id, &lithos_tuxp_things::key_of(&n.event))
             .await
             .map_err(internal_error)?
         {
+            if on_the_lan.as_deref().is_some_and(|p| f.starts_with(p)) {
+                continue;
+            }
             if !recipients.contains(&f) {
                 recipients.push(f);
             }

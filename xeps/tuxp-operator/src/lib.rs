@@ -80,13 +80,13 @@ pub struct AuthThing {
 #[derive(Debug, Clone, PartialEq, Eq, Payload)]
 #[payload(ns = NS, name = "approve-follow")]
 pub struct ApproveFollow {
-    /// The followed thing (its bare JID).
+    /// The followed thing (its bare JID; a LAN node as `<gateway>@<domain>/<lan-id>`).
     #[payload(attr)]
     pub friend: Jid,
     /// The event, `{ns}name`.
     #[payload(attr, check = event_name)]
     pub event: String,
-    /// Who follows (a bare JID).
+    /// Who follows (a bare JID; a LAN node as `<gateway>@<domain>/<lan-id>`).
     #[payload(attr)]
     pub follower: Jid,
     /// Refuse or end the follow instead.

@@ -132,7 +132,17 @@ impl Operator {
                 "no such thing",
             ));
         };
-        let follower = a.follower.to_bare().to_string();
+        // A LAN node as the friend (`<gateway>/<lan-id>`): the node's follows.
+        let thing = server
+            .shared::<lithos_tuxp_things::NodeCache>()
+            .subject(server, &thing, a.friend.resource())
+            .await?;
+        // A LAN node as the follower (`<gateway>/<lan-id>`, asked by its gateway) keeps its
+        // resource; anyone else follows as a bare JID.
+        let follower = match a.follower.resource() {
+            Some(r) if lithos_tuxp_things::lan_id(r).is_some() => a.follower.to_string(),
+            _ => a.follower.to_bare().to_string(),
+        };
         let done = if a.canceled {
             registry
                 .unfollow(&thing.thing_id, &a.event, &follower)

@@ -259,8 +259,53 @@ impl Registry {
         .await
     }
 
-    /// Removes the node `lan_id` behind `gateway` with the grants and follows on it; the
-    /// node removed, if there was one.
+    /// The approved follows between nodes of the gateway `gateway` (its thing name) whose
+    /// bare JID is `gateway_jid`: (friend's LAN id, event, follower's LAN id), at most
+    /// `limit`, ordered by LAN ids and event. A follower is such a node when it is `<gateway_jid>/<lan-id>` and
+    /// that node exists.
+    pub async fn lan_follows(
+        &self,
+        gateway: &str,
+        gateway_jid: &str,
+        limit: usize,
+    ) -> R<Vec<(u8, String, u8)>> {
+        let (g, prefix) = (gateway.to_string(), format!("{gateway_jid}/"));
+        self.run(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT n.lan_id, f.event, f.follower FROM things_follows f
+                 JOIN things_nodes n ON n.thing_id = f.thing_id
+                 WHERE n.gateway = ?1 AND f.approved = 1
+                   AND substr(f.follower, 1, length(?2)) = ?2",
+            )?;
+            let rows = st
+                .query_map(params![g, prefix], |r| {
+                    Ok((
+                        r.get::<_, u8>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut known =
+                c.prepare_cached("SELECT 1 FROM things_nodes WHERE gateway = ?1 AND lan_id = ?2")?;
+            let mut out = Vec::new();
+            for (friend, event, follower) in rows {
+                let Some(lan_id) = crate::lan_id(&follower[prefix.len()..]) else {
+                    continue;
+                };
+                if lan_id != friend && known.exists(params![g, lan_id])? {
+                    out.push((friend, event, lan_id));
+                }
+            }
+            out.sort_unstable();
+            out.truncate(limit);
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Removes the node `lan_id` behind `gateway` with the grants and follows on it and
+    /// what it followed; the node removed, if there was one.
     pub async fn remove_node(&self, gateway: &str, lan_id: u8) -> R<Option<NodeRecord>> {
         let g = gateway.to_string();
         let removed = self
@@ -281,6 +326,14 @@ impl Registry {
                     ] {
                         tx.execute(sql, params![n.thing_id])?;
                     }
+                    // What the node followed (as `<gateway>@<domain>/<lan-id>`): a node
+                    // added later at its LAN id inherits none of it.
+                    tx.execute(
+                        "DELETE FROM things_follows
+                         WHERE substr(follower, 1, length(?1) + 1) = ?1 || '@'
+                           AND follower LIKE '%/' || ?2",
+                        params![g, lan_id],
+                    )?;
                 }
                 tx.commit()?;
                 Ok(n)
@@ -346,5 +399,68 @@ mod tests {
         assert!(r.remove_node("lgw-01-0a0a0a0a", 5).await.unwrap().is_some());
         assert!(r.remove_node("lgw-01-0a0a0a0a", 5).await.unwrap().is_none());
         assert!(r.node("lgw-01-0a0a0a0a", 5).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn follows_between_nodes_are_listed_and_leave_with_a_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Registry::new(SqliteStore::open(&dir.path().join("db.sqlite")).unwrap());
+        for (lan_id, id) in [
+            (3, "SL-01-0B0B0B03"),
+            (5, "SL-01-0B0B0B05"),
+            (15, "SL-01-0B0B0B15"),
+        ] {
+            r.add_node(node_rec(lan_id, id), 0).await.unwrap();
+        }
+        let gw = "lgw-01-0a0a0a0a@example.com";
+        let ev = "{urn:x}switched";
+        for (friend, follower) in [
+            ("SL-01-0B0B0B03", format!("{gw}/5")),
+            ("SL-01-0B0B0B03", format!("{gw}/15")),
+            // Not node-to-node: a person, another gateway's node, a node that is no more,
+            // a resource that is no LAN id.
+            ("SL-01-0B0B0B03", "alice@example.com".to_string()),
+            (
+                "SL-01-0B0B0B03",
+                "lgw-01-0c0c0c0c@example.com/5".to_string(),
+            ),
+            ("SL-01-0B0B0B03", format!("{gw}/7")),
+            ("SL-01-0B0B0B03", format!("{gw}/05")),
+            ("SL-01-0B0B0B05", format!("{gw}/3")),
+        ] {
+            r.request_follow(friend, ev, &follower).await.unwrap();
+            assert!(r.approve_follow(friend, ev, &follower).await.unwrap());
+        }
+        // Asked, not approved: not routed.
+        r.request_follow("SL-01-0B0B0B15", ev, &format!("{gw}/3"))
+            .await
+            .unwrap();
+        let all = r.lan_follows("lgw-01-0a0a0a0a", gw, 100).await.unwrap();
+        assert_eq!(
+            all,
+            vec![
+                (3, ev.to_string(), 5),
+                (3, ev.to_string(), 15),
+                (5, ev.to_string(), 3)
+            ]
+        );
+        assert_eq!(
+            r.lan_follows("lgw-01-0a0a0a0a", gw, 2).await.unwrap().len(),
+            2
+        );
+        // Node 5 leaves: what it followed and what followed it go; node 15's stay.
+        r.remove_node("lgw-01-0a0a0a0a", 5).await.unwrap().unwrap();
+        assert_eq!(
+            r.lan_follows("lgw-01-0a0a0a0a", gw, 100).await.unwrap(),
+            vec![(3, ev.to_string(), 15)]
+        );
+        assert!(
+            r.followers("SL-01-0B0B0B03", ev)
+                .await
+                .unwrap()
+                .iter()
+                .all(|f| !f.ends_with("/5") || f.starts_with("lgw-01-0c0c0c0c")),
+            "another gateway's node 5 keeps its follow"
+        );
     }
 }

@@ -93,6 +93,8 @@ pub(crate) const SCHEMA: ModuleSchema = ModuleSchema {
         // What it was granted, what it follows, and the authorizations it gave.
         "DELETE FROM things_grants WHERE account = ?1",
         "DELETE FROM things_follows WHERE follower = ?2",
+        // ... and what its nodes followed, were it a gateway (`<bare>/<lan-id>`).
+        "DELETE FROM things_follows WHERE substr(follower, 1, length(?2) + 1) = ?2 || '/'",
         "UPDATE things_authorizations SET canceled = 1 WHERE authorizer = ?1 AND canceled = 0",
         // A gateway's account: its nodes leave with it (and what was granted on them).
         "DELETE FROM things_grants WHERE thing_id IN
@@ -687,7 +689,7 @@ impl Registry {
         Ok(revoked)
     }
 
-    /// Records that `follower` (a bare JID) asks to follow `event` (`{ns}name`) of the thing;
+    /// Records that `follower` (a bare JID, or `<gateway>/<lan-id>` for a LAN node) asks to follow `event` (`{ns}name`) of the thing;
     /// returns whether the follow is approved already (a repeated request keeps its state).
     pub async fn request_follow(&self, thing_id: &str, event: &str, follower: &str) -> R<bool> {
         let (id, ev, who) = (
@@ -712,11 +714,16 @@ impl Registry {
         .await
     }
 
-    /// Approves a requested follow; `false` when nobody asked for it.
+    /// Approves a requested follow; `false` when nobody asked for it. Tells
+    /// [`access_changes`] listeners (a gateway routing follows between its nodes learns it).
     pub async fn approve_follow(&self, thing_id: &str, event: &str, follower: &str) -> R<bool> {
         let sql = "UPDATE things_follows SET approved = 1
                    WHERE thing_id = ?1 AND event = ?2 AND follower = ?3";
-        Ok(self.execute(sql, [thing_id, event, follower]).await? > 0)
+        let approved = self.execute(sql, [thing_id, event, follower]).await? > 0;
+        if approved {
+            access_changed(AccessChange::Thing(thing_id.to_string()));
+        }
+        Ok(approved)
     }
 
     /// Ends a follow (requested or approved); `false` when there was none. Tells
