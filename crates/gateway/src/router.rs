@@ -812,3 +812,35 @@ impl IqHandler for LanRouter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nowhere;
+
+    #[async_trait]
+    impl Link for Nowhere {
+        async fn send(&self, _to: LoraAddress, _frame: &[u8]) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_node_wanting_an_acknowledgement_gets_one_only_for_what_the_server_took() {
+        let r = LanRouter::new(Arc::new(Nowhere));
+        let data = |name: &str| Element::builder(name, "urn:x").build();
+        // Nothing given: QoS 1 with an acknowledgement, 0 without.
+        assert_eq!(r.qos_of(&data("a"), true), Qos::AtLeastOnce);
+        assert_eq!(r.qos_of(&data("a"), false), Qos::AtMostOnce);
+        // QoS 0 given: still 1 for a node that wants an acknowledgement (QoS 0 is never
+        // acknowledged by the server, and the node would be told it was stored).
+        r.set_report_qos("urn:x", "a", Qos::AtMostOnce);
+        assert_eq!(r.qos_of(&data("a"), true), Qos::AtLeastOnce);
+        assert_eq!(r.qos_of(&data("a"), false), Qos::AtMostOnce);
+        // Higher levels given hold either way.
+        r.set_report_qos("urn:x", "b", Qos::ExactlyOnce);
+        assert_eq!(r.qos_of(&data("b"), true), Qos::ExactlyOnce);
+        assert_eq!(r.qos_of(&data("b"), false), Qos::ExactlyOnce);
+    }
+}

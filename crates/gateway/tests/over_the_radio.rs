@@ -2,18 +2,19 @@
 //! radio: the owner's `flash` reaches the node as a `lan-execution` frame and comes back
 //! *executed*; a node error comes back as its stanza error; a stranger is refused by the
 //! server before anything is sent; a silent node ends in a timeout within the controller's
-//! deadline plus 100 ms, and its late answer changes nothing. A gateway that restarts learns
+//! deadline plus 100 ms, and its late answer changes nothing; a `lan-timeout` past a minute
+//! gives the node a minute. A gateway that restarts learns
 //! its nodes' addresses back from the server (`pull-nodes`) and commands them again.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use lithos_client::{Client, RequestError};
 use lithos_core::binary::lan::TraceKind;
 use lithos_core::codec::WireFormat;
 use lithos_core::stanza::DefinedCondition;
-use lithos_core::{Element, Jid};
+use lithos_core::{Element, Jid, Payload};
 use lithos_gateway::lan::{LanAnswer, LanExecution, from_frame, to_frame};
 use lithos_gateway::router::LanRouter;
 use lithos_lora_sim::{Address, Conditions, RadioNetwork};
@@ -26,21 +27,25 @@ const UPLINK: Address = Address::new(0xEF, 0xEF, 0x17);
 const NODE_5: Address = Address::new(0x00, 0x05, 0x17);
 
 /// A mud-like light at `address`: runs `flash` and answers on the uplink, unless `silent`
-/// (then it answers late, after `late`); `repeat="99"` fails with error 503.
+/// (then it answers late, after `late`); `repeat="99"` fails with error 503. Returns the
+/// time of day the last execution's trace id carried (its deadline).
 fn light_node(
     net: &RadioNetwork,
     address: Address,
     flashes: Arc<AtomicUsize>,
     silent: Arc<AtomicBool>,
     late: Duration,
-) {
+) -> Arc<AtomicU32> {
     let mut radio = net.radio(address);
+    let deadline = Arc::new(AtomicU32::new(0));
+    let last = deadline.clone();
     tokio::spawn(async move {
         while let Some(frame) = radio.recv().await {
             assert!(frame.len() <= lithos_lora_sim::MAX_FRAME);
             let Some(exec) = from_frame::<LanExecution>(&frame) else {
                 continue;
             };
+            last.store(exec.trace_id.time_of_day_ms(), Ordering::SeqCst);
             if silent.load(Ordering::SeqCst) {
                 tokio::time::sleep(late).await;
             }
@@ -62,6 +67,7 @@ fn light_node(
             radio.send(UPLINK, f.as_bytes()).await.unwrap();
         }
     });
+    deadline
 }
 
 fn flash(repeat: &str) -> Element {
@@ -89,7 +95,7 @@ async fn a_node_commanded_over_the_radio(format: WireFormat) {
     );
     let flashes = Arc::new(AtomicUsize::new(0));
     let silent = Arc::new(AtomicBool::new(false));
-    light_node(
+    let last_deadline = light_node(
         &net,
         NODE_5,
         flashes.clone(),
@@ -137,6 +143,22 @@ async fn a_node_commanded_over_the_radio(format: WireFormat) {
         );
     }
     assert_eq!(router.in_flight(), 0);
+    // A lan-timeout of two minutes: the node is given one (the cap), as its trace id says.
+    let mut exec = lithos_tuxp_execution::Execution::new(flash("1"));
+    exec.lan_timeout = Some(120_000);
+    let sent_at = time_of_day_ms();
+    alice
+        .request(
+            lithos_core::stanza::Iq::set("", exec.into_element()).with_to(node.clone()),
+            T,
+        )
+        .await
+        .unwrap();
+    let given = (last_deadline.load(Ordering::SeqCst) + DAY_MS - sent_at) % DAY_MS;
+    assert!(
+        (59_000..=61_000).contains(&given),
+        "the node was given {given} ms"
+    );
     // A stranger: refused by the server; nothing is sent.
     let sent = net.stats().sent;
     let e = execute(&bob, &node, flash("1"), T).await.unwrap_err();
@@ -164,6 +186,16 @@ async fn a_node_commanded_over_the_radio(format: WireFormat) {
     // controller was told stands, and the next command works again.
     silent.store(false, Ordering::SeqCst);
     execute(&alice, &node, flash("2"), T).await.unwrap();
+}
+
+const DAY_MS: u32 = 86_400_000;
+
+fn time_of_day_ms() -> u32 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    (ms % u128::from(DAY_MS)) as u32
 }
 
 /// A gateway's router on `net`: frames out from its own radio, answers in on the uplink.
