@@ -359,6 +359,12 @@ impl LanRouter {
         };
         for lan_id in followers {
             let Some(node) = self.node(lan_id) else {
+                self.count(|s| s.not_passed_on += 1);
+                tracing::debug!(
+                    friend,
+                    follower = lan_id,
+                    "a follower this radio does not route"
+                );
                 continue;
             };
             let (router, event) = (self.clone(), event.clone());
@@ -406,12 +412,12 @@ impl LanRouter {
                 let started = Instant::now();
                 let mut every = Duration::from_millis(200);
                 loop {
-                    if let Err(e) = self.link.send(to, frame.as_bytes()).await {
-                        tracing::debug!(error = %e, "the radio did not send a followed event");
-                    }
                     let left = FOLLOW_WAIT.saturating_sub(started.elapsed());
                     if left.is_zero() {
                         break Err("no acknowledgement in time".to_string());
+                    }
+                    if let Err(e) = self.link.send(to, frame.as_bytes()).await {
+                        tracing::debug!(error = %e, "the radio did not send a followed event");
                     }
                     match tokio::time::timeout(every.min(left), &mut rx).await {
                         Ok(Ok(answer)) => {
@@ -426,7 +432,9 @@ impl LanRouter {
                 }
             }
         };
-        self.lock_traces().answered(&trace_id, Instant::now());
+        // Whatever the outcome, it waits no more (past its deadline `answered` would keep it,
+        // and unacknowledged passes would fill the table executions share).
+        self.lock_traces().remove(&trace_id);
         outcome
     }
 

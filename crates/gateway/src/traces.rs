@@ -108,6 +108,11 @@ impl<T> Traces<T> {
         }
     }
 
+    /// Stops waiting for `trace_id`, whether or not its deadline passed (its waiter gave up).
+    pub fn remove(&mut self, trace_id: &TraceId) {
+        self.pending.remove(&key(trace_id));
+    }
+
     /// The executions whose deadline passed by `now`, ended: their requesters get
     /// `remote-server-timeout`.
     pub fn expired(&mut self, now: Instant) -> Vec<Pending<T>> {

@@ -217,14 +217,14 @@ async fn node_follows_node(format: WireFormat) {
         .execute(edge, PullLanFollows.into_element(), T)
         .await
         .unwrap();
-    assert_eq!(router.lan_follows(), vec![follow]);
+    assert_eq!(router.lan_follows(), vec![follow.clone()]);
 
     // Ended: the gateway stops passing them on.
     alice
         .approve_follow(
             ApproveFollow {
                 canceled: true,
-                ..approval
+                ..approval.clone()
             },
             T,
         )
@@ -240,6 +240,36 @@ async fn node_follows_node(format: WireFormat) {
         1
     );
     assert_eq!(heard.lock().unwrap().len(), before);
+
+    // Ended, it must be asked for again before an operator can approve it; approved again,
+    // with the follower gone silent: each pass gives up after FOLLOW_WAIT
+    // and leaves nothing waiting (the table executions share stays free).
+    alice
+        .approve_follow(
+            ApproveFollow {
+                canceled: false,
+                ..approval.clone()
+            },
+            T,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        !client
+            .follow_for_node(at(&client, 1), &ev, 2, false, T)
+            .await
+            .unwrap()
+    );
+    alice.approve_follow(approval, T).await.unwrap();
+    routes(&router, std::slice::from_ref(&follow)).await;
+    drop(follower);
+    let failed = router.uplink_stats().not_passed_on;
+    for i in 0..3 {
+        switch.notify(switched(i, i + 1), true).await.unwrap();
+    }
+    tokio::time::sleep(lithos_gateway::router::FOLLOW_WAIT + Duration::from_millis(500)).await;
+    assert_eq!(router.uplink_stats().not_passed_on, failed + 3);
+    assert_eq!(router.in_flight(), 0, "nothing left waiting");
 }
 
 #[tokio::test]

@@ -229,9 +229,7 @@ pub struct LanFollow {
     pub follower_lan_id: u8,
 }
 
-/// At most this many follows between a gateway's nodes: the server lists no more, a
-/// gateway keeps no more (its table is bounded; what is past it is logged and not routed).
-pub const MAX_LAN_FOLLOWS: usize = 4_096;
+pub use lithos_tuxp_things::MAX_LAN_FOLLOWS;
 
 /// `<lan-follows/>`: the follows between a gateway's nodes, which the gateway routes on
 /// its LAN. A get from the gateway answers them; the server sets them on the gateway

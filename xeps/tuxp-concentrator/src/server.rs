@@ -385,6 +385,27 @@ impl Module for Concentrator {
         watch_follows(server);
     }
 
+    async fn session_bound(&self, server: &ServerHandle, session: &lithos_server::SessionInfo) {
+        // A gateway's edge session (a new one, or after a reconnection): what changed while
+        // it was away is set on it now.
+        if session.jid.resource() != Some(lithos_tuxp_things::EDGE_RESOURCE) {
+            return;
+        }
+        let Some(name) = session.jid.local().map(str::to_string) else {
+            return;
+        };
+        let server = server.clone();
+        tokio::spawn(async move {
+            let has_nodes = Registry::of(&server)
+                .nodes_of(&name)
+                .await
+                .is_ok_and(|n| !n.is_empty());
+            if has_nodes {
+                push_follows(&server, &name).await;
+            }
+        });
+    }
+
     async fn account_deleted(&self, _server: &ServerHandle, _account: &lithos_core::Jid) {
         // The deleted account's nodes are unowned now, a deleted gateway's nodes gone: what
         // is cached of any node (`NodeCache`) is read again.
@@ -424,7 +445,16 @@ fn watch_follows(server: &ServerHandle) {
             };
             let thing_id = match change {
                 Ok(AccessChange::Thing(id)) => id,
-                Ok(AccessChange::All) | Err(RecvError::Lagged(_)) => continue,
+                // Changes missed, or many at once (an account deleted): every gateway with
+                // nodes is set again.
+                Ok(AccessChange::All) | Err(RecvError::Lagged(_)) => {
+                    if let Ok(gateways) = Registry::of(&server).gateways_with_nodes().await {
+                        for g in gateways {
+                            push_follows(&server, &g).await;
+                        }
+                    }
+                    continue;
+                }
                 Err(RecvError::Closed) => return,
             };
             let Ok(Some(node)) = Registry::of(&server).node_by_id(&thing_id).await else {
@@ -435,7 +465,8 @@ fn watch_follows(server: &ServerHandle) {
     });
 }
 
-/// Sets the gateway's follows on its edge session, if it is online.
+/// Sets the gateway's follows on its edge session, if it is online (a gateway's next
+/// session is set when it binds).
 async fn push_follows(server: &ServerHandle, gateway: &str) {
     let domain = server.domain().domain().to_string();
     let Ok(to) = Jid::new(&format!(

@@ -5,7 +5,7 @@ use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Jid, Payload};
 use lithos_server::module::internal_error;
 use lithos_server::{IqClaim, IqRequest, IqResponse, Module, ModuleRegistration, ServerHandle};
-use lithos_tuxp_things::{NodeCache, Registry};
+use lithos_tuxp_things::{MAX_LAN_FOLLOWS, NodeCache, Registry};
 
 use crate::{Follow, NS};
 
@@ -43,9 +43,13 @@ impl Module for Friends {
         };
         // The thing, or the LAN node behind it that `friend` names: the node's own id and
         // model.
+        let node = f
+            .friend
+            .resource()
+            .filter(|r| lithos_tuxp_things::lan_id(r).is_some());
         let subject = server
             .shared::<NodeCache>()
-            .subject(server, &thing, f.friend.resource())
+            .subject(server, &thing, node)
             .await?;
         // A follower follows one event (notifications) or one kind of report data: what
         // it is approved for is all it receives of the thing.
@@ -62,10 +66,29 @@ impl Module for Friends {
                 ),
             ));
         }
+        // A node's report data goes to its owner and the history, not to followers yet
+        // (the report module's live subscriptions are by thing, not by node).
+        let is_event = subject
+            .model()
+            .is_some_and(|m| m.event_by_key(&f.event).is_some());
+        if subject.lan_id.is_some() && !is_event {
+            return Err(StanzaError::explained(
+                DefinedCondition::FeatureNotImplemented,
+                "a LAN node's events are followed, not its report data",
+            ));
+        }
         let follower = match f.follower_lan_id {
             None => req.from.to_bare().to_string(),
             Some(lan_id) => {
-                node_follower(server, &req.from, &f.friend, subject.lan_id, lan_id).await?
+                node_follower(
+                    server,
+                    &req.from,
+                    &f.friend,
+                    subject.lan_id,
+                    lan_id,
+                    f.canceled,
+                )
+                .await?
             }
         };
         let thing = subject;
@@ -97,37 +120,68 @@ impl Module for Friends {
 }
 
 /// The follower `<gateway>/<lan_id>` a gateway (`from`) asks for: its node `lan_id`,
-/// following `friend`, another node behind it (`friend_lan_id`).
+/// following `friend`, another node behind it (`friend_lan_id`), both on its LoRa radio
+/// (what the gateway routes itself), within [`MAX_LAN_FOLLOWS`] follows per gateway.
 async fn node_follower(
     server: &ServerHandle,
     from: &Jid,
     friend: &Jid,
     friend_lan_id: Option<u8>,
     lan_id: u8,
+    canceled: bool,
 ) -> Result<String, StanzaError> {
     let gateway = from.local().unwrap_or_default();
-    let node = Registry::of(server)
+    let registry = Registry::of(server);
+    let Some(node) = registry
         .node(gateway, lan_id)
         .await
-        .map_err(internal_error)?;
-    if node.is_none() {
+        .map_err(internal_error)?
+    else {
         return Err(StanzaError::explained(
             DefinedCondition::ItemNotFound,
             format!("the sender has no LAN node {lan_id} (only a gateway asks for its nodes)"),
         ));
-    }
+    };
     let bare = from.to_bare();
-    match friend_lan_id {
-        Some(f) if friend.to_bare() == bare && f != lan_id => Ok(format!("{bare}/{lan_id}")),
-        Some(f) if f == lan_id && friend.to_bare() == bare => Err(StanzaError::explained(
-            DefinedCondition::BadRequest,
-            "a node does not follow itself",
-        )),
-        _ => Err(StanzaError::explained(
+    let friend_lan_id = match friend_lan_id {
+        Some(f) if friend.to_bare() == bare && f == lan_id => {
+            return Err(StanzaError::explained(
+                DefinedCondition::BadRequest,
+                "a node does not follow itself",
+            ));
+        }
+        Some(f) if friend.to_bare() == bare => f,
+        _ => {
+            return Err(StanzaError::explained(
+                DefinedCondition::FeatureNotImplemented,
+                "a LAN node follows only another node behind its own gateway",
+            ));
+        }
+    };
+    let friend_node = registry
+        .node(gateway, friend_lan_id)
+        .await
+        .map_err(internal_error)?;
+    let on_the_radio = |n: &lithos_tuxp_things::NodeRecord| n.net == "LORA";
+    if !on_the_radio(&node) || !friend_node.as_ref().is_some_and(on_the_radio) {
+        return Err(StanzaError::explained(
             DefinedCondition::FeatureNotImplemented,
-            "a LAN node follows only another node behind its own gateway",
-        )),
+            "only nodes on the gateway's LoRa radio follow each other",
+        ));
     }
+    if !canceled {
+        let listed = registry
+            .lan_follows(gateway, bare.as_ref(), MAX_LAN_FOLLOWS + 1)
+            .await
+            .map_err(internal_error)?;
+        if listed.len() >= MAX_LAN_FOLLOWS {
+            return Err(StanzaError::explained(
+                DefinedCondition::ResourceConstraint,
+                format!("a gateway's nodes have at most {MAX_LAN_FOLLOWS} follows"),
+            ));
+        }
+    }
+    Ok(format!("{bare}/{lan_id}"))
 }
 
 /// This crate's server module, registered by `extension!` in `lib.rs`.

@@ -133,15 +133,31 @@ impl Operator {
             ));
         };
         // A LAN node as the friend (`<gateway>/<lan-id>`): the node's follows.
+        let node = a
+            .friend
+            .resource()
+            .filter(|r| lithos_tuxp_things::lan_id(r).is_some());
         let thing = server
             .shared::<lithos_tuxp_things::NodeCache>()
-            .subject(server, &thing, a.friend.resource())
+            .subject(server, &thing, node)
             .await?;
         // A LAN node as the follower (`<gateway>/<lan-id>`, asked by its gateway) keeps its
         // resource; anyone else follows as a bare JID.
-        let follower = match a.follower.resource() {
-            Some(r) if lithos_tuxp_things::lan_id(r).is_some() => a.follower.to_string(),
-            _ => a.follower.to_bare().to_string(),
+        let follower_node = match (
+            local_account(server, &a.follower),
+            a.follower.resource().and_then(lithos_tuxp_things::lan_id),
+        ) {
+            (Some(gateway), Some(lan_id)) => registry
+                .node(&gateway, lan_id)
+                .await
+                .map_err(internal_error)?
+                .is_some(),
+            _ => false,
+        };
+        let follower = if follower_node {
+            a.follower.to_string()
+        } else {
+            a.follower.to_bare().to_string()
         };
         let done = if a.canceled {
             registry

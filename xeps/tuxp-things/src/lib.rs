@@ -27,7 +27,7 @@ pub use model::{Protocol, ThingModel, key_of, model, models};
 #[cfg(feature = "server")]
 pub use node::{is_lan_node, refuse, speaker};
 #[cfg(feature = "server")]
-pub use nodes::{MAX_NODES_PER_GATEWAY, NodeCache, NodeRecord, Subject};
+pub use nodes::{MAX_LAN_FOLLOWS, MAX_NODES_PER_GATEWAY, NodeCache, NodeRecord, Subject};
 #[cfg(feature = "server")]
 pub use registry::{
     AccessChange, Authorization, PendingAuthorization, Registry, RegistryError, ThingCache,

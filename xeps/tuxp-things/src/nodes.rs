@@ -31,6 +31,12 @@ pub struct NodeRecord {
     pub added_ms: i64,
 }
 
+/// At most this many follows between a gateway's nodes: the server lists no more, a
+/// gateway keeps no more, and a gateway cannot ask for more (`resource-constraint`). With
+/// events of up to 256 characters, 512 follows are about 170 KB: one stanza within the
+/// default 256 KiB limit.
+pub const MAX_LAN_FOLLOWS: usize = 512;
+
 /// LAN nodes one gateway may have: LAN ids 1 to 255.
 pub const MAX_NODES_PER_GATEWAY: usize = 255;
 
@@ -244,6 +250,17 @@ impl Registry {
                 c.query_row(&format!("{NODE} WHERE thing_id = ?1"), params![id], node)
                     .optional()?,
             )
+        })
+        .await
+    }
+
+    /// The gateways (thing names) with at least one node.
+    pub async fn gateways_with_nodes(&self) -> R<Vec<String>> {
+        self.run(|c| {
+            let mut st =
+                c.prepare_cached("SELECT DISTINCT gateway FROM things_nodes ORDER BY gateway")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<Vec<String>, _>>()?)
         })
         .await
     }
