@@ -5,35 +5,28 @@
 //! once, while the owner still hears every one and the server sends none to node 2 itself.
 //! Ending the follow stops it; the requests a gateway may not make are refused.
 
+mod common;
+
+use common::{LIGHT, notifications, start_node, switched};
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lithos_client::{Client, Event, Events};
+use lithos_client::Client;
 use lithos_core::codec::WireFormat;
 use lithos_core::stanza::{DefinedCondition, Presence};
 use lithos_core::{Element, Jid, Payload};
 use lithos_gateway::router::LanRouter;
 use lithos_lora_sim::{Conditions, RadioNetwork};
-use lithos_mud::{Node, NodeBuilder};
+use lithos_mud::NodeBuilder;
 use lithos_testkit::things::{self, KEY, T, condition};
 use lithos_tuxp_concentrator::{ConcentratorExt, LanFollow, PullLanFollows};
 use lithos_tuxp_execution::ControllerExt;
 use lithos_tuxp_friends::FriendsExt;
-use lithos_tuxp_lora_dac as dac;
-use lithos_tuxp_notification::notification_of;
 use lithos_tuxp_operator::{ApproveFollow, OperatorExt};
-
-const LIGHT: &str = lithos_things_demo::light::NS;
 
 fn event_key() -> String {
     format!("{{{LIGHT}}}switch-state-changed")
-}
-
-fn switched(previous: u8, current: u8) -> Element {
-    Element::builder("switch-state-changed", LIGHT)
-        .attr("previous", previous.to_string())
-        .attr("current", current.to_string())
-        .build()
 }
 
 /// A light node recording the events it follows.
@@ -44,19 +37,6 @@ fn light(id: &str, code: &str, heard: Arc<Mutex<Vec<Element>>>) -> NodeBuilder {
             heard.lock().unwrap().push(e.clone())
         })
         .dac_timing(Duration::from_millis(300), Duration::from_secs(30))
-}
-
-/// Notifications `events` received within `quiet` of the last.
-async fn notifications(events: &mut Events, quiet: Duration) -> Vec<(Jid, Element)> {
-    let mut got = Vec::new();
-    while let Ok(Some(e)) = tokio::time::timeout(quiet, events.recv()).await {
-        if let Event::Message(m) = e
-            && let Some(n) = notification_of(&m)
-        {
-            got.push(n);
-        }
-    }
-    got
 }
 
 /// Waits until the router routes exactly `want`.
@@ -77,10 +57,6 @@ fn at(gw: &Client, lan_id: u8) -> Jid {
         .to_bare()
         .with_resource(&lan_id.to_string())
         .unwrap()
-}
-
-async fn start_node(builder: NodeBuilder, net: &RadioNetwork) -> Node {
-    builder.start(net.radio(dac::DAC_CLIENT)).await.unwrap()
 }
 
 async fn node_follows_node(format: WireFormat) {

@@ -10,12 +10,16 @@
 //!   reaches the owner exactly once, every QoS 1 report is stored at least once, and every
 //!   QoS 2 report exactly once.
 
+mod common;
+
+use common::{LIGHT, notifications, start_node, switched};
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use lithos_client::{Client, Event, Events, RequestError};
+use lithos_client::{Client, Events, RequestError};
 use lithos_core::binary::lan::LanFrame;
 use lithos_core::codec::WireFormat;
 use lithos_core::stanza::{DefinedCondition, Presence};
@@ -23,17 +27,15 @@ use lithos_core::{Element, Jid, Payload};
 use lithos_gateway::dac::WorkingMode;
 use lithos_gateway::router::LanRouter;
 use lithos_lora_sim::{Address, Conditions, RadioNetwork};
-use lithos_mud::{LanError, Node, NodeBuilder, State};
+use lithos_mud::{LanError, NodeBuilder, State};
 use lithos_testkit::things::{self, KEY, T, condition};
 use lithos_tuxp_concentrator::{ConcentratorExt, ResetNode};
 use lithos_tuxp_execution::ControllerExt;
 use lithos_tuxp_lora_dac as dac;
 use lithos_tuxp_lora_gateway::ChangeWorkingMode;
-use lithos_tuxp_notification::notification_of;
 use lithos_tuxp_operator::OperatorExt;
 use lithos_tuxp_report::{History, Qos, ReportsExt};
 
-const LIGHT: &str = lithos_things_demo::light::NS;
 const TEMPERATURE: &str = lithos_things_demo::temperature::NS;
 
 /// A gateway online with its LAN router and DAC service on `net`.
@@ -272,32 +274,8 @@ async fn dac_then_commands(format: WireFormat) {
     assert!(gw.router.lan_ids().is_empty());
 }
 
-/// Notifications the owner received within `quiet` of the last.
-async fn notifications(events: &mut Events, quiet: Duration) -> Vec<(Jid, Element)> {
-    let mut got = Vec::new();
-    while let Ok(Some(e)) = tokio::time::timeout(quiet, events.recv()).await {
-        if let Event::Message(m) = e
-            && let Some(n) = notification_of(&m)
-        {
-            got.push(n);
-        }
-    }
-    got
-}
-
-fn switched(previous: u8, current: u8) -> Element {
-    Element::builder("switch-state-changed", LIGHT)
-        .attr("previous", previous.to_string())
-        .attr("current", current.to_string())
-        .build()
-}
-
 fn celsius(v: u32) -> Element {
     lithos_things_demo::temperature::CelsiusDegree { value: v as f32 }.into_element()
-}
-
-async fn start_node(builder: NodeBuilder, net: &RadioNetwork) -> Node {
-    builder.start(net.radio(dac::DAC_CLIENT)).await.unwrap()
 }
 
 async fn over_a_lossy_radio(format: WireFormat) {

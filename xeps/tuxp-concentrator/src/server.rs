@@ -432,35 +432,27 @@ async fn lan_follows(server: &ServerHandle, gateway: &str) -> Result<LanFollows,
 /// Sets a gateway's follows on it again whenever a follow on one of its nodes is approved
 /// or ended (a gateway offline then asks for them when it starts).
 fn watch_follows(server: &ServerHandle) {
-    use lithos_tuxp_things::AccessChange;
-    use tokio::sync::broadcast::error::RecvError;
-    let server = server.clone();
-    let mut changes = lithos_tuxp_things::access_changes();
-    let mut stop = server.shutdown_signal();
-    tokio::spawn(async move {
-        loop {
-            let change = tokio::select! {
-                c = changes.recv() => c,
-                _ = stop.changed() => return,
-            };
-            let thing_id = match change {
-                Ok(AccessChange::Thing(id)) => id,
+    let s = server.clone();
+    lithos_tuxp_things::on_access_changes(server, move |thing_id| {
+        let server = s.clone();
+        async move {
+            let registry = Registry::of(&server);
+            match thing_id {
+                Some(id) => {
+                    if let Ok(Some(node)) = registry.node_by_id(&id).await {
+                        push_follows(&server, &node.gateway).await;
+                    }
+                }
                 // Changes missed, or many at once (an account deleted): every gateway with
                 // nodes is set again.
-                Ok(AccessChange::All) | Err(RecvError::Lagged(_)) => {
-                    if let Ok(gateways) = Registry::of(&server).gateways_with_nodes().await {
+                None => {
+                    if let Ok(gateways) = registry.gateways_with_nodes().await {
                         for g in gateways {
                             push_follows(&server, &g).await;
                         }
                     }
-                    continue;
                 }
-                Err(RecvError::Closed) => return,
-            };
-            let Ok(Some(node)) = Registry::of(&server).node_by_id(&thing_id).await else {
-                continue;
-            };
-            push_follows(&server, &node.gateway).await;
+            }
         }
     });
 }

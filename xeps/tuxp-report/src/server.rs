@@ -16,7 +16,6 @@ use lithos_server::{
     ClientStanza, ClientStanzaHook, Flow, Module, ModuleRegistration, ServerHandle, SessionInfo,
 };
 use lithos_tuxp_things::{AccessChange, Registry, ThingCache, ThingRecord};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use crate::store::{INDEX_EVERY, NewReport, Outcome, ReportStore, Write};
@@ -316,23 +315,10 @@ impl ReportModule {
     /// thing is withdrawn (a grant revoked, a follow ended, an account deleted).
     fn watch_access(&self, server: &ServerHandle) {
         self.watcher.get_or_init(|| {
-            let (server, shared) = (server.clone(), self.shared.clone());
-            let mut changes = lithos_tuxp_things::access_changes();
-            let mut stop = server.shutdown_signal();
-            tokio::spawn(async move {
-                loop {
-                    let change = tokio::select! {
-                        c = changes.recv() => c,
-                        _ = stop.changed() => return,
-                    };
-                    match change {
-                        Ok(AccessChange::Thing(id)) => recheck(&server, &shared, Some(&id)).await,
-                        Ok(AccessChange::All) | Err(RecvError::Lagged(_)) => {
-                            recheck(&server, &shared, None).await
-                        }
-                        Err(RecvError::Closed) => return,
-                    }
-                }
+            let (s, shared) = (server.clone(), self.shared.clone());
+            lithos_tuxp_things::on_access_changes(server, move |id| {
+                let (server, shared) = (s.clone(), shared.clone());
+                async move { recheck(&server, &shared, id.as_deref()).await }
             });
         });
     }

@@ -31,7 +31,7 @@ pub use nodes::{MAX_LAN_FOLLOWS, MAX_NODES_PER_GATEWAY, NodeCache, NodeRecord, S
 #[cfg(feature = "server")]
 pub use registry::{
     AccessChange, Authorization, PendingAuthorization, Registry, RegistryError, ThingCache,
-    ThingRecord, access_changed, access_changes, access_generation,
+    ThingRecord, access_changed, access_changes, access_generation, on_access_changes,
 };
 
 #[doc(hidden)]

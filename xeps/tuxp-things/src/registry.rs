@@ -133,6 +133,32 @@ pub fn access_changes() -> tokio::sync::broadcast::Receiver<AccessChange> {
     access_channel().subscribe()
 }
 
+/// Runs `f` for each access change until `server` shuts down, one at a time: with the
+/// thing's id, or `None` when anything may have changed ([`AccessChange::All`], or changes
+/// this listener missed by falling behind).
+pub fn on_access_changes<F, Fut>(server: &lithos_server::ServerHandle, f: F)
+where
+    F: Fn(Option<String>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    use tokio::sync::broadcast::error::RecvError;
+    let mut changes = access_changes();
+    let mut stop = server.shutdown_signal();
+    tokio::spawn(async move {
+        loop {
+            let change = tokio::select! {
+                c = changes.recv() => c,
+                _ = stop.changed() => return,
+            };
+            match change {
+                Ok(AccessChange::Thing(id)) => f(Some(id)).await,
+                Ok(AccessChange::All) | Err(RecvError::Lagged(_)) => f(None).await,
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
 /// Generations of access: the whole process's (bumped by [`AccessChange::All`]), and each
 /// thing's whose access changed.
 struct Generations {
