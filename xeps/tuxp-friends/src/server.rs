@@ -71,7 +71,7 @@ impl Module for Friends {
         let is_event = subject
             .model()
             .is_some_and(|m| m.event_by_key(&f.event).is_some());
-        if subject.lan_id.is_some() && !is_event {
+        if subject.lan_id.is_some() && !is_event && !f.canceled {
             return Err(StanzaError::explained(
                 DefinedCondition::FeatureNotImplemented,
                 "a LAN node's events are followed, not its report data",
@@ -86,6 +86,7 @@ impl Module for Friends {
                     &f.friend,
                     subject.lan_id,
                     lan_id,
+                    &f.event,
                     f.canceled,
                 )
                 .await?
@@ -128,6 +129,7 @@ async fn node_follower(
     friend: &Jid,
     friend_lan_id: Option<u8>,
     lan_id: u8,
+    event: &str,
     canceled: bool,
 ) -> Result<String, StanzaError> {
     let gateway = from.local().unwrap_or_default();
@@ -163,25 +165,33 @@ async fn node_follower(
         .await
         .map_err(internal_error)?;
     let on_the_radio = |n: &lithos_tuxp_things::NodeRecord| n.net == "LORA";
-    if !on_the_radio(&node) || !friend_node.as_ref().is_some_and(on_the_radio) {
+    // Withdrawing is always possible; asking only for what the gateway routes.
+    if !canceled && (!on_the_radio(&node) || !friend_node.as_ref().is_some_and(on_the_radio)) {
         return Err(StanzaError::explained(
             DefinedCondition::FeatureNotImplemented,
             "only nodes on the gateway's LoRa radio follow each other",
         ));
     }
-    if !canceled {
-        let listed = registry
-            .lan_follows(gateway, bare.as_ref(), MAX_LAN_FOLLOWS + 1)
+    let follower = format!("{bare}/{lan_id}");
+    if !canceled
+        && let Some(friend_node) = &friend_node
+        && !registry
+            .lan_follow_fits(
+                gateway,
+                bare.as_ref(),
+                &friend_node.thing_id,
+                event,
+                &follower,
+            )
             .await
-            .map_err(internal_error)?;
-        if listed.len() >= MAX_LAN_FOLLOWS {
-            return Err(StanzaError::explained(
-                DefinedCondition::ResourceConstraint,
-                format!("a gateway's nodes have at most {MAX_LAN_FOLLOWS} follows"),
-            ));
-        }
+            .map_err(internal_error)?
+    {
+        return Err(StanzaError::explained(
+            DefinedCondition::ResourceConstraint,
+            format!("a gateway's nodes have at most {MAX_LAN_FOLLOWS} follows"),
+        ));
     }
-    Ok(format!("{bare}/{lan_id}"))
+    Ok(follower)
 }
 
 /// This crate's server module, registered by `extension!` in `lib.rs`.

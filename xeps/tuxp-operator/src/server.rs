@@ -159,6 +159,29 @@ impl Operator {
         } else {
             a.follower.to_bare().to_string()
         };
+        // Follows between a gateway's nodes are bounded (one `<lan-follows/>` each).
+        if follower_node
+            && !a.canceled
+            && let Some(gateway) = local_account(server, &a.follower)
+            && !registry
+                .lan_follow_fits(
+                    &gateway,
+                    a.follower.to_bare().as_ref(),
+                    &thing.thing_id,
+                    &a.event,
+                    &follower,
+                )
+                .await
+                .map_err(internal_error)?
+        {
+            return Err(StanzaError::explained(
+                DefinedCondition::ResourceConstraint,
+                format!(
+                    "the gateway's nodes have {} follows already",
+                    lithos_tuxp_things::MAX_LAN_FOLLOWS
+                ),
+            ));
+        }
         let done = if a.canceled {
             registry
                 .unfollow(&thing.thing_id, &a.event, &follower)

@@ -254,6 +254,31 @@ impl Registry {
         .await
     }
 
+    /// Whether the follow of `event` of the node `thing_id` by `follower` (a node of the
+    /// gateway `gateway`, bare JID `gateway_jid`) fits: it is approved already, or the
+    /// gateway's nodes have fewer than [`MAX_LAN_FOLLOWS`] approved follows.
+    pub async fn lan_follow_fits(
+        &self,
+        gateway: &str,
+        gateway_jid: &str,
+        thing_id: &str,
+        event: &str,
+        follower: &str,
+    ) -> R<bool> {
+        if self
+            .followed(thing_id, follower)
+            .await?
+            .iter()
+            .any(|e| e == event)
+        {
+            return Ok(true);
+        }
+        let listed = self
+            .lan_follows(gateway, gateway_jid, MAX_LAN_FOLLOWS)
+            .await?;
+        Ok(listed.len() < MAX_LAN_FOLLOWS)
+    }
+
     /// The gateways (thing names) with at least one node.
     pub async fn gateways_with_nodes(&self) -> R<Vec<String>> {
         self.run(|c| {
@@ -478,6 +503,42 @@ mod tests {
                 .iter()
                 .all(|f| !f.ends_with("/5") || f.starts_with("lgw-01-0c0c0c0c")),
             "another gateway's node 5 keeps its follow"
+        );
+    }
+
+    #[tokio::test]
+    async fn follows_between_nodes_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Registry::new(SqliteStore::open(&dir.path().join("db.sqlite")).unwrap());
+        for (lan_id, id) in [(3, "SL-01-0B0B0B03"), (5, "SL-01-0B0B0B05")] {
+            r.add_node(node_rec(lan_id, id), 0).await.unwrap();
+        }
+        let (gw, name) = ("lgw-01-0a0a0a0a@example.com", "lgw-01-0a0a0a0a");
+        let follower = format!("{gw}/5");
+        for i in 0..MAX_LAN_FOLLOWS {
+            let ev = format!("{{urn:x}}e{i}");
+            assert!(
+                r.lan_follow_fits(name, gw, "SL-01-0B0B0B03", &ev, &follower)
+                    .await
+                    .unwrap()
+            );
+            r.request_follow("SL-01-0B0B0B03", &ev, &follower)
+                .await
+                .unwrap();
+            r.approve_follow("SL-01-0B0B0B03", &ev, &follower)
+                .await
+                .unwrap();
+        }
+        // Full: a new one does not fit; one approved already still does (asked again).
+        assert!(
+            !r.lan_follow_fits(name, gw, "SL-01-0B0B0B03", "{urn:x}new", &follower)
+                .await
+                .unwrap()
+        );
+        assert!(
+            r.lan_follow_fits(name, gw, "SL-01-0B0B0B03", "{urn:x}e7", &follower)
+                .await
+                .unwrap()
         );
     }
 }
