@@ -50,6 +50,11 @@ impl Follows {
         self.count
     }
 
+    /// Whether no follow is routed (most gateways: nothing to look up per event).
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
     /// The table, ordered.
     pub fn all(&self) -> Vec<LanFollow> {
         let mut v: Vec<LanFollow> = self

@@ -348,6 +348,10 @@ impl LanRouter {
         trace: &lithos_core::binary::lan::TraceId,
         event: &Element,
     ) {
+        // No follows (most gateways): no event key built for every notification.
+        if self.lock_follows().is_empty() {
+            return;
+        }
         let key = lithos_tuxp_things::key_of(event);
         let followers = {
             let mut f = self.lock_follows();

@@ -33,8 +33,23 @@ pub trait FriendsExt {
     ) -> impl Future<Output = Result<bool, RequestError>> + Send;
 }
 
-/// Sends `f`; whether the answer says it is approved.
-async fn request(c: &Client, f: Follow, timeout: Duration) -> Result<bool, RequestError> {
+/// Asks to follow (`follower_lan_id`: for that node of the sender, a gateway); whether the
+/// answer says it is approved.
+async fn request(
+    c: &Client,
+    friend: Jid,
+    event: &str,
+    follower_lan_id: Option<u8>,
+    canceled: bool,
+    timeout: Duration,
+) -> Result<bool, RequestError> {
+    let f = Follow {
+        friend,
+        event: event.to_string(),
+        canceled,
+        approved: None,
+        follower_lan_id,
+    };
     let server = Jid::new(c.jid().domain()).map_err(|_| RequestError::Disconnected)?;
     let answer = c
         .request(Iq::set("", f.into_element()).with_to(server), timeout)
@@ -56,14 +71,7 @@ impl FriendsExt for Client {
         canceled: bool,
         timeout: Duration,
     ) -> Result<bool, RequestError> {
-        let f = Follow {
-            friend,
-            event: event.to_string(),
-            canceled,
-            approved: None,
-            follower_lan_id: None,
-        };
-        request(self, f, timeout).await
+        request(self, friend, event, None, canceled, timeout).await
     }
 
     async fn follow_for_node(
@@ -74,13 +82,14 @@ impl FriendsExt for Client {
         canceled: bool,
         timeout: Duration,
     ) -> Result<bool, RequestError> {
-        let f = Follow {
+        request(
+            self,
             friend,
-            event: event.to_string(),
+            event,
+            Some(follower_lan_id),
             canceled,
-            approved: None,
-            follower_lan_id: Some(follower_lan_id),
-        };
-        request(self, f, timeout).await
+            timeout,
+        )
+        .await
     }
 }
