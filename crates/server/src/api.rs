@@ -13,6 +13,7 @@
 
 use std::net::SocketAddr;
 
+use crate::params;
 use axum::extract::{ConnectInfo, FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -21,7 +22,6 @@ use axum::routing::{delete, get};
 use axum::{Extension, Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
-use rusqlite::{OptionalExtension, params};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -40,6 +40,14 @@ const SCHEMA: ModuleSchema = ModuleSchema {
         created_ms INTEGER NOT NULL,
         expires_ms INTEGER NOT NULL
     )"],
+    postgres: Some(&["CREATE TABLE http_api_tokens (
+        id TEXT PRIMARY KEY,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        account TEXT NOT NULL,
+        label TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        expires_ms BIGINT NOT NULL
+    )"]),
     account_deleted: &["DELETE FROM http_api_tokens WHERE account = ?1"],
 };
 
@@ -261,14 +269,13 @@ async fn token_account(server: &ServerHandle, token: &str) -> Result<Option<Stri
     let hash = sha256_hex(token);
     let account = server
         .storage()
-        .database()
+        .db()
         .run(move |c| {
-            Ok(c.query_row(
+            c.query_opt(
                 "SELECT account FROM http_api_tokens WHERE token_sha256 = ?1 AND expires_ms > ?2",
                 params![hash, lithos_core::datetime::now_ms()],
-                |r| r.get::<_, String>(0),
+                |r| r.get::<String>(0),
             )
-            .optional()?)
         })
         .await?;
     Ok(account)
@@ -439,17 +446,19 @@ async fn issue_token(
     );
     let stored = server
         .storage()
-        .database()
+        .db()
         .run(move |c| {
-            let n: i64 = c.query_row("SELECT COUNT(*) FROM http_api_tokens", [], |r| r.get(0))?;
+            let mut tx = c.transaction()?;
+            let n: i64 = tx.query_value("SELECT COUNT(*) FROM http_api_tokens", params![])?;
             if n >= MAX_TOKENS {
                 return Ok(false);
             }
-            c.execute(
+            tx.execute(
                 "INSERT INTO http_api_tokens (id, token_sha256, account, label, created_ms, expires_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![tid, hash, account, label, created, expires],
             )?;
+            tx.commit()?;
             Ok(true)
         })
         .await?;
@@ -478,21 +487,20 @@ async fn list_tokens(
     user.require_admin()?;
     let tokens = server
         .storage()
-        .database()
+        .db()
         .run(|c| {
-            let mut st = c.prepare(
-                "SELECT id, account, label, created_ms, expires_ms FROM http_api_tokens ORDER BY created_ms",
-            )?;
-            let rows = st
-                .query_map([], |r| {
+            c.query_map(
+                "SELECT id, account, label, created_ms, expires_ms FROM http_api_tokens
+                 ORDER BY created_ms, id",
+                params![],
+                |r| {
                     Ok(json!({
-                        "id": r.get::<_, String>(0)?, "account": r.get::<_, String>(1)?,
-                        "label": r.get::<_, String>(2)?, "created_ms": r.get::<_, i64>(3)?,
-                        "expires_ms": r.get::<_, i64>(4)?,
+                        "id": r.get::<String>(0)?, "account": r.get::<String>(1)?,
+                        "label": r.get::<String>(2)?, "created_ms": r.get::<i64>(3)?,
+                        "expires_ms": r.get::<i64>(4)?,
                     }))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
+                },
+            )
         })
         .await?;
     Ok(Json(json!({ "tokens": tokens })))
@@ -506,8 +514,8 @@ async fn revoke_token(
     user.require_admin()?;
     let n = server
         .storage()
-        .database()
-        .run(move |c| Ok(c.execute("DELETE FROM http_api_tokens WHERE id = ?1", params![id])?))
+        .db()
+        .run(move |c| c.execute("DELETE FROM http_api_tokens WHERE id = ?1", params![id]))
         .await?;
     if n == 0 {
         return Err(ApiError::not_found("no such token"));

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, LogFormat};
 use crate::module::{self, ModuleHost};
 use crate::sasl::Credentials;
-use crate::storage::{SqliteStore, StorageError};
+use crate::storage::StorageError;
 
 /// Lithos XMPP server.
 #[derive(Debug, Parser)]
@@ -236,8 +236,7 @@ fn read_password(prompt: &str) -> Result<String, String> {
 async fn user(config: &Config, action: UserAction) -> Result<(), String> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
-    let store = SqliteStore::open(&config.database_path()).map_err(|e| e.to_string())?;
-    store.set_tombstone_secs(config.accounts.tombstone_secs);
+    let store = config.open_database().await.map_err(|e| e.to_string())?;
     use crate::storage::AccountStore;
     match action {
         UserAction::Add {

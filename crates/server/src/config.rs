@@ -54,6 +54,8 @@ pub struct Config {
     pub components: ComponentsConfig,
     /// The HTTP listener: health and Prometheus metrics.
     pub http: HttpConfig,
+    /// Where accounts and modules' data are kept: the embedded SQLite file or PostgreSQL.
+    pub storage: StorageConfig,
     /// Per-module sections, `[modules.<name>]`, each with `enabled` and the module's own keys.
     pub modules: BTreeMap<String, toml::Table>,
 }
@@ -73,6 +75,7 @@ impl Default for Config {
             csi: CsiConfig::default(),
             components: ComponentsConfig::default(),
             http: HttpConfig::default(),
+            storage: StorageConfig::default(),
             modules: BTreeMap::new(),
         }
     }
@@ -351,6 +354,42 @@ impl LimitsConfig {
     }
 }
 
+/// Which database engine holds accounts and modules' data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// The embedded SQLite file `<data_dir>/lithos.sqlite`: no set-up, one node.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL server (`url`): what several nodes of a cluster share.
+    Postgres,
+}
+
+/// `[storage]`: the database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `"sqlite"` (default) or `"postgres"`.
+    pub backend: StorageBackend,
+    /// PostgreSQL: the connection URL (`postgresql://user:password@host:port/database`) or
+    /// `key=value` settings. The database must use the `C` collation (ordering of names
+    /// and paging depend on it), e.g. `CREATE DATABASE lithos TEMPLATE template0 ENCODING
+    /// 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'`.
+    pub url: String,
+    /// PostgreSQL: at most this many connections. Default 16.
+    pub pool_size: u32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: StorageBackend::Sqlite,
+            url: String::new(),
+            pool_size: 16,
+        }
+    }
+}
+
 /// Accounts: how passwords are hashed, and how long a deleted account's name stays taken.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -464,6 +503,16 @@ impl Config {
                     .into(),
             ));
         }
+        if self.storage.backend == StorageBackend::Postgres && self.storage.url.is_empty() {
+            return Err(ConfigError::Invalid(
+                "storage.url is needed when storage.backend is \"postgres\"".into(),
+            ));
+        }
+        if self.storage.pool_size == 0 {
+            return Err(ConfigError::Invalid(
+                "storage.pool_size must be at least 1".into(),
+            ));
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Invalid(
                 "tls.cert and tls.key go together".into(),
@@ -475,6 +524,24 @@ impl Config {
     /// The database file.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("lithos.sqlite")
+    }
+
+    /// Opens the configured database (`[storage]`), bringing its schema up to date.
+    pub async fn open_database(
+        &self,
+    ) -> Result<crate::storage::Database, crate::storage::StorageError> {
+        let db: crate::storage::Database = match self.storage.backend {
+            StorageBackend::Sqlite => {
+                crate::storage::SqliteStore::open(&self.database_path())?.into()
+            }
+            StorageBackend::Postgres => {
+                crate::storage::PgStore::connect(&self.storage.url, self.storage.pool_size)
+                    .await?
+                    .into()
+            }
+        };
+        db.set_tombstone_secs(self.accounts.tombstone_secs);
+        Ok(db)
     }
 
     /// Whether a module is enabled: its `enabled` key, else its default.

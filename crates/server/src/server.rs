@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::module::{HostError, ModuleHost};
 use crate::session::Listener;
 use crate::session::Sessions;
-use crate::storage::{SqliteStore, Storage, StorageError};
+use crate::storage::{Storage, StorageError};
 use crate::tls::TlsError;
 
 /// Why the server cannot start.
@@ -252,8 +252,8 @@ impl ServerHandle {
             async move {
                 let n = server
                     .storage()
-                    .database()
-                    .run(move |c| Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))?))
+                    .db()
+                    .run(move |c| c.query_value::<i64>(sql, crate::params![]))
                     .await;
                 match n {
                     Ok(n) => {
@@ -316,8 +316,7 @@ impl RunningServer {
             path: config.data_dir.clone(),
             error,
         })?;
-        let store = SqliteStore::open(&config.database_path())?;
-        let storage = Storage::sqlite(store);
+        let storage = Storage::of(config.open_database().await?);
         Self::start_with_storage(config, storage).await
     }
 
@@ -330,7 +329,7 @@ impl RunningServer {
         // the first binary client.
         lithos_core::binary::Vocabulary::linked()?;
         storage
-            .database()
+            .db()
             .set_tombstone_secs(config.accounts.tombstone_secs);
         let tls = Some(crate::tls::load(&config)?);
         let modules = ModuleHost::start(&config)?;
@@ -383,7 +382,7 @@ impl RunningServer {
         handle.metrics().register_histogram(
             "storage_operation_seconds",
             "How long storage operations take, waiting for the database included",
-            handle.storage().database().latency(),
+            handle.storage().db().latency(),
         );
         for m in handle.modules().iter() {
             m.started(&handle).await;

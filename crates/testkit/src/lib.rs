@@ -8,6 +8,7 @@
 //!   accounts made directly in its storage; a restart on the same data.
 //! - Clients: [`TestServer::client`] builds a `lithos_client::Client`; [`RawClient`] takes
 //!   every step of a stream by hand, in XML or BXMPP, for input no library would write.
+//! - [`databases`]: a store test's databases, SQLite and PostgreSQL, to run it on both.
 //! - Helpers: [`stanza`], [`error_condition`], [`chat_burst`], [`bxmpp_message`], [`flood`].
 //! - [`Proxy`]: a TCP proxy in front of the server whose link stalls, breaks, or stays down.
 //! - With the `things` feature, the `things` module: a thing runtime pointed at the server, the demo
@@ -69,3 +70,22 @@ macro_rules! in_both_formats {
 
 /// How long a test waits for what should come.
 pub const WAIT: Duration = Duration::from_secs(5);
+
+/// The databases a store's test runs on, so that it checks the same code on both engines:
+/// an in-memory SQLite database, and a fresh PostgreSQL database when a server can start
+/// (see `lithos-testservices`: otherwise the test prints that it skipped PostgreSQL, or
+/// fails when `LITHOS_REQUIRE_POSTGRES=1`).
+pub async fn databases(test: &str) -> Vec<lithos_server::storage::Database> {
+    let mut all = vec![
+        lithos_server::storage::SqliteStore::in_memory()
+            .unwrap()
+            .into(),
+    ];
+    if let Some(url) = lithos_testservices::postgres_or_skip(test) {
+        let pg = lithos_server::storage::PgStore::connect(&url, 4)
+            .await
+            .unwrap_or_else(|e| panic!("{test}: PostgreSQL at {url}: {e}"));
+        all.push(pg.into());
+    }
+    all
+}

@@ -19,6 +19,27 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     /// The configuration the test added.
     pub extra: String,
+    /// The `[storage]` section chosen for it (empty: the embedded SQLite file), kept across
+    /// [`restart`](Self::restart)s.
+    storage: String,
+}
+
+/// The `[storage]` section for a new test server: empty (SQLite) unless
+/// `LITHOS_TEST_STORAGE=postgres`, which puts every test server on a fresh PostgreSQL
+/// database (and fails the test when no PostgreSQL server can start).
+fn storage_section(extra: &str) -> String {
+    if extra.contains("[storage]") {
+        return String::new();
+    }
+    match std::env::var("LITHOS_TEST_STORAGE").as_deref() {
+        Ok("postgres") => {
+            let url = lithos_testservices::postgres().unwrap_or_else(|e| {
+                panic!("LITHOS_TEST_STORAGE=postgres, but PostgreSQL did not start: {e}")
+            });
+            format!("[storage]\nbackend = 'postgres'\nurl = '{url}'\npool_size = 8\n")
+        }
+        _ => String::new(),
+    }
 }
 
 impl TestServer {
@@ -33,6 +54,11 @@ impl TestServer {
     /// A server on an existing data directory (one a test prepared, or an older release
     /// wrote); see [`start`](Self::start) for `extra`.
     pub async fn start_in(dir: tempfile::TempDir, extra: &str) -> TestServer {
+        let storage = storage_section(extra);
+        Self::start_with(dir, extra, storage).await
+    }
+
+    async fn start_with(dir: tempfile::TempDir, extra: &str, storage: String) -> TestServer {
         if std::env::var_os("LITHOS_TEST_LOG").is_some() {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter("debug")
@@ -48,7 +74,7 @@ impl TestServer {
         };
         let text = format!(
             "domain = 'localhost'\ndata_dir = '{}'\n{head}\n[things]\nlisten = ['127.0.0.1:0']\n\
-             {http}[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = ['127.0.0.1:0']\n{c2s_extra}\n",
+             {http}{storage}[c2s]\nlisten = ['127.0.0.1:0']\ndirect_tls = ['127.0.0.1:0']\n{c2s_extra}\n",
             dir.path().display()
         );
         let config = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -59,6 +85,7 @@ impl TestServer {
             server: Some(server),
             dir,
             extra: extra.to_string(),
+            storage,
         }
     }
 
@@ -126,7 +153,8 @@ impl TestServer {
             .shutdown(Duration::from_secs(5))
             .await;
         let extra = self.extra.clone();
-        Self::start_in(self.dir, &extra).await
+        let storage = std::mem::take(&mut self.storage);
+        Self::start_with(self.dir, &extra, storage).await
     }
 
     /// Trust for the server's generated certificate.

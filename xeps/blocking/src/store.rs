@@ -11,6 +11,7 @@ pub(crate) const SCHEMA: ModuleSchema = ModuleSchema {
         "CREATE TABLE blocking_items (username TEXT NOT NULL, jid TEXT NOT NULL,
             PRIMARY KEY (username, jid)) WITHOUT ROWID",
     ],
+    postgres: None,
     account_deleted: &["DELETE FROM blocking_items WHERE username = ?1"],
 };
 

@@ -21,6 +21,7 @@ pub(crate) const SCHEMA: ModuleSchema = ModuleSchema {
          CREATE INDEX mam_by_peer ON mam_messages (username, peer, id);
          CREATE INDEX mam_by_time ON mam_messages (ts);
          CREATE TABLE mam_prefs (username TEXT PRIMARY KEY, xml TEXT NOT NULL);"],
+    postgres: None,
     account_deleted: &[
         "DELETE FROM mam_messages WHERE username = ?1",
         "DELETE FROM mam_prefs WHERE username = ?1",

@@ -27,6 +27,7 @@ pub const SCHEMA: ModuleSchema = ModuleSchema {
     ],
     // A deleted account loses its affiliations (rooms it owned alone keep no owner; the
     // server's admins can take them over by configuration).
+    postgres: None,
     account_deleted: &["DELETE FROM muc_affiliations WHERE jid = ?2"],
 };
 

@@ -36,6 +36,7 @@ pub(crate) const SCHEMA: ModuleSchema = ModuleSchema {
             size INTEGER NOT NULL DEFAULT 0);
          CREATE INDEX IF NOT EXISTS offline_by_user ON offline_messages (username, id, size);
          CREATE INDEX IF NOT EXISTS offline_by_stamp ON offline_messages (stamp_ms);"],
+    postgres: None,
     account_deleted: &["DELETE FROM offline_messages WHERE username = ?1"],
 };
 

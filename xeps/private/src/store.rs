@@ -3,8 +3,8 @@
 #![cfg(feature = "server")]
 
 use lithos_server::ServerHandle;
-use lithos_server::storage::rusqlite::{OptionalExtension, params};
-use lithos_server::storage::{ModuleSchema, SqliteStore, StorageResult};
+use lithos_server::params;
+use lithos_server::storage::{Database, ModuleSchema, StorageResult};
 
 /// The table: one row per account, namespace and element name.
 pub(crate) const SCHEMA: ModuleSchema = ModuleSchema {
@@ -13,6 +13,10 @@ pub(crate) const SCHEMA: ModuleSchema = ModuleSchema {
             username TEXT NOT NULL, ns TEXT NOT NULL, name TEXT NOT NULL,
             xml TEXT NOT NULL, size INTEGER NOT NULL,
             PRIMARY KEY (username, ns, name))"],
+    postgres: Some(&["CREATE TABLE private_fragments (
+            username TEXT NOT NULL, ns TEXT NOT NULL, name TEXT NOT NULL,
+            xml TEXT NOT NULL, size BIGINT NOT NULL,
+            PRIMARY KEY (username, ns, name))"]),
     account_deleted: &["DELETE FROM private_fragments WHERE username = ?1"],
 };
 
@@ -26,17 +30,17 @@ pub enum Refused {
 /// Private fragments. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct PrivateStore {
-    db: SqliteStore,
+    db: Database,
 }
 
 impl PrivateStore {
     /// The store of the server's database.
     pub fn of(server: &ServerHandle) -> PrivateStore {
-        PrivateStore::new(server.storage().database().clone())
+        PrivateStore::new(server.storage().db().clone())
     }
 
     /// The store in `db`.
-    pub fn new(db: SqliteStore) -> PrivateStore {
+    pub fn new(db: Database) -> PrivateStore {
         PrivateStore { db }
     }
 
@@ -45,12 +49,11 @@ impl PrivateStore {
         let (u, n, e) = (username.to_string(), ns.to_string(), name.to_string());
         self.db
             .run(move |c| {
-                Ok(c.query_row(
+                c.query_opt(
                     "SELECT xml FROM private_fragments WHERE username = ?1 AND ns = ?2 AND name = ?3",
                     params![u, n, e],
                     |r| r.get(0),
                 )
-                .optional()?)
             })
             .await
     }
@@ -67,7 +70,7 @@ impl PrivateStore {
         let u = username.to_string();
         self.db
             .run(move |c| {
-                let tx = c.transaction()?;
+                let mut tx = c.transaction()?;
                 for (ns, name, xml) in &fragments {
                     tx.execute(
                         "INSERT INTO private_fragments (username, ns, name, xml, size)
@@ -76,11 +79,11 @@ impl PrivateStore {
                         params![u, ns, name, xml, xml.len() as i64],
                     )?;
                 }
-                let total: i64 = tx
-                    .prepare_cached(
-                        "SELECT COALESCE(SUM(size), 0) FROM private_fragments WHERE username = ?1",
-                    )?
-                    .query_row(params![u], |r| r.get(0))?;
+                let total: i64 = tx.query_value(
+                    "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM private_fragments
+                     WHERE username = ?1",
+                    params![u],
+                )?;
                 if total as usize > max_account_bytes {
                     // Dropping the transaction rolls the writes back.
                     return Ok(Err(Refused::AccountFull));

@@ -117,13 +117,12 @@ async fn store_read_back_and_refusals() {
     let left: i64 = s
         .handle()
         .storage()
-        .database()
+        .db()
         .run(|c| {
-            Ok(c.query_row(
+            c.query_value(
                 "SELECT COUNT(*) FROM private_fragments WHERE username = 'hamlet'",
-                [],
-                |r| r.get(0),
-            )?)
+                lithos_server::params![],
+            )
         })
         .await
         .unwrap();

@@ -30,6 +30,7 @@ pub const SCHEMA: ModuleSchema = ModuleSchema {
          );
          CREATE INDEX pubsub_items_by_seq ON pubsub_items (service, node, seq);",
     ],
+    postgres: None,
     account_deleted: &[
         "DELETE FROM pubsub_items WHERE service = ?2",
         "DELETE FROM pubsub_subscriptions WHERE service = ?2 OR jid = ?2 OR jid LIKE ?2 || '/%'",

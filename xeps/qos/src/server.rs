@@ -49,6 +49,7 @@ pub const SCHEMA: ModuleSchema = ModuleSchema {
          CREATE INDEX qos_pending_by_recipient ON qos_pending (recipient);
          CREATE INDEX qos_pending_by_stamp ON qos_pending (stamp_ms);",
     ],
+    postgres: None,
     account_deleted: &[
         "DELETE FROM qos_pending WHERE sender_bare = ?2 OR recipient = ?2",
         "DELETE FROM qos_delivered WHERE sender = ?2 OR substr(sender, 1, length(?2) + 1) = ?2 || '/'",

@@ -105,6 +105,7 @@ pub(crate) const SCHEMA: ModuleSchema = ModuleSchema {
             PRIMARY KEY (username, contact));
          CREATE INDEX IF NOT EXISTS roster_by_contact ON roster_items (contact);
          CREATE INDEX IF NOT EXISTS pending_by_contact ON pending_subscriptions (contact);"],
+    postgres: None,
     account_deleted: &[
         "DELETE FROM roster_items WHERE username = ?1",
         "DELETE FROM roster_versions WHERE username = ?1",
@@ -337,6 +338,7 @@ mod tests {
     async fn a_deleted_account_leaves_others_rosters_without_subscriptions() {
         let s = SqliteStore::in_memory().unwrap();
         let r = Rosters::new(s.clone());
+        let s = lithos_server::storage::Database::from(s);
         s.create_account("juliet", &creds()).await.unwrap();
         s.create_account("romeo", &creds()).await.unwrap();
         let juliet_in_romeos = RosterItem {

@@ -29,6 +29,7 @@ pub const SCHEMA: ModuleSchema = ModuleSchema {
             PRIMARY KEY (thing, node, id)
          );
          CREATE INDEX notification_seen_by_stamp ON notification_seen (stamp_ms);"],
+    postgres: None,
     account_deleted: &["DELETE FROM notification_seen WHERE thing = ?1"],
 };
 

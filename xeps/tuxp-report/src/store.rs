@@ -66,6 +66,7 @@ pub const SCHEMA: ModuleSchema = ModuleSchema {
     ],
     // A thing's account deleted: its reports go with it (the indexed ones found through the
     // index, the tail's among the few rows past it).
+    postgres: None,
     account_deleted: &[
         "DELETE FROM report_history WHERE id IN (SELECT id FROM report_index WHERE thing = ?1)",
         "DELETE FROM report_history

@@ -68,6 +68,7 @@ pub(crate) const SCHEMA: ModuleSchema = ModuleSchema {
          );
          CREATE INDEX things_nodes_by_owner ON things_nodes (owner);",
     ],
+    postgres: None,
     account_deleted: &[
         // The account is a thing: it leaves the registry, with who may command and follow
         // it, so a new account of its name inherits none of it.

@@ -3,30 +3,31 @@
 #![cfg(feature = "server")]
 
 use lithos_server::ServerHandle;
-use lithos_server::storage::rusqlite::{OptionalExtension, params};
-use lithos_server::storage::{ModuleSchema, SqliteStore, StorageResult};
+use lithos_server::params;
+use lithos_server::storage::{Database, ModuleSchema, StorageResult};
 
 /// The table: one vCard per account, as XML.
 pub(crate) const SCHEMA: ModuleSchema = ModuleSchema {
     module: "vcard",
     migrations: &["CREATE TABLE vcard_cards (username TEXT PRIMARY KEY, xml TEXT NOT NULL)"],
+    postgres: Some(&["CREATE TABLE vcard_cards (username TEXT PRIMARY KEY, xml TEXT NOT NULL)"]),
     account_deleted: &["DELETE FROM vcard_cards WHERE username = ?1"],
 };
 
 /// vCards. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct VCardStore {
-    db: SqliteStore,
+    db: Database,
 }
 
 impl VCardStore {
     /// The store of the server's database.
     pub fn of(server: &ServerHandle) -> VCardStore {
-        VCardStore::new(server.storage().database().clone())
+        VCardStore::new(server.storage().db().clone())
     }
 
     /// The store in `db`.
-    pub fn new(db: SqliteStore) -> VCardStore {
+    pub fn new(db: Database) -> VCardStore {
         VCardStore { db }
     }
 
@@ -35,12 +36,11 @@ impl VCardStore {
         let u = username.to_string();
         self.db
             .run(move |c| {
-                Ok(c.query_row(
+                c.query_opt(
                     "SELECT xml FROM vcard_cards WHERE username = ?1",
                     params![u],
                     |r| r.get(0),
                 )
-                .optional()?)
             })
             .await
     }

@@ -1,11 +1,17 @@
-//! Storage: the kernel's accounts and credentials ([`AccountStore`]), and the embedded
-//! SQLite database in which each module keeps its own tables ([`ModuleSchema`], run through
-//! [`SqliteStore::run`]): the roster, the offline store and the TUXP registry live in their
-//! crates, not here.
+//! Storage: the kernel's accounts and credentials ([`AccountStore`]), and the database in
+//! which each module keeps its own tables ([`ModuleSchema`]): the roster, the offline store
+//! and the TUXP registry live in their crates, not here.
+//!
+//! The database is the embedded SQLite file (the default, no set-up) or a PostgreSQL server
+//! (`[storage] backend = "postgres"`), behind one interface: [`Database::run`] lends a
+//! [`sql::Conn`], and stores write their SQL once, in the subset both engines share.
 //!
 //! Every write a method reports as done is committed (SQLite in WAL mode with full
-//! synchronisation), so it survives the process being killed.
+//! synchronisation; PostgreSQL's commit), so it survives the process being killed.
 
+mod database;
+mod postgres;
+pub mod sql;
 mod sqlite;
 
 /// The SQLite driver, for modules that keep their own tables (see [`ModuleSchema`]).
@@ -18,6 +24,8 @@ use async_trait::async_trait;
 
 use crate::sasl::Credentials;
 
+pub use database::Database;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Why a storage operation failed.
@@ -104,7 +112,7 @@ pub trait AccountStore: Send + Sync {
 pub struct Storage {
     /// Accounts.
     pub accounts: Arc<dyn AccountStore>,
-    sqlite: Arc<SqliteStore>,
+    db: Database,
 }
 
 /// Tables a module keeps in the embedded database, registered as `schema:` in its crate's
@@ -118,6 +126,7 @@ pub struct Storage {
 ///     schema: lithos_server::storage::ModuleSchema {
 ///         module: "example",
 ///         migrations: &["CREATE TABLE example_notes (id INTEGER PRIMARY KEY, author TEXT NOT NULL)"],
+///         postgres: Some(&["CREATE TABLE example_notes (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, author TEXT NOT NULL)"]),
 ///         account_deleted: &["DELETE FROM example_notes WHERE author = ?1"],
 ///     },
 /// }
@@ -125,10 +134,15 @@ pub struct Storage {
 pub struct ModuleSchema {
     /// The owning module's name.
     pub module: &'static str,
-    /// SQL batches, applied in order, each once.
+    /// SQLite: SQL batches, applied in order, each once.
     pub migrations: &'static [&'static str],
+    /// PostgreSQL: the same tables in its dialect (`BIGINT`, `BYTEA`, identity columns),
+    /// applied in order, each once; `None` for a module whose store does not run on
+    /// PostgreSQL yet (a server on PostgreSQL then refuses to start, naming it).
+    pub postgres: Option<&'static [&'static str]>,
     /// Statements run, in order, in the transaction that deletes an account, with `?1` the
-    /// account's name (localpart) and `?2` its bare JID: the module forgets what belonged to
+    /// account's name (localpart) and `?2` its bare JID, on either engine (written in the
+    /// SQL both share): the module forgets what belonged to
     /// the account and revokes what it was granted, whichever way the account is deleted
     /// (in-band, or `lithosd user delete` with no server running).
     pub account_deleted: &'static [&'static str],
@@ -138,21 +152,35 @@ inventory::collect!(ModuleSchema);
 
 impl Storage {
     /// The database, for modules with their own tables ([`ModuleSchema`]).
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// The SQLite store, for modules whose stores still speak rusqlite: present when the
+    /// server runs on SQLite. On PostgreSQL the server does not start while such a module is
+    /// linked ([`ModuleSchema::postgres`]).
     pub fn database(&self) -> &SqliteStore {
-        &self.sqlite
+        self.db
+            .as_sqlite()
+            .expect("a server on PostgreSQL starts only when every module's store runs there")
     }
 
     /// The stores of one SQLite database.
     pub fn sqlite(store: SqliteStore) -> Storage {
-        let s = Arc::new(store);
+        Storage::of(store.into())
+    }
+
+    /// The stores of `db`, whichever engine it is.
+    pub fn of(db: Database) -> Storage {
         Storage {
-            accounts: s.clone(),
-            sqlite: s,
+            accounts: Arc::new(db.clone()),
+            db,
         }
     }
+
     /// Makes sure everything is on disk (a WAL checkpoint), for a clean shutdown.
     pub async fn flush(&self) -> StorageResult<()> {
-        self.sqlite.checkpoint().await
+        self.db.flush().await
     }
 }
 

@@ -3,12 +3,10 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{AccountStore, StorageError, StorageResult};
-use crate::sasl::{Credentials, ScramCredential};
-use lithos_core::datetime::now_ms;
+use super::sql::Conn;
+use super::{StorageError, StorageResult};
 
 /// The accounts table, as release 0.1.0 created it and a new database does: a literal, so
 /// the legacy steps and [`KERNEL_TABLES`] are built from this one definition.
@@ -84,25 +82,13 @@ const KERNEL_TABLES: &str = concat!(accounts_table!(), "\n     ", tombstones_tab
 /// The schema version of the kernel's tables: 4, the first where modules own their tables.
 const SCHEMA_VERSION: usize = LEGACY.len() + 1;
 
-/// What an account's deletion does to the kernel's tables, before the modules' statements:
-/// `?1` the name, `?2` the bare JID.
-const ACCOUNT_DELETED: &[&str] = &[
-    "INSERT INTO account_tombstones (username, deleted_ms) VALUES (?1, ?3)
-        ON CONFLICT (username) DO UPDATE SET deleted_ms = ?3",
-];
-
 /// The SQLite store.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
-    /// How long a deleted account's name stays taken, in seconds.
-    tombstone_secs: Arc<std::sync::atomic::AtomicU64>,
     /// Durations of [`run`](Self::run) (a histogram shares its buckets on clone).
     latency: prometheus_client::metrics::histogram::Histogram,
 }
-
-/// The default of `[accounts] tombstone_secs`.
-const TOMBSTONE_SECS: u64 = 30 * 24 * 3600;
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -154,26 +140,10 @@ impl SqliteStore {
         Self::module_migrations(&mut conn)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
-            tombstone_secs: Arc::new(TOMBSTONE_SECS.into()),
             latency: prometheus_client::metrics::histogram::Histogram::new(
                 crate::metrics::latency_buckets(),
             ),
         })
-    }
-
-    /// Sets how long a deleted account's name cannot be created again (`[accounts]
-    /// tombstone_secs`; 30 days unless set).
-    pub fn set_tombstone_secs(&self, secs: u64) {
-        self.tombstone_secs
-            .store(secs, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// The oldest deletion whose tombstone still stands, in milliseconds since the epoch.
-    fn tombstone_cutoff(&self) -> i64 {
-        let secs = self
-            .tombstone_secs
-            .load(std::sync::atomic::Ordering::Relaxed);
-        now_ms().saturating_sub(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX))
     }
 
     /// Applies every linked module's migrations that have not run yet.
@@ -236,6 +206,16 @@ impl SqliteStore {
         r
     }
 
+    /// Runs `f` on the connection on a blocking thread, through the SQL interface both
+    /// backends share (see [`Database::run`](super::Database::run)).
+    pub async fn run_sql<T, F>(&self, mut f: F) -> StorageResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Conn<'_>) -> StorageResult<T> + Send + 'static,
+    {
+        self.run(move |c| f(&mut Conn::sqlite(c))).await
+    }
+
     /// How long [`run`](Self::run) calls take, waiting for the connection included: the
     /// histogram `/metrics` shows as `lithos_storage_operation_seconds`.
     pub fn latency(&self) -> prometheus_client::metrics::histogram::Histogram {
@@ -252,213 +232,10 @@ impl SqliteStore {
     }
 }
 
-#[async_trait]
-impl AccountStore for SqliteStore {
-    async fn create_account(&self, username: &str, creds: &Credentials) -> StorageResult<()> {
-        let (u, c) = (username.to_string(), creds.clone());
-        let cutoff = self.tombstone_cutoff();
-        self.run(move |conn| {
-            let now = now_ms();
-            let tx = conn.transaction()?;
-            let buried: bool = tx
-                .query_row(
-                    "SELECT 1 FROM account_tombstones WHERE username = ?1 AND deleted_ms > ?2",
-                    params![u, cutoff],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
-            if buried {
-                return Err(StorageError::AlreadyExists);
-            }
-            let r = tx.execute(
-                "INSERT INTO accounts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    u,
-                    now,
-                    c.sha1.salt,
-                    c.sha1.iterations,
-                    c.sha1.stored_key,
-                    c.sha1.server_key,
-                    c.sha256.salt,
-                    c.sha256.iterations,
-                    c.sha256.stored_key,
-                    c.sha256.server_key
-                ],
-            );
-            match r {
-                Ok(_) => {}
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    return Err(StorageError::AlreadyExists);
-                }
-                Err(e) => return Err(e.into()),
-            }
-            tx.execute(
-                "DELETE FROM account_tombstones WHERE username = ?1",
-                params![u],
-            )?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn set_credentials(&self, username: &str, creds: &Credentials) -> StorageResult<()> {
-        let (u, c) = (username.to_string(), creds.clone());
-        self.run(move |conn| {
-            let n = conn.execute(
-                "UPDATE accounts SET sha1_salt = ?2, sha1_iterations = ?3, sha1_stored_key = ?4,
-                   sha1_server_key = ?5, sha256_salt = ?6, sha256_iterations = ?7,
-                   sha256_stored_key = ?8, sha256_server_key = ?9 WHERE username = ?1",
-                params![
-                    u,
-                    c.sha1.salt,
-                    c.sha1.iterations,
-                    c.sha1.stored_key,
-                    c.sha1.server_key,
-                    c.sha256.salt,
-                    c.sha256.iterations,
-                    c.sha256.stored_key,
-                    c.sha256.server_key
-                ],
-            )?;
-            if n == 0 {
-                Err(StorageError::NotFound)
-            } else {
-                Ok(())
-            }
-        })
-        .await
-    }
-
-    async fn delete_account(&self, username: &str, domain: &str) -> StorageResult<()> {
-        let u = username.to_string();
-        let bare = format!("{username}@{domain}");
-        self.run(move |conn| {
-            let tx = conn.transaction()?;
-            let n = tx.execute("DELETE FROM accounts WHERE username = ?1", params![u])?;
-            if n == 0 {
-                return Err(StorageError::NotFound);
-            }
-            let now = now_ms();
-            for sql in ACCOUNT_DELETED {
-                let mut st = tx.prepare(sql)?;
-                // Each statement names the parameters it uses; bind only those.
-                let n = st.parameter_count();
-                let all: [&dyn rusqlite::ToSql; 3] = [&u, &bare, &now];
-                st.execute(&all[..n])?;
-            }
-            let mut schemas: Vec<&super::ModuleSchema> =
-                inventory::iter::<super::ModuleSchema>.into_iter().collect();
-            schemas.sort_by_key(|s| s.module);
-            for s in schemas {
-                for sql in s.account_deleted {
-                    let mut st = tx.prepare(sql)?;
-                    let n = st.parameter_count();
-                    let all: [&dyn rusqlite::ToSql; 2] = [&u, &bare];
-                    if n > 2 {
-                        return Err(StorageError::backend(format!(
-                            "module {}: an account_deleted statement uses more than ?1 and ?2",
-                            s.module
-                        )));
-                    }
-                    st.execute(&all[..n])?;
-                }
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn tombstone(&self, username: &str) -> StorageResult<Option<i64>> {
-        let u = username.to_string();
-        let cutoff = self.tombstone_cutoff();
-        self.run(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT deleted_ms FROM account_tombstones WHERE username = ?1 AND deleted_ms > ?2",
-                    params![u, cutoff],
-                    |r| r.get(0),
-                )
-                .optional()?)
-        })
-        .await
-    }
-
-    async fn remove_tombstone(&self, username: &str) -> StorageResult<()> {
-        let u = username.to_string();
-        self.run(move |conn| {
-            conn.execute(
-                "DELETE FROM account_tombstones WHERE username = ?1",
-                params![u],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn credentials(&self, username: &str) -> StorageResult<Option<Credentials>> {
-        let u = username.to_string();
-        self.run(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key,
-                            sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key
-                     FROM accounts WHERE username = ?1",
-                    params![u],
-                    |r| {
-                        Ok(Credentials {
-                            sha1: ScramCredential {
-                                salt: r.get(0)?,
-                                iterations: r.get(1)?,
-                                stored_key: r.get(2)?,
-                                server_key: r.get(3)?,
-                            },
-                            sha256: ScramCredential {
-                                salt: r.get(4)?,
-                                iterations: r.get(5)?,
-                                stored_key: r.get(6)?,
-                                server_key: r.get(7)?,
-                            },
-                        })
-                    },
-                )
-                .optional()?)
-        })
-        .await
-    }
-
-    async fn account_exists(&self, username: &str) -> StorageResult<bool> {
-        let u = username.to_string();
-        self.run(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT 1 FROM accounts WHERE username = ?1",
-                    params![u],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some())
-        })
-        .await
-    }
-
-    async fn list_accounts(&self) -> StorageResult<Vec<String>> {
-        self.run(|conn| {
-            let mut st = conn.prepare("SELECT username FROM accounts ORDER BY username")?;
-            let rows = st.query_map([], |r| r.get(0))?;
-            Ok(rows.collect::<Result<Vec<String>, _>>()?)
-        })
-        .await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::AccountStore;
 
     lithos_core::extension! {
         schema: crate::storage::ModuleSchema {
@@ -467,6 +244,10 @@ mod tests {
                 "CREATE TABLE test_notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)",
                 "ALTER TABLE test_notes ADD COLUMN author TEXT",
             ],
+            postgres: Some(&[
+                "CREATE TABLE test_notes (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, text TEXT NOT NULL)",
+                "ALTER TABLE test_notes ADD COLUMN author TEXT",
+            ]),
             account_deleted: &["DELETE FROM test_notes WHERE author = ?1"],
         },
     }
@@ -504,87 +285,8 @@ mod tests {
         assert_eq!((n, v), (1, 2));
     }
 
-    fn creds() -> Credentials {
-        Credentials::new("pw", 1).unwrap()
-    }
-
-    #[tokio::test]
-    async fn accounts() {
-        let s = SqliteStore::in_memory().unwrap();
-        s.create_account("juliet", &creds()).await.unwrap();
-        assert!(matches!(
-            s.create_account("juliet", &creds()).await,
-            Err(StorageError::AlreadyExists)
-        ));
-        assert!(s.account_exists("juliet").await.unwrap());
-        let c = s.credentials("juliet").await.unwrap().unwrap();
-        assert!(c.verify_password("pw"));
-        s.set_credentials("juliet", &Credentials::new("new", 1).unwrap())
-            .await
-            .unwrap();
-        assert!(
-            s.credentials("juliet")
-                .await
-                .unwrap()
-                .unwrap()
-                .verify_password("new")
-        );
-        assert!(matches!(
-            s.set_credentials("romeo", &creds()).await,
-            Err(StorageError::NotFound)
-        ));
-        s.create_account("romeo", &creds()).await.unwrap();
-        assert_eq!(s.list_accounts().await.unwrap(), ["juliet", "romeo"]);
-        s.delete_account("juliet", "x").await.unwrap();
-        assert!(!s.account_exists("juliet").await.unwrap());
-        assert!(matches!(
-            s.delete_account("juliet", "x").await,
-            Err(StorageError::NotFound)
-        ));
-    }
-
-    /// Issue 14, defect 8: a deleted account's name is not free for the next registrant,
-    /// and the modules forget the account in the same transaction (the roster's part is
-    /// tested in `lithos-roster`).
-    #[tokio::test]
-    async fn deletion_leaves_a_tombstone_and_runs_the_modules_statements() {
-        let s = SqliteStore::in_memory().unwrap();
-        s.create_account("juliet", &creds()).await.unwrap();
-        s.create_account("romeo", &creds()).await.unwrap();
-        s.run(|c| {
-            c.execute(
-                "INSERT INTO test_notes (text, author) VALUES ('mine', 'juliet'), ('his', 'romeo')",
-                [],
-            )?;
-            Ok(())
-        })
-        .await
-        .unwrap();
-
-        s.delete_account("juliet", "x").await.unwrap();
-        assert!(s.tombstone("juliet").await.unwrap().is_some());
-        assert!(matches!(
-            s.create_account("juliet", &creds()).await,
-            Err(StorageError::AlreadyExists)
-        ));
-        // A module's statements ran in the same transaction.
-        let authors: Vec<String> = s
-            .run(|c| {
-                let mut st = c.prepare("SELECT author FROM test_notes ORDER BY author")?;
-                let rows = st.query_map([], |r| r.get(0))?;
-                Ok(rows.collect::<Result<Vec<String>, _>>()?)
-            })
-            .await
-            .unwrap();
-        assert_eq!(authors, ["romeo"]);
-
-        // Once the tombstone has gone (or an administrator removes it), the name is free.
-        s.remove_tombstone("juliet").await.unwrap();
-        s.create_account("juliet", &creds()).await.unwrap();
-        s.delete_account("juliet", "x").await.unwrap();
-        s.set_tombstone_secs(0);
-        assert!(s.tombstone("juliet").await.unwrap().is_none());
-        s.create_account("juliet", &creds()).await.unwrap();
+    fn creds() -> crate::sasl::Credentials {
+        crate::sasl::Credentials::new("pw", 1).unwrap()
     }
 
     #[test]
@@ -596,11 +298,11 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let s = SqliteStore::open(&path).unwrap();
+            let s = crate::storage::Database::from(SqliteStore::open(&path).unwrap());
             s.create_account("a", &creds()).await.unwrap();
         });
         rt.block_on(async {
-            let s = SqliteStore::open(&path).unwrap();
+            let s = crate::storage::Database::from(SqliteStore::open(&path).unwrap());
             assert!(s.account_exists("a").await.unwrap());
         });
     }
