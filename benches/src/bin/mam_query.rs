@@ -15,7 +15,7 @@
 use std::time::Instant;
 
 use lithos_mam::store::{ArchiveStore, Entry, Filter, From};
-use lithos_server::storage::SqliteStore;
+use lithos_server::storage::{Database, SqliteStore};
 
 fn entry(user: &str, i: usize, peers: usize) -> Entry {
     let peer = format!("peer{}@localhost", i % peers);
@@ -52,7 +52,7 @@ fn main() {
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = SqliteStore::open(&dir.path().join("lithos.sqlite")).expect("database");
-        let store = ArchiveStore::new(db);
+        let store = ArchiveStore::new(Database::from(db));
         let peers = 20;
         let start = Instant::now();
         let mut i = 0;

@@ -16,14 +16,19 @@ use std::time::{Duration, Instant};
 
 use lithos_client::{Client, ClientBuilder, Trust, WireFormat};
 use lithos_core::Element;
-use lithos_server::storage::SqliteStore;
+use lithos_server::storage::Database;
 use lithos_tuxp_report::{Qos, ReporterExt, Retry};
 use lithos_tuxp_things::{Registry, ThingRecord};
 
-async fn stored(db: &SqliteStore) -> i64 {
-    db.run(|c| Ok(c.query_row("SELECT COUNT(*) FROM report_history", [], |r| r.get(0))?))
-        .await
-        .expect("count")
+async fn stored(db: &Database) -> i64 {
+    db.run(|c| {
+        c.query_value(
+            "SELECT COUNT(*) FROM report_history",
+            lithos_server::params![],
+        )
+    })
+    .await
+    .expect("count")
 }
 
 fn disk_bytes(dir: &std::path::Path) -> u64 {
@@ -53,7 +58,7 @@ fn main() {
         server,
     } = lithos_benches::BenchServer::start("");
     let addr = server.thing_addrs[0].to_string();
-    let db = server.handle().storage().database().clone();
+    let db = server.handle().storage().db().clone();
     // Things registered directly in the registry, as IBTR would leave them.
     let names: Vec<String> = server_rt.block_on(async {
         let registry = Registry::new(db.clone());
@@ -119,7 +124,7 @@ fn main() {
         "{:<6} {:>10} {:>10} {:>9}",
         "qos", "reports/s", "stored", "dropped"
     );
-    client_rt.block_on(db.checkpoint()).expect("checkpoint");
+    client_rt.block_on(db.flush()).expect("checkpoint");
     let baseline = disk_bytes(dir.path());
     let total = (things * per_thing) as i64;
     let mut rates = Vec::new();
@@ -197,7 +202,7 @@ fn main() {
         );
     }
     let rows = client_rt.block_on(stored(&db));
-    client_rt.block_on(db.checkpoint()).expect("checkpoint");
+    client_rt.block_on(db.flush()).expect("checkpoint");
     let bytes = disk_bytes(dir.path()).saturating_sub(baseline);
     println!(
         "storage: {rows} reports, {} KiB on disk, {:.0} bytes per report (history, latest value, indexes)",

@@ -28,7 +28,9 @@ fn columns(c: &rusqlite::Connection, table: &str) -> Vec<(String, String, bool, 
 async fn layout(s: &TestServer) -> Vec<(String, Vec<(String, String, bool, Option<String>)>)> {
     s.handle()
         .storage()
-        .database()
+        .db()
+        .as_sqlite()
+        .expect("an upgrade of the SQLite file")
         .run(|c| {
             Ok([
                 "accounts",
@@ -51,13 +53,19 @@ async fn a_release_0_1_0_data_directory_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(FIXTURE, dir.path().join("lithos.sqlite")).unwrap();
     // The fixture's messages were stored in 2025: older than the default expiry.
-    let s = TestServer::start_in(dir, "[modules.offline]\nexpire_after_secs = 0").await;
+    let s = TestServer::start_in(
+        dir,
+        "[storage]\nbackend = 'sqlite'\n[modules.offline]\nexpire_after_secs = 0",
+    )
+    .await;
 
     // Versions: the kernel at 4, the roster and offline modules at their first.
     let versions: (i64, Vec<(String, i64)>) = s
         .handle()
         .storage()
-        .database()
+        .db()
+        .as_sqlite()
+        .expect("an upgrade of the SQLite file")
         .run(|c| {
             let v = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
             let mut st = c.prepare(
@@ -77,7 +85,7 @@ async fn a_release_0_1_0_data_directory_keeps_everything() {
     );
 
     // The tables have the layout a new database gets.
-    let fresh = TestServer::start("").await;
+    let fresh = TestServer::start("[storage]\nbackend = 'sqlite'\n").await;
     assert_eq!(layout(&s).await, layout(&fresh).await);
 
     // Accounts and rosters.

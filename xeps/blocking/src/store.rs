@@ -1,8 +1,9 @@
 //! The blocklists' table, in the server's database.
 
 use lithos_server::ServerHandle;
-use lithos_server::storage::rusqlite::{Connection, params};
-use lithos_server::storage::{ModuleSchema, SqliteStore, StorageResult};
+use lithos_server::params;
+use lithos_server::storage::sql::Conn;
+use lithos_server::storage::{Database, ModuleSchema, StorageResult};
 
 /// The table: one row per account and blocked address.
 pub(crate) const SCHEMA: ModuleSchema = ModuleSchema {
@@ -11,7 +12,10 @@ pub(crate) const SCHEMA: ModuleSchema = ModuleSchema {
         "CREATE TABLE blocking_items (username TEXT NOT NULL, jid TEXT NOT NULL,
             PRIMARY KEY (username, jid)) WITHOUT ROWID",
     ],
-    postgres: None,
+    postgres: Some(&[
+        "CREATE TABLE blocking_items (username TEXT NOT NULL, jid TEXT NOT NULL,
+            PRIMARY KEY (username, jid))",
+    ]),
     account_deleted: &["DELETE FROM blocking_items WHERE username = ?1"],
 };
 
@@ -22,23 +26,25 @@ pub struct TooMany;
 /// Blocklists. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct BlockStore {
-    db: SqliteStore,
+    db: Database,
 }
 
-fn list(c: &Connection, username: &str) -> lithos_server::storage::rusqlite::Result<Vec<String>> {
-    c.prepare_cached("SELECT jid FROM blocking_items WHERE username = ?1 ORDER BY jid")?
-        .query_map(params![username], |r| r.get(0))?
-        .collect()
+fn list(c: &mut Conn<'_>, username: &str) -> StorageResult<Vec<String>> {
+    c.query_map(
+        "SELECT jid FROM blocking_items WHERE username = ?1 ORDER BY jid",
+        params![username],
+        |r| r.get(0),
+    )
 }
 
 impl BlockStore {
     /// The store of the server's database.
     pub fn of(server: &ServerHandle) -> BlockStore {
-        BlockStore::new(server.storage().database().clone())
+        BlockStore::new(server.storage().db().clone())
     }
 
     /// The store in `db`.
-    pub fn new(db: SqliteStore) -> BlockStore {
+    pub fn new(db: Database) -> BlockStore {
         BlockStore { db }
     }
 
@@ -46,10 +52,10 @@ impl BlockStore {
     pub async fn all(&self) -> StorageResult<Vec<(String, String)>> {
         self.db
             .run(|c| {
-                Ok(
-                    c.prepare("SELECT username, jid FROM blocking_items ORDER BY username, jid")?
-                        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                        .collect::<Result<Vec<_>, _>>()?,
+                c.query_map(
+                    "SELECT username, jid FROM blocking_items ORDER BY username, jid",
+                    params![],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
             })
             .await
@@ -58,7 +64,7 @@ impl BlockStore {
     /// The list of `username`.
     pub async fn list(&self, username: &str) -> StorageResult<Vec<String>> {
         let u = username.to_string();
-        self.db.run(move |c| Ok(list(c, &u)?)).await
+        self.db.run(move |c| list(c, &u)).await
     }
 
     /// Adds `jids` to the list of `username`, unless it would then hold more than `max`;
@@ -72,14 +78,15 @@ impl BlockStore {
         let u = username.to_string();
         self.db
             .run(move |c| {
-                let tx = c.transaction()?;
+                let mut tx = c.transaction()?;
                 for j in &jids {
                     tx.execute(
-                        "INSERT OR IGNORE INTO blocking_items (username, jid) VALUES (?1, ?2)",
+                        "INSERT INTO blocking_items (username, jid) VALUES (?1, ?2)
+                         ON CONFLICT DO NOTHING",
                         params![u, j],
                     )?;
                 }
-                let now = list(&tx, &u)?;
+                let now = list(&mut tx, &u)?;
                 if now.len() > max {
                     // Dropping the transaction rolls the inserts back.
                     return Ok(Err(TooMany));
@@ -95,7 +102,7 @@ impl BlockStore {
         let u = username.to_string();
         self.db
             .run(move |c| {
-                let tx = c.transaction()?;
+                let mut tx = c.transaction()?;
                 if jids.is_empty() {
                     tx.execute("DELETE FROM blocking_items WHERE username = ?1", params![u])?;
                 }
@@ -105,7 +112,7 @@ impl BlockStore {
                         params![u, j],
                     )?;
                 }
-                let now = list(&tx, &u)?;
+                let now = list(&mut tx, &u)?;
                 tx.commit()?;
                 Ok(now)
             })

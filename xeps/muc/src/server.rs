@@ -131,7 +131,7 @@ impl Muc {
 
     /// Writes what persistence needs, then routes.
     async fn apply(&self, server: &ServerHandle, fx: Effects) {
-        let db = server.storage().database();
+        let db = server.storage().db();
         if fx.save.is_some() || fx.delete.is_some() {
             let mut done = self.saving.lock().await;
             if let Some((saved, version)) = fx.save
@@ -995,14 +995,13 @@ impl Module for Muc {
     }
 
     async fn started(&self, server: &ServerHandle) {
-        let saved =
-            match store::load(server.storage().database(), self.settings.max_occupants).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "loading the persistent rooms failed");
-                    return;
-                }
-            };
+        let saved = match store::load(server.storage().db(), self.settings.max_occupants).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "loading the persistent rooms failed");
+                return;
+            }
+        };
         let mut rooms = lock(&self.rooms);
         for s in saved {
             let Ok(jid) = Jid::new(&format!("{}@{}", s.name, self.settings.domain)) else {

@@ -2,8 +2,8 @@
 //! subject and affiliations. Temporary rooms are never written.
 
 use lithos_core::{Element, Payload};
-use lithos_server::storage::rusqlite::params;
-use lithos_server::storage::{ModuleSchema, SqliteStore, StorageResult};
+use lithos_server::params;
+use lithos_server::storage::{Database, ModuleSchema, StorageResult};
 use lithos_xdata::{Form, FormType};
 
 use crate::Affiliation;
@@ -25,9 +25,17 @@ pub const SCHEMA: ModuleSchema = ModuleSchema {
          );
          CREATE INDEX muc_affiliations_by_jid ON muc_affiliations (jid);",
     ],
+    postgres: Some(&["CREATE TABLE muc_rooms (
+            name TEXT PRIMARY KEY, config TEXT NOT NULL,
+            subject TEXT NOT NULL, subject_by TEXT NOT NULL
+         );
+         CREATE TABLE muc_affiliations (
+            room TEXT NOT NULL, jid TEXT NOT NULL, affiliation TEXT NOT NULL,
+            PRIMARY KEY (room, jid)
+         );
+         CREATE INDEX muc_affiliations_by_jid ON muc_affiliations (jid);"]),
     // A deleted account loses its affiliations (rooms it owned alone keep no owner; the
     // server's admins can take them over by configuration).
-    postgres: None,
     account_deleted: &["DELETE FROM muc_affiliations WHERE jid = ?2"],
 };
 
@@ -51,9 +59,9 @@ fn config_xml(config: &RoomConfig) -> String {
 }
 
 /// Writes a persistent room (replacing what was kept of it).
-pub async fn save(db: &SqliteStore, room: Saved) -> StorageResult<()> {
+pub async fn save(db: &Database, room: Saved) -> StorageResult<()> {
     db.run(move |c| {
-        let tx = c.transaction()?;
+        let mut tx = c.transaction()?;
         tx.execute(
             "INSERT INTO muc_rooms (name, config, subject, subject_by) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (name) DO UPDATE SET config = ?2, subject = ?3, subject_by = ?4",
@@ -81,10 +89,10 @@ pub async fn save(db: &SqliteStore, room: Saved) -> StorageResult<()> {
 }
 
 /// Forgets a room (destroyed, or no longer persistent).
-pub async fn delete(db: &SqliteStore, name: &str) -> StorageResult<()> {
+pub async fn delete(db: &Database, name: &str) -> StorageResult<()> {
     let name = name.to_string();
     db.run(move |c| {
-        let tx = c.transaction()?;
+        let mut tx = c.transaction()?;
         tx.execute("DELETE FROM muc_rooms WHERE name = ?1", params![name])?;
         tx.execute(
             "DELETE FROM muc_affiliations WHERE room = ?1",
@@ -97,30 +105,32 @@ pub async fn delete(db: &SqliteStore, name: &str) -> StorageResult<()> {
 }
 
 /// Every persistent room, with `max_users` as the service's bound.
-pub async fn load(db: &SqliteStore, max_users: usize) -> StorageResult<Vec<Saved>> {
+pub async fn load(db: &Database, max_users: usize) -> StorageResult<Vec<Saved>> {
     let rows = db
         .run(|c| {
-            let mut st = c.prepare("SELECT name, config, subject, subject_by FROM muc_rooms")?;
-            let rooms = st
-                .query_map([], |r| {
+            let rooms = c.query_map(
+                "SELECT name, config, subject, subject_by FROM muc_rooms",
+                params![],
+                |r| {
                     Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
+                        r.get::<String>(0)?,
+                        r.get::<String>(1)?,
+                        r.get::<String>(2)?,
+                        r.get::<String>(3)?,
                     ))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut st = c.prepare("SELECT room, jid, affiliation FROM muc_affiliations")?;
-            let affs = st
-                .query_map([], |r| {
+                },
+            )?;
+            let affs = c.query_map(
+                "SELECT room, jid, affiliation FROM muc_affiliations",
+                params![],
+                |r| {
                     Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
+                        r.get::<String>(0)?,
+                        r.get::<String>(1)?,
+                        r.get::<String>(2)?,
                     ))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
+                },
+            )?;
             Ok((rooms, affs))
         })
         .await?;
@@ -158,27 +168,29 @@ mod tests {
 
     #[tokio::test]
     async fn rooms_are_kept_and_forgotten() {
-        let db = SqliteStore::in_memory().unwrap();
-        let mut config = RoomConfig::new(50);
-        config.name = "Council".into();
-        config.persistent = true;
-        config.password = Some("pw".into());
-        let room = Saved {
-            name: "council".into(),
-            config,
-            subject: Subject {
-                text: "Verona".into(),
-                by: "juliet".into(),
-            },
-            affiliations: vec![
-                ("juliet@localhost".into(), Affiliation::Owner),
-                ("tybalt@localhost".into(), Affiliation::Outcast),
-            ],
-        };
-        save(&db, room.clone()).await.unwrap();
-        save(&db, room.clone()).await.unwrap();
-        assert_eq!(load(&db, 50).await.unwrap(), vec![room]);
-        delete(&db, "council").await.unwrap();
-        assert!(load(&db, 50).await.unwrap().is_empty());
+        for db in lithos_testkit::databases("rooms_are_kept_and_forgotten").await {
+            let on = db.dialect();
+            let mut config = RoomConfig::new(50);
+            config.name = "Council".into();
+            config.persistent = true;
+            config.password = Some("pw".into());
+            let room = Saved {
+                name: "council".into(),
+                config,
+                subject: Subject {
+                    text: "Verona".into(),
+                    by: "juliet".into(),
+                },
+                affiliations: vec![
+                    ("juliet@localhost".into(), Affiliation::Owner),
+                    ("tybalt@localhost".into(), Affiliation::Outcast),
+                ],
+            };
+            save(&db, room.clone()).await.unwrap();
+            save(&db, room.clone()).await.unwrap();
+            assert_eq!(load(&db, 50).await.unwrap(), vec![room], "{on:?}");
+            delete(&db, "council").await.unwrap();
+            assert!(load(&db, 50).await.unwrap().is_empty(), "{on:?}");
+        }
     }
 }

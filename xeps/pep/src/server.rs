@@ -239,7 +239,7 @@ impl Module for Pep {
         // Personal nodes belong to accounts: services with a local part.
         match self
             .engine
-            .load(server.storage().database(), |s| s.contains('@'))
+            .load(server.storage().db(), |s| s.contains('@'))
             .await
         {
             Ok(n) => tracing::info!(nodes = n, "personal eventing ready"),

@@ -21,7 +21,7 @@ use lithos_core::{Element, Jid, Payload};
 use lithos_rsm::ResultSet;
 use lithos_server::ServerHandle;
 use lithos_server::module::{IqRequest, internal_error};
-use lithos_server::storage::SqliteStore;
+use lithos_server::storage::Database;
 use lithos_xdata::{Form, FormType};
 
 use crate::config::{AccessModel, Bounds, NodeConfig, PublishModel, SendLastPublished};
@@ -206,7 +206,7 @@ impl Engine {
     /// read is left out, and said so.
     pub async fn load(
         &self,
-        db: &SqliteStore,
+        db: &Database,
         mine: impl Fn(&str) -> bool,
     ) -> Result<usize, lithos_server::storage::StorageError> {
         let (nodes, max_seq) = store::load(db).await?;
@@ -553,7 +553,7 @@ impl Engine {
             Profile::Service => cx.requester(),
         };
         store::create_node(
-            cx.server.storage().database(),
+            cx.server.storage().db(),
             cx.service.as_str(),
             name,
             config_xml(&config, self.limits.bounds()),
@@ -596,7 +596,7 @@ impl Engine {
         }
         let (name, config) = self.new_node(cx, Some(node.to_string()), config)?;
         self.insert_node(cx, &name, config).await?;
-        let db = cx.server.storage().database();
+        let db = cx.server.storage().db();
         for p in publishers {
             store::set_affiliation(
                 db,
@@ -794,7 +794,7 @@ impl Engine {
         };
         if config.persist_items {
             store::put_item(
-                cx.server.storage().database(),
+                cx.server.storage().db(),
                 cx.service.as_str(),
                 &node,
                 &item,
@@ -856,7 +856,7 @@ impl Engine {
                 "only publishers and owners retract",
             ));
         }
-        let db = cx.server.storage().database();
+        let db = cx.server.storage().db();
         if !store::retract_item(db, cx.service.as_str(), &node, id)
             .await
             .map_err(internal_error)?
@@ -920,7 +920,7 @@ impl Engine {
                 }
                 let subid = self.next_id();
                 store::set_subscription(
-                    cx.server.storage().database(),
+                    cx.server.storage().db(),
                     cx.service.as_str(),
                     &node,
                     &key,
@@ -988,7 +988,7 @@ impl Engine {
             ));
         }
         store::set_subscription(
-            cx.server.storage().database(),
+            cx.server.storage().db(),
             cx.service.as_str(),
             &node,
             &key,
@@ -1042,7 +1042,7 @@ impl Engine {
             Selection::Latest(max.min(cap))
         };
         let (found, count) = store::items(
-            cx.server.storage().database(),
+            cx.server.storage().db(),
             cx.service.as_str(),
             &node,
             selection,
@@ -1141,7 +1141,7 @@ impl Engine {
         config
             .apply(&form, self.limits.bounds())
             .map_err(|e| refuse(DefinedCondition::NotAcceptable, &e))?;
-        let db = cx.server.storage().database();
+        let db = cx.server.storage().db();
         store::save_node(
             db,
             cx.service.as_str(),
@@ -1188,7 +1188,7 @@ impl Engine {
 
     async fn delete(&self, cx: &Ctx<'_>, node: String) -> Answer {
         let (_w, n) = self.owned(cx, &node).await?;
-        store::delete_node(cx.server.storage().database(), cx.service.as_str(), &node)
+        store::delete_node(cx.server.storage().db(), cx.service.as_str(), &node)
             .await
             .map_err(internal_error)?;
         if let Some(m) = self.lock().get_mut(cx.service.as_str()) {
@@ -1213,14 +1213,9 @@ impl Engine {
         if !n.config.persist_items {
             return Err(unsupported("persistent-items"));
         }
-        store::trim(
-            cx.server.storage().database(),
-            cx.service.as_str(),
-            &node,
-            0,
-        )
-        .await
-        .map_err(internal_error)?;
+        store::trim(cx.server.storage().db(), cx.service.as_str(), &node, 0)
+            .await
+            .map_err(internal_error)?;
         self.change(cx, &node, |n| {
             n.last = None;
         });
@@ -1283,7 +1278,7 @@ impl Engine {
                 "this node has as many subscribers as it may",
             ));
         }
-        let db = cx.server.storage().database();
+        let db = cx.server.storage().db();
         for (jid, on) in changes {
             let subid = match (on, n.subscriptions.get(&jid)) {
                 (false, _) => None,
@@ -1362,7 +1357,7 @@ impl Engine {
                 "the node would have no owner",
             ));
         }
-        let db = cx.server.storage().database();
+        let db = cx.server.storage().db();
         for (jid, aff) in changes {
             let stored = (aff != Affiliation::None).then_some(aff.as_str());
             store::set_affiliation(db, cx.service.as_str(), &node, &jid, stored)
@@ -1460,7 +1455,7 @@ impl Engine {
         self.check_access(cx, &n, &cx.requester()).await?;
         let disco = "http://jabber.org/protocol/disco#items";
         let (found, _) = store::items(
-            cx.server.storage().database(),
+            cx.server.storage().db(),
             cx.service.as_str(),
             node,
             Selection::Latest(self.limits.max_retrieve),

@@ -221,7 +221,7 @@ impl Module for PubsubService {
         let domain = self.domain.to_string();
         match self
             .engine
-            .load(server.storage().database(), |s| s == domain)
+            .load(server.storage().db(), |s| s == domain)
             .await
         {
             Ok(n) => tracing::info!(nodes = n, domain = %domain, "pubsub service ready"),

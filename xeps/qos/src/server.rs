@@ -9,8 +9,8 @@ use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Jid, Payload};
 use lithos_server::module::internal_error;
 use lithos_server::module::{ModuleContext, ModuleError};
-use lithos_server::storage::rusqlite::{OptionalExtension, params};
-use lithos_server::storage::{ModuleSchema, SqliteStore};
+use lithos_server::params;
+use lithos_server::storage::{Database, ModuleSchema};
 use lithos_server::{
     ClientStanza, ClientStanzaHook, Flow, Module, ModuleRegistration, ServerHandle,
 };
@@ -49,7 +49,20 @@ pub const SCHEMA: ModuleSchema = ModuleSchema {
          CREATE INDEX qos_pending_by_recipient ON qos_pending (recipient);
          CREATE INDEX qos_pending_by_stamp ON qos_pending (stamp_ms);",
     ],
-    postgres: None,
+    postgres: Some(&["CREATE TABLE qos_pending (
+            sender TEXT NOT NULL, msg_id TEXT NOT NULL, recipient TEXT NOT NULL,
+            stamp_ms BIGINT NOT NULL, stanza TEXT NOT NULL,
+            sender_bare TEXT NOT NULL DEFAULT '', size BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (sender, msg_id)
+         );
+         CREATE INDEX qos_pending_by_sender_bare ON qos_pending (sender_bare);
+         CREATE INDEX qos_pending_by_recipient ON qos_pending (recipient);
+         CREATE INDEX qos_pending_by_stamp ON qos_pending (stamp_ms);
+         CREATE TABLE qos_delivered (
+            sender TEXT NOT NULL, msg_id TEXT NOT NULL, stamp_ms BIGINT NOT NULL,
+            PRIMARY KEY (sender, msg_id)
+         );
+         CREATE INDEX qos_delivered_by_stamp ON qos_delivered (stamp_ms);"]),
     account_deleted: &[
         "DELETE FROM qos_pending WHERE sender_bare = ?2 OR recipient = ?2",
         "DELETE FROM qos_delivered WHERE sender = ?2 OR substr(sender, 1, length(?2) + 1) = ?2 || '/'",
@@ -100,10 +113,10 @@ impl QosModule {
             server.every(SWEEP, move |server| async move {
                 let swept = server
                     .storage()
-                    .database()
+                    .db()
                     .run(move |c| {
                         let now = now_ms();
-                        let tx = c.transaction()?;
+                        let mut tx = c.transaction()?;
                         let pending = if expire > 0 {
                             tx.execute(
                                 "DELETE FROM qos_pending WHERE stamp_ms < ?1",
@@ -153,7 +166,7 @@ impl QosModule {
     async fn receive(
         &self,
         server: &ServerHandle,
-        db: SqliteStore,
+        db: Database,
         from: &Jid,
         to: &Jid,
         payload: &Element,
@@ -181,7 +194,7 @@ impl QosModule {
                 let cutoff = self.cutoff();
                 let stored = db
                     .run(move |c| {
-                        let tx = c.transaction()?;
+                        let mut tx = c.transaction()?;
                         // Expired messages free their place at once (the sweep tidies up the
                         // rest every minute).
                         tx.execute(
@@ -189,25 +202,25 @@ impl QosModule {
                             params![sender_bare, recipient, cutoff],
                         )?;
                         let known = tx
-                            .query_row(
+                            .query_opt(
                                 "SELECT 1 FROM qos_delivered WHERE sender = ?1 AND msg_id = ?2
                                  UNION ALL
                                  SELECT 1 FROM qos_pending WHERE sender = ?1 AND msg_id = ?2",
                                 params![sender, id],
                                 |_| Ok(()),
-                            )
-                            .optional()?
+                            )?
                             .is_some();
                         if known {
                             return Ok(Stored::Received);
                         }
-                        let usage = |column: &str, who: &str| {
+                        let mut usage = |column: &str, who: &str| {
                             tx.query_row(
                                 &format!(
-                                    "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM qos_pending WHERE {column} = ?1"
+                                    "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT)
+                                     FROM qos_pending WHERE {column} = ?1"
                                 ),
                                 params![who],
-                                |r| Ok((r.get::<_, i64>(0)? as usize, r.get::<_, i64>(1)? as usize)),
+                                |r| Ok((r.get::<i64>(0)? as usize, r.get::<i64>(1)? as usize)),
                             )
                         };
                         let size = stanza.len();
@@ -248,21 +261,18 @@ impl QosModule {
                 let cutoff = self.cutoff();
                 let (pending, delivered): (Option<String>, bool) = db
                     .run(move |c| {
-                        let pending = c
-                            .query_row(
-                                "SELECT stanza FROM qos_pending
-                                 WHERE sender = ?1 AND msg_id = ?2 AND stamp_ms >= ?3",
-                                params![s, id, cutoff],
-                                |r| r.get(0),
-                            )
-                            .optional()?;
+                        let pending = c.query_opt(
+                            "SELECT stanza FROM qos_pending
+                             WHERE sender = ?1 AND msg_id = ?2 AND stamp_ms >= ?3",
+                            params![s, id, cutoff],
+                            |r| r.get(0),
+                        )?;
                         let delivered = pending.is_none()
-                            && c.query_row(
+                            && c.query_opt(
                                 "SELECT 1 FROM qos_delivered WHERE sender = ?1 AND msg_id = ?2",
                                 params![s, id],
                                 |_| Ok(()),
-                            )
-                            .optional()?
+                            )?
                             .is_some();
                         Ok((pending, delivered))
                     })
@@ -286,14 +296,14 @@ impl QosModule {
                 server.route(message).await;
                 let id = d.msg_id;
                 db.run(move |c| {
-                    let tx = c.transaction()?;
+                    let mut tx = c.transaction()?;
                     tx.execute(
                         "DELETE FROM qos_pending WHERE sender = ?1 AND msg_id = ?2",
                         params![sender, id],
                     )?;
                     tx.execute(
-                        "INSERT OR IGNORE INTO qos_delivered (sender, msg_id, stamp_ms)
-                         VALUES (?1, ?2, ?3)",
+                        "INSERT INTO qos_delivered (sender, msg_id, stamp_ms)
+                         VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                         params![sender, id, now_ms()],
                     )?;
                     tx.commit()?;
@@ -384,7 +394,7 @@ impl QosModule {
             .account_exists(to.local().unwrap_or_default())
             .await
             .unwrap_or(false);
-        let db = server.storage().database().clone();
+        let db = server.storage().db().clone();
         if !exists {
             return Flow::Continue;
         }

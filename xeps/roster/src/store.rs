@@ -1,9 +1,10 @@
 //! The roster's tables: items with versions (RFC 6121 §2.6) and inbound subscription
-//! requests not yet answered, in the server's embedded database.
+//! requests not yet answered, in the server's database.
 
 use lithos_server::ServerHandle;
-use lithos_server::storage::rusqlite::{self, Connection, OptionalExtension, params};
-use lithos_server::storage::{ModuleSchema, SqliteStore, StorageResult};
+use lithos_server::params;
+use lithos_server::storage::sql::{Conn, Row};
+use lithos_server::storage::{Database, ModuleSchema, StorageResult};
 use std::fmt;
 
 /// The subscription state of a roster item (RFC 6121 §2.1.2.5).
@@ -105,7 +106,18 @@ pub(crate) const SCHEMA: ModuleSchema = ModuleSchema {
             PRIMARY KEY (username, contact));
          CREATE INDEX IF NOT EXISTS roster_by_contact ON roster_items (contact);
          CREATE INDEX IF NOT EXISTS pending_by_contact ON pending_subscriptions (contact);"],
-    postgres: None,
+    postgres: Some(&["CREATE TABLE roster_versions (
+            username TEXT PRIMARY KEY, version BIGINT NOT NULL);
+         CREATE TABLE roster_items (
+            username TEXT NOT NULL, contact TEXT NOT NULL, name TEXT,
+            subscription TEXT NOT NULL, ask BIGINT NOT NULL, approved BIGINT NOT NULL,
+            groups TEXT NOT NULL,
+            PRIMARY KEY (username, contact));
+         CREATE TABLE pending_subscriptions (
+            username TEXT NOT NULL, contact TEXT NOT NULL, stanza TEXT NOT NULL,
+            PRIMARY KEY (username, contact));
+         CREATE INDEX roster_by_contact ON roster_items (contact);
+         CREATE INDEX pending_by_contact ON pending_subscriptions (contact);"]),
     account_deleted: &[
         "DELETE FROM roster_items WHERE username = ?1",
         "DELETE FROM roster_versions WHERE username = ?1",
@@ -123,17 +135,17 @@ pub(crate) const SCHEMA: ModuleSchema = ModuleSchema {
 /// Rosters and pending inbound subscription requests. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Rosters {
-    db: SqliteStore,
+    db: Database,
 }
 
 impl Rosters {
     /// The rosters of the server's database.
     pub fn of(server: &ServerHandle) -> Rosters {
-        Rosters::new(server.storage().database().clone())
+        Rosters::new(server.storage().db().clone())
     }
 
     /// The rosters in `db`.
-    pub fn new(db: SqliteStore) -> Rosters {
+    pub fn new(db: Database) -> Rosters {
         Rosters { db }
     }
 
@@ -142,22 +154,14 @@ impl Rosters {
         let u = username.to_string();
         self.db
             .run(move |conn| {
-                let version: i64 = conn
-                    .query_row(
-                        "SELECT version FROM roster_versions WHERE username = ?1",
-                        params![u],
-                        |r| r.get(0),
-                    )
-                    .optional()?
-                    .unwrap_or(0);
-                let mut st = conn.prepare(
+                let version = version(conn, &u)?;
+                let items = conn.query_map(
                     "SELECT contact, name, subscription, ask, approved, groups FROM roster_items
                  WHERE username = ?1 ORDER BY contact",
+                    params![u],
+                    row_to_item,
                 )?;
-                let items = st
-                    .query_map(params![u], row_to_item)?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((version as u64, items))
+                Ok((version, items))
             })
             .await
     }
@@ -171,14 +175,12 @@ impl Rosters {
         let (u, c) = (username.to_string(), contact.to_string());
         self.db
             .run(move |conn| {
-                Ok(conn
-                .query_row(
+                conn.query_opt(
                     "SELECT contact, name, subscription, ask, approved, groups FROM roster_items
                      WHERE username = ?1 AND contact = ?2",
                     params![u, c],
                     row_to_item,
                 )
-                .optional()?)
             })
             .await
     }
@@ -187,7 +189,7 @@ impl Rosters {
     pub async fn put_roster_item(&self, username: &str, item: &RosterItem) -> StorageResult<u64> {
         let (u, it) = (username.to_string(), item.clone());
         self.db.run(move |conn| {
-            let tx = conn.transaction()?;
+            let mut tx = conn.transaction()?;
             tx.execute(
                 "INSERT INTO roster_items (username, contact, name, subscription, ask, approved, groups)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -198,7 +200,7 @@ impl Rosters {
                     it.approved as i64, it.groups.join("\n")
                 ],
             )?;
-            let v = bump_version(&tx, &u)?;
+            let v = bump_version(&mut tx, &u)?;
             tx.commit()?;
             Ok(v)
         })
@@ -210,21 +212,15 @@ impl Rosters {
         let (u, c) = (username.to_string(), contact.to_string());
         self.db
             .run(move |conn| {
-                let tx = conn.transaction()?;
+                let mut tx = conn.transaction()?;
                 let n = tx.execute(
                     "DELETE FROM roster_items WHERE username = ?1 AND contact = ?2",
                     params![u, c],
                 )?;
                 let v = if n > 0 {
-                    bump_version(&tx, &u)?
+                    bump_version(&mut tx, &u)?
                 } else {
-                    tx.query_row(
-                        "SELECT version FROM roster_versions WHERE username = ?1",
-                        params![u],
-                        |r| r.get::<_, i64>(0),
-                    )
-                    .optional()?
-                    .unwrap_or(0) as u64
+                    version(&mut tx, &u)?
                 };
                 tx.commit()?;
                 Ok(v)
@@ -239,11 +235,11 @@ impl Rosters {
     ) -> StorageResult<Vec<(String, String)>> {
         let u = username.to_string();
         self.db.run(move |conn| {
-            let mut st = conn.prepare(
+            conn.query_map(
                 "SELECT contact, stanza FROM pending_subscriptions WHERE username = ?1 ORDER BY contact",
-            )?;
-            let rows = st.query_map(params![u], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                params![u],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
         })
         .await
     }
@@ -291,29 +287,38 @@ impl Rosters {
     }
 }
 
-fn bump_version(c: &Connection, username: &str) -> StorageResult<u64> {
-    c.execute(
-        "INSERT INTO roster_versions (username, version) VALUES (?1, 1)
-         ON CONFLICT (username) DO UPDATE SET version = version + 1",
-        params![username],
-    )?;
-    let v: i64 = c.query_row(
+/// The roster's version: 0 when it never changed.
+fn version(c: &mut Conn<'_>, username: &str) -> StorageResult<u64> {
+    let v: Option<i64> = c.query_opt(
         "SELECT version FROM roster_versions WHERE username = ?1",
         params![username],
         |r| r.get(0),
     )?;
+    Ok(v.unwrap_or(0) as u64)
+}
+
+fn bump_version(c: &mut Conn<'_>, username: &str) -> StorageResult<u64> {
+    c.execute(
+        "INSERT INTO roster_versions (username, version) VALUES (?1, 1)
+         ON CONFLICT (username) DO UPDATE SET version = roster_versions.version + 1",
+        params![username],
+    )?;
+    let v: i64 = c.query_value(
+        "SELECT version FROM roster_versions WHERE username = ?1",
+        params![username],
+    )?;
     Ok(v as u64)
 }
 
-fn row_to_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<RosterItem> {
+fn row_to_item(r: &Row<'_>) -> StorageResult<RosterItem> {
     let groups: String = r.get(5)?;
     let sub: String = r.get(2)?;
     Ok(RosterItem {
         jid: r.get(0)?,
         name: r.get(1)?,
         subscription: Subscription::parse(&sub).unwrap_or_default(),
-        ask: r.get::<_, i64>(3)? != 0,
-        approved: r.get::<_, i64>(4)? != 0,
+        ask: r.get::<i64>(3)? != 0,
+        approved: r.get::<i64>(4)? != 0,
         groups: if groups.is_empty() {
             vec![]
         } else {
@@ -336,58 +341,80 @@ mod tests {
     /// and nothing others gave the old account passes to a new one.
     #[tokio::test]
     async fn a_deleted_account_leaves_others_rosters_without_subscriptions() {
-        let s = SqliteStore::in_memory().unwrap();
-        let r = Rosters::new(s.clone());
-        let s = lithos_server::storage::Database::from(s);
-        s.create_account("juliet", &creds()).await.unwrap();
-        s.create_account("romeo", &creds()).await.unwrap();
-        let juliet_in_romeos = RosterItem {
-            jid: "juliet@x".into(),
-            name: Some("J".into()),
-            subscription: Subscription::Both,
-            ask: false,
-            approved: true,
-            groups: vec![],
-        };
-        let v = r.put_roster_item("romeo", &juliet_in_romeos).await.unwrap();
-        r.put_pending_subscription("romeo", "juliet@x", "<presence/>")
-            .await
-            .unwrap();
-        s.delete_account("juliet", "x").await.unwrap();
-        // Romeo keeps his contact, with no subscription either way, at a new version.
-        let (v2, items) = r.roster("romeo").await.unwrap();
-        assert!(v2 > v);
-        assert_eq!(items[0].subscription, Subscription::None);
-        assert!(!items[0].approved);
-        assert!(r.pending_subscriptions("romeo").await.unwrap().is_empty());
+        for s in lithos_testkit::databases(
+            "a_deleted_account_leaves_others_rosters_without_subscriptions",
+        )
+        .await
+        {
+            let on = s.dialect();
+            let r = Rosters::new(s.clone());
+            s.create_account("juliet", &creds()).await.unwrap();
+            s.create_account("romeo", &creds()).await.unwrap();
+            let juliet_in_romeos = RosterItem {
+                jid: "juliet@x".into(),
+                name: Some("J".into()),
+                subscription: Subscription::Both,
+                ask: false,
+                approved: true,
+                groups: vec![],
+            };
+            let v = r.put_roster_item("romeo", &juliet_in_romeos).await.unwrap();
+            r.put_pending_subscription("romeo", "juliet@x", "<presence/>")
+                .await
+                .unwrap();
+            s.delete_account("juliet", "x").await.unwrap();
+            // Romeo keeps his contact, with no subscription either way, at a new version.
+            let (v2, items) = r.roster("romeo").await.unwrap();
+            assert!(v2 > v, "{on:?}");
+            assert_eq!(items[0].subscription, Subscription::None, "{on:?}");
+            assert!(!items[0].approved, "{on:?}");
+            assert!(
+                r.pending_subscriptions("romeo").await.unwrap().is_empty(),
+                "{on:?}"
+            );
+        }
     }
 
     #[tokio::test]
     async fn rosters_are_versioned() {
-        let r = Rosters::new(SqliteStore::in_memory().unwrap());
-        assert_eq!(r.roster("a").await.unwrap(), (0, vec![]));
-        let item = RosterItem {
-            jid: "b@x".into(),
-            name: Some("B".into()),
-            subscription: Subscription::To,
-            ask: false,
-            approved: false,
-            groups: vec!["Friends".into(), "Work".into()],
-        };
-        assert_eq!(r.put_roster_item("a", &item).await.unwrap(), 1);
-        assert_eq!(r.roster_item("a", "b@x").await.unwrap(), Some(item.clone()));
-        let mut changed = item.clone();
-        changed.subscription = Subscription::Both;
-        changed.groups.clear();
-        assert_eq!(r.put_roster_item("a", &changed).await.unwrap(), 2);
-        assert_eq!(r.roster("a").await.unwrap(), (2, vec![changed]));
-        assert_eq!(r.delete_roster_item("a", "b@x").await.unwrap(), 3);
-        assert_eq!(r.delete_roster_item("a", "b@x").await.unwrap(), 3);
-        r.put_pending_subscription("a", "c@x", "<presence/>")
-            .await
-            .unwrap();
-        assert_eq!(r.pending_subscriptions("a").await.unwrap().len(), 1);
-        r.delete_pending_subscription("a", "c@x").await.unwrap();
-        assert!(r.pending_subscriptions("a").await.unwrap().is_empty());
+        for db in lithos_testkit::databases("rosters_are_versioned").await {
+            let on = db.dialect();
+            let r = Rosters::new(db);
+            assert_eq!(r.roster("a").await.unwrap(), (0, vec![]), "{on:?}");
+            let item = RosterItem {
+                jid: "b@x".into(),
+                name: Some("B".into()),
+                subscription: Subscription::To,
+                ask: false,
+                approved: false,
+                groups: vec!["Friends".into(), "Work".into()],
+            };
+            assert_eq!(r.put_roster_item("a", &item).await.unwrap(), 1, "{on:?}");
+            assert_eq!(
+                r.roster_item("a", "b@x").await.unwrap(),
+                Some(item.clone()),
+                "{on:?}"
+            );
+            let mut changed = item.clone();
+            changed.subscription = Subscription::Both;
+            changed.groups.clear();
+            assert_eq!(r.put_roster_item("a", &changed).await.unwrap(), 2, "{on:?}");
+            assert_eq!(r.roster("a").await.unwrap(), (2, vec![changed]), "{on:?}");
+            assert_eq!(r.delete_roster_item("a", "b@x").await.unwrap(), 3, "{on:?}");
+            assert_eq!(r.delete_roster_item("a", "b@x").await.unwrap(), 3, "{on:?}");
+            r.put_pending_subscription("a", "c@x", "<presence/>")
+                .await
+                .unwrap();
+            assert_eq!(
+                r.pending_subscriptions("a").await.unwrap().len(),
+                1,
+                "{on:?}"
+            );
+            r.delete_pending_subscription("a", "c@x").await.unwrap();
+            assert!(
+                r.pending_subscriptions("a").await.unwrap().is_empty(),
+                "{on:?}"
+            );
+        }
     }
 }

@@ -156,6 +156,32 @@ async fn not_resumed_in_time(format: WireFormat) {
     tokio::time::sleep(Duration::from_millis(200)).await;
     drop(a);
     tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The session's unacknowledged messages go to offline storage as it ends; on a slower
+    // database (PostgreSQL, fsync per commit) that can outlast the sleep, and a message
+    // re-routed after alice is back is delivered to her live instead. Wait for all of them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let stored: i64 = s
+            .handle()
+            .storage()
+            .db()
+            .run(|c| {
+                c.query_value(
+                    "SELECT COUNT(*) FROM offline_messages WHERE username = 'alice'",
+                    lithos_server::params![],
+                )
+            })
+            .await
+            .unwrap();
+        if stored == 750 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{stored} of 750 stored offline"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Too late: the session is gone...
     let mut raw = authenticated(&s, "alice", format).await;

@@ -9,8 +9,8 @@ use lithos_core::stanza::{DefinedCondition, StanzaError};
 use lithos_core::{Element, Jid, Payload};
 use lithos_server::module::internal_error;
 use lithos_server::module::{ModuleContext, ModuleError};
-use lithos_server::storage::rusqlite::{OptionalExtension, params};
-use lithos_server::storage::{ModuleSchema, SqliteStore};
+use lithos_server::params;
+use lithos_server::storage::{Database, ModuleSchema};
 use lithos_server::{
     ClientStanza, ClientStanzaHook, Flow, Module, ModuleRegistration, ServerHandle, SessionInfo,
 };
@@ -29,7 +29,11 @@ pub const SCHEMA: ModuleSchema = ModuleSchema {
             PRIMARY KEY (thing, node, id)
          );
          CREATE INDEX notification_seen_by_stamp ON notification_seen (stamp_ms);"],
-    postgres: None,
+    postgres: Some(&["CREATE TABLE notification_seen (
+            thing TEXT NOT NULL, node TEXT NOT NULL, id TEXT NOT NULL, stamp_ms BIGINT NOT NULL,
+            PRIMARY KEY (thing, node, id)
+         );
+         CREATE INDEX notification_seen_by_stamp ON notification_seen (stamp_ms);"]),
     account_deleted: &["DELETE FROM notification_seen WHERE thing = ?1"],
 };
 
@@ -38,8 +42,8 @@ struct NotificationModule {
 }
 
 impl NotificationModule {
-    fn db(server: &ServerHandle) -> SqliteStore {
-        server.storage().database().clone()
+    fn db(server: &ServerHandle) -> Database {
+        server.storage().db().clone()
     }
 
     /// Checks and delivers; `Ok(ack)` says whether to acknowledge.
@@ -82,11 +86,11 @@ impl NotificationModule {
         let key = (name.clone(), node.clone(), id.clone());
         let seen = db
             .run(move |c| {
-                Ok(c.prepare_cached(
+                Ok(c.query_opt(
                     "SELECT 1 FROM notification_seen WHERE thing = ?1 AND node = ?2 AND id = ?3",
+                    params![key.0, key.1, key.2],
+                    |_| Ok(()),
                 )?
-                .query_row(params![key.0, key.1, key.2], |_| Ok(()))
-                .optional()?
                 .is_some())
             })
             .await
@@ -133,14 +137,16 @@ impl NotificationModule {
         }
         let stamp = now_ms();
         db.run(move |c| {
-            let tx = c.transaction()?;
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO notification_seen (thing, node, id, stamp_ms)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![name, node, id, stamp])?;
-            tx.prepare_cached("DELETE FROM notification_seen WHERE stamp_ms < ?1")?
-                .execute(params![stamp - REMEMBER_MS])?;
+            let mut tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO notification_seen (thing, node, id, stamp_ms)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                params![name, node, id, stamp],
+            )?;
+            tx.execute(
+                "DELETE FROM notification_seen WHERE stamp_ms < ?1",
+                params![stamp - REMEMBER_MS],
+            )?;
             tx.commit()?;
             Ok(())
         })

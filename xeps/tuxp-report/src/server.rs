@@ -280,10 +280,7 @@ fn iq_result(to: &Jid, from: &Jid, id: &str, payload: Option<Element>) -> Elemen
 impl ReportModule {
     fn store(&self, server: &ServerHandle) -> &ReportStore {
         self.store.get_or_init(|| {
-            ReportStore::new(
-                server.storage().database().clone(),
-                self.settings.index_every,
-            )
+            ReportStore::new(server.storage().db().clone(), self.settings.index_every)
         })
     }
 

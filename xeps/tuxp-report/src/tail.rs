@@ -8,7 +8,7 @@
 //! instead, sorted by thing, every page takes many entries at once ([`super::store`]).
 //!
 //! The tail is only touched while the database connection is held (inside
-//! [`SqliteStore::run`](lithos_server::storage::SqliteStore::run)), so a query sees the
+//! [`Database::run`](lithos_server::storage::Database::run)), so a query sees the
 //! database and the tail at the same point: what a commit stored is in the tail when the
 //! connection is released, and leaves it in the transaction that indexes it.
 

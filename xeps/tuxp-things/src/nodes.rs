@@ -4,7 +4,9 @@
 //! (`lithos-tuxp-concentrator`) adds and removes them; execution, notification and report
 //! checks read them here.
 
-use lithos_server::storage::rusqlite::{OptionalExtension, params};
+use lithos_server::params;
+use lithos_server::storage::StorageResult;
+use lithos_server::storage::sql::Row;
 
 use crate::now_ms;
 use crate::registry::{Registry, RegistryError};
@@ -43,9 +45,7 @@ pub const MAX_NODES_PER_GATEWAY: usize = 255;
 const NODE: &str =
     "SELECT gateway, lan_id, thing_id, model, net, address, owner, added_ms FROM things_nodes";
 
-fn node(
-    r: &lithos_server::storage::rusqlite::Row<'_>,
-) -> lithos_server::storage::rusqlite::Result<NodeRecord> {
+fn node(r: &Row<'_>) -> StorageResult<NodeRecord> {
     Ok(NodeRecord {
         gateway: r.get(0)?,
         lan_id: r.get(1)?,
@@ -186,29 +186,27 @@ impl Registry {
     pub async fn add_node(&self, mut n: NodeRecord, authorization: i64) -> R<NodeRecord> {
         n.added_ms = now_ms();
         self.run(move |c| {
-            let tx = c.transaction()?;
+            let mut tx = c.transaction()?;
             let taken: bool = tx
-                .query_row(
+                .query_opt(
                     "SELECT 1 FROM things_nodes WHERE gateway = ?1 AND lan_id = ?2",
                     params![n.gateway, n.lan_id],
                     |_| Ok(()),
-                )
-                .optional()?
+                )?
                 .is_some();
             if taken {
-                return Err(RegistryError::LanIdTaken);
+                return Ok(Err(RegistryError::LanIdTaken));
             }
             let known: bool = tx
-                .query_row(
+                .query_opt(
                     "SELECT 1 FROM things_nodes WHERE thing_id = ?1
                      UNION ALL SELECT 1 FROM things_registered WHERE thing_id = ?1",
                     params![n.thing_id],
                     |_| Ok(()),
-                )
-                .optional()?
+                )?
                 .is_some();
             if known {
-                return Err(RegistryError::AlreadyRegistered);
+                return Ok(Err(RegistryError::AlreadyRegistered));
             }
             tx.execute(
                 "INSERT INTO things_nodes
@@ -223,21 +221,20 @@ impl Registry {
                 params![authorization],
             )?;
             tx.commit()?;
-            Ok(n)
+            Ok(Ok(n.clone()))
         })
-        .await
+        .await?
     }
 
     /// The node `lan_id` behind the gateway named `gateway`.
     pub async fn node(&self, gateway: &str, lan_id: u8) -> R<Option<NodeRecord>> {
         let g = gateway.to_string();
         self.run(move |c| {
-            Ok(c.query_row(
+            c.query_opt(
                 &format!("{NODE} WHERE gateway = ?1 AND lan_id = ?2"),
                 params![g, lan_id],
                 node,
             )
-            .optional()?)
         })
         .await
     }
@@ -245,13 +242,8 @@ impl Registry {
     /// The node with this thing id.
     pub async fn node_by_id(&self, thing_id: &str) -> R<Option<NodeRecord>> {
         let id = thing_id.to_string();
-        self.run(move |c| {
-            Ok(
-                c.query_row(&format!("{NODE} WHERE thing_id = ?1"), params![id], node)
-                    .optional()?,
-            )
-        })
-        .await
+        self.run(move |c| c.query_opt(&format!("{NODE} WHERE thing_id = ?1"), params![id], node))
+            .await
     }
 
     /// Whether the follow of `event` of the node `thing_id` by `follower` (a node of the
@@ -282,10 +274,11 @@ impl Registry {
     /// The gateways (thing names) with at least one node.
     pub async fn gateways_with_nodes(&self) -> R<Vec<String>> {
         self.run(|c| {
-            let mut st =
-                c.prepare_cached("SELECT DISTINCT gateway FROM things_nodes ORDER BY gateway")?;
-            let rows = st.query_map([], |r| r.get(0))?;
-            Ok(rows.collect::<Result<Vec<String>, _>>()?)
+            c.query_map(
+                "SELECT DISTINCT gateway FROM things_nodes ORDER BY gateway",
+                params![],
+                |r| r.get(0),
+            )
         })
         .await
     }
@@ -294,9 +287,11 @@ impl Registry {
     pub async fn nodes_of(&self, gateway: &str) -> R<Vec<NodeRecord>> {
         let g = gateway.to_string();
         self.run(move |c| {
-            let mut st = c.prepare(&format!("{NODE} WHERE gateway = ?1 ORDER BY lan_id"))?;
-            let rows = st.query_map(params![g], node)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            c.query_map(
+                &format!("{NODE} WHERE gateway = ?1 ORDER BY lan_id"),
+                params![g],
+                node,
+            )
         })
         .await
     }
@@ -313,32 +308,33 @@ impl Registry {
     ) -> R<Vec<(u8, String, u8)>> {
         let (g, prefix) = (gateway.to_string(), format!("{gateway_jid}/"));
         self.run(move |c| {
-            let mut st = c.prepare_cached(
+            // One snapshot of the follows and of the nodes their followers name.
+            let mut tx = c.transaction()?;
+            let rows = tx.query_map(
                 "SELECT n.lan_id, f.event, f.follower FROM things_follows f
                  JOIN things_nodes n ON n.thing_id = f.thing_id
                  WHERE n.gateway = ?1 AND f.approved = 1
                    AND substr(f.follower, 1, length(?2)) = ?2",
+                params![g, prefix],
+                |r| Ok((r.get::<u8>(0)?, r.get::<String>(1)?, r.get::<String>(2)?)),
             )?;
-            let rows = st
-                .query_map(params![g, prefix], |r| {
-                    Ok((
-                        r.get::<_, u8>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut known =
-                c.prepare_cached("SELECT 1 FROM things_nodes WHERE gateway = ?1 AND lan_id = ?2")?;
-            let mut out = Vec::new();
-            for (friend, event, follower) in rows {
-                let Some(lan_id) = crate::lan_id(&follower[prefix.len()..]) else {
-                    continue;
-                };
-                if lan_id != friend && known.exists(params![g, lan_id])? {
-                    out.push((friend, event, lan_id));
-                }
-            }
+            // The gateway's LAN ids (255 at most), read once, not once per follow.
+            let known: std::collections::HashSet<u8> = tx
+                .query_map(
+                    "SELECT lan_id FROM things_nodes WHERE gateway = ?1",
+                    params![g],
+                    |r| r.get(0),
+                )?
+                .into_iter()
+                .collect();
+            tx.commit()?;
+            let mut out: Vec<(u8, String, u8)> = rows
+                .into_iter()
+                .filter_map(|(friend, event, follower)| {
+                    let lan_id = crate::lan_id(&follower[prefix.len()..])?;
+                    (lan_id != friend && known.contains(&lan_id)).then_some((friend, event, lan_id))
+                })
+                .collect();
             out.sort_unstable();
             out.truncate(limit);
             Ok(out)
@@ -352,14 +348,12 @@ impl Registry {
         let g = gateway.to_string();
         let removed = self
             .run(move |c| {
-                let tx = c.transaction()?;
-                let n = tx
-                    .query_row(
-                        &format!("{NODE} WHERE gateway = ?1 AND lan_id = ?2"),
-                        params![g, lan_id],
-                        node,
-                    )
-                    .optional()?;
+                let mut tx = c.transaction()?;
+                let n = tx.query_opt(
+                    &format!("{NODE} WHERE gateway = ?1 AND lan_id = ?2"),
+                    params![g, lan_id],
+                    node,
+                )?;
                 if let Some(n) = &n {
                     for sql in [
                         "DELETE FROM things_grants WHERE thing_id = ?1",
@@ -369,12 +363,13 @@ impl Registry {
                         tx.execute(sql, params![n.thing_id])?;
                     }
                     // What the node followed (as `<gateway>@<domain>/<lan-id>`): a node
-                    // added later at its LAN id inherits none of it.
+                    // added later at its LAN id inherits none of it. (The LAN id is bound as
+                    // text: PostgreSQL joins no integer to a pattern.)
                     tx.execute(
                         "DELETE FROM things_follows
                          WHERE substr(follower, 1, length(?1) + 1) = ?1 || '@'
-                           AND follower LIKE '%/' || ?2",
-                        params![g, lan_id],
+                           AND follower LIKE '%/' || CAST(?2 AS TEXT)",
+                        params![g, lan_id.to_string()],
                     )?;
                 }
                 tx.commit()?;
@@ -393,7 +388,6 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lithos_server::storage::SqliteStore;
 
     fn node_rec(lan_id: u8, id: &str) -> NodeRecord {
         NodeRecord {
@@ -410,135 +404,207 @@ mod tests {
 
     #[tokio::test]
     async fn nodes_are_added_once_by_lan_id_and_thing_id_and_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let r = Registry::new(SqliteStore::open(&dir.path().join("db.sqlite")).unwrap());
-        let a = node_rec(5, "SL-01-0B0B0B05");
-        let added = r.add_node(a.clone(), 0).await.unwrap();
-        assert!(added.added_ms > 0);
-        assert_eq!(
-            r.add_node(node_rec(5, "SL-01-0B0B0B06"), 0).await,
-            Err(RegistryError::LanIdTaken)
-        );
-        assert_eq!(
-            r.add_node(node_rec(6, "SL-01-0B0B0B05"), 0).await,
-            Err(RegistryError::AlreadyRegistered)
-        );
-        r.add_node(node_rec(6, "SL-01-0B0B0B06"), 0).await.unwrap();
-        let got = r.node("lgw-01-0a0a0a0a", 5).await.unwrap().unwrap();
-        assert_eq!((got.thing_id.as_str(), got.lan_id), ("SL-01-0B0B0B05", 5));
-        assert_eq!(
-            r.node_by_id("SL-01-0B0B0B06")
-                .await
-                .unwrap()
-                .unwrap()
-                .lan_id,
-            6
-        );
-        let all = r.nodes_of("lgw-01-0a0a0a0a").await.unwrap();
-        assert_eq!(all.iter().map(|n| n.lan_id).collect::<Vec<_>>(), [5, 6]);
-        assert!(r.may_command(&a.thing_id, &a.owner, "alice").await.unwrap());
-        assert!(!r.may_command(&a.thing_id, &a.owner, "bob").await.unwrap());
-        assert!(r.remove_node("lgw-01-0a0a0a0a", 5).await.unwrap().is_some());
-        assert!(r.remove_node("lgw-01-0a0a0a0a", 5).await.unwrap().is_none());
-        assert!(r.node("lgw-01-0a0a0a0a", 5).await.unwrap().is_none());
+        for db in lithos_testkit::databases("nodes_are_added_once").await {
+            let on = db.dialect();
+            let r = Registry::new(db);
+            let a = node_rec(5, "SL-01-0B0B0B05");
+            let added = r.add_node(a.clone(), 0).await.unwrap();
+            assert!(added.added_ms > 0, "{on:?}");
+            assert_eq!(
+                r.add_node(node_rec(5, "SL-01-0B0B0B06"), 0).await,
+                Err(RegistryError::LanIdTaken),
+                "{on:?}"
+            );
+            assert_eq!(
+                r.add_node(node_rec(6, "SL-01-0B0B0B05"), 0).await,
+                Err(RegistryError::AlreadyRegistered),
+                "{on:?}"
+            );
+            r.add_node(node_rec(6, "SL-01-0B0B0B06"), 0).await.unwrap();
+            let got = r.node("lgw-01-0a0a0a0a", 5).await.unwrap().unwrap();
+            assert_eq!(
+                (got.thing_id.as_str(), got.lan_id),
+                ("SL-01-0B0B0B05", 5),
+                "{on:?}"
+            );
+            assert_eq!(
+                r.node_by_id("SL-01-0B0B0B06")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .lan_id,
+                6,
+                "{on:?}"
+            );
+            let all = r.nodes_of("lgw-01-0a0a0a0a").await.unwrap();
+            assert_eq!(
+                all.iter().map(|n| n.lan_id).collect::<Vec<_>>(),
+                [5, 6],
+                "{on:?}"
+            );
+            assert_eq!(
+                r.gateways_with_nodes().await.unwrap(),
+                ["lgw-01-0a0a0a0a"],
+                "{on:?}"
+            );
+            assert!(r.may_command(&a.thing_id, &a.owner, "alice").await.unwrap());
+            assert!(!r.may_command(&a.thing_id, &a.owner, "bob").await.unwrap());
+            assert!(r.remove_node("lgw-01-0a0a0a0a", 5).await.unwrap().is_some());
+            assert!(r.remove_node("lgw-01-0a0a0a0a", 5).await.unwrap().is_none());
+            assert!(r.node("lgw-01-0a0a0a0a", 5).await.unwrap().is_none());
+        }
     }
 
     #[tokio::test]
     async fn follows_between_nodes_are_listed_and_leave_with_a_node() {
-        let dir = tempfile::tempdir().unwrap();
-        let r = Registry::new(SqliteStore::open(&dir.path().join("db.sqlite")).unwrap());
-        for (lan_id, id) in [
-            (3, "SL-01-0B0B0B03"),
-            (5, "SL-01-0B0B0B05"),
-            (15, "SL-01-0B0B0B15"),
-        ] {
-            r.add_node(node_rec(lan_id, id), 0).await.unwrap();
-        }
-        let gw = "lgw-01-0a0a0a0a@example.com";
-        let ev = "{urn:x}switched";
-        for (friend, follower) in [
-            ("SL-01-0B0B0B03", format!("{gw}/5")),
-            ("SL-01-0B0B0B03", format!("{gw}/15")),
-            // Not node-to-node: a person, another gateway's node, a node that is no more,
-            // a resource that is no LAN id.
-            ("SL-01-0B0B0B03", "alice@example.com".to_string()),
-            (
-                "SL-01-0B0B0B03",
-                "lgw-01-0c0c0c0c@example.com/5".to_string(),
-            ),
-            ("SL-01-0B0B0B03", format!("{gw}/7")),
-            ("SL-01-0B0B0B03", format!("{gw}/05")),
-            ("SL-01-0B0B0B05", format!("{gw}/3")),
-        ] {
-            r.request_follow(friend, ev, &follower).await.unwrap();
-            assert!(r.approve_follow(friend, ev, &follower).await.unwrap());
-        }
-        // Asked, not approved: not routed.
-        r.request_follow("SL-01-0B0B0B15", ev, &format!("{gw}/3"))
-            .await
-            .unwrap();
-        let all = r.lan_follows("lgw-01-0a0a0a0a", gw, 100).await.unwrap();
-        assert_eq!(
-            all,
-            vec![
-                (3, ev.to_string(), 5),
-                (3, ev.to_string(), 15),
-                (5, ev.to_string(), 3)
-            ]
-        );
-        assert_eq!(
-            r.lan_follows("lgw-01-0a0a0a0a", gw, 2).await.unwrap().len(),
-            2
-        );
-        // Node 5 leaves: what it followed and what followed it go; node 15's stay.
-        r.remove_node("lgw-01-0a0a0a0a", 5).await.unwrap().unwrap();
-        assert_eq!(
-            r.lan_follows("lgw-01-0a0a0a0a", gw, 100).await.unwrap(),
-            vec![(3, ev.to_string(), 15)]
-        );
-        assert!(
-            r.followers("SL-01-0B0B0B03", ev)
+        for db in lithos_testkit::databases("follows_between_nodes_listed").await {
+            let on = db.dialect();
+            let r = Registry::new(db);
+            for (lan_id, id) in [
+                (3, "SL-01-0B0B0B03"),
+                (5, "SL-01-0B0B0B05"),
+                (15, "SL-01-0B0B0B15"),
+            ] {
+                r.add_node(node_rec(lan_id, id), 0).await.unwrap();
+            }
+            let gw = "lgw-01-0a0a0a0a@example.com";
+            let ev = "{urn:x}switched";
+            for (friend, follower) in [
+                ("SL-01-0B0B0B03", format!("{gw}/5")),
+                ("SL-01-0B0B0B03", format!("{gw}/15")),
+                // Not node-to-node: a person, another gateway's node, a node that is no
+                // more, a resource that is no LAN id.
+                ("SL-01-0B0B0B03", "alice@example.com".to_string()),
+                (
+                    "SL-01-0B0B0B03",
+                    "lgw-01-0c0c0c0c@example.com/5".to_string(),
+                ),
+                ("SL-01-0B0B0B03", format!("{gw}/7")),
+                ("SL-01-0B0B0B03", format!("{gw}/05")),
+                ("SL-01-0B0B0B05", format!("{gw}/3")),
+            ] {
+                r.request_follow(friend, ev, &follower).await.unwrap();
+                assert!(r.approve_follow(friend, ev, &follower).await.unwrap());
+            }
+            // Asked, not approved: not routed.
+            r.request_follow("SL-01-0B0B0B15", ev, &format!("{gw}/3"))
                 .await
-                .unwrap()
-                .iter()
-                .all(|f| !f.ends_with("/5") || f.starts_with("lgw-01-0c0c0c0c")),
-            "another gateway's node 5 keeps its follow"
-        );
+                .unwrap();
+            let all = r.lan_follows("lgw-01-0a0a0a0a", gw, 100).await.unwrap();
+            assert_eq!(
+                all,
+                vec![
+                    (3, ev.to_string(), 5),
+                    (3, ev.to_string(), 15),
+                    (5, ev.to_string(), 3)
+                ],
+                "{on:?}"
+            );
+            assert_eq!(
+                r.lan_follows("lgw-01-0a0a0a0a", gw, 2).await.unwrap().len(),
+                2,
+                "{on:?}"
+            );
+            // Node 5 leaves: what it followed and what followed it go; node 15's stay.
+            r.remove_node("lgw-01-0a0a0a0a", 5).await.unwrap().unwrap();
+            assert_eq!(
+                r.lan_follows("lgw-01-0a0a0a0a", gw, 100).await.unwrap(),
+                vec![(3, ev.to_string(), 15)],
+                "{on:?}"
+            );
+            assert!(
+                r.followers("SL-01-0B0B0B03", ev)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .all(|f| !f.ends_with("/5") || f.starts_with("lgw-01-0c0c0c0c")),
+                "another gateway's node 5 keeps its follow ({on:?})"
+            );
+            assert!(
+                r.followers("SL-01-0B0B0B03", ev)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .any(|f| f.starts_with("lgw-01-0c0c0c0c")),
+                "{on:?}"
+            );
+        }
     }
 
     #[tokio::test]
     async fn follows_between_nodes_are_bounded() {
-        let dir = tempfile::tempdir().unwrap();
-        let r = Registry::new(SqliteStore::open(&dir.path().join("db.sqlite")).unwrap());
-        for (lan_id, id) in [(3, "SL-01-0B0B0B03"), (5, "SL-01-0B0B0B05")] {
-            r.add_node(node_rec(lan_id, id), 0).await.unwrap();
-        }
-        let (gw, name) = ("lgw-01-0a0a0a0a@example.com", "lgw-01-0a0a0a0a");
-        let follower = format!("{gw}/5");
-        for i in 0..MAX_LAN_FOLLOWS {
-            let ev = format!("{{urn:x}}e{i}");
-            assert!(
-                r.lan_follow_fits(name, gw, "SL-01-0B0B0B03", &ev, &follower)
+        for db in lithos_testkit::databases("follows_between_nodes_bounded").await {
+            let on = db.dialect();
+            let r = Registry::new(db);
+            for (lan_id, id) in [(3, "SL-01-0B0B0B03"), (5, "SL-01-0B0B0B05")] {
+                r.add_node(node_rec(lan_id, id), 0).await.unwrap();
+            }
+            let (gw, name) = ("lgw-01-0a0a0a0a@example.com", "lgw-01-0a0a0a0a");
+            let follower = format!("{gw}/5");
+            for i in 0..MAX_LAN_FOLLOWS {
+                let ev = format!("{{urn:x}}e{i}");
+                assert!(
+                    r.lan_follow_fits(name, gw, "SL-01-0B0B0B03", &ev, &follower)
+                        .await
+                        .unwrap(),
+                    "{on:?}"
+                );
+                r.request_follow("SL-01-0B0B0B03", &ev, &follower)
                     .await
-                    .unwrap()
+                    .unwrap();
+                r.approve_follow("SL-01-0B0B0B03", &ev, &follower)
+                    .await
+                    .unwrap();
+            }
+            // Full: a new one does not fit; one approved already still does (asked again).
+            assert!(
+                !r.lan_follow_fits(name, gw, "SL-01-0B0B0B03", "{urn:x}new", &follower)
+                    .await
+                    .unwrap(),
+                "{on:?}"
             );
-            r.request_follow("SL-01-0B0B0B03", &ev, &follower)
-                .await
-                .unwrap();
-            r.approve_follow("SL-01-0B0B0B03", &ev, &follower)
-                .await
-                .unwrap();
+            assert!(
+                r.lan_follow_fits(name, gw, "SL-01-0B0B0B03", "{urn:x}e7", &follower)
+                    .await
+                    .unwrap(),
+                "{on:?}"
+            );
         }
-        // Full: a new one does not fit; one approved already still does (asked again).
-        assert!(
-            !r.lan_follow_fits(name, gw, "SL-01-0B0B0B03", "{urn:x}new", &follower)
+    }
+
+    /// A gateway's account leaves with its nodes, and what its nodes followed.
+    #[tokio::test]
+    async fn a_gateways_deletion_removes_its_nodes() {
+        let creds = lithos_server::sasl::Credentials::new("pw", 1).unwrap();
+        for db in lithos_testkit::databases("gateways_deletion_nodes").await {
+            use lithos_server::storage::AccountStore;
+            let on = db.dialect();
+            let r = Registry::new(db.clone());
+            r.add_node(node_rec(3, "SL-01-0B0B0B03"), 0).await.unwrap();
+            let follower = "lgw-01-0a0a0a0a@x/3";
+            r.request_follow("SL-01-0D0D0D0D", "{urn:x}e", follower)
                 .await
-                .unwrap()
-        );
-        assert!(
-            r.lan_follow_fits(name, gw, "SL-01-0B0B0B03", "{urn:x}e7", &follower)
+                .unwrap();
+            r.request_follow("SL-01-0D0D0D0D", "{urn:x}e", "lgw-01-0a0a0a0ab@x/3")
                 .await
-                .unwrap()
-        );
+                .unwrap();
+            db.create_account("lgw-01-0a0a0a0a", &creds).await.unwrap();
+            db.delete_account("lgw-01-0a0a0a0a", "x").await.unwrap();
+            assert!(
+                r.nodes_of("lgw-01-0a0a0a0a").await.unwrap().is_empty(),
+                "{on:?}"
+            );
+            let left: Vec<String> = r
+                .run(|c| {
+                    c.query_map(
+                        "SELECT follower FROM things_follows ORDER BY follower",
+                        params![],
+                        |r| r.get(0),
+                    )
+                })
+                .await
+                .unwrap();
+            assert_eq!(left, ["lgw-01-0a0a0a0ab@x/3"], "{on:?}");
+        }
     }
 }

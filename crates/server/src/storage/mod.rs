@@ -156,15 +156,6 @@ impl Storage {
         &self.db
     }
 
-    /// The SQLite store, for modules whose stores still speak rusqlite: present when the
-    /// server runs on SQLite. On PostgreSQL the server does not start while such a module is
-    /// linked ([`ModuleSchema::postgres`]).
-    pub fn database(&self) -> &SqliteStore {
-        self.db
-            .as_sqlite()
-            .expect("a server on PostgreSQL starts only when every module's store runs there")
-    }
-
     /// The stores of one SQLite database.
     pub fn sqlite(store: SqliteStore) -> Storage {
         Storage::of(store.into())
