@@ -3,7 +3,8 @@
 # the slixmpp interop script against it, and stops the server. Needs a built lithosd and a
 # Python with slixmpp (first and second arguments). With a third argument, the path of the
 # echo-bot example, it also runs the bot (as bot@localhost) and checks that slixmpp gets
-# its echo. A slixmpp component attaches on a second port (XEP-0114).
+# its echo. A slixmpp component attaches on a second port (XEP-0114). LITHOS_STORAGE, when
+# set, is a [storage] section for the server (PostgreSQL, say).
 set -euo pipefail
 LITHOSD="$1"
 PYTHON="$2"
@@ -31,6 +32,7 @@ listen = ["127.0.0.1:$hport"]
 listen = ["127.0.0.1:$cport"]
 [components.secrets]
 "echo.localhost" = "echo-secret-1"
+${LITHOS_STORAGE:-}
 TOML
 echo juliet-pw | "$LITHOSD" --config "$dir/lithos.toml" user add juliet
 echo romeo-pw | "$LITHOSD" --config "$dir/lithos.toml" user add romeo
