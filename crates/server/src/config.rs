@@ -378,6 +378,9 @@ pub struct StorageConfig {
     pub url: String,
     /// PostgreSQL: at most this many connections. Default 16.
     pub pool_size: u32,
+    /// PostgreSQL: CA certificates (PEM) trusted for the server's TLS certificate, besides
+    /// the system's roots. TLS itself follows the URL's `sslmode` (`require` to insist).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for StorageConfig {
@@ -386,6 +389,7 @@ impl Default for StorageConfig {
             backend: StorageBackend::Sqlite,
             url: String::new(),
             pool_size: 16,
+            ca_file: None,
         }
     }
 }
@@ -534,11 +538,13 @@ impl Config {
             StorageBackend::Sqlite => {
                 crate::storage::SqliteStore::open(&self.database_path())?.into()
             }
-            StorageBackend::Postgres => {
-                crate::storage::PgStore::connect(&self.storage.url, self.storage.pool_size)
-                    .await?
-                    .into()
-            }
+            StorageBackend::Postgres => crate::storage::PgStore::connect_with(
+                &self.storage.url,
+                self.storage.pool_size,
+                self.storage.ca_file.as_deref(),
+            )
+            .await?
+            .into(),
         };
         db.set_tombstone_secs(self.accounts.tombstone_secs);
         Ok(db)

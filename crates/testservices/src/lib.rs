@@ -1,6 +1,7 @@
 //! # lithos-testservices
 //!
-//! Real services for tests, started from their Debian packages: today a PostgreSQL server.
+//! Real services for tests, started from their Debian packages: today a PostgreSQL server
+//! (and a second one with TLS, [`postgres_tls`]).
 //!
 //! [`postgres`] starts one server per test process, the first time a test asks: `initdb` and
 //! `postgres` from `/usr/lib/postgresql/<version>/bin` (the `postgresql` package), in a
@@ -31,15 +32,40 @@ struct Server {
     port: u16,
     user: String,
     bin: PathBuf,
+    /// With TLS: the CA certificate (PEM) that signed the server's.
+    ca: Option<PathBuf>,
 }
 
 static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+static TLS_SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
 static DATABASES: AtomicUsize = AtomicUsize::new(0);
 
 /// The URL of a fresh, empty database (UTF-8, `C` collation) on this process's PostgreSQL
 /// server, started now if it is not running yet.
 pub fn postgres() -> Result<String, String> {
-    let server = SERVER.get_or_init(start).as_ref().map_err(Clone::clone)?;
+    let server = SERVER
+        .get_or_init(|| start(false))
+        .as_ref()
+        .map_err(Clone::clone)?;
+    database(server)
+}
+
+/// As [`postgres`], on a second server that speaks TLS (`ssl = on`, a certificate for
+/// `127.0.0.1` and `localhost` signed by a CA made for it): the URL (which asks for
+/// `sslmode=require`) and the CA certificate's PEM file.
+pub fn postgres_tls() -> Result<(String, PathBuf), String> {
+    let server = TLS_SERVER
+        .get_or_init(|| start(true))
+        .as_ref()
+        .map_err(Clone::clone)?;
+    let url = database(server)?;
+    Ok((
+        format!("{url}?sslmode=require"),
+        server.ca.clone().expect("a TLS server has its CA"),
+    ))
+}
+
+fn database(server: &Server) -> Result<String, String> {
     let name = format!(
         "lithos_test_{}_{}",
         std::process::id(),
@@ -143,7 +169,25 @@ fn free_port() -> Result<u16, String> {
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
 
-fn start() -> Result<Server, String> {
+/// A CA and a server certificate it signed, for `127.0.0.1` and `localhost`: the CA's PEM,
+/// the server's certificate PEM and its key PEM.
+fn certificates() -> Result<(String, String, String), String> {
+    let e = |e: rcgen::Error| e.to_string();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(e)?;
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "Lithos test CA");
+    let ca_key = rcgen::KeyPair::generate().map_err(e)?;
+    let ca = rcgen::CertifiedIssuer::self_signed(ca, ca_key).map_err(e)?;
+    let key = rcgen::KeyPair::generate().map_err(e)?;
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".into()])
+        .map_err(e)?
+        .signed_by(&key, &ca)
+        .map_err(e)?;
+    Ok((ca.pem(), cert.pem(), key.serialize_pem()))
+}
+
+fn start(tls: bool) -> Result<Server, String> {
     let bin = bin_dir()?;
     let owner = server_user()?;
     // Kept on disk past this function: the watcher removes it when the process ends.
@@ -176,6 +220,34 @@ fn start() -> Result<Server, String> {
         ])
         .arg(&data)
         .env("HOME", &dir))?;
+    let mut tls_args: Vec<String> = Vec::new();
+    let mut ca_path = None;
+    if tls {
+        let (ca, cert, key) = certificates()?;
+        let write = |name: &str, text: &str, mode: u32| -> Result<PathBuf, String> {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(|e| e.to_string())?;
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .map_err(|e| e.to_string())?;
+            if let Some((_, uid, gid)) = &owner {
+                std::os::unix::fs::chown(&path, Some(*uid), Some(*gid))
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(path)
+        };
+        ca_path = Some(write("ca.pem", &ca, 0o644)?);
+        let cert = write("server.crt", &cert, 0o644)?;
+        // PostgreSQL refuses a key others can read.
+        let key = write("server.key", &key, 0o600)?;
+        tls_args = vec![
+            "-c".into(),
+            "ssl=on".into(),
+            "-c".into(),
+            format!("ssl_cert_file={}", cert.display()),
+            "-c".into(),
+            format!("ssl_key_file={}", key.display()),
+        ];
+    }
     let port = free_port()?;
     let log = std::fs::File::create(dir.join("server.log")).map_err(|e| e.to_string())?;
     if let Some((_, uid, gid)) = &owner {
@@ -192,6 +264,7 @@ fn start() -> Result<Server, String> {
         // Tests want durability semantics, not speed on a shared disk; keep fsync, but one
         // test process needs few connections.
         .args(["-c", "max_connections=200", "-c", "shared_buffers=32MB"])
+        .args(&tls_args)
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)
         .stderr(log)
@@ -233,7 +306,12 @@ fn start() -> Result<Server, String> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(Server { port, user, bin })
+    Ok(Server {
+        port,
+        user,
+        bin,
+        ca: ca_path,
+    })
 }
 
 #[cfg(test)]

@@ -526,6 +526,42 @@ pub(crate) mod tests {
         }
     }
 
+    /// TLS to PostgreSQL: with `sslmode=require` the connection is encrypted and the
+    /// server's certificate checked against the configured CA; without that CA, or to a
+    /// server without TLS, connecting fails rather than going on in plain text.
+    #[tokio::test]
+    async fn postgres_over_tls() {
+        let Some(plain) = lithos_testservices::postgres_or_skip("postgres_over_tls") else {
+            return;
+        };
+        let (url, ca) = lithos_testservices::postgres_tls().unwrap();
+        let db: Database = PgStore::connect_with(&url, 2, Some(&ca))
+            .await
+            .unwrap()
+            .into();
+        let encrypted: bool = db
+            .run(|c| {
+                c.query_value(
+                    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                    params![],
+                )
+            })
+            .await
+            .unwrap();
+        assert!(encrypted);
+        db.create_account("over-tls", &creds()).await.unwrap();
+
+        let unknown_ca = PgStore::connect(&url, 1).await.unwrap_err();
+        assert!(
+            format!("{unknown_ca:?}").contains("UnknownIssuer"),
+            "{unknown_ca:?}"
+        );
+        let no_tls = PgStore::connect_with(&format!("{plain}?sslmode=require"), 1, Some(&ca))
+            .await
+            .unwrap_err();
+        assert!(format!("{no_tls:?}").contains("TLS"), "{no_tls:?}");
+    }
+
     /// Connecting again migrates nothing twice, and a second node connecting at the same
     /// time waits for the first one's migration.
     #[tokio::test]

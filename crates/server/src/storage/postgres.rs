@@ -2,6 +2,11 @@
 //! keeping the statements it prepared. Statements run on tokio's blocking threads, as the
 //! SQLite backend's do.
 //!
+//! Connections use TLS (rustls, the system's roots and an optional CA file) as the URL's
+//! `sslmode` says: `prefer` (the driver's default) tries TLS and falls back to plain text,
+//! `require` refuses a server without it, `disable` never tries. A certificate is always
+//! verified, against the host name the URL gives.
+//!
 //! Transactions run at `SERIALIZABLE` isolation, so what a store reads and then writes in
 //! one transaction behaves as it does on the single SQLite connection, whatever other nodes
 //! of a cluster do meanwhile; a transaction PostgreSQL gives up on a conflict runs again
@@ -38,6 +43,7 @@ const KERNEL_TABLES: &str = "
 /// Opens connections for the pool.
 struct Manager {
     config: postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -45,7 +51,7 @@ impl r2d2::ManageConnection for Manager {
     type Error = postgres::Error;
 
     fn connect(&self) -> Result<PgConn, postgres::Error> {
-        let mut client = self.config.connect(postgres::NoTls)?;
+        let mut client = self.config.connect(self.tls.clone())?;
         client.batch_execute(
             "SET default_transaction_isolation TO 'serializable'; SET client_min_messages TO warning",
         )?;
@@ -102,18 +108,37 @@ impl PgStore {
     /// Connects to `url` (a `postgresql://` URL or `key=value` settings) with at most
     /// `pool_size` connections, and brings the schema up to date: the kernel's tables and
     /// every linked module's. Fails if a linked module keeps tables but has no PostgreSQL
-    /// schema.
+    /// schema. TLS certificates are checked against the system's roots.
     pub async fn connect(url: &str, pool_size: u32) -> StorageResult<PgStore> {
+        Self::connect_with(url, pool_size, None).await
+    }
+
+    /// As [`connect`](Self::connect), also trusting the CA certificates (PEM) in `ca_file`:
+    /// a private CA, as database servers often have.
+    pub async fn connect_with(
+        url: &str,
+        pool_size: u32,
+        ca_file: Option<&std::path::Path>,
+    ) -> StorageResult<PgStore> {
         let config: postgres::Config = url
             .parse()
             .map_err(|e| StorageError::caused_by("the PostgreSQL URL", e))?;
+        let tls = tls(ca_file)?;
         blocking(move || {
+            let manager = Manager { config, tls };
+            // One connection first, so that a refusal (a wrong password, an untrusted
+            // certificate) is reported at once and with its cause; the pool would retry it
+            // for its whole timeout and keep only the message.
+            let first = r2d2::ManageConnection::connect(&manager)
+                .map_err(|e| StorageError::caused_by("connecting to PostgreSQL", e))?;
             let pool = r2d2::Pool::builder()
                 .max_size(pool_size.max(1))
                 .min_idle(Some(1))
                 .connection_timeout(Duration::from_secs(10))
-                .build(Manager { config })
+                .build(manager)
                 .map_err(|e| StorageError::caused_by("connecting to PostgreSQL", e))?;
+            // Closed here, on this blocking thread (see `Pool`).
+            drop(first);
             let store = PgStore {
                 pool: std::sync::Arc::new(Pool(Some(pool))),
                 latency: prometheus_client::metrics::histogram::Histogram::new(
@@ -230,6 +255,37 @@ impl PgStore {
     pub fn latency(&self) -> prometheus_client::metrics::histogram::Histogram {
         self.latency.clone()
     }
+}
+
+/// The TLS connector: the system's roots, and the certificates of `ca_file`.
+fn tls(
+    ca_file: Option<&std::path::Path>,
+) -> StorageResult<tokio_postgres_rustls::MakeRustlsConnect> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if let Some(path) = ca_file {
+        let what = || format!("[storage] ca_file {}", path.display());
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| StorageError::caused_by(what(), e))?;
+        if certs.is_empty() {
+            return Err(StorageError::backend(format!("{}: no certificate", what())));
+        }
+        for c in certs {
+            roots
+                .add(c)
+                .map_err(|e| StorageError::caused_by(what(), e))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| StorageError::caused_by("TLS to PostgreSQL", e))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 /// Runs `f` where blocking is allowed: a blocking thread when there is a runtime (the
