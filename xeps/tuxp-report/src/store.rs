@@ -186,9 +186,9 @@ fn insert_history(
     xml: String,
     stored: &mut Vec<Stored>,
 ) -> StorageResult<Item> {
-    let id: i64 = c.query_value(
+    let id = c.insert_id(
         "INSERT INTO report_history (thing, node, stamp_ms, qos, report_id, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![thing, node, stamp_ms, qos, report_id, xml],
     )?;
     if c.dialect() == Dialect::Postgres {

@@ -6,7 +6,7 @@
 //! written once, in the subset both engines share:
 //! - placeholders are `?1`, `?2`… (rewritten to `$1`, `$2`… for PostgreSQL);
 //! - upserts use `INSERT … ON CONFLICT (…) DO UPDATE` or `DO NOTHING`, not `INSERT OR …`;
-//! - new rows' ids come back with `RETURNING id`;
+//! - new rows' ids come from [`Conn::insert_id`] (SQLite's last row id, `RETURNING id` on PostgreSQL);
 //! - a sum is cast (`CAST(SUM(x) AS BIGINT)`), since PostgreSQL sums integers as `NUMERIC`.
 //!
 //! Where the engines differ (the tables' definitions, mostly), a store asks
@@ -533,6 +533,20 @@ impl<'a> Conn<'a> {
                 let n = c.client.execute(&st, &pg_refs(&values))?;
                 Ok(usize::try_from(n).unwrap_or(usize::MAX))
             }
+        }
+    }
+
+    /// Executes an `INSERT` into a table whose key is an integer `id` column, and gives the
+    /// new row's id: SQLite's last row id, PostgreSQL's `RETURNING id` (appended here).
+    pub fn insert_id(&mut self, sql: &str, params: &[&dyn Param]) -> StorageResult<i64> {
+        match &mut self.inner {
+            ConnInner::Sqlite(c) => {
+                let mut st = c.prepare_cached(sql)?;
+                let params = sqlite_params(st.parameter_count(), params)?;
+                st.execute(params)?;
+                Ok(c.last_insert_rowid())
+            }
+            ConnInner::Postgres(_) => self.query_value(&format!("{sql} RETURNING id"), params),
         }
     }
 

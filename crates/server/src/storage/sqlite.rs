@@ -82,6 +82,10 @@ const KERNEL_TABLES: &str = concat!(accounts_table!(), "\n     ", tombstones_tab
 /// The schema version of the kernel's tables: 4, the first where modules own their tables.
 const SCHEMA_VERSION: usize = LEGACY.len() + 1;
 
+/// Prepared statements kept per connection: more than every linked module's distinct
+/// statements together.
+const STATEMENT_CACHE: usize = 512;
+
 /// The SQLite store.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -117,6 +121,10 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Every statement the stores run goes through this cache (`sql::Conn`): the modules
+        // together use well over rusqlite's default of 16, and a statement evicted is parsed
+        // and planned again on its next use.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let version = usize::try_from(version).unwrap_or(0);
         if version > SCHEMA_VERSION {
