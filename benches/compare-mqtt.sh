@@ -10,6 +10,8 @@
 #   LITHOS_BASE=/path/to/old/lithosd ...         # also an A/B: another build of lithosd
 #                                                # ("lithos-base-<format>", with its own
 #                                                # data directory)
+#   LITHOS_PG=1 ...                              # also lithosd on PostgreSQL ("lithos-pg-<format>"),
+#                                                # a server scripts/postgres.sh starts
 #   PROFILE=1 ONLY="1:8:0" FORMATS=xml REPS=1 ...
 #                                                # also `perf record` lithosd during its runs
 #                                                # (target/compare-mqtt/perf-*.data)
@@ -62,6 +64,7 @@ PERF_PID=""
 cleanup() {
   [ -n "$PERF_PID" ] && kill -INT "$PERF_PID" 2>/dev/null || true
   [ -n "$PID" ] && kill "$PID" 2>/dev/null || true
+  [ -f "$WORK/pg/data/postmaster.pid" ] && bash scripts/postgres.sh stop "$WORK/pg"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -79,14 +82,21 @@ stop() {
 
 # Lithos: one data directory per build for the whole run, the operator created once.
 export LITHOS_THINGS_PORT=16222
-setup_lithos() { # dir binary
+setup_lithos() { # dir binary [extra configuration]
   mkdir -p "$1"
-  lithos_config "$1" 15222 '[modules.operator]
-operators = ["operator"]' > "$1/lithos.toml"
+  lithos_config "$1" 15222 "[modules.operator]
+operators = [\"operator\"]
+${3:-}" > "$1/lithos.toml"
   echo op-pass | "$2" --config "$1/lithos.toml" user add operator >/dev/null
 }
 setup_lithos "$WORK/lithos" "$LITHOSD"
 [ -z "${LITHOS_BASE:-}" ] || setup_lithos "$WORK/lithos-base" "$LITHOS_BASE"
+if [ "${LITHOS_PG:-0}" = 1 ]; then
+  PG_URL="$(bash scripts/postgres.sh start "$WORK/pg")"
+  setup_lithos "$WORK/lithos-pg" "$LITHOSD" "[storage]
+backend = \"postgres\"
+url = \"$PG_URL\""
+fi
 
 run_lithos() { # format qos in_flight consumer [binary dir label]
   local bin="${5:-$LITHOSD}" LDIR="${6:-$WORK/lithos}" label="${7:-lithos-$1}"
@@ -140,6 +150,7 @@ run_lithos_all() { # qos in_flight consumer
   for f in $FORMATS; do
     run_lithos "$f" "$@"
     [ -z "${LITHOS_BASE:-}" ] || run_lithos "$f" "$@" "$LITHOS_BASE" "$WORK/lithos-base" "lithos-base-$f"
+    [ "${LITHOS_PG:-0}" != 1 ] || run_lithos "$f" "$@" "$LITHOSD" "$WORK/lithos-pg" "lithos-pg-$f"
   done
 }
 
