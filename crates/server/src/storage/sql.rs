@@ -457,6 +457,9 @@ fn pg_refs<'a>(values: &'a [PgValue<'a>]) -> Vec<&'a (dyn postgres::types::ToSql
 /// A connection to the database, lent to a store's closure.
 pub struct Conn<'a> {
     inner: ConnInner<'a>,
+    /// Inside a [`Transaction`]: another `BEGIN` would not nest (PostgreSQL only warns, and
+    /// the inner commit would commit the outer work early).
+    in_transaction: bool,
 }
 
 enum ConnInner<'a> {
@@ -492,12 +495,14 @@ impl<'a> Conn<'a> {
     pub(crate) fn sqlite(c: &'a rusqlite::Connection) -> Conn<'a> {
         Conn {
             inner: ConnInner::Sqlite(c),
+            in_transaction: false,
         }
     }
 
     pub(crate) fn postgres(c: &'a mut PgConn) -> Conn<'a> {
         Conn {
             inner: ConnInner::Postgres(c),
+            in_transaction: false,
         }
     }
 
@@ -636,8 +641,15 @@ impl<'a> Conn<'a> {
 
     /// Begins a transaction: its statements commit together on
     /// [`commit`](Transaction::commit), and roll back if it is dropped first.
+    /// Transactions do not nest: beginning one inside another is an error.
     pub fn transaction(&mut self) -> StorageResult<Transaction<'_, 'a>> {
+        if self.in_transaction {
+            return Err(StorageError::backend(
+                "a transaction was begun inside another (they do not nest)",
+            ));
+        }
         self.batch("BEGIN")?;
+        self.in_transaction = true;
         Ok(Transaction {
             conn: self,
             done: false,
@@ -652,10 +664,13 @@ pub struct Transaction<'c, 'a> {
 }
 
 impl Transaction<'_, '_> {
-    /// Commits.
+    /// Commits. If the commit fails, the transaction is rolled back (dropped), so the
+    /// connection is never left inside it.
     pub fn commit(mut self) -> StorageResult<()> {
+        self.conn.batch("COMMIT")?;
         self.done = true;
-        self.conn.batch("COMMIT")
+        self.conn.in_transaction = false;
+        Ok(())
     }
 }
 
@@ -678,6 +693,7 @@ impl Drop for Transaction<'_, '_> {
             // Nothing to report to: the error that made us drop is already on its way. A
             // connection whose rollback failed is unusable, and the next statement says so.
             let _ = self.conn.batch("ROLLBACK");
+            self.conn.in_transaction = false;
         }
     }
 }
@@ -770,7 +786,31 @@ mod tests {
         let mut tx = c.transaction().unwrap();
         tx.execute("INSERT INTO t (k, n) VALUES (?1, 1)", crate::params!["c"])
             .unwrap();
+        let nested = tx.transaction().map(|_| ()).unwrap_err();
+        assert!(nested.to_string().contains("do not nest"), "{nested}");
         tx.commit().unwrap();
+        // A failed commit leaves no transaction open: the next one begins.
+        {
+            let mut tx = c.transaction().unwrap();
+            tx.batch("CREATE TABLE parent (k TEXT PRIMARY KEY)")
+                .unwrap();
+            tx.batch(
+                "CREATE TABLE child (k TEXT REFERENCES parent (k) DEFERRABLE INITIALLY DEFERRED)",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        c.batch("PRAGMA foreign_keys = ON").unwrap();
+        let mut tx = c.transaction().unwrap();
+        tx.execute("INSERT INTO child VALUES ('orphan')", crate::params![])
+            .unwrap();
+        assert!(tx.commit().is_err(), "the deferred key fails at commit");
+        c.transaction().unwrap().commit().unwrap();
+        assert_eq!(
+            c.query_value::<i64>("SELECT COUNT(*) FROM child", crate::params![])
+                .unwrap(),
+            0
+        );
         let rows: Vec<(String, Option<u32>, Option<Vec<u8>>)> = c
             .query_map("SELECT k, n, b FROM t ORDER BY k", crate::params![], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
