@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use lithos_core::datetime::now_ms;
 
-use super::sql::{Conn, Dialect, Row};
+use super::sql::{Conn, Dialect, Param, Row};
 use super::{AccountStore, ModuleSchema, PgStore, SqliteStore, StorageError, StorageResult};
 use crate::params;
 use crate::sasl::{Credentials, ScramCredential};
@@ -117,6 +117,21 @@ const ACCOUNT_DELETED: &[&str] = &[
         ON CONFLICT (username) DO UPDATE SET deleted_ms = ?3",
 ];
 
+/// The eight credential columns' values, in the order both the insert and the update name
+/// them (and [`credentials_of`] reads them).
+fn credential_params(c: &Credentials) -> [&dyn Param; 8] {
+    [
+        &c.sha1.salt,
+        &c.sha1.iterations,
+        &c.sha1.stored_key,
+        &c.sha1.server_key,
+        &c.sha256.salt,
+        &c.sha256.iterations,
+        &c.sha256.stored_key,
+        &c.sha256.server_key,
+    ]
+}
+
 fn credentials_of(r: &Row<'_>) -> StorageResult<Credentials> {
     Ok(Credentials {
         sha1: ScramCredential {
@@ -152,23 +167,14 @@ impl AccountStore for Database {
             if buried {
                 return Err(StorageError::AlreadyExists);
             }
+            let mut p: Vec<&dyn Param> = vec![&u, &now];
+            p.extend(credential_params(&c));
             let r = tx.execute(
                 "INSERT INTO accounts (username, created_ms, sha1_salt, sha1_iterations,
                     sha1_stored_key, sha1_server_key, sha256_salt, sha256_iterations,
                     sha256_stored_key, sha256_server_key)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    u,
-                    now,
-                    c.sha1.salt,
-                    c.sha1.iterations,
-                    c.sha1.stored_key,
-                    c.sha1.server_key,
-                    c.sha256.salt,
-                    c.sha256.iterations,
-                    c.sha256.stored_key,
-                    c.sha256.server_key
-                ],
+                &p,
             );
             match r {
                 Ok(_) => {}
@@ -187,21 +193,13 @@ impl AccountStore for Database {
     async fn set_credentials(&self, username: &str, creds: &Credentials) -> StorageResult<()> {
         let (u, c) = (username.to_string(), creds.clone());
         self.run(move |conn| {
+            let mut p: Vec<&dyn Param> = vec![&u];
+            p.extend(credential_params(&c));
             let n = conn.execute(
                 "UPDATE accounts SET sha1_salt = ?2, sha1_iterations = ?3, sha1_stored_key = ?4,
                    sha1_server_key = ?5, sha256_salt = ?6, sha256_iterations = ?7,
                    sha256_stored_key = ?8, sha256_server_key = ?9 WHERE username = ?1",
-                params![
-                    u,
-                    c.sha1.salt,
-                    c.sha1.iterations,
-                    c.sha1.stored_key,
-                    c.sha1.server_key,
-                    c.sha256.salt,
-                    c.sha256.iterations,
-                    c.sha256.stored_key,
-                    c.sha256.server_key
-                ],
+                &p,
             )?;
             if n == 0 {
                 Err(StorageError::NotFound)

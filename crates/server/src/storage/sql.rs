@@ -404,7 +404,7 @@ pub fn postgres_sql(sql: &str) -> (String, Vec<usize>) {
 /// A PostgreSQL connection with the statements it has prepared, by their SQL as written.
 pub(crate) struct PgConn {
     pub(crate) client: postgres::Client,
-    statements: HashMap<String, (postgres::Statement, Vec<usize>)>,
+    statements: HashMap<String, (postgres::Statement, std::sync::Arc<[usize]>)>,
 }
 
 impl PgConn {
@@ -416,11 +416,16 @@ impl PgConn {
     }
 
     /// The prepared statement for `sql`, and which of the given parameters it binds.
-    fn prepare(&mut self, sql: &str) -> StorageResult<(postgres::Statement, Vec<usize>)> {
+    /// (Both halves are reference-counted: a cached statement costs no allocation.)
+    fn prepare(
+        &mut self,
+        sql: &str,
+    ) -> StorageResult<(postgres::Statement, std::sync::Arc<[usize]>)> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
         let (text, n) = postgres_sql(sql);
+        let n: std::sync::Arc<[usize]> = n.into();
         let st = self.client.prepare(&text)?;
         // Bounded: stores write their SQL as constants, but one built at run time must not
         // grow the cache without end.
@@ -491,6 +496,17 @@ fn sqlite_params<'a>(
     ))
 }
 
+/// Executes one statement on SQLite (cached); gives how many rows it changed.
+fn sqlite_execute(
+    c: &rusqlite::Connection,
+    sql: &str,
+    params: &[&dyn Param],
+) -> StorageResult<usize> {
+    let mut st = c.prepare_cached(sql)?;
+    let params = sqlite_params(st.parameter_count(), params)?;
+    Ok(st.execute(params)?)
+}
+
 impl<'a> Conn<'a> {
     pub(crate) fn sqlite(c: &'a rusqlite::Connection) -> Conn<'a> {
         Conn {
@@ -527,11 +543,7 @@ impl<'a> Conn<'a> {
     /// `params` as it uses (`?1` to its highest `?N`); more are ignored, fewer are an error.
     pub fn execute(&mut self, sql: &str, params: &[&dyn Param]) -> StorageResult<usize> {
         match &mut self.inner {
-            ConnInner::Sqlite(c) => {
-                let mut st = c.prepare_cached(sql)?;
-                let params = sqlite_params(st.parameter_count(), params)?;
-                Ok(st.execute(params)?)
-            }
+            ConnInner::Sqlite(c) => sqlite_execute(c, sql, params),
             ConnInner::Postgres(c) => {
                 let (st, n) = c.prepare(sql)?;
                 let values = PgConn::bind(params, &n)?;
@@ -546,9 +558,7 @@ impl<'a> Conn<'a> {
     pub fn insert_id(&mut self, sql: &str, params: &[&dyn Param]) -> StorageResult<i64> {
         match &mut self.inner {
             ConnInner::Sqlite(c) => {
-                let mut st = c.prepare_cached(sql)?;
-                let params = sqlite_params(st.parameter_count(), params)?;
-                st.execute(params)?;
+                sqlite_execute(c, sql, params)?;
                 Ok(c.last_insert_rowid())
             }
             ConnInner::Postgres(_) => self.query_value(&format!("{sql} RETURNING id"), params),
